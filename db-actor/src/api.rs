@@ -1,0 +1,453 @@
+//! The HTTP surface of one database: `/{db}/...` requests in, CouchDB
+//! responses out. Runtime-neutral, so every endpoint is tested natively;
+//! the Worker binding only adds waiting (long-poll) and notifications.
+
+use crate::all_docs::Index;
+use crate::database::Database;
+use crate::documents::{request_rev, OpenRev, ReadOpts};
+use serde_json::{json, Value};
+use shared::all_docs::AllDocsQuery;
+use shared::changes::{ChangesQuery, Feed};
+use shared::doc::{self, IncomingDoc, LOCAL_PREFIX};
+use shared::error::{CouchError, CouchResult};
+use shared::http::{encode_segment, method_not_allowed, Request, Response};
+use shared::rev::Rev;
+use shared::uuids;
+
+/// What a request did to the database, for the binding to announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbEvent {
+    Created,
+    Deleted,
+    Updated,
+}
+
+/// The answer to a request.
+#[derive(Debug)]
+pub enum Reply {
+    Done(Response),
+    /// A long-poll with nothing to report yet: the binding waits for a
+    /// change (or the timeout) and then calls [`changes_response`].
+    Wait { query: ChangesQuery, since: u64 },
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Reply,
+    pub event: Option<DbEvent>,
+}
+
+impl Outcome {
+    fn done(r: Response) -> Self {
+        Outcome {
+            reply: Reply::Done(r),
+            event: None,
+        }
+    }
+}
+
+/// Handles a request whose first path segment is this database's name.
+/// `new_instance` supplies the random tag of a database being created.
+pub fn handle(db: &Database, req: &Request, new_instance: &dyn Fn() -> String) -> Outcome {
+    if !req.user.is_admin() {
+        return Outcome::done(Response::error(&CouchError::unauthorized(
+            "You are not authorized to access this db.",
+        )));
+    }
+    match route(db, req, new_instance) {
+        Ok(o) => o,
+        Err(e) => Outcome::done(Response::error(&e)),
+    }
+}
+
+fn updated(r: Response) -> CouchResult<Outcome> {
+    let event = (r.status < 300).then_some(DbEvent::Updated);
+    Ok(Outcome {
+        reply: Reply::Done(r),
+        event,
+    })
+}
+
+fn done(r: Response) -> CouchResult<Outcome> {
+    Ok(Outcome::done(r))
+}
+
+fn route(db: &Database, req: &Request, new_instance: &dyn Fn() -> String) -> CouchResult<Outcome> {
+    let name = req.path.first().map(String::as_str).unwrap_or_default();
+    let rest: Vec<&str> = req.path.iter().skip(1).map(String::as_str).collect();
+    let m = req.method.as_str();
+    match rest.as_slice() {
+        [] => match m {
+            "GET" | "HEAD" => done(Response::json(200, &db.info()?)),
+            "PUT" => {
+                shared::db_name::validate(name)?;
+                db.create(name, &new_instance())?;
+                let r = Response::json(201, &json!({"ok": true}))
+                    .with_header("location", format!("/{}", encode_segment(name)));
+                Ok(Outcome {
+                    reply: Reply::Done(r),
+                    event: Some(DbEvent::Created),
+                })
+            }
+            "DELETE" => {
+                if req.param("rev").is_some() {
+                    return Err(CouchError::bad_request(
+                        "You tried to DELETE a database with a ?=rev parameter. Did you mean to DELETE a document instead?",
+                    ));
+                }
+                db.delete()?;
+                Ok(Outcome {
+                    reply: Reply::Done(Response::ok()),
+                    event: Some(DbEvent::Deleted),
+                })
+            }
+            "POST" => {
+                require_json(req)?;
+                db.meta()?;
+                let doc = IncomingDoc::parse(req.json_body()?)?;
+                let id = doc.id.clone().unwrap_or_else(uuids::next);
+                if doc::is_local(&id) {
+                    let rev = db.put_local(&id, req.json_body()?, None)?;
+                    return updated(write_reply(req, name, &id, &rev, 201));
+                }
+                let rev = db.save_one(&id, &doc, true)?;
+                updated(write_reply(req, name, &id, &rev.to_string(), 201))
+            }
+            _ => method_not_allowed("DELETE,GET,HEAD,POST,PUT"),
+        },
+        ["_all_docs"] => all_docs(db, req, Index::All),
+        ["_design_docs"] => all_docs(db, req, Index::Design),
+        ["_local_docs"] => all_docs(db, req, Index::Local),
+        ["_changes"] => changes(db, req),
+        ["_bulk_docs"] => {
+            only(req, "POST")?;
+            require_json(req)?;
+            db.meta()?;
+            let body = req.json_object_body()?;
+            let results = db.bulk_docs(&body)?;
+            updated(Response::json(201, &results))
+        }
+        ["_bulk_get"] => {
+            only(req, "POST")?;
+            require_json(req)?;
+            db.meta()?;
+            let body = req.json_object_body()?;
+            done(Response::json(200, &db.bulk_get(&body, &ReadOpts::from_request(req)?)?))
+        }
+        ["_revs_diff"] => {
+            only(req, "POST")?;
+            done(Response::json(200, &db.revs_diff(&req.json_object_body()?)?))
+        }
+        ["_missing_revs"] => {
+            only(req, "POST")?;
+            done(Response::json(200, &db.missing_revs(&req.json_object_body()?)?))
+        }
+        ["_ensure_full_commit"] => {
+            only(req, "POST")?;
+            db.meta()?;
+            done(Response::json(
+                201,
+                &json!({"ok": true, "instance_start_time": "0"}),
+            ))
+        }
+        ["_revs_limit"] => match m {
+            "GET" => done(Response::json(200, &db.revs_limit()?)),
+            "PUT" => {
+                db.set_revs_limit(&req.json_body()?)?;
+                done(Response::ok())
+            }
+            _ => method_not_allowed("GET,PUT"),
+        },
+        ["_security"] => match m {
+            "GET" => done(Response::json(200, &db.security()?)),
+            "PUT" => {
+                db.set_security(&req.json_body()?)?;
+                done(Response::ok())
+            }
+            _ => method_not_allowed("GET,PUT"),
+        },
+        // Storage is compacted as it goes: bodies of non-leaf revisions are
+        // dropped on write. These endpoints answer as CouchDB does.
+        ["_compact"] | ["_compact", _] | ["_view_cleanup"] => {
+            only(req, "POST")?;
+            require_json(req)?;
+            db.meta()?;
+            done(Response::json(202, &json!({"ok": true})))
+        }
+        ["_local", id] => document(db, req, name, &format!("{LOCAL_PREFIX}{id}")),
+        ["_design", ddoc] => document(db, req, name, &format!("_design/{ddoc}")),
+        ["_design", _, ..] | [_, _, ..] => Err(CouchError::not_implemented(
+            "Attachments, views and design document functions are not supported by this server yet",
+        )),
+        [id] => document(db, req, name, id),
+    }
+}
+
+fn only(req: &Request, method: &str) -> CouchResult<()> {
+    if req.method == method {
+        Ok(())
+    } else {
+        Err(CouchError::method_not_allowed(method))
+    }
+}
+
+/// CouchDB refuses JSON endpoints' POSTs without a JSON content type.
+fn require_json(req: &Request) -> CouchResult<()> {
+    match req.header("content-type") {
+        Some(ct) if ct.to_ascii_lowercase().starts_with("application/json") => Ok(()),
+        _ => Err(CouchError::unsupported_media_type(
+            "Content-Type must be application/json",
+        )),
+    }
+}
+
+fn all_docs(db: &Database, req: &Request, index: Index) -> CouchResult<Outcome> {
+    let body = match req.method.as_str() {
+        "GET" | "HEAD" => None,
+        "POST" => {
+            require_json(req)?;
+            Some(req.json_object_body()?)
+        }
+        _ => return method_not_allowed("GET,HEAD,POST"),
+    };
+    let q = AllDocsQuery::from_request(req, body.as_ref())?;
+    done(Response::raw_json(200, db.all_docs(&q, index)?))
+}
+
+fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
+    let body = match req.method.as_str() {
+        "GET" | "HEAD" => None,
+        "POST" => {
+            require_json(req)?;
+            Some(req.json_object_body()?)
+        }
+        _ => return method_not_allowed("GET,HEAD,POST"),
+    };
+    let q = ChangesQuery::from_request(req, body.as_ref())?;
+    if matches!(q.feed, Feed::Continuous | Feed::EventSource) {
+        return Err(CouchError::not_implemented(
+            "feed=continuous and feed=eventsource are not supported by this server yet; use longpoll",
+        ));
+    }
+    let since = db.resolve_since(&q)?;
+    let page = db.changes(&q, since)?;
+    if q.feed == Feed::Longpoll && page.rows.is_empty() && q.wait_ms() > 0 {
+        return Ok(Outcome {
+            reply: Reply::Wait { query: q, since },
+            event: None,
+        });
+    }
+    done(Response::raw_json(200, page.to_json()))
+}
+
+/// Answers a long-poll after waiting: whatever changed since `since`.
+pub fn changes_response(db: &Database, q: &ChangesQuery, since: u64) -> Response {
+    shared::http::respond(
+        db.changes(q, since)
+            .map(|page| Response::raw_json(200, page.to_json())),
+    )
+}
+
+/// The `{"ok", "id", "rev"}` answer to a write, with `ETag` and `Location`.
+fn write_reply(req: &Request, db: &str, id: &str, rev: &str, status: u16) -> Response {
+    if req.param("batch") == Some("ok") {
+        return Response::json(202, &json!({"ok": true, "id": id}));
+    }
+    let location = format!("/{}/{}", encode_segment(db), doc_path(id));
+    Response::json(status, &json!({"ok": true, "id": id, "rev": rev}))
+        .with_header("etag", format!("\"{rev}\""))
+        .with_header("location", location)
+}
+
+/// A document id as a URL path (design and local prefixes keep their slash).
+fn doc_path(id: &str) -> String {
+    for prefix in ["_design/", LOCAL_PREFIX] {
+        if let Some(rest) = id.strip_prefix(prefix) {
+            return format!("{prefix}{}", encode_segment(rest));
+        }
+    }
+    encode_segment(id)
+}
+
+fn document(db: &Database, req: &Request, dbname: &str, id: &str) -> CouchResult<Outcome> {
+    doc::validate_id(id)?;
+    let local = doc::is_local(id);
+    match req.method.as_str() {
+        "GET" | "HEAD" if local => done(Response::raw_json(200, db.get_local(id)?)),
+        "GET" | "HEAD" => get_document(db, req, id),
+        "PUT" => {
+            let body = req.json_body()?;
+            if local {
+                let rev = db.put_local(id, body, req.param("rev"))?;
+                return updated(write_reply(req, dbname, id, &rev, 201));
+            }
+            let mut doc = IncomingDoc::parse(body)?;
+            doc.rev = request_rev(req, doc.rev.as_ref())?;
+            let new_edits = req.bool_param("new_edits")?.unwrap_or(true);
+            let rev = db.save_one(id, &doc, new_edits)?;
+            let status = if req.param("batch") == Some("ok") { 202 } else { 201 };
+            updated(write_reply(req, dbname, id, &rev.to_string(), status))
+        }
+        "DELETE" => {
+            if local {
+                let rev = req.param("rev");
+                db.put_local(id, json!({"_deleted": true}), rev)?;
+                return updated(Response::json(200, &json!({"ok": true, "id": id, "rev": "0-0"})));
+            }
+            let rev = request_rev(req, None)?;
+            let existing = db.store.load_doc(id)?;
+            if existing.is_none() {
+                db.meta()?;
+                return Err(CouchError::doc_not_found(false));
+            }
+            if rev.is_none() {
+                return Err(CouchError::conflict());
+            }
+            let doc = IncomingDoc {
+                rev,
+                deleted: true,
+                ..Default::default()
+            };
+            let rev = db.save_one(id, &doc, true)?;
+            updated(write_reply(req, dbname, id, &rev.to_string(), 200))
+        }
+        "COPY" => copy_document(db, req, dbname, id),
+        _ => method_not_allowed("DELETE,GET,HEAD,POST,PUT,COPY"),
+    }
+}
+
+fn get_document(db: &Database, req: &Request, id: &str) -> CouchResult<Outcome> {
+    let opts = ReadOpts::from_request(req)?;
+    if let Some(open) = req.param("open_revs") {
+        let revs = if open == "all" {
+            None
+        } else {
+            let v: Value = serde_json::from_str(open)
+                .map_err(|_| CouchError::bad_request("Invalid open_revs parameter"))?;
+            let list = v
+                .as_array()
+                .ok_or_else(|| CouchError::bad_request("open_revs must be a JSON array or \"all\""))?;
+            Some(list.iter().map(Rev::from_json).collect::<CouchResult<Vec<_>>>()?)
+        };
+        db.meta()?;
+        let answers = db.open_revs(id, revs.as_deref(), &opts)?;
+        return done(open_revs_response(req, answers));
+    }
+    let rev = req.param("rev").map(str::parse::<Rev>).transpose()?;
+    let (rev, json) = db.get_doc(id, rev.as_ref(), &opts)?;
+    let etag = format!("\"{rev}\"");
+    if req.header("if-none-match") == Some(etag.as_str()) {
+        return done(Response::empty(304).with_header("etag", etag));
+    }
+    done(Response::raw_json(200, json).with_header("etag", etag))
+}
+
+/// `open_revs` answers as a JSON array when asked for, otherwise as CouchDB's
+/// default `multipart/mixed`, one `application/json` part per revision.
+fn open_revs_response(req: &Request, answers: Vec<OpenRev>) -> Response {
+    let part = |a: &OpenRev| match a {
+        OpenRev::Ok(doc) => {
+            let mut v = b"{\"ok\":".to_vec();
+            v.extend_from_slice(doc);
+            v.push(b'}');
+            v
+        }
+        OpenRev::Missing(r) => serde_json::to_vec(&json!({"missing": r.to_string()})).expect("json"),
+    };
+    if req.accepts("application/json") {
+        let mut out = b"[".to_vec();
+        for (i, a) in answers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend(part(a));
+        }
+        out.push(b']');
+        return Response::raw_json(200, out);
+    }
+    let boundary = format!("{:x}", boundary_for(&answers));
+    let mut body = Vec::new();
+    for a in &answers {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/json").as_bytes());
+        let json = match a {
+            OpenRev::Ok(doc) => doc.clone(),
+            OpenRev::Missing(r) => {
+                body.extend_from_slice(b"; error=\"true\"");
+                serde_json::to_vec(&json!({"missing": r.to_string()})).expect("json")
+            }
+        };
+        body.extend_from_slice(b"\r\n\r\n");
+        body.extend(json);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--").as_bytes());
+    Response {
+        status: 200,
+        headers: vec![(
+            "content-type".into(),
+            format!("multipart/mixed; boundary=\"{boundary}\""),
+        )],
+        body,
+    }
+}
+
+/// A boundary that cannot occur in the parts: derived from their content.
+fn boundary_for(answers: &[OpenRev]) -> u128 {
+    let mut h: u128 = 0xcbf2_9ce4_8422_2325;
+    for a in answers {
+        let bytes: &[u8] = match a {
+            OpenRev::Ok(d) => d,
+            OpenRev::Missing(r) => r.hash.as_bytes(),
+        };
+        for b in bytes {
+            h = (h ^ u128::from(*b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+        }
+    }
+    h
+}
+
+fn copy_document(db: &Database, req: &Request, dbname: &str, id: &str) -> CouchResult<Outcome> {
+    let dest = req
+        .header("destination")
+        .ok_or_else(|| CouchError::bad_request("Destination header is mandatory for COPY."))?;
+    let (dest_id, dest_rev) = match dest.split_once("?rev=") {
+        Some((d, r)) => (d, Some(r.parse::<Rev>()?)),
+        None => (dest, None),
+    };
+    let dest_id = percent_decode(dest_id);
+    doc::validate_id(&dest_id)?;
+    let src_rev = req.param("rev").map(str::parse::<Rev>).transpose()?;
+    let (_, json) = db.get_doc(id, src_rev.as_ref(), &ReadOpts::default())?;
+    let mut value: Value = serde_json::from_slice(&json)?;
+    let obj = value.as_object_mut().expect("documents are objects");
+    obj.remove("_id");
+    obj.remove("_rev");
+    let mut doc = IncomingDoc::parse(value)?;
+    doc.rev = dest_rev;
+    let rev = db.save_one(&dest_id, &doc, true)?;
+    updated(write_reply(req, dbname, &dest_id, &rev.to_string(), 201))
+}
+
+fn percent_decode(s: &str) -> String {
+    shared::http::split_path(s).join("/")
+}
+
+impl Database<'_> {
+    /// Writes one document in its own transaction. Returns its revision.
+    pub fn save_one(&self, id: &str, doc: &IncomingDoc, new_edits: bool) -> CouchResult<Rev> {
+        if doc::is_local(id) {
+            return Err(CouchError::bad_request("use the _local endpoints"));
+        }
+        self.transact(|| {
+            let mut batch = self.begin_writes()?;
+            let rev = if new_edits {
+                self.update_doc(&mut batch, id, doc)?
+            } else {
+                self.merge_doc(&mut batch, id, doc)?;
+                doc.rev.clone().expect("checked by merge_doc")
+            };
+            self.finish_writes(&batch)?;
+            Ok(rev)
+        })
+    }
+}

@@ -1,0 +1,187 @@
+//! The bulk endpoints replication runs on: `_bulk_docs`, `_bulk_get`,
+//! `_revs_diff` and `_missing_revs`.
+
+use crate::database::Database;
+use crate::documents::{OpenRev, ReadOpts};
+use serde_json::{json, Map, Value};
+use shared::doc::IncomingDoc;
+use shared::error::{CouchError, CouchResult};
+use shared::rev::Rev;
+use shared::uuids;
+
+impl Database<'_> {
+    /// `POST /db/_bulk_docs`. Malformed documents fail the whole request
+    /// (as CouchDB parses them all first); conflicts are reported per
+    /// document. With `new_edits: false` only failures are listed.
+    pub fn bulk_docs(&self, body: &Map<String, Value>) -> CouchResult<Vec<Value>> {
+        let docs = body
+            .get("docs")
+            .and_then(Value::as_array)
+            .ok_or_else(|| CouchError::bad_request("POST body must include `docs` parameter."))?;
+        let new_edits = match body.get("new_edits") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(CouchError::bad_request("`new_edits` parameter must be a boolean.")),
+        };
+        let parsed: Vec<(String, IncomingDoc)> = docs
+            .iter()
+            .map(|d| {
+                let doc = IncomingDoc::parse(d.clone())?;
+                let id = doc.id.clone().unwrap_or_else(uuids::next);
+                shared::doc::validate_id(&id)?;
+                if shared::doc::is_local(&id) {
+                    return Err(CouchError::bad_request(
+                        "_local documents cannot be written with _bulk_docs",
+                    ));
+                }
+                Ok((id, doc))
+            })
+            .collect::<CouchResult<_>>()?;
+        self.transact(|| {
+            let mut batch = self.begin_writes()?;
+            let mut results = Vec::with_capacity(parsed.len());
+            for (id, doc) in &parsed {
+                let r = if new_edits {
+                    self.update_doc(&mut batch, id, doc).map(Some)
+                } else {
+                    self.merge_doc(&mut batch, id, doc).map(|_| None)
+                };
+                match r {
+                    Ok(Some(rev)) => results.push(json!({"ok": true, "id": id, "rev": rev.to_string()})),
+                    Ok(None) => {}
+                    Err(e) if e.status == 409 || e.status == 403 || e.status == 401 => {
+                        results.push(json!({"id": id, "error": e.error, "reason": e.reason}))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            self.finish_writes(&batch)?;
+            Ok(results)
+        })
+    }
+
+    /// `POST /db/_bulk_get`: each requested document (revision) as
+    /// `{"ok": doc}` or an error, grouped by request entry.
+    pub fn bulk_get(&self, body: &Map<String, Value>, opts: &ReadOpts) -> CouchResult<Value> {
+        let docs = body
+            .get("docs")
+            .and_then(Value::as_array)
+            .ok_or_else(|| CouchError::bad_request("Missing JSON list of 'docs'."))?;
+        let mut results = Vec::with_capacity(docs.len());
+        for d in docs {
+            let id = d.get("id").and_then(Value::as_str);
+            let Some(id) = id else {
+                results.push(json!({"id": null, "docs": [{"error": {
+                    "id": null, "rev": null, "error": "illegal_docid", "reason": "Document id must be a string."
+                }}]}));
+                continue;
+            };
+            let rev = d.get("rev").map(Rev::from_json).transpose();
+            let entries = match rev {
+                Err(e) => vec![error_entry(id, d.get("rev"), &e)],
+                Ok(rev) => {
+                    let revs = rev.map(|r| vec![r]);
+                    let answer = match &revs {
+                        Some(r) => self.open_revs(id, Some(r), opts),
+                        None => self.winner_only(id, opts),
+                    };
+                    match answer {
+                        Ok(list) => list
+                            .into_iter()
+                            .map(|o| match o {
+                                OpenRev::Ok(json) => json!({"ok": raw(json)}),
+                                OpenRev::Missing(r) => error_entry(
+                                    id,
+                                    Some(&json!(r.to_string())),
+                                    &CouchError::doc_not_found(false),
+                                ),
+                            })
+                            .collect(),
+                        Err(e) => vec![error_entry(id, d.get("rev"), &e)],
+                    }
+                }
+            };
+            results.push(json!({"id": id, "docs": entries}));
+        }
+        Ok(json!({ "results": results }))
+    }
+
+    fn winner_only(&self, id: &str, opts: &ReadOpts) -> CouchResult<Vec<OpenRev>> {
+        let rec = self.require_doc(id)?;
+        let meta = self.meta()?;
+        Ok(vec![match self.render_rev(&meta, &rec, &rec.winner, opts)? {
+            Some(j) => OpenRev::Ok(j),
+            None => OpenRev::Missing(rec.winner.clone()),
+        }])
+    }
+
+    /// `POST /db/_revs_diff`: which of the given revisions are unknown, and
+    /// which known leaves could be their ancestors.
+    pub fn revs_diff(&self, body: &Map<String, Value>) -> CouchResult<Map<String, Value>> {
+        self.meta()?;
+        let mut out = Map::new();
+        for (id, revs) in body {
+            let revs = parse_rev_list(revs)?;
+            let rec = self.store.load_doc(id)?;
+            let missing: Vec<&Rev> = revs
+                .iter()
+                .filter(|r| !rec.as_ref().is_some_and(|d| d.tree.contains(r)))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let mut entry = Map::new();
+            entry.insert(
+                "missing".into(),
+                json!(missing.iter().map(|r| r.to_string()).collect::<Vec<_>>()),
+            );
+            if let Some(rec) = &rec {
+                let max_pos = missing.iter().map(|r| r.pos).max().unwrap_or(0);
+                let ancestors: Vec<String> = rec
+                    .tree
+                    .leaves()
+                    .into_iter()
+                    .filter(|l| l.rev.pos < max_pos)
+                    .map(|l| l.rev.to_string())
+                    .collect();
+                if !ancestors.is_empty() {
+                    entry.insert("possible_ancestors".into(), json!(ancestors));
+                }
+            }
+            out.insert(id.clone(), Value::Object(entry));
+        }
+        Ok(out)
+    }
+
+    /// `POST /db/_missing_revs`: the older form of `_revs_diff`.
+    pub fn missing_revs(&self, body: &Map<String, Value>) -> CouchResult<Value> {
+        let diff = self.revs_diff(body)?;
+        let missing: Map<String, Value> = diff
+            .into_iter()
+            .map(|(id, v)| (id, v.get("missing").cloned().unwrap_or(json!([]))))
+            .collect();
+        Ok(json!({ "missing_revs": missing }))
+    }
+}
+
+fn parse_rev_list(v: &Value) -> CouchResult<Vec<Rev>> {
+    v.as_array()
+        .ok_or_else(|| CouchError::bad_request("Each document id must map to a list of revisions"))?
+        .iter()
+        .map(Rev::from_json)
+        .collect()
+}
+
+fn error_entry(id: &str, rev: Option<&Value>, e: &CouchError) -> Value {
+    json!({"error": {
+        "id": id,
+        "rev": rev.cloned().unwrap_or(json!("undefined")),
+        "error": e.error,
+        "reason": e.reason,
+    }})
+}
+
+/// Embeds already-rendered JSON in a `serde_json::Value`.
+fn raw(json: Vec<u8>) -> Value {
+    serde_json::from_slice(&json).expect("rendered documents are valid JSON")
+}

@@ -1,0 +1,161 @@
+//! `_changes`: documents in update-sequence order, each once, at its latest
+//! change.
+
+use crate::database::{Database, DbMeta};
+use crate::documents::ReadOpts;
+use crate::store::DocRecord;
+use serde_json::json;
+use shared::changes::{ChangesQuery, Filter};
+use shared::error::CouchResult;
+use shared::seq::Since;
+
+/// Rows read from storage per step while a filter discards some.
+const SCAN_BATCH: u64 = 500;
+
+/// A page of changes, rendered.
+pub struct ChangesPage {
+    /// The rows, each a JSON object.
+    pub rows: Vec<Vec<u8>>,
+    /// The sequence a client resumes from.
+    pub last_seq: String,
+    /// Changes after `last_seq` not returned.
+    pub pending: u64,
+}
+
+impl ChangesPage {
+    /// The body of a `normal`/`longpoll` response.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.rows.iter().map(|r| r.len() + 2).sum::<usize>() + 64);
+        out.extend_from_slice(b"{\"results\":[");
+        for (i, r) in self.rows.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+            out.extend_from_slice(r);
+        }
+        out.extend_from_slice(
+            format!(
+                "\n],\n\"last_seq\":{},\"pending\":{}}}",
+                json!(self.last_seq),
+                self.pending
+            )
+            .as_bytes(),
+        );
+        out
+    }
+}
+
+impl Database<'_> {
+    /// The numeric sequence a query starts after (`now` is the current one).
+    pub fn resolve_since(&self, q: &ChangesQuery) -> CouchResult<u64> {
+        Ok(match q.since {
+            Since::Seq(n) => n,
+            Since::Now => self.store.stats()?.update_seq,
+        })
+    }
+
+    /// The changes after `since` that `q` selects.
+    pub fn changes(&self, q: &ChangesQuery, since: u64) -> CouchResult<ChangesPage> {
+        let meta = self.meta()?;
+        let update_seq = self.store.stats()?.update_seq;
+        let limit = q.limit.unwrap_or(u64::MAX).max(1);
+        let records = self.select_changes(q, since, limit)?;
+        let limited = records.len() as u64 >= limit;
+        let last = match (records.last(), q.descending) {
+            (Some(r), _) if limited || q.descending => r.seq,
+            _ if q.descending => since,
+            _ => update_seq.max(since),
+        };
+        let pending = if q.descending {
+            0
+        } else {
+            self.store.count_since(last)?
+        };
+        let rows = records
+            .iter()
+            .map(|r| self.change_row(&meta, r, q))
+            .collect::<CouchResult<_>>()?;
+        Ok(ChangesPage {
+            rows,
+            last_seq: meta.seq(last),
+            pending,
+        })
+    }
+
+    fn select_changes(&self, q: &ChangesQuery, since: u64, limit: u64) -> CouchResult<Vec<DocRecord>> {
+        match &q.filter {
+            Filter::All => self.store.docs_by_seq(since, q.descending, limit),
+            Filter::DocIds(ids) => {
+                let mut recs = Vec::new();
+                for id in ids {
+                    if let Some(r) = self.store.load_doc(id)? {
+                        if r.seq > since && !recs.iter().any(|x: &DocRecord| x.id == r.id) {
+                            recs.push(r);
+                        }
+                    }
+                }
+                recs.sort_by_key(|r| r.seq);
+                if q.descending {
+                    recs.reverse();
+                }
+                recs.truncate(limit.min(usize::MAX as u64) as usize);
+                Ok(recs)
+            }
+            Filter::Design => {
+                let is_design = |r: &DocRecord| r.id.starts_with("_design/");
+                let take = limit.min(usize::MAX as u64) as usize;
+                if q.descending {
+                    let all = self.store.docs_by_seq(since, true, u64::MAX)?;
+                    return Ok(all.into_iter().filter(is_design).take(take).collect());
+                }
+                let mut out = Vec::new();
+                let mut cursor = since;
+                loop {
+                    let batch = self.store.docs_by_seq(cursor, false, SCAN_BATCH)?;
+                    let Some(last) = batch.last() else { break };
+                    let exhausted = (batch.len() as u64) < SCAN_BATCH;
+                    cursor = last.seq;
+                    out.extend(batch.into_iter().filter(is_design));
+                    if out.len() >= take || exhausted {
+                        break;
+                    }
+                }
+                out.truncate(take);
+                Ok(out)
+            }
+        }
+    }
+
+    fn change_row(&self, meta: &DbMeta, r: &DocRecord, q: &ChangesQuery) -> CouchResult<Vec<u8>> {
+        let changes: Vec<_> = if q.all_leaves {
+            r.tree
+                .leaves()
+                .iter()
+                .map(|l| json!({"rev": l.rev.to_string()}))
+                .collect()
+        } else {
+            vec![json!({"rev": r.winner.to_string()})]
+        };
+        let mut row = format!(
+            "{{\"seq\":{},\"id\":{},\"changes\":{}",
+            json!(meta.seq(r.seq)),
+            json!(r.id),
+            json!(changes)
+        )
+        .into_bytes();
+        if r.deleted {
+            row.extend_from_slice(b",\"deleted\":true");
+        }
+        if q.include_docs {
+            let opts = ReadOpts {
+                conflicts: q.conflicts,
+                ..Default::default()
+            };
+            row.extend_from_slice(b",\"doc\":");
+            match self.render_rev(meta, r, &r.winner, &opts)? {
+                Some(doc) => row.extend_from_slice(&doc),
+                None => row.extend_from_slice(b"null"),
+            }
+        }
+        row.push(b'}');
+        Ok(row)
+    }
+}

@@ -1,0 +1,314 @@
+//! Writing and reading documents: interactive edits, replicated revisions,
+//! and rendering a revision with the options CouchDB offers.
+
+use crate::database::{Database, DbMeta};
+use crate::store::{DocRecord, Stats};
+use serde_json::{json, Value};
+use shared::doc::{self, IncomingDoc};
+use shared::error::{CouchError, CouchResult};
+use shared::http::Request;
+use shared::rev::Rev;
+use shared::rev_tree::{path_from_revisions, RevTree};
+use std::collections::HashSet;
+
+/// State carried through the writes of one transaction.
+pub struct WriteBatch {
+    pub meta: DbMeta,
+    pub stats: Stats,
+}
+
+/// Reading options of `GET /db/doc` (and `_bulk_get`, `open_revs`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOpts {
+    pub revs: bool,
+    pub revs_info: bool,
+    pub conflicts: bool,
+    pub deleted_conflicts: bool,
+    pub local_seq: bool,
+    pub latest: bool,
+}
+
+impl ReadOpts {
+    pub fn from_request(req: &Request) -> CouchResult<Self> {
+        let meta = req.flag("meta")?;
+        Ok(ReadOpts {
+            revs: req.flag("revs")?,
+            revs_info: req.flag("revs_info")? || meta,
+            conflicts: req.flag("conflicts")? || meta,
+            deleted_conflicts: req.flag("deleted_conflicts")? || meta,
+            local_seq: req.flag("local_seq")?,
+            latest: req.flag("latest")?,
+        })
+    }
+}
+
+impl Database<'_> {
+    /// Starts a write transaction's state.
+    pub fn begin_writes(&self) -> CouchResult<WriteBatch> {
+        Ok(WriteBatch {
+            meta: self.meta()?,
+            stats: self.store.stats()?,
+        })
+    }
+
+    pub fn finish_writes(&self, batch: &WriteBatch) -> CouchResult<()> {
+        self.store.save_stats(&batch.stats)
+    }
+
+    fn check_size(&self, id: &str, body: &[u8]) -> CouchResult<()> {
+        if body.len() as u64 > self.limits.max_document_size {
+            return Err(CouchError::document_too_large(id));
+        }
+        Ok(())
+    }
+
+    /// An interactive edit (`new_edits=true`): the document's `_rev` must be
+    /// a current leaf (or absent for a new or deleted document). Returns the
+    /// new revision.
+    pub fn update_doc(&self, batch: &mut WriteBatch, id: &str, doc: &IncomingDoc) -> CouchResult<Rev> {
+        doc::validate_id(id)?;
+        let body = doc.body_json();
+        self.check_size(id, &body)?;
+        let old = self.store.load_doc(id)?;
+        let parent = RevTree::edit_parent(old.as_ref().map(|r| &r.tree), doc.rev.as_ref())?;
+        let rev = Rev::next(parent.as_ref(), doc.deleted, &body);
+        let mut tree = old.as_ref().map(|r| r.tree.clone()).unwrap_or_default();
+        tree.add_edit(parent.as_ref(), rev.clone(), doc.deleted);
+        self.commit(batch, id, old.as_ref(), tree, Some((&rev, &body)))?;
+        Ok(rev)
+    }
+
+    /// A replicated revision (`new_edits=false`): its history is merged into
+    /// the tree as is; a revision already present changes nothing.
+    pub fn merge_doc(&self, batch: &mut WriteBatch, id: &str, doc: &IncomingDoc) -> CouchResult<()> {
+        doc::validate_id(id)?;
+        let rev = doc
+            .rev
+            .as_ref()
+            .ok_or_else(|| CouchError::bad_request("Document rev is required with new_edits=false"))?;
+        let path = path_from_revisions(rev, doc.revisions.as_ref())?;
+        let body = doc.body_json();
+        self.check_size(id, &body)?;
+        let old = self.store.load_doc(id)?;
+        let mut tree = old.as_ref().map(|r| r.tree.clone()).unwrap_or_default();
+        if !tree.merge_path(&path, doc.deleted) {
+            return Ok(());
+        }
+        self.commit(batch, id, old.as_ref(), tree, Some((rev, &body)))
+    }
+
+    /// Stores a changed tree: stems it, keeps bodies only for leaves,
+    /// updates the counters and gives the document the next sequence.
+    fn commit(
+        &self,
+        batch: &mut WriteBatch,
+        id: &str,
+        old: Option<&DocRecord>,
+        mut tree: RevTree,
+        new_body: Option<(&Rev, &[u8])>,
+    ) -> CouchResult<()> {
+        tree.stem(batch.meta.revs_limit);
+        let leaves: HashSet<Rev> = tree.leaves().into_iter().map(|l| l.rev).collect();
+        let stats = &mut batch.stats;
+        if let Some(old) = old {
+            for l in old.tree.leaves() {
+                if !leaves.contains(&l.rev) {
+                    let freed = self.store.delete_body(id, &l.rev)?;
+                    stats.body_bytes = stats.body_bytes.saturating_sub(freed);
+                }
+            }
+            if old.deleted {
+                stats.doc_del_count = stats.doc_del_count.saturating_sub(1);
+            } else {
+                stats.doc_count = stats.doc_count.saturating_sub(1);
+            }
+        }
+        if let Some((rev, body)) = new_body {
+            if leaves.contains(rev) {
+                self.store.put_body(id, rev, body)?;
+                stats.body_bytes += body.len() as u64;
+            }
+        }
+        let winner = tree.winner().ok_or_else(|| CouchError::internal("empty revision tree"))?;
+        if winner.deleted {
+            stats.doc_del_count += 1;
+        } else {
+            stats.doc_count += 1;
+        }
+        stats.update_seq += 1;
+        self.store.save_doc(&DocRecord {
+            id: id.to_string(),
+            seq: stats.update_seq,
+            winner: winner.rev,
+            deleted: winner.deleted,
+            tree,
+        })
+    }
+
+    /// Loads a document or answers 404 `missing`.
+    pub fn require_doc(&self, id: &str) -> CouchResult<DocRecord> {
+        self.store
+            .load_doc(id)?
+            .ok_or_else(|| CouchError::doc_not_found(false))
+    }
+
+    /// Renders one revision of a document with the requested extras, or
+    /// `None` when that revision's body is not kept.
+    pub fn render_rev(
+        &self,
+        meta: &DbMeta,
+        rec: &DocRecord,
+        rev: &Rev,
+        opts: &ReadOpts,
+    ) -> CouchResult<Option<Vec<u8>>> {
+        let Some(node) = rec.tree.get(rev) else {
+            return Ok(None);
+        };
+        let Some(body) = self.store.body(&rec.id, rev)? else {
+            return Ok(None);
+        };
+        let mut extras: Vec<(&str, Value)> = Vec::new();
+        let leaves = rec.tree.leaves();
+        if opts.conflicts {
+            let c: Vec<String> = leaves
+                .iter()
+                .filter(|l| !l.deleted && l.rev != rec.winner)
+                .map(|l| l.rev.to_string())
+                .collect();
+            if !c.is_empty() {
+                extras.push(("_conflicts", json!(c)));
+            }
+        }
+        if opts.deleted_conflicts {
+            let c: Vec<String> = leaves
+                .iter()
+                .filter(|l| l.deleted && l.rev != rec.winner)
+                .map(|l| l.rev.to_string())
+                .collect();
+            if !c.is_empty() {
+                extras.push(("_deleted_conflicts", json!(c)));
+            }
+        }
+        if opts.local_seq {
+            extras.push(("_local_seq", json!(meta.seq(rec.seq))));
+        }
+        let ancestry = if opts.revs || opts.revs_info {
+            rec.tree.ancestry(rev)
+        } else {
+            vec![]
+        };
+        if opts.revs {
+            let ids: Vec<&str> = ancestry.iter().map(|r| r.hash.as_str()).collect();
+            extras.push(("_revisions", json!({"start": rev.pos, "ids": ids})));
+        }
+        if opts.revs_info {
+            let info: Vec<Value> = ancestry
+                .iter()
+                .map(|r| {
+                    let n = rec.tree.get(r).expect("ancestor in tree");
+                    let status = if n.deleted {
+                        "deleted"
+                    } else if rec.tree.is_leaf(r) {
+                        "available"
+                    } else {
+                        "missing"
+                    };
+                    json!({"rev": r.to_string(), "status": status})
+                })
+                .collect();
+            extras.push(("_revs_info", json!(info)));
+        }
+        Ok(Some(doc::render(
+            &rec.id,
+            &rev.to_string(),
+            node.deleted,
+            &body,
+            &extras,
+        )))
+    }
+
+    /// `GET /db/doc`: the winner, or `rev`; 404 `deleted` when the winner is
+    /// a deletion and no rev was asked for. Returns the rev and JSON.
+    pub fn get_doc(&self, id: &str, rev: Option<&Rev>, opts: &ReadOpts) -> CouchResult<(Rev, Vec<u8>)> {
+        let meta = self.meta()?;
+        let rec = self.require_doc(id)?;
+        let rev = match rev {
+            None if rec.deleted => return Err(CouchError::doc_not_found(true)),
+            None => rec.winner.clone(),
+            Some(r) if opts.latest => rec
+                .tree
+                .latest(r)
+                .into_iter()
+                .next()
+                .map(|l| l.rev)
+                .ok_or_else(|| CouchError::doc_not_found(false))?,
+            Some(r) => r.clone(),
+        };
+        let json = self
+            .render_rev(&meta, &rec, &rev, opts)?
+            .ok_or_else(|| CouchError::doc_not_found(false))?;
+        Ok((rev, json))
+    }
+
+    /// `open_revs`: each requested revision (or every leaf for `all`) as
+    /// `{"ok": doc}` or `{"missing": rev}`.
+    pub fn open_revs(&self, id: &str, revs: Option<&[Rev]>, opts: &ReadOpts) -> CouchResult<Vec<OpenRev>> {
+        let meta = self.meta()?;
+        let Some(rec) = self.store.load_doc(id)? else {
+            return match revs {
+                None => Err(CouchError::doc_not_found(false)),
+                Some(revs) => Ok(revs.iter().map(|r| OpenRev::Missing(r.clone())).collect()),
+            };
+        };
+        let wanted: Vec<Rev> = match revs {
+            None => rec.tree.leaves().into_iter().map(|l| l.rev).collect(),
+            Some(revs) => revs.to_vec(),
+        };
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for r in wanted {
+            let resolved: Vec<Rev> = if opts.latest {
+                rec.tree.latest(&r).into_iter().map(|l| l.rev).collect()
+            } else {
+                vec![r.clone()]
+            };
+            if resolved.is_empty() {
+                out.push(OpenRev::Missing(r));
+            }
+            for rr in resolved {
+                if !seen.insert(rr.clone()) {
+                    continue;
+                }
+                match self.render_rev(&meta, &rec, &rr, opts)? {
+                    Some(json) => out.push(OpenRev::Ok(json)),
+                    None => out.push(OpenRev::Missing(rr)),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One answer of `open_revs`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpenRev {
+    Ok(Vec<u8>),
+    Missing(Rev),
+}
+
+/// Parses the `rev` a request names for a document: from the body's `_rev`,
+/// the `rev` parameter or `If-Match`, refusing disagreement as CouchDB does.
+pub fn request_rev(req: &Request, body_rev: Option<&Rev>) -> CouchResult<Option<Rev>> {
+    let param = req
+        .param("rev")
+        .or_else(|| req.header("if-match").map(|v| v.trim_matches('"')))
+        .map(str::parse::<Rev>)
+        .transpose()?;
+    match (body_rev, param) {
+        (Some(b), Some(p)) if *b != p => Err(CouchError::bad_request(
+            "Document rev from request body and query string have different values",
+        )),
+        (Some(b), _) => Ok(Some(b.clone())),
+        (None, p) => Ok(p),
+    }
+}

@@ -1,0 +1,21 @@
+//! The database actor: one Durable Object per CouchDB database.
+//!
+//! Everything but `binding` is runtime-neutral and tested natively over
+//! `rusqlite`; `binding` adapts the Durable Object's SQLite and HTTP.
+
+pub mod all_docs;
+pub mod api;
+pub mod bulk;
+pub mod catalog;
+pub mod changes;
+pub mod database;
+pub mod documents;
+pub mod local_docs;
+pub mod store;
+
+#[cfg(target_arch = "wasm32")]
+mod binding;
+#[cfg(target_arch = "wasm32")]
+pub mod do_sql;
+
+pub use database::Database;

@@ -1,0 +1,362 @@
+//! The database actor's storage: every table and every SQL statement of a
+//! database lives here, behind the [`Sql`] interface.
+//!
+//! Layout:
+//! - `meta`: the database's identity and settings (name, instance tag,
+//!   `_revs_limit`, `_security`).
+//! - `stats`: one row of counters updated with every write (update
+//!   sequence, live and deleted document counts, body bytes).
+//! - `docs`: one row per document: its winning revision, whether that is a
+//!   deletion, the sequence of its latest change (unique, so a document
+//!   appears once in `_changes`), and its revision tree.
+//! - `bodies`: the JSON body of every leaf revision. Bodies of revisions
+//!   that stop being leaves are dropped at once (CouchDB drops them at
+//!   compaction). Bodies larger than one SQLite value are split into parts.
+//! - `local_docs`: `_local` documents, which have no history and no sequence.
+
+use shared::error::{CouchError, CouchResult};
+use shared::rev::Rev;
+use shared::rev_tree::RevTree;
+use shared::sql::{Row, Sql, Value, MAX_VALUE_BYTES};
+
+/// Bytes per stored body part: below the platform's per-value limit with
+/// room for the row's other columns.
+pub const BODY_PART_BYTES: usize = MAX_VALUE_BYTES - 64 * 1024;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v)",
+    "CREATE TABLE IF NOT EXISTS stats (id INTEGER PRIMARY KEY CHECK (id = 0), \
+     update_seq INTEGER NOT NULL, doc_count INTEGER NOT NULL, \
+     doc_del_count INTEGER NOT NULL, body_bytes INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS docs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, \
+     rev TEXT NOT NULL, deleted INTEGER NOT NULL, tree BLOB NOT NULL)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS docs_by_seq ON docs (seq)",
+    "CREATE TABLE IF NOT EXISTS bodies (doc_id TEXT NOT NULL, rev TEXT NOT NULL, \
+     part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc_id, rev, part))",
+    "CREATE TABLE IF NOT EXISTS local_docs (id TEXT PRIMARY KEY, rev INTEGER NOT NULL, \
+     body BLOB NOT NULL)",
+];
+
+const TABLES: &[&str] = &["meta", "stats", "docs", "bodies", "local_docs"];
+
+/// A document's row.
+#[derive(Debug, Clone)]
+pub struct DocRecord {
+    pub id: String,
+    pub seq: u64,
+    pub winner: Rev,
+    pub deleted: bool,
+    pub tree: RevTree,
+}
+
+/// The counters kept in `stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub update_seq: u64,
+    pub doc_count: u64,
+    pub doc_del_count: u64,
+    pub body_bytes: u64,
+}
+
+/// The storage engine of one database.
+pub struct Store<'a> {
+    pub sql: &'a dyn Sql,
+}
+
+fn text(row: &mut Row, i: usize) -> String {
+    std::mem::replace(&mut row[i], Value::Null)
+        .into_string()
+        .unwrap_or_default()
+}
+
+fn int(row: &Row, i: usize) -> u64 {
+    row[i].as_i64().unwrap_or(0).max(0) as u64
+}
+
+impl<'a> Store<'a> {
+    pub fn new(sql: &'a dyn Sql) -> Self {
+        Store { sql }
+    }
+
+    pub fn init_schema(&self) -> CouchResult<()> {
+        for s in SCHEMA {
+            self.sql.exec(s, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Drops and recreates every table: the database is gone and a
+    /// recreation starts empty.
+    pub fn wipe(&self) -> CouchResult<()> {
+        for t in TABLES {
+            self.sql.exec(&format!("DROP TABLE IF EXISTS {t}"), &[])?;
+        }
+        self.init_schema()
+    }
+
+    // --- meta -----------------------------------------------------------
+
+    pub fn meta(&self, key: &str) -> CouchResult<Option<Value>> {
+        Ok(self
+            .sql
+            .query_row("SELECT v FROM meta WHERE k = ?", &[key.into()])?
+            .map(|mut r| r.swap_remove(0)))
+    }
+
+    pub fn set_meta(&self, key: &str, value: Value) -> CouchResult<()> {
+        self.sql.exec(
+            "INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            &[key.into(), value],
+        )?;
+        Ok(())
+    }
+
+    pub fn meta_string(&self, key: &str) -> CouchResult<Option<String>> {
+        Ok(self.meta(key)?.and_then(Value::into_string))
+    }
+
+    // --- stats ----------------------------------------------------------
+
+    pub fn stats(&self) -> CouchResult<Stats> {
+        let row = self.sql.query_row(
+            "SELECT update_seq, doc_count, doc_del_count, body_bytes FROM stats WHERE id = 0",
+            &[],
+        )?;
+        Ok(row.map_or_else(Stats::default, |r| Stats {
+            update_seq: int(&r, 0),
+            doc_count: int(&r, 1),
+            doc_del_count: int(&r, 2),
+            body_bytes: int(&r, 3),
+        }))
+    }
+
+    pub fn save_stats(&self, s: &Stats) -> CouchResult<()> {
+        self.sql.exec(
+            "INSERT INTO stats (id, update_seq, doc_count, doc_del_count, body_bytes) \
+             VALUES (0, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET update_seq = excluded.update_seq, \
+             doc_count = excluded.doc_count, doc_del_count = excluded.doc_del_count, \
+             body_bytes = excluded.body_bytes",
+            &[
+                s.update_seq.into(),
+                s.doc_count.into(),
+                s.doc_del_count.into(),
+                s.body_bytes.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    // --- documents ------------------------------------------------------
+
+    pub fn load_doc(&self, id: &str) -> CouchResult<Option<DocRecord>> {
+        let row = self.sql.query_row(
+            "SELECT id, seq, rev, deleted, tree FROM docs WHERE id = ?",
+            &[id.into()],
+        )?;
+        row.map(Self::record_from_row).transpose()
+    }
+
+    fn record_from_row(mut r: Row) -> CouchResult<DocRecord> {
+        let tree = RevTree::from_bytes(r[4].as_bytes().unwrap_or_default())?;
+        Ok(DocRecord {
+            id: text(&mut r, 0),
+            seq: int(&r, 1),
+            winner: text(&mut r, 2).parse()?,
+            deleted: int(&r, 3) != 0,
+            tree,
+        })
+    }
+
+    pub fn save_doc(&self, rec: &DocRecord) -> CouchResult<()> {
+        self.sql.exec(
+            "INSERT INTO docs (id, seq, rev, deleted, tree) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, rev = excluded.rev, \
+             deleted = excluded.deleted, tree = excluded.tree",
+            &[
+                rec.id.as_str().into(),
+                rec.seq.into(),
+                rec.winner.to_string().into(),
+                rec.deleted.into(),
+                rec.tree.to_bytes().into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Documents changed after `since`, in sequence order (or reverse),
+    /// at most `limit`.
+    pub fn docs_by_seq(&self, since: u64, descending: bool, limit: u64) -> CouchResult<Vec<DocRecord>> {
+        let sql = if descending {
+            "SELECT id, seq, rev, deleted, tree FROM docs WHERE seq > ? ORDER BY seq DESC LIMIT ?"
+        } else {
+            "SELECT id, seq, rev, deleted, tree FROM docs WHERE seq > ? ORDER BY seq LIMIT ?"
+        };
+        let limit = limit.min(i64::MAX as u64);
+        self.sql
+            .query(sql, &[since.into(), limit.into()])?
+            .into_iter()
+            .map(Self::record_from_row)
+            .collect()
+    }
+
+    pub fn count_since(&self, since: u64) -> CouchResult<u64> {
+        Ok(self
+            .sql
+            .query_i64("SELECT count(*) FROM docs WHERE seq > ?", &[since.into()])?
+            .max(0) as u64)
+    }
+
+    /// Live documents with ids in `[lo, hi]` (bounds optional, `hi`
+    /// exclusive when `inclusive_hi` is false), ascending or descending.
+    /// Returns `(id, winning rev)` pairs.
+    pub fn live_ids(&self, range: &IdRange, descending: bool, skip: u64, limit: u64) -> CouchResult<Vec<(String, String)>> {
+        let (cond, mut params) = range.condition();
+        let order = if descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT id, rev FROM docs WHERE deleted = 0{cond} ORDER BY id {order} LIMIT ? OFFSET ?"
+        );
+        params.push(limit.min(i64::MAX as u64).into());
+        params.push(skip.min(i64::MAX as u64).into());
+        Ok(self
+            .sql
+            .query(&sql, &params)?
+            .into_iter()
+            .map(|mut r| (text(&mut r, 0), text(&mut r, 1)))
+            .collect())
+    }
+
+    /// How many live documents fall in `range`.
+    pub fn count_live(&self, range: &IdRange) -> CouchResult<u64> {
+        let (cond, params) = range.condition();
+        let sql = format!("SELECT count(*) FROM docs WHERE deleted = 0{cond}");
+        Ok(self.sql.query_i64(&sql, &params)?.max(0) as u64)
+    }
+
+    // --- bodies ---------------------------------------------------------
+
+    /// The stored body of a revision, if it is still kept (leaves only).
+    pub fn body(&self, id: &str, rev: &Rev) -> CouchResult<Option<Vec<u8>>> {
+        let rows = self.sql.query(
+            "SELECT data FROM bodies WHERE doc_id = ? AND rev = ? ORDER BY part",
+            &[id.into(), rev.to_string().into()],
+        )?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for mut r in rows {
+            out.extend(std::mem::replace(&mut r[0], Value::Null).into_bytes().unwrap_or_default());
+        }
+        Ok(Some(out))
+    }
+
+    pub fn put_body(&self, id: &str, rev: &Rev, body: &[u8]) -> CouchResult<()> {
+        let rev = rev.to_string();
+        let parts: Vec<&[u8]> = if body.is_empty() {
+            vec![body]
+        } else {
+            body.chunks(BODY_PART_BYTES).collect()
+        };
+        for (i, part) in parts.into_iter().enumerate() {
+            self.sql.exec(
+                "INSERT OR REPLACE INTO bodies (doc_id, rev, part, data) VALUES (?, ?, ?, ?)",
+                &[id.into(), rev.as_str().into(), (i as i64).into(), part.to_vec().into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Drops a body; returns its size in bytes.
+    pub fn delete_body(&self, id: &str, rev: &Rev) -> CouchResult<u64> {
+        let params = [id.into(), rev.to_string().into()];
+        let size = self.sql.query_i64(
+            "SELECT coalesce(sum(length(data)), 0) FROM bodies WHERE doc_id = ? AND rev = ?",
+            &params,
+        )?;
+        if size > 0 {
+            self.sql
+                .exec("DELETE FROM bodies WHERE doc_id = ? AND rev = ?", &params)?;
+        }
+        Ok(size.max(0) as u64)
+    }
+
+    // --- local documents ------------------------------------------------
+
+    pub fn local_doc(&self, id: &str) -> CouchResult<Option<(u64, Vec<u8>)>> {
+        let row = self
+            .sql
+            .query_row("SELECT rev, body FROM local_docs WHERE id = ?", &[id.into()])?;
+        Ok(row.map(|mut r| {
+            let body = std::mem::replace(&mut r[1], Value::Null).into_bytes().unwrap_or_default();
+            (int(&r, 0), body)
+        }))
+    }
+
+    pub fn put_local_doc(&self, id: &str, rev: u64, body: &[u8]) -> CouchResult<()> {
+        if body.len() > MAX_VALUE_BYTES {
+            return Err(CouchError::document_too_large(id));
+        }
+        self.sql.exec(
+            "INSERT INTO local_docs (id, rev, body) VALUES (?, ?, ?) ON CONFLICT (id) \
+             DO UPDATE SET rev = excluded.rev, body = excluded.body",
+            &[id.into(), rev.into(), body.to_vec().into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_local_doc(&self, id: &str) -> CouchResult<()> {
+        self.sql
+            .exec("DELETE FROM local_docs WHERE id = ?", &[id.into()])?;
+        Ok(())
+    }
+
+    /// Local documents in id order: `(id, rev, body)`.
+    pub fn local_docs(&self, range: &IdRange, descending: bool, skip: u64, limit: u64) -> CouchResult<Vec<(String, u64, Vec<u8>)>> {
+        let (cond, mut params) = range.condition();
+        let order = if descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT id, rev, body FROM local_docs WHERE 1 = 1{cond} ORDER BY id {order} LIMIT ? OFFSET ?"
+        );
+        params.push(limit.min(i64::MAX as u64).into());
+        params.push(skip.min(i64::MAX as u64).into());
+        Ok(self
+            .sql
+            .query(&sql, &params)?
+            .into_iter()
+            .map(|mut r| {
+                let body = std::mem::replace(&mut r[2], Value::Null).into_bytes().unwrap_or_default();
+                (text(&mut r, 0), int(&r, 1), body)
+            })
+            .collect())
+    }
+}
+
+/// A range of document ids, translated to a SQL condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdRange {
+    /// Lower bound, and whether it is included.
+    pub lo: Option<(String, bool)>,
+    /// Upper bound, and whether it is included.
+    pub hi: Option<(String, bool)>,
+    /// Nothing can match (e.g. an end key below every id).
+    pub empty: bool,
+}
+
+impl IdRange {
+    fn condition(&self) -> (String, Vec<Value>) {
+        if self.empty {
+            return (" AND 0".into(), vec![]);
+        }
+        let mut cond = String::new();
+        let mut params = Vec::new();
+        if let Some((lo, incl)) = &self.lo {
+            cond.push_str(if *incl { " AND id >= ?" } else { " AND id > ?" });
+            params.push(lo.as_str().into());
+        }
+        if let Some((hi, incl)) = &self.hi {
+            cond.push_str(if *incl { " AND id <= ?" } else { " AND id < ?" });
+            params.push(hi.as_str().into());
+        }
+        (cond, params)
+    }
+}

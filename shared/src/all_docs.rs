@@ -1,0 +1,196 @@
+//! Options of `_all_docs`, `_design_docs` and `_local_docs`.
+//!
+//! These indexes are keyed by document id in raw (byte) order. A non-string
+//! key sorts before every id (Erlang term order puts numbers, atoms, objects
+//! and arrays before binaries), which is what CouchDB answers for such keys.
+
+use crate::error::{CouchError, CouchResult};
+use crate::http::Request;
+use serde_json::{Map, Value};
+
+/// One end of an id range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    /// Before every id (a non-string key).
+    BelowAll,
+    Id(String),
+}
+
+impl Bound {
+    fn from_key(v: &Value) -> Bound {
+        match v {
+            Value::String(s) => Bound::Id(s.clone()),
+            _ => Bound::BelowAll,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllDocsQuery {
+    /// Explicit keys (`keys=[...]` or a POST body): rows in this order.
+    pub keys: Option<Vec<Value>>,
+    pub start: Option<Bound>,
+    pub end: Option<Bound>,
+    pub inclusive_end: bool,
+    pub descending: bool,
+    pub limit: Option<u64>,
+    pub skip: u64,
+    pub include_docs: bool,
+    pub conflicts: bool,
+    pub update_seq: bool,
+}
+
+/// Reads an option from the POST body first, then the query string.
+struct Opts<'a> {
+    req: &'a Request,
+    body: Option<&'a Map<String, Value>>,
+}
+
+impl Opts<'_> {
+    fn json(&self, names: &[&str]) -> CouchResult<Option<Value>> {
+        for n in names {
+            if let Some(v) = self.body.and_then(|b| b.get(*n)) {
+                return Ok(Some(v.clone()));
+            }
+            if let Some(v) = self.req.json_param(n)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    fn bool(&self, name: &str, default: bool) -> CouchResult<bool> {
+        if let Some(v) = self.body.and_then(|b| b.get(name)) {
+            return v.as_bool().ok_or_else(|| bad_param(name, v));
+        }
+        Ok(self.req.bool_param(name)?.unwrap_or(default))
+    }
+
+    fn uint(&self, name: &str) -> CouchResult<Option<u64>> {
+        if let Some(v) = self.body.and_then(|b| b.get(name)) {
+            return v.as_u64().map(Some).ok_or_else(|| bad_param(name, v));
+        }
+        self.req.uint_param(name)
+    }
+}
+
+fn bad_param(name: &str, v: &Value) -> CouchError {
+    CouchError::new(
+        400,
+        "query_parse_error",
+        format!("Invalid value for `{name}`: {v}"),
+    )
+}
+
+impl AllDocsQuery {
+    /// Parses the query string and, for POST, the JSON body.
+    pub fn from_request(req: &Request, body: Option<&Map<String, Value>>) -> CouchResult<Self> {
+        let o = Opts { req, body };
+        let keys = match o.json(&["keys"])? {
+            None => None,
+            Some(Value::Array(a)) => Some(a),
+            Some(_) => {
+                return Err(CouchError::bad_request("`keys` member must be an array."))
+            }
+        };
+        let key = o.json(&["key"])?;
+        let mut start = o.json(&["startkey", "start_key"])?;
+        let mut end = o.json(&["endkey", "end_key"])?;
+        if let Some(k) = key {
+            if keys.is_some() {
+                return Err(CouchError::new(
+                    400,
+                    "query_parse_error",
+                    "`key` is incompatible with `keys`",
+                ));
+            }
+            start = Some(k.clone());
+            end = Some(k);
+        }
+        if keys.is_some() && (start.is_some() || end.is_some()) {
+            return Err(CouchError::new(
+                400,
+                "query_parse_error",
+                "`keys` is incompatible with `key`, `start_key` and `end_key`",
+            ));
+        }
+        let q = AllDocsQuery {
+            keys,
+            start: start.as_ref().map(Bound::from_key),
+            end: end.as_ref().map(Bound::from_key),
+            inclusive_end: o.bool("inclusive_end", true)?,
+            descending: o.bool("descending", false)?,
+            limit: o.uint("limit")?,
+            skip: o.uint("skip")?.unwrap_or(0),
+            include_docs: o.bool("include_docs", false)?,
+            conflicts: o.bool("conflicts", false)?,
+            update_seq: o.bool("update_seq", false)?,
+        };
+        q.check_direction()?;
+        Ok(q)
+    }
+
+    /// CouchDB refuses ranges whose start lies past their end in the
+    /// direction of travel.
+    fn check_direction(&self) -> CouchResult<()> {
+        if let (Some(Bound::Id(s)), Some(Bound::Id(e))) = (&self.start, &self.end) {
+            let reversed = if self.descending { s < e } else { s > e };
+            if reversed {
+                return Err(CouchError::new(
+                    400,
+                    "query_parse_error",
+                    format!(
+                        "No rows can match your key range, reverse your start_key and end_key or set descending={}",
+                        !self.descending
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn q(qs: &str) -> CouchResult<AllDocsQuery> {
+        AllDocsQuery::from_request(&Request::new("GET", "/db/_all_docs", qs), None)
+    }
+
+    #[test]
+    fn parses_couchdb_params() {
+        let a = q("startkey=%22a%22&endkey=%22c%22&limit=2&skip=1&descending=false&include_docs=true")
+            .unwrap();
+        assert_eq!(a.start, Some(Bound::Id("a".into())));
+        assert_eq!(a.end, Some(Bound::Id("c".into())));
+        assert_eq!((a.limit, a.skip, a.include_docs, a.inclusive_end), (Some(2), 1, true, true));
+        let k = q("key=%22x%22").unwrap();
+        assert_eq!(k.start, k.end);
+        assert_eq!(q("start_key=1").unwrap().start, Some(Bound::BelowAll));
+        let body = json!({"keys": ["a", "b"]});
+        let p = AllDocsQuery::from_request(
+            &Request::new("POST", "/db/_all_docs", "include_docs=true"),
+            body.as_object(),
+        )
+        .unwrap();
+        assert_eq!(p.keys, Some(vec![json!("a"), json!("b")]));
+        assert!(p.include_docs);
+    }
+
+    #[test]
+    fn rejects_bad_params() {
+        for bad in [
+            "limit=-1",
+            "startkey=abc",
+            "descending=yes",
+            "startkey=%22b%22&endkey=%22a%22",
+            "keys=%5B%5D&key=%22a%22",
+            "keys=3",
+        ] {
+            assert_eq!(q(bad).unwrap_err().status, 400, "{bad}");
+        }
+        assert!(q("startkey=%22b%22&endkey=%22a%22&descending=true").is_ok());
+    }
+}

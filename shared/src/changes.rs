@@ -1,0 +1,171 @@
+//! Options of `_changes`.
+
+use crate::error::{CouchError, CouchResult};
+use crate::http::Request;
+use crate::seq::{parse_since, since_from_json, Since};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    Normal,
+    Longpoll,
+    Continuous,
+    EventSource,
+}
+
+/// Which documents a feed reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    All,
+    /// `filter=_doc_ids`
+    DocIds(Vec<String>),
+    /// `filter=_design`: design documents only.
+    Design,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangesQuery {
+    pub feed: Feed,
+    pub since: Since,
+    pub limit: Option<u64>,
+    pub descending: bool,
+    pub include_docs: bool,
+    pub conflicts: bool,
+    /// `style=all_docs`: every leaf, not just the winner.
+    pub all_leaves: bool,
+    pub filter: Filter,
+    /// Milliseconds between heartbeat newlines while waiting.
+    pub heartbeat: Option<u64>,
+    /// Milliseconds to wait for a change before answering.
+    pub timeout: Option<u64>,
+}
+
+/// CouchDB's default wait of a long-poll with neither heartbeat nor timeout.
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+
+impl ChangesQuery {
+    pub fn from_request(req: &Request, body: Option<&Map<String, Value>>) -> CouchResult<Self> {
+        let feed = match req.param("feed").unwrap_or("normal") {
+            "normal" => Feed::Normal,
+            "longpoll" => Feed::Longpoll,
+            "continuous" => Feed::Continuous,
+            "eventsource" => Feed::EventSource,
+            other => {
+                return Err(CouchError::bad_request(format!(
+                    "Supported `feed` types: normal, continuous, longpoll, eventsource; got {other}"
+                )))
+            }
+        };
+        let since = match (req.param("since"), body.and_then(|b| b.get("since"))) {
+            (_, Some(v)) => since_from_json(v)?,
+            (Some(s), None) => parse_since(s)?,
+            (None, None) => Since::Seq(0),
+        };
+        let style = req.param("style").unwrap_or("main_only");
+        if style != "main_only" && style != "all_docs" {
+            return Err(CouchError::bad_request(
+                "Supported `style` values: main_only, all_docs",
+            ));
+        }
+        let heartbeat = match req.param("heartbeat") {
+            None => None,
+            Some("true") => Some(DEFAULT_TIMEOUT_MS),
+            Some(_) => req.uint_param("heartbeat")?,
+        };
+        let filter = match req.param("filter") {
+            None | Some("") => Filter::All,
+            Some("_doc_ids") => Filter::DocIds(doc_ids(req, body)?),
+            Some("_design") => Filter::Design,
+            Some(f) if f.starts_with('_') => {
+                return Err(CouchError::not_implemented(format!(
+                    "The `{f}` filter is not supported by this server yet"
+                )))
+            }
+            Some(_) => {
+                return Err(CouchError::not_implemented(
+                    "JavaScript filter functions are not supported by this server yet",
+                ))
+            }
+        };
+        Ok(ChangesQuery {
+            feed,
+            since,
+            limit: req.uint_param("limit")?,
+            descending: req.flag("descending")?,
+            include_docs: req.flag("include_docs")?,
+            conflicts: req.flag("conflicts")?,
+            all_leaves: style == "all_docs",
+            filter,
+            heartbeat,
+            timeout: req.uint_param("timeout")?,
+        })
+    }
+
+    /// How long a long-poll waits: the timeout, else forever-ish with
+    /// heartbeats, else CouchDB's default.
+    pub fn wait_ms(&self) -> u64 {
+        match (self.timeout, self.heartbeat) {
+            (Some(t), _) => t,
+            (None, Some(_)) => u64::MAX,
+            (None, None) => DEFAULT_TIMEOUT_MS,
+        }
+    }
+}
+
+fn doc_ids(req: &Request, body: Option<&Map<String, Value>>) -> CouchResult<Vec<String>> {
+    let v = match body.and_then(|b| b.get("doc_ids")) {
+        Some(v) => v.clone(),
+        None => req
+            .json_param("doc_ids")?
+            .ok_or_else(|| CouchError::bad_request("filter=_doc_ids needs doc_ids"))?,
+    };
+    let ids = v
+        .as_array()
+        .ok_or_else(|| CouchError::bad_request("`doc_ids` filter parameter is not a list of doc ids."))?;
+    ids.iter()
+        .map(|i| {
+            i.as_str()
+                .map(String::from)
+                .ok_or_else(|| CouchError::bad_request("`doc_ids` filter parameter is not a list of doc ids."))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn q(qs: &str) -> CouchResult<ChangesQuery> {
+        ChangesQuery::from_request(&Request::new("GET", "/db/_changes", qs), None)
+    }
+
+    #[test]
+    fn parses() {
+        let c = q("feed=longpoll&since=now&limit=5&style=all_docs&heartbeat=1000").unwrap();
+        assert_eq!(c.feed, Feed::Longpoll);
+        assert_eq!(c.since, Since::Now);
+        assert_eq!(c.limit, Some(5));
+        assert!(c.all_leaves);
+        assert_eq!(c.wait_ms(), u64::MAX);
+        assert_eq!(q("").unwrap().wait_ms(), DEFAULT_TIMEOUT_MS);
+        assert_eq!(q("timeout=10").unwrap().wait_ms(), 10);
+        let c = q("filter=_doc_ids&doc_ids=%5B%22a%22%5D").unwrap();
+        assert_eq!(c.filter, Filter::DocIds(vec!["a".into()]));
+        let body = json!({"doc_ids": ["b"], "since": 3});
+        let c = ChangesQuery::from_request(
+            &Request::new("POST", "/db/_changes", "filter=_doc_ids"),
+            body.as_object(),
+        )
+        .unwrap();
+        assert_eq!(c.filter, Filter::DocIds(vec!["b".into()]));
+        assert_eq!(c.since, Since::Seq(3));
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in ["feed=x", "style=x", "limit=x", "filter=_doc_ids", "filter=_doc_ids&doc_ids=%5B1%5D", "since=abc"] {
+            assert_eq!(q(bad).unwrap_err().status, 400, "{bad}");
+        }
+    }
+}

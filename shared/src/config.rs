@@ -1,0 +1,54 @@
+//! Server limits and defaults, named and defaulted as in CouchDB's ini.
+
+/// Limits the router and actors enforce. Configured from the Worker's
+/// environment (`MAX_DOCUMENT_SIZE`, `MAX_HTTP_REQUEST_SIZE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `[couchdb] max_document_size`: the largest JSON body of one document.
+    pub max_document_size: u64,
+    /// `[chttpd] max_http_request_size`: the largest request body.
+    pub max_http_request_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_document_size: 8_000_000,
+            max_http_request_size: 4_294_967_296,
+        }
+    }
+}
+
+impl Limits {
+    /// Builds limits from a lookup of environment values; unset or
+    /// unparsable values keep CouchDB's defaults.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let d = Limits::default();
+        let num = |k: &str, default: u64| get(k).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
+        Limits {
+            max_document_size: num("MAX_DOCUMENT_SIZE", d.max_document_size),
+            max_http_request_size: num("MAX_HTTP_REQUEST_SIZE", d.max_http_request_size),
+        }
+    }
+}
+
+/// `_revs_limit` of a new database.
+pub const DEFAULT_REVS_LIMIT: u64 = 1000;
+
+/// The CouchDB version Settee speaks.
+pub const COUCHDB_VERSION: &str = "3.5.0";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        assert_eq!(Limits::from_lookup(|_| None), Limits::default());
+        let l = Limits::from_lookup(|k| (k == "MAX_DOCUMENT_SIZE").then(|| "100".to_string()));
+        assert_eq!(l.max_document_size, 100);
+        assert_eq!(l.max_http_request_size, 4_294_967_296);
+        let l = Limits::from_lookup(|_| Some("junk".into()));
+        assert_eq!(l, Limits::default());
+    }
+}

@@ -1,0 +1,178 @@
+//! Documents: ids, the special `_` members, and rendering stored bodies.
+
+use crate::error::{CouchError, CouchResult};
+use crate::rev::Rev;
+use serde_json::{Map, Value};
+
+pub const DESIGN_PREFIX: &str = "_design/";
+pub const LOCAL_PREFIX: &str = "_local/";
+
+/// Special members a client may send; CouchDB ignores the read-only ones on
+/// write and rejects any other `_` member.
+const IGNORED_SPECIALS: &[&str] = &[
+    "_revs_info",
+    "_conflicts",
+    "_deleted_conflicts",
+    "_local_seq",
+];
+
+/// Validates a document id as CouchDB does.
+pub fn validate_id(id: &str) -> CouchResult<()> {
+    if id.is_empty() {
+        return Err(CouchError::illegal_docid("Document id must not be empty"));
+    }
+    if id.starts_with('_') && !(id.starts_with(DESIGN_PREFIX) || id.starts_with(LOCAL_PREFIX)) {
+        return Err(CouchError::illegal_docid(
+            "Only reserved document ids may start with underscore.",
+        ));
+    }
+    if id == DESIGN_PREFIX || id == LOCAL_PREFIX {
+        return Err(CouchError::illegal_docid("Document id must not be empty"));
+    }
+    Ok(())
+}
+
+pub fn is_local(id: &str) -> bool {
+    id.starts_with(LOCAL_PREFIX)
+}
+
+pub fn is_design(id: &str) -> bool {
+    id.starts_with(DESIGN_PREFIX)
+}
+
+/// A document as a client sent it, split into its special members and body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncomingDoc {
+    pub id: Option<String>,
+    pub rev: Option<Rev>,
+    pub deleted: bool,
+    pub revisions: Option<Value>,
+    /// The user's members, in the order sent.
+    pub body: Map<String, Value>,
+}
+
+impl IncomingDoc {
+    /// Splits a JSON value into an [`IncomingDoc`], rejecting what CouchDB rejects.
+    pub fn parse(value: Value) -> CouchResult<IncomingDoc> {
+        let Value::Object(map) = value else {
+            return Err(CouchError::bad_request("Document must be a JSON object"));
+        };
+        let mut doc = IncomingDoc::default();
+        for (k, v) in map {
+            if !k.starts_with('_') {
+                doc.body.insert(k, v);
+                continue;
+            }
+            match k.as_str() {
+                "_id" => match v {
+                    Value::String(s) => doc.id = Some(s),
+                    _ => return Err(CouchError::illegal_docid("Document id must be a string")),
+                },
+                "_rev" => doc.rev = Some(Rev::from_json(&v)?),
+                "_deleted" => doc.deleted = v == Value::Bool(true),
+                "_revisions" => doc.revisions = Some(v),
+                "_attachments" => {
+                    return Err(CouchError::not_implemented(
+                        "Attachments are not supported by this server yet",
+                    ))
+                }
+                k if IGNORED_SPECIALS.contains(&k) => {}
+                _ => {
+                    return Err(CouchError::doc_validation(format!(
+                        "Bad special document member: {k}"
+                    )))
+                }
+            }
+        }
+        Ok(doc)
+    }
+
+    /// The body as stored: compact JSON of the user's members.
+    pub fn body_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body).expect("serialisable")
+    }
+}
+
+/// Renders a stored document: `_id`, `_rev`, `_deleted` and any extra members
+/// spliced around the stored body bytes without re-parsing them.
+pub fn render(id: &str, rev: &str, deleted: bool, body: &[u8], extras: &[(&str, Value)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + id.len() + rev.len() + 40);
+    out.extend_from_slice(b"{\"_id\":");
+    serde_json::to_writer(&mut out, id).expect("string");
+    out.extend_from_slice(b",\"_rev\":");
+    serde_json::to_writer(&mut out, rev).expect("string");
+    if deleted {
+        out.extend_from_slice(b",\"_deleted\":true");
+    }
+    let inner = body_inner(body);
+    if !inner.is_empty() {
+        out.push(b',');
+        out.extend_from_slice(inner);
+    }
+    for (k, v) in extras {
+        out.push(b',');
+        serde_json::to_writer(&mut out, k).expect("string");
+        out.push(b':');
+        serde_json::to_writer(&mut out, v).expect("value");
+    }
+    out.push(b'}');
+    out
+}
+
+/// The members of a compact JSON object, without its braces.
+fn body_inner(body: &[u8]) -> &[u8] {
+    let trimmed = body.trim_ascii();
+    if trimmed.len() >= 2 && trimmed[0] == b'{' && trimmed[trimmed.len() - 1] == b'}' {
+        trimmed[1..trimmed.len() - 1].trim_ascii()
+    } else {
+        &[]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "_design/x", "_local/y", "a/b", "é"] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "_foo", "_design/", "_local/", "_all_docs"] {
+            let e = validate_id(bad).unwrap_err();
+            assert_eq!((e.status, e.error.as_str()), (400, "illegal_docid"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_specials() {
+        let d = IncomingDoc::parse(json!({
+            "_id": "x", "_rev": "1-a", "_deleted": true, "b": 1, "a": 2, "_conflicts": []
+        }))
+        .unwrap();
+        assert_eq!(d.id.as_deref(), Some("x"));
+        assert_eq!(d.rev, Some(Rev::new(1, "a")));
+        assert!(d.deleted);
+        assert_eq!(String::from_utf8(d.body_json()).unwrap(), r#"{"b":1,"a":2}"#);
+
+        let e = IncomingDoc::parse(json!({"_foo": 1})).unwrap_err();
+        assert_eq!((e.status, e.reason.as_str()), (400, "Bad special document member: _foo"));
+        assert_eq!(IncomingDoc::parse(json!([1])).unwrap_err().status, 400);
+        assert_eq!(IncomingDoc::parse(json!({"_rev": "x"})).unwrap_err().reason, "Invalid rev format");
+        assert_eq!(IncomingDoc::parse(json!({"_id": 5})).unwrap_err().error, "illegal_docid");
+    }
+
+    #[test]
+    fn render_splices() {
+        let out = render("a\"b", "1-x", false, br#"{"k":[1,2]}"#, &[]);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, json!({"_id": "a\"b", "_rev": "1-x", "k": [1, 2]}));
+        let out = render("a", "2-y", true, b"{}", &[("_conflicts", json!(["1-z"]))]);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({"_id": "a", "_rev": "2-y", "_deleted": true, "_conflicts": ["1-z"]})
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! A runtime-neutral HTTP request and response.
+//!
+//! The actors translate the Workers runtime's `Request`/`Response` into these
+//! types at their edge, so every CouchDB endpoint can be exercised by native
+//! tests without a runtime.
+
+use crate::error::{CouchError, CouchResult};
+use crate::user::UserCtx;
+use percent_encoding::percent_decode_str;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A request as CouchDB endpoints see it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Upper-case method name (`GET`, `COPY`, ...).
+    pub method: String,
+    /// Path segments, percent-decoded one by one (so `%2F` stays inside a segment).
+    pub path: Vec<String>,
+    /// Query parameters in order, decoded.
+    pub query: Vec<(String, String)>,
+    /// Headers with lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Who the router authenticated; never read from a client header.
+    pub user: UserCtx,
+}
+
+impl Request {
+    /// Builds a request from a method, a raw (still percent-encoded) path and
+    /// query string.
+    pub fn new(method: &str, raw_path: &str, raw_query: &str) -> Self {
+        Request {
+            method: method.to_ascii_uppercase(),
+            path: split_path(raw_path),
+            query: parse_query(raw_query),
+            ..Default::default()
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The last value of a query parameter, as CouchDB takes it.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean parameter: `true`/`false`, anything else is a 400.
+    pub fn bool_param(&self, name: &str) -> CouchResult<Option<bool>> {
+        match self.param(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(v) => Err(CouchError::new(
+                400,
+                "query_parse_error",
+                format!("Invalid boolean parameter: \"{v}\""),
+            )),
+        }
+    }
+
+    pub fn flag(&self, name: &str) -> CouchResult<bool> {
+        Ok(self.bool_param(name)?.unwrap_or(false))
+    }
+
+    /// A non-negative integer parameter.
+    pub fn uint_param(&self, name: &str) -> CouchResult<Option<u64>> {
+        match self.param(name) {
+            None => Ok(None),
+            Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                CouchError::new(
+                    400,
+                    "query_parse_error",
+                    format!("Invalid value for `{name}`: \"{v}\""),
+                )
+            }),
+        }
+    }
+
+    /// A parameter whose value is JSON (`key`, `startkey`, `keys`, ...).
+    pub fn json_param(&self, name: &str) -> CouchResult<Option<Value>> {
+        match self.param(name) {
+            None => Ok(None),
+            Some(v) => serde_json::from_str(v).map(Some).map_err(|_| {
+                CouchError::bad_request(format!("Invalid JSON for parameter `{name}`: {v}"))
+            }),
+        }
+    }
+
+    /// The body parsed as JSON; an empty body is a 400 like CouchDB's.
+    pub fn json_body(&self) -> CouchResult<Value> {
+        if self.body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(CouchError::bad_request("Request body must be a JSON object"));
+        }
+        serde_json::from_slice(&self.body).map_err(|_| CouchError::invalid_json())
+    }
+
+    /// Like [`Request::json_body`] but requires a JSON object.
+    pub fn json_object_body(&self) -> CouchResult<serde_json::Map<String, Value>> {
+        match self.json_body()? {
+            Value::Object(m) => Ok(m),
+            _ => Err(CouchError::bad_request("Request body must be a JSON object")),
+        }
+    }
+
+    /// Whether the client accepts `mime` explicitly.
+    pub fn accepts(&self, mime: &str) -> bool {
+        self.header("accept").is_some_and(|a| a.contains(mime))
+    }
+}
+
+/// Splits a raw path into decoded segments. Empty segments are dropped, as
+/// CouchDB (mochiweb) does for `//`.
+pub fn split_path(raw: &str) -> Vec<String> {
+    raw.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect()
+}
+
+/// Decodes a query string (`a=1&b=x+y`) into pairs.
+pub fn parse_query(raw: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.trim_start_matches('?').as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Percent-encodes one path segment (for `Location` headers and redirects).
+pub fn encode_segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'$')
+    .remove(b'+');
+
+/// A response body: bytes ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A JSON response with CouchDB's standard headers.
+    pub fn json(status: u16, body: &impl Serialize) -> Self {
+        let bytes = serde_json::to_vec(body).expect("serialisable");
+        Self::raw_json(status, bytes)
+    }
+
+    /// A JSON response from already-serialised bytes (the fast path for
+    /// stored document bodies).
+    pub fn raw_json(status: u16, mut bytes: Vec<u8>) -> Self {
+        bytes.push(b'\n');
+        Response {
+            status,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("cache-control".into(), "must-revalidate".into()),
+            ],
+            body: bytes,
+        }
+    }
+
+    pub fn ok() -> Self {
+        Self::json(200, &serde_json::json!({"ok": true}))
+    }
+
+    pub fn error(err: &CouchError) -> Self {
+        Self::json(err.status, &err.to_json())
+    }
+
+    pub fn empty(status: u16) -> Self {
+        Response {
+            status,
+            headers: vec![],
+            body: vec![],
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.set_header(name, value);
+        self
+    }
+
+    pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
+        let name = name.to_ascii_lowercase();
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.into()));
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON (for tests).
+    pub fn json_body(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl From<CouchError> for Response {
+    fn from(e: CouchError) -> Self {
+        Response::error(&e)
+    }
+}
+
+/// Collapses a handler result into a response.
+pub fn respond(result: CouchResult<Response>) -> Response {
+    result.unwrap_or_else(|e| Response::error(&e))
+}
+
+/// Answers 405 with CouchDB's reason listing the methods this path takes.
+pub fn method_not_allowed<T>(allowed: &str) -> CouchResult<T> {
+    Err(CouchError::method_not_allowed(allowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_keep_encoded_slashes() {
+        let r = Request::new("get", "/db/a%2Fb/att%20x", "rev=1-a&x=a+b");
+        assert_eq!(r.path, vec!["db", "a/b", "att x"]);
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.param("rev"), Some("1-a"));
+        assert_eq!(r.param("x"), Some("a b"));
+    }
+
+    #[test]
+    fn bad_params_are_400() {
+        let r = Request::new("GET", "/db", "limit=abc&descending=maybe&key=%7B");
+        assert_eq!(r.uint_param("limit").unwrap_err().status, 400);
+        assert_eq!(r.bool_param("descending").unwrap_err().status, 400);
+        assert_eq!(r.json_param("key").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn encode_segment_round_trips() {
+        let s = "a/b c?é";
+        assert_eq!(split_path(&encode_segment(s)), vec![s]);
+    }
+}

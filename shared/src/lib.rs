@@ -1,0 +1,22 @@
+//! CouchDB semantics as pure Rust, shared by the router and the actors.
+//!
+//! Nothing here knows about the Workers runtime: every module is unit-tested
+//! natively. Each module is one CouchDB concept.
+
+pub mod all_docs;
+pub mod changes;
+pub mod config;
+pub mod db_name;
+pub mod doc;
+pub mod error;
+pub mod http;
+pub mod rev;
+pub mod rev_tree;
+pub mod seq;
+pub mod sql;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+pub mod user;
+pub mod uuids;
+
+pub use error::{CouchError, CouchResult};
