@@ -67,8 +67,8 @@ impl<'a> Catalog<'a> {
             None => {}
         }
         let order = if q.descending { "DESC" } else { "ASC" };
-        params.push(q.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64).into());
-        params.push(q.skip.min(i64::MAX as u64).into());
+        params.push(q.limit.unwrap_or(u64::MAX).into());
+        params.push(q.skip.into());
         let sql = format!("SELECT name FROM dbs WHERE 1 = 1{cond} ORDER BY name {order} LIMIT ? OFFSET ?");
         Ok(self
             .sql

@@ -14,8 +14,10 @@ pub mod local_docs;
 pub mod store;
 
 #[cfg(target_arch = "wasm32")]
-mod binding;
+pub mod binding;
 #[cfg(target_arch = "wasm32")]
 pub mod do_sql;
+#[cfg(target_arch = "wasm32")]
+pub mod worker_http;
 
 pub use database::Database;

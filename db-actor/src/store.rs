@@ -191,8 +191,7 @@ impl<'a> Store<'a> {
         } else {
             "SELECT id, seq, rev, deleted, tree FROM docs WHERE seq > ? ORDER BY seq LIMIT ?"
         };
-        let limit = limit.min(i64::MAX as u64);
-        self.sql
+                self.sql
             .query(sql, &[since.into(), limit.into()])?
             .into_iter()
             .map(Self::record_from_row)
@@ -215,8 +214,8 @@ impl<'a> Store<'a> {
         let sql = format!(
             "SELECT id, rev FROM docs WHERE deleted = 0{cond} ORDER BY id {order} LIMIT ? OFFSET ?"
         );
-        params.push(limit.min(i64::MAX as u64).into());
-        params.push(skip.min(i64::MAX as u64).into());
+        params.push(limit.into());
+        params.push(skip.into());
         Ok(self
             .sql
             .query(&sql, &params)?
@@ -317,8 +316,8 @@ impl<'a> Store<'a> {
         let sql = format!(
             "SELECT id, rev, body FROM local_docs WHERE 1 = 1{cond} ORDER BY id {order} LIMIT ? OFFSET ?"
         );
-        params.push(limit.min(i64::MAX as u64).into());
-        params.push(skip.min(i64::MAX as u64).into());
+        params.push(limit.into());
+        params.push(skip.into());
         Ok(self
             .sql
             .query(&sql, &params)?

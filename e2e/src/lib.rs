@@ -1,0 +1,289 @@
+//! Runs the built Settee Worker on a local `workerd`, as production runs it
+//! on Cloudflare, and gives tests an HTTP client for it.
+//!
+//! The same code serves `make dev` (through the `settee-serve` binary), so
+//! what the tests start is exactly what a developer runs.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Compatibility date of the Worker (also in `wrangler.toml`).
+pub const COMPATIBILITY_DATE: &str = "2026-04-01";
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e sits in the workspace")
+        .to_path_buf()
+}
+
+/// The built bundle (`make build` puts it there).
+pub fn bundle_dir() -> PathBuf {
+    std::env::var_os("SETTEE_BUNDLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("router/build"))
+}
+
+/// The `workerd` binary that npm installed with wrangler.
+pub fn workerd_bin() -> PathBuf {
+    std::env::var_os("WORKERD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("node_modules/@cloudflare/workerd-linux-64/bin/workerd"))
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn capnp_string(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            '\n' => vec!['\\', 'n'],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}
+
+/// The workerd configuration: the Worker, its Durable Object namespaces with
+/// SQLite storage on disk under `data`, and text bindings for `vars`.
+pub fn workerd_config(port: u16, data: &Path, vars: &[(String, String)]) -> String {
+    let bindings: Vec<String> = [
+        ("DB", "DbActor"),
+        ("CATALOG", "CatalogActor"),
+        ("REPLICATOR", "ReplicatorActor"),
+    ]
+    .iter()
+    .map(|(b, c)| format!("(name = \"{b}\", durableObjectNamespace = \"{c}\")"))
+    .chain(
+        vars.iter()
+            .map(|(k, v)| format!("(name = {}, text = {})", capnp_string(k), capnp_string(v))),
+    )
+    .collect();
+    let namespaces: Vec<String> = ["DbActor", "CatalogActor", "ReplicatorActor"]
+        .iter()
+        .map(|c| format!("(className = \"{c}\", uniqueKey = \"settee-{c}\", enableSql = true)"))
+        .collect();
+    format!(
+        r#"using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "settee", worker = .settee),
+    (name = "storage", disk = (path = {data}, writable = true)),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "settee")],
+);
+
+const settee :Workerd.Worker = (
+  compatibilityDate = "{COMPATIBILITY_DATE}",
+  modules = [
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+  ],
+  bindings = [
+    {bindings}
+  ],
+  durableObjectNamespaces = [
+    {namespaces}
+  ],
+  durableObjectStorage = (localDisk = "storage"),
+);
+"#,
+        data = capnp_string(&data.display().to_string()),
+        bindings = bindings.join(",\n    "),
+        namespaces = namespaces.join(",\n    "),
+    )
+}
+
+/// Writes the config and a copy of the bundle into `dir` (workerd embeds
+/// files relative to its config); returns the config's path.
+pub fn prepare(dir: &Path, port: u16, vars: &[(String, String)]) -> std::io::Result<PathBuf> {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data)?;
+    let bundle = bundle_dir();
+    for f in ["index.js", "index_bg.wasm"] {
+        std::fs::copy(bundle.join(f), dir.join(f)).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("{} missing ({e}): run `make build` first", bundle.join(f).display()),
+            )
+        })?;
+    }
+    let config = dir.join("settee.capnp");
+    std::fs::File::create(&config)?.write_all(workerd_config(port, &data, vars).as_bytes())?;
+    Ok(config)
+}
+
+/// Starts workerd on a prepared config.
+pub fn spawn_workerd(config: &Path, quiet: bool) -> std::io::Result<Child> {
+    let mut cmd = Command::new(workerd_bin());
+    cmd.arg("serve").arg(config).arg("--experimental");
+    if quiet {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    cmd.spawn()
+}
+
+/// Stops a process the way workerd expects: SIGTERM to its own PID.
+pub fn terminate(child: &mut Child) {
+    // SAFETY: kill(2) on a PID we spawned and have not yet reaped.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits until `GET /_up` answers.
+pub fn wait_up(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let url = format!("http://127.0.0.1:{port}/_up");
+    while Instant::now() < deadline {
+        if let Ok(r) = ureq::get(&url).timeout(Duration::from_millis(500)).call() {
+            if r.status() == 200 {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+pub const ADMIN: &str = "admin";
+pub const PASSWORD: &str = "e2e-Secret-pw";
+
+/// A running Settee for one test: its own port and its own storage.
+pub struct Settee {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    vars: Vec<(String, String)>,
+}
+
+impl Settee {
+    pub fn start() -> Settee {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra environment values (limits, ...).
+    pub fn start_with(extra: &[(&str, &str)]) -> Settee {
+        let mut vars = vec![
+            ("COUCHDB_USER".to_string(), ADMIN.to_string()),
+            ("COUCHDB_PASSWORD".to_string(), PASSWORD.to_string()),
+        ];
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut s = Settee {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            vars,
+        };
+        s.launch();
+        s
+    }
+
+    fn launch(&mut self) {
+        let config = prepare(self.dir.path(), self.port, &self.vars).expect("workerd config");
+        let quiet = std::env::var_os("SETTEE_E2E_LOGS").is_none();
+        self.child = Some(spawn_workerd(&config, quiet).expect("workerd starts"));
+        assert!(wait_up(self.port, Duration::from_secs(30)), "workerd did not come up");
+    }
+
+    /// Stops workerd and starts it again on the same storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c);
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The URL with the admin's credentials in it (as PouchDB takes them).
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{ADMIN}:{PASSWORD}@127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A request as the server admin.
+    pub fn admin(&self, method: &str, path: &str) -> ureq::Request {
+        self.anon(method, path).set("authorization", &basic(ADMIN, PASSWORD))
+    }
+
+    /// A request with no credentials.
+    pub fn anon(&self, method: &str, path: &str) -> ureq::Request {
+        ureq::request(method, &self.url(path)).timeout(Duration::from_secs(60))
+    }
+}
+
+impl Drop for Settee {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An `Authorization: Basic` value.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {creds}")
+}
+
+/// Status and JSON body of a response, whatever its status.
+pub fn send(req: ureq::Request, body: Option<&serde_json::Value>) -> (u16, serde_json::Value) {
+    let r = match body {
+        Some(b) => req.set("content-type", "application/json").send_string(&b.to_string()),
+        None => req.call(),
+    };
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_encoding() {
+        assert_eq!(basic("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(basic("a", "b"), "Basic YTpi");
+    }
+
+    #[test]
+    fn config_escapes_values() {
+        let c = workerd_config(1234, Path::new("/tmp/d"), &[("K".into(), "a\"b".into())]);
+        assert!(c.contains(r#"(name = "K", text = "a\"b")"#));
+        assert!(c.contains("127.0.0.1:1234"));
+    }
+}

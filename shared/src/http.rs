@@ -10,6 +10,9 @@ use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use serde_json::Value;
 
+/// The `Server` header: CouchDB's name first, as clients sniff for it.
+pub const SERVER_HEADER: &str = concat!("CouchDB/3.5.0 (Settee/", env!("CARGO_PKG_VERSION"), ")");
+
 /// A request as CouchDB endpoints see it.
 #[derive(Debug, Clone, Default)]
 pub struct Request {

@@ -12,6 +12,9 @@ use std::fmt;
 pub const MAX_BOUND_PARAMS: usize = 100;
 /// At most this many bytes in one string or blob value (Durable Object SQLite).
 pub const MAX_VALUE_BYTES: usize = 2_000_000;
+/// Integers cross into JavaScript as doubles: beyond this they lose
+/// precision, so the interface refuses them.
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 /// A SQLite value.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,9 +87,10 @@ impl From<i64> for Value {
         Value::Integer(v)
     }
 }
+/// Saturates at [`MAX_SAFE_INTEGER`], so "no limit" can be passed as `u64::MAX`.
 impl From<u64> for Value {
     fn from(v: u64) -> Self {
-        Value::Integer(v as i64)
+        Value::Integer(v.min(MAX_SAFE_INTEGER as u64) as i64)
     }
 }
 impl From<bool> for Value {
@@ -176,6 +180,12 @@ pub fn check_limits(params: &[Value]) -> Result<(), SqlError> {
             "too many SQL variables: {} > {MAX_BOUND_PARAMS}",
             params.len()
         )));
+    }
+    if let Some(Value::Integer(i)) = params
+        .iter()
+        .find(|v| matches!(v, Value::Integer(i) if i.abs() > MAX_SAFE_INTEGER))
+    {
+        return Err(SqlError(format!("integer {i} is outside JavaScript's safe range")));
     }
     if let Some(v) = params.iter().find(|v| v.len() > MAX_VALUE_BYTES) {
         return Err(SqlError(format!(

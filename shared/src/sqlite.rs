@@ -108,6 +108,9 @@ mod tests {
         assert!(db.query(&sql, &many).unwrap_err().0.contains("too many"));
         let big = Value::Blob(vec![0; 2_000_001]);
         assert!(db.exec("INSERT INTO t VALUES (?)", &[big]).unwrap_err().0.contains("TOOBIG"));
+        let huge = Value::Integer(1 << 60);
+        assert!(db.exec("INSERT INTO t VALUES (?)", &[huge]).unwrap_err().0.contains("safe range"));
+        assert_eq!(Value::from(u64::MAX), Value::Integer(crate::sql::MAX_SAFE_INTEGER));
     }
 
     #[test]

@@ -1,0 +1,54 @@
+# Settee: `make dev` serves it locally, `make test` runs every test.
+# Both install what is missing first (scripts/setup.sh).
+
+PORT ?= 5984
+STATE ?= .settee/state
+TOOLS_ENV := .settee/tools.env
+BUNDLE := router/build/index.js
+CARGO_TEST ?= cargo test --workspace
+
+.PHONY: setup build dev test unit e2e bench deploy lint fmt clean
+
+setup:
+	@scripts/setup.sh
+
+$(TOOLS_ENV): scripts/setup.sh package.json Cargo.lock
+	@scripts/setup.sh
+
+# Builds the Worker bundle (router + actors) with worker-build.
+build: $(TOOLS_ENV)
+	@. ./$(TOOLS_ENV) && cd router && "$$WORKER_BUILD" --release
+	@scripts/bundle-size.sh
+
+# Builds, creates .dev.vars with a random admin password on first run, and
+# serves Settee at http://127.0.0.1:$(PORT) with data kept in $(STATE).
+dev: build
+	@scripts/dev-vars.sh
+	@. ./$(TOOLS_ENV) && cargo run --quiet --release -p e2e --bin settee-serve -- \
+		--port $(PORT) --state $(STATE) --vars .dev.vars
+
+# Unit tests (native, fast) and e2e tests against the real Worker on workerd.
+test: build
+	@. ./$(TOOLS_ENV) && $(CARGO_TEST)
+
+unit:
+	cargo test --workspace --exclude e2e
+
+bench: build
+	@. ./$(TOOLS_ENV) && node bench/run.mjs
+
+# Deploys to Cloudflare (needs `wrangler login` and the admin secrets:
+# `npx wrangler secret put COUCHDB_USER` / `COUCHDB_PASSWORD`).
+deploy: build
+	npx wrangler deploy
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p router --target wasm32-unknown-unknown -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+clean:
+	rm -rf router/build target/wasm32-unknown-unknown

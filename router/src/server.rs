@@ -1,0 +1,195 @@
+//! Server-level endpoints and the routing decision for every request.
+
+use serde_json::{json, Value};
+use shared::config::COUCHDB_VERSION;
+use shared::error::{CouchError, CouchResult};
+use shared::http::{Request, Response};
+use shared::user::UserCtx;
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Welcome,
+    Up,
+    Uuids,
+    AllDbs,
+    DbsInfo,
+    Session,
+    ActiveTasks,
+    Membership,
+    /// A request for `/{db}/...`, forwarded to that database's actor.
+    Database(String),
+    /// A server endpoint CouchDB has and Settee does not yet.
+    Unsupported(String),
+}
+
+/// Server endpoints CouchDB 3 has that later work will add.
+const NOT_YET: &[&str] = &[
+    "_replicate",
+    "_scheduler",
+    "_db_updates",
+    "_node",
+    "_config",
+    "_stats",
+    "_utils",
+    "_cluster_setup",
+    "_reshard",
+    "_search_analyze",
+];
+
+/// Decides the route from the decoded path segments.
+pub fn route(path: &[String]) -> CouchResult<Route> {
+    let Some(first) = path.first() else {
+        return Ok(Route::Welcome);
+    };
+    Ok(match first.as_str() {
+        "_up" => Route::Up,
+        "_uuids" => Route::Uuids,
+        "_all_dbs" => Route::AllDbs,
+        "_dbs_info" => Route::DbsInfo,
+        "_session" => Route::Session,
+        "_active_tasks" => Route::ActiveTasks,
+        "_membership" => Route::Membership,
+        s if NOT_YET.contains(&s) => Route::Unsupported(s.to_string()),
+        name => {
+            shared::db_name::validate(name)?;
+            Route::Database(name.to_string())
+        }
+    })
+}
+
+/// `GET /`.
+pub fn welcome(uuid: &str) -> Value {
+    json!({
+        "couchdb": "Welcome",
+        "version": COUCHDB_VERSION,
+        "git_sha": "settee",
+        "uuid": uuid,
+        "features": [],
+        "vendor": {"name": "Settee", "version": env!("CARGO_PKG_VERSION")},
+    })
+}
+
+/// `GET /_up`.
+pub fn up() -> Response {
+    Response::json(200, &json!({"status": "ok", "seeds": {}}))
+}
+
+/// CouchDB's `[uuids] max_count`.
+const MAX_UUIDS: u64 = 1000;
+
+/// `GET /_uuids?count=N`.
+pub fn uuids(req: &Request) -> CouchResult<Response> {
+    let count = req.uint_param("count")?.unwrap_or(1);
+    if count > MAX_UUIDS {
+        return Err(CouchError::bad_request("count parameter too large"));
+    }
+    let ids: Vec<String> = (0..count).map(|_| shared::uuids::next()).collect();
+    Ok(Response::json(200, &json!({ "uuids": ids }))
+        .with_header("cache-control", "must-revalidate, no-cache")
+        .with_header("pragma", "no-cache"))
+}
+
+/// CouchDB's `[chttpd] max_db_number_for_dbs_info_req`.
+const MAX_DBS_INFO: usize = 100;
+
+/// The databases `_dbs_info` reports: the POST body's `keys`, or `None`
+/// for a GET (which lists like `_all_dbs`).
+pub fn dbs_info_keys(req: &Request) -> CouchResult<Option<Vec<String>>> {
+    if req.method != "POST" {
+        return Ok(None);
+    }
+    let body = req.json_object_body()?;
+    let keys = body
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| CouchError::bad_request("`keys` member must exist."))?;
+    if keys.len() > MAX_DBS_INFO {
+        return Err(CouchError::bad_request(format!(
+            "`keys` member must be a list of at most {MAX_DBS_INFO} database names."
+        )));
+    }
+    keys.iter()
+        .map(|k| {
+            k.as_str()
+                .map(String::from)
+                .ok_or_else(|| CouchError::bad_request("`keys` must be strings"))
+        })
+        .collect::<CouchResult<Vec<_>>>()
+        .map(Some)
+}
+
+/// `GET /_session`: who the request is.
+pub fn session(user: &UserCtx) -> Response {
+    let mut info = json!({"authentication_handlers": ["default"]});
+    if user.name.is_some() {
+        info["authenticated"] = json!("default");
+    }
+    Response::json(
+        200,
+        &json!({"ok": true, "userCtx": {"name": user.name, "roles": user.roles}, "info": info}),
+    )
+}
+
+/// `GET /_membership`: a single node.
+pub fn membership() -> Response {
+    let nodes = json!(["settee@127.0.0.1"]);
+    Response::json(200, &json!({"all_nodes": nodes, "cluster_nodes": nodes}))
+}
+
+/// Only `methods` are allowed on a server endpoint.
+pub fn allow(req: &Request, methods: &[&str]) -> CouchResult<()> {
+    if methods.contains(&req.method.as_str()) {
+        Ok(())
+    } else {
+        Err(CouchError::method_not_allowed(&methods.join(",")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Vec<String> {
+        shared::http::split_path(s)
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route(&p("/")).unwrap(), Route::Welcome);
+        assert_eq!(route(&p("/_all_dbs")).unwrap(), Route::AllDbs);
+        assert_eq!(route(&p("/db/doc")).unwrap(), Route::Database("db".into()));
+        assert_eq!(route(&p("/a%2Fb/_all_docs")).unwrap(), Route::Database("a/b".into()));
+        assert_eq!(route(&p("/_users")).unwrap(), Route::Database("_users".into()));
+        assert_eq!(route(&p("/_replicate")).unwrap(), Route::Unsupported("_replicate".into()));
+        assert_eq!(route(&p("/_bogus")).unwrap_err().error, "illegal_database_name");
+        assert_eq!(route(&p("/Caps")).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn uuids_count() {
+        let r = uuids(&Request::new("GET", "/_uuids", "count=3")).unwrap();
+        assert_eq!(r.json_body()["uuids"].as_array().unwrap().len(), 3);
+        assert_eq!(uuids(&Request::new("GET", "/_uuids", "count=1001")).unwrap_err().status, 400);
+        assert_eq!(uuids(&Request::new("GET", "/_uuids", "count=x")).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn dbs_info_body() {
+        let r = Request::new("POST", "/_dbs_info", "").with_body(r#"{"keys":["a","b"]}"#);
+        assert_eq!(dbs_info_keys(&r).unwrap(), Some(vec!["a".into(), "b".into()]));
+        let r = Request::new("POST", "/_dbs_info", "").with_body(r#"{"nope":1}"#);
+        assert_eq!(dbs_info_keys(&r).unwrap_err().status, 400);
+        assert_eq!(dbs_info_keys(&Request::new("GET", "/_dbs_info", "")).unwrap(), None);
+    }
+
+    #[test]
+    fn welcome_and_session() {
+        let w = welcome("abc");
+        assert_eq!(w["couchdb"], "Welcome");
+        assert_eq!(w["vendor"]["name"], "Settee");
+        let s = session(&UserCtx::admin("root")).json_body();
+        assert_eq!(s["userCtx"]["roles"], json!(["_admin"]));
+        assert_eq!(s["info"]["authenticated"], "default");
+    }
+}

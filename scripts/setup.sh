@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what building, serving and testing Settee needs. Each tool is
+# installed once into a cache directory and skipped when present, so only
+# the first run on a machine is slow (the two cargo installs take 10-20 min
+# on 2 cores). Writes .settee/tools.env for the Makefile.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+tools=${SETTEE_TOOLS:-$HOME/.cache/settee-tools}
+mkdir -p "$tools" .settee
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+# The version of a crate as Cargo.lock pins it.
+locked() {
+  awk -v n="$1" '$0 == "name = \"" n "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+[ -f Cargo.lock ] || cargo generate-lockfile
+wbg=$(locked wasm-bindgen)
+wb=$(locked worker)
+# worker-build downloads wasm-bindgen from GitHub, which is unreachable
+# here: build the CLI at exactly the library's version instead.
+if [ ! -x "$tools/wasm-bindgen-$wbg/bin/wasm-bindgen" ]; then
+  say "installing wasm-bindgen-cli $wbg (once)"
+  cargo install wasm-bindgen-cli --version "=$wbg" --root "$tools/wasm-bindgen-$wbg"
+fi
+if [ ! -x "$tools/worker-build-$wb/bin/worker-build" ]; then
+  say "installing worker-build $wb (once)"
+  cargo install worker-build --version "=$wb" --root "$tools/worker-build-$wb"
+fi
+
+# npm packages: wrangler (and its workerd), binaryen's wasm-opt (Debian's
+# is too old), esbuild, and the JavaScript clients the tests drive.
+stamp=node_modules/.settee-installed
+if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  say "installing npm packages"
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+  touch "$stamp"
+fi
+
+cat > .settee/tools.env <<ENV
+export WASM_BINDGEN_BIN=$tools/wasm-bindgen-$wbg/bin/wasm-bindgen
+export WASM_OPT_BIN=$root/node_modules/.bin/wasm-opt
+export ESBUILD_BIN=$root/node_modules/.bin/esbuild
+export WORKER_BUILD=$tools/worker-build-$wb/bin/worker-build
+export WORKERD_BIN=$root/node_modules/@cloudflare/workerd-linux-64/bin/workerd
+ENV
+say "tools ready"
