@@ -1,22 +1,21 @@
 # Settee: `make dev` serves it locally, `make test` runs every test.
 # Both install what is missing first (scripts/setup.sh).
 
+export WRANGLER_SEND_METRICS := false
+
 PORT ?= 5984
 STATE ?= .settee/state
 TOOLS_ENV := .settee/tools.env
 BUNDLE := router/build/index.js
 CARGO_TEST ?= cargo test --workspace
 
-.PHONY: setup build dev test unit e2e bench deploy lint fmt clean
+.PHONY: setup build dev test unit bench deploy deploy-check lint fmt clean
 
 setup:
 	@scripts/setup.sh
 
-$(TOOLS_ENV): scripts/setup.sh package.json Cargo.lock
-	@scripts/setup.sh
-
 # Builds the Worker bundle (router + actors) with worker-build.
-build: $(TOOLS_ENV)
+build: setup
 	@. ./$(TOOLS_ENV) && cd router && "$$WORKER_BUILD" --release
 	@scripts/bundle-size.sh
 
@@ -41,6 +40,10 @@ bench: build
 # `npx wrangler secret put COUCHDB_USER` / `COUCHDB_PASSWORD`).
 deploy: build
 	npx wrangler deploy
+
+# What `make deploy` would upload, without an account.
+deploy-check: build
+	npx wrangler deploy --dry-run --outdir .settee/deploy
 
 lint:
 	cargo fmt --all -- --check

@@ -82,7 +82,10 @@ fn before_range(range: &IdRange, index: Index, descending: bool) -> IdRange {
                 lo: Some((h.clone(), !incl)),
                 ..span
             },
-            None => IdRange { empty: true, ..span },
+            None => IdRange {
+                empty: true,
+                ..span
+            },
         }
     } else {
         match &range.lo {
@@ -90,7 +93,10 @@ fn before_range(range: &IdRange, index: Index, descending: bool) -> IdRange {
                 hi: Some((l.clone(), !incl)),
                 ..span
             },
-            None => IdRange { empty: true, ..span },
+            None => IdRange {
+                empty: true,
+                ..span
+            },
         }
     }
 }
@@ -124,7 +130,9 @@ impl Database<'_> {
                 for (id, rev) in self.store.live_ids(&range, q.descending, q.skip, limit)? {
                     rows.push(self.doc_row(&meta, &id, &rev, false, q)?);
                 }
-                let before = self.store.count_live(&before_range(&range, index, q.descending))?;
+                let before = self
+                    .store
+                    .count_live(&before_range(&range, index, q.descending))?;
                 (
                     self.total_rows(index, stats.doc_count)?,
                     json!(before + q.skip),
@@ -161,8 +169,15 @@ impl Database<'_> {
 
     /// One row of a `keys` query: the document, a deleted marker, or
     /// `not_found`.
-    fn key_row(&self, meta: &DbMeta, key: &Value, q: &AllDocsQuery, index: Index) -> CouchResult<Vec<u8>> {
-        let not_found = || serde_json::to_vec(&json!({"key": key, "error": "not_found"})).expect("json");
+    fn key_row(
+        &self,
+        meta: &DbMeta,
+        key: &Value,
+        q: &AllDocsQuery,
+        index: Index,
+    ) -> CouchResult<Vec<u8>> {
+        let not_found =
+            || serde_json::to_vec(&json!({"key": key, "error": "not_found"})).expect("json");
         let Some(id) = key.as_str() else {
             return Ok(not_found());
         };
@@ -180,7 +195,14 @@ impl Database<'_> {
         }
     }
 
-    fn doc_row(&self, meta: &DbMeta, id: &str, rev: &str, deleted: bool, q: &AllDocsQuery) -> CouchResult<Vec<u8>> {
+    fn doc_row(
+        &self,
+        meta: &DbMeta,
+        id: &str,
+        rev: &str,
+        deleted: bool,
+        q: &AllDocsQuery,
+    ) -> CouchResult<Vec<u8>> {
         let mut value = json!({"rev": rev});
         if deleted {
             value["deleted"] = json!(true);

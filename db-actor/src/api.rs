@@ -28,7 +28,10 @@ pub enum Reply {
     Done(Response),
     /// A long-poll with nothing to report yet: the binding waits for a
     /// change (or the timeout) and then calls [`changes_response`].
-    Wait { query: ChangesQuery, since: u64 },
+    Wait {
+        query: ChangesQuery,
+        since: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -132,15 +135,24 @@ fn route(db: &Database, req: &Request, new_instance: &dyn Fn() -> String) -> Cou
             require_json(req)?;
             db.meta()?;
             let body = req.json_object_body()?;
-            done(Response::json(200, &db.bulk_get(&body, &ReadOpts::from_request(req)?)?))
+            done(Response::json(
+                200,
+                &db.bulk_get(&body, &ReadOpts::from_request(req)?)?,
+            ))
         }
         ["_revs_diff"] => {
             only(req, "POST")?;
-            done(Response::json(200, &db.revs_diff(&req.json_object_body()?)?))
+            done(Response::json(
+                200,
+                &db.revs_diff(&req.json_object_body()?)?,
+            ))
         }
         ["_missing_revs"] => {
             only(req, "POST")?;
-            done(Response::json(200, &db.missing_revs(&req.json_object_body()?)?))
+            done(Response::json(
+                200,
+                &db.missing_revs(&req.json_object_body()?)?,
+            ))
         }
         ["_ensure_full_commit"] => {
             only(req, "POST")?;
@@ -285,14 +297,21 @@ fn document(db: &Database, req: &Request, dbname: &str, id: &str) -> CouchResult
             doc.rev = request_rev(req, doc.rev.as_ref())?;
             let new_edits = req.bool_param("new_edits")?.unwrap_or(true);
             let rev = db.save_one(id, &doc, new_edits)?;
-            let status = if req.param("batch") == Some("ok") { 202 } else { 201 };
+            let status = if req.param("batch") == Some("ok") {
+                202
+            } else {
+                201
+            };
             updated(write_reply(req, dbname, id, &rev.to_string(), status))
         }
         "DELETE" => {
             if local {
                 let rev = req.param("rev");
                 db.put_local(id, json!({"_deleted": true}), rev)?;
-                return updated(Response::json(200, &json!({"ok": true, "id": id, "rev": "0-0"})));
+                return updated(Response::json(
+                    200,
+                    &json!({"ok": true, "id": id, "rev": "0-0"}),
+                ));
             }
             let rev = request_rev(req, None)?;
             let existing = db.store.load_doc(id)?;
@@ -324,10 +343,14 @@ fn get_document(db: &Database, req: &Request, id: &str) -> CouchResult<Outcome> 
         } else {
             let v: Value = serde_json::from_str(open)
                 .map_err(|_| CouchError::bad_request("Invalid open_revs parameter"))?;
-            let list = v
-                .as_array()
-                .ok_or_else(|| CouchError::bad_request("open_revs must be a JSON array or \"all\""))?;
-            Some(list.iter().map(Rev::from_json).collect::<CouchResult<Vec<_>>>()?)
+            let list = v.as_array().ok_or_else(|| {
+                CouchError::bad_request("open_revs must be a JSON array or \"all\"")
+            })?;
+            Some(
+                list.iter()
+                    .map(Rev::from_json)
+                    .collect::<CouchResult<Vec<_>>>()?,
+            )
         };
         db.meta()?;
         let answers = db.open_revs(id, revs.as_deref(), &opts)?;
@@ -352,7 +375,9 @@ fn open_revs_response(req: &Request, answers: Vec<OpenRev>) -> Response {
             v.push(b'}');
             v
         }
-        OpenRev::Missing(r) => serde_json::to_vec(&json!({"missing": r.to_string()})).expect("json"),
+        OpenRev::Missing(r) => {
+            serde_json::to_vec(&json!({"missing": r.to_string()})).expect("json")
+        }
     };
     if req.accepts("application/json") {
         let mut out = b"[".to_vec();
@@ -368,7 +393,9 @@ fn open_revs_response(req: &Request, answers: Vec<OpenRev>) -> Response {
     let boundary = format!("{:x}", boundary_for(&answers));
     let mut body = Vec::new();
     for a in &answers {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/json").as_bytes());
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: application/json").as_bytes(),
+        );
         let json = match a {
             OpenRev::Ok(doc) => doc.clone(),
             OpenRev::Missing(r) => {

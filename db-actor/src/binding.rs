@@ -132,7 +132,9 @@ fn long_poll(inner: Rc<Inner>, q: ChangesQuery, since: u64) -> Result<Response> 
                         rx = inner.subscribe();
                         continue;
                     }
-                    let body = shared::http::respond(page.map(|p| CouchResponse::raw_json(200, p.to_json())));
+                    let body = shared::http::respond(
+                        page.map(|p| CouchResponse::raw_json(200, p.to_json())),
+                    );
                     return Some((Ok::<Vec<u8>, worker::Error>(body.body), None));
                 }
                 Either::Right(_) => {

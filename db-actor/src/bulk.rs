@@ -21,7 +21,11 @@ impl Database<'_> {
         let new_edits = match body.get("new_edits") {
             None => true,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(CouchError::bad_request("`new_edits` parameter must be a boolean.")),
+            Some(_) => {
+                return Err(CouchError::bad_request(
+                    "`new_edits` parameter must be a boolean.",
+                ))
+            }
         };
         let parsed: Vec<(String, IncomingDoc)> = docs
             .iter()
@@ -47,7 +51,9 @@ impl Database<'_> {
                     self.merge_doc(&mut batch, id, doc).map(|_| None)
                 };
                 match r {
-                    Ok(Some(rev)) => results.push(json!({"ok": true, "id": id, "rev": rev.to_string()})),
+                    Ok(Some(rev)) => {
+                        results.push(json!({"ok": true, "id": id, "rev": rev.to_string()}))
+                    }
                     Ok(None) => {}
                     Err(e) if e.status == 409 || e.status == 403 || e.status == 401 => {
                         results.push(json!({"id": id, "error": e.error, "reason": e.reason}))
@@ -109,10 +115,12 @@ impl Database<'_> {
     fn winner_only(&self, id: &str, opts: &ReadOpts) -> CouchResult<Vec<OpenRev>> {
         let rec = self.require_doc(id)?;
         let meta = self.meta()?;
-        Ok(vec![match self.render_rev(&meta, &rec, &rec.winner, opts)? {
-            Some(j) => OpenRev::Ok(j),
-            None => OpenRev::Missing(rec.winner.clone()),
-        }])
+        Ok(vec![
+            match self.render_rev(&meta, &rec, &rec.winner, opts)? {
+                Some(j) => OpenRev::Ok(j),
+                None => OpenRev::Missing(rec.winner.clone()),
+            },
+        ])
     }
 
     /// `POST /db/_revs_diff`: which of the given revisions are unknown, and

@@ -30,13 +30,16 @@ impl<'a> Catalog<'a> {
     }
 
     pub fn add(&self, name: &str) -> CouchResult<()> {
-        self.sql
-            .exec("INSERT OR IGNORE INTO dbs (name) VALUES (?)", &[name.into()])?;
+        self.sql.exec(
+            "INSERT OR IGNORE INTO dbs (name) VALUES (?)",
+            &[name.into()],
+        )?;
         Ok(())
     }
 
     pub fn remove(&self, name: &str) -> CouchResult<()> {
-        self.sql.exec("DELETE FROM dbs WHERE name = ?", &[name.into()])?;
+        self.sql
+            .exec("DELETE FROM dbs WHERE name = ?", &[name.into()])?;
         Ok(())
     }
 
@@ -55,12 +58,20 @@ impl<'a> Catalog<'a> {
         let mut cond = String::new();
         let mut params: Vec<SqlValue> = Vec::new();
         if let Some(Bound::Id(s)) = lo {
-            cond.push_str(if lo_incl { " AND name >= ?" } else { " AND name > ?" });
+            cond.push_str(if lo_incl {
+                " AND name >= ?"
+            } else {
+                " AND name > ?"
+            });
             params.push(s.as_str().into());
         }
         match hi {
             Some(Bound::Id(s)) => {
-                cond.push_str(if hi_incl { " AND name <= ?" } else { " AND name < ?" });
+                cond.push_str(if hi_incl {
+                    " AND name <= ?"
+                } else {
+                    " AND name < ?"
+                });
                 params.push(s.as_str().into());
             }
             Some(Bound::BelowAll) => return Ok(vec![]),
@@ -69,7 +80,9 @@ impl<'a> Catalog<'a> {
         let order = if q.descending { "DESC" } else { "ASC" };
         params.push(q.limit.unwrap_or(u64::MAX).into());
         params.push(q.skip.into());
-        let sql = format!("SELECT name FROM dbs WHERE 1 = 1{cond} ORDER BY name {order} LIMIT ? OFFSET ?");
+        let sql = format!(
+            "SELECT name FROM dbs WHERE 1 = 1{cond} ORDER BY name {order} LIMIT ? OFFSET ?"
+        );
         Ok(self
             .sql
             .query(&sql, &params)?

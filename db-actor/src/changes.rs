@@ -80,7 +80,12 @@ impl Database<'_> {
         })
     }
 
-    fn select_changes(&self, q: &ChangesQuery, since: u64, limit: u64) -> CouchResult<Vec<DocRecord>> {
+    fn select_changes(
+        &self,
+        q: &ChangesQuery,
+        since: u64,
+        limit: u64,
+    ) -> CouchResult<Vec<DocRecord>> {
         match &q.filter {
             Filter::All => self.store.docs_by_seq(since, q.descending, limit),
             Filter::DocIds(ids) => {

@@ -60,7 +60,10 @@ impl Sql for DoSql {
         let cursor = self.sql.exec(sql, bindings).map_err(err)?;
         cursor
             .raw()
-            .map(|row| row.map(|r| r.into_iter().map(from_js).collect()).map_err(err))
+            .map(|row| {
+                row.map(|r| r.into_iter().map(from_js).collect())
+                    .map_err(err)
+            })
             .collect()
     }
 

@@ -65,7 +65,12 @@ impl Database<'_> {
     /// An interactive edit (`new_edits=true`): the document's `_rev` must be
     /// a current leaf (or absent for a new or deleted document). Returns the
     /// new revision.
-    pub fn update_doc(&self, batch: &mut WriteBatch, id: &str, doc: &IncomingDoc) -> CouchResult<Rev> {
+    pub fn update_doc(
+        &self,
+        batch: &mut WriteBatch,
+        id: &str,
+        doc: &IncomingDoc,
+    ) -> CouchResult<Rev> {
         doc::validate_id(id)?;
         let body = doc.body_json();
         self.check_size(id, &body)?;
@@ -80,12 +85,16 @@ impl Database<'_> {
 
     /// A replicated revision (`new_edits=false`): its history is merged into
     /// the tree as is; a revision already present changes nothing.
-    pub fn merge_doc(&self, batch: &mut WriteBatch, id: &str, doc: &IncomingDoc) -> CouchResult<()> {
+    pub fn merge_doc(
+        &self,
+        batch: &mut WriteBatch,
+        id: &str,
+        doc: &IncomingDoc,
+    ) -> CouchResult<()> {
         doc::validate_id(id)?;
-        let rev = doc
-            .rev
-            .as_ref()
-            .ok_or_else(|| CouchError::bad_request("Document rev is required with new_edits=false"))?;
+        let rev = doc.rev.as_ref().ok_or_else(|| {
+            CouchError::bad_request("Document rev is required with new_edits=false")
+        })?;
         let path = path_from_revisions(rev, doc.revisions.as_ref())?;
         let body = doc.body_json();
         self.check_size(id, &body)?;
@@ -129,7 +138,9 @@ impl Database<'_> {
                 stats.body_bytes += body.len() as u64;
             }
         }
-        let winner = tree.winner().ok_or_else(|| CouchError::internal("empty revision tree"))?;
+        let winner = tree
+            .winner()
+            .ok_or_else(|| CouchError::internal("empty revision tree"))?;
         if winner.deleted {
             stats.doc_del_count += 1;
         } else {
@@ -229,7 +240,12 @@ impl Database<'_> {
 
     /// `GET /db/doc`: the winner, or `rev`; 404 `deleted` when the winner is
     /// a deletion and no rev was asked for. Returns the rev and JSON.
-    pub fn get_doc(&self, id: &str, rev: Option<&Rev>, opts: &ReadOpts) -> CouchResult<(Rev, Vec<u8>)> {
+    pub fn get_doc(
+        &self,
+        id: &str,
+        rev: Option<&Rev>,
+        opts: &ReadOpts,
+    ) -> CouchResult<(Rev, Vec<u8>)> {
         let meta = self.meta()?;
         let rec = self.require_doc(id)?;
         let rev = match rev {
@@ -252,7 +268,12 @@ impl Database<'_> {
 
     /// `open_revs`: each requested revision (or every leaf for `all`) as
     /// `{"ok": doc}` or `{"missing": rev}`.
-    pub fn open_revs(&self, id: &str, revs: Option<&[Rev]>, opts: &ReadOpts) -> CouchResult<Vec<OpenRev>> {
+    pub fn open_revs(
+        &self,
+        id: &str,
+        revs: Option<&[Rev]>,
+        opts: &ReadOpts,
+    ) -> CouchResult<Vec<OpenRev>> {
         let meta = self.meta()?;
         let Some(rec) = self.store.load_doc(id)? else {
             return match revs {

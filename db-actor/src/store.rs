@@ -185,13 +185,18 @@ impl<'a> Store<'a> {
 
     /// Documents changed after `since`, in sequence order (or reverse),
     /// at most `limit`.
-    pub fn docs_by_seq(&self, since: u64, descending: bool, limit: u64) -> CouchResult<Vec<DocRecord>> {
+    pub fn docs_by_seq(
+        &self,
+        since: u64,
+        descending: bool,
+        limit: u64,
+    ) -> CouchResult<Vec<DocRecord>> {
         let sql = if descending {
             "SELECT id, seq, rev, deleted, tree FROM docs WHERE seq > ? ORDER BY seq DESC LIMIT ?"
         } else {
             "SELECT id, seq, rev, deleted, tree FROM docs WHERE seq > ? ORDER BY seq LIMIT ?"
         };
-                self.sql
+        self.sql
             .query(sql, &[since.into(), limit.into()])?
             .into_iter()
             .map(Self::record_from_row)
@@ -208,7 +213,13 @@ impl<'a> Store<'a> {
     /// Live documents with ids in `[lo, hi]` (bounds optional, `hi`
     /// exclusive when `inclusive_hi` is false), ascending or descending.
     /// Returns `(id, winning rev)` pairs.
-    pub fn live_ids(&self, range: &IdRange, descending: bool, skip: u64, limit: u64) -> CouchResult<Vec<(String, String)>> {
+    pub fn live_ids(
+        &self,
+        range: &IdRange,
+        descending: bool,
+        skip: u64,
+        limit: u64,
+    ) -> CouchResult<Vec<(String, String)>> {
         let (cond, mut params) = range.condition();
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!(
@@ -244,7 +255,11 @@ impl<'a> Store<'a> {
         }
         let mut out = Vec::new();
         for mut r in rows {
-            out.extend(std::mem::replace(&mut r[0], Value::Null).into_bytes().unwrap_or_default());
+            out.extend(
+                std::mem::replace(&mut r[0], Value::Null)
+                    .into_bytes()
+                    .unwrap_or_default(),
+            );
         }
         Ok(Some(out))
     }
@@ -259,7 +274,12 @@ impl<'a> Store<'a> {
         for (i, part) in parts.into_iter().enumerate() {
             self.sql.exec(
                 "INSERT OR REPLACE INTO bodies (doc_id, rev, part, data) VALUES (?, ?, ?, ?)",
-                &[id.into(), rev.as_str().into(), (i as i64).into(), part.to_vec().into()],
+                &[
+                    id.into(),
+                    rev.as_str().into(),
+                    (i as i64).into(),
+                    part.to_vec().into(),
+                ],
             )?;
         }
         Ok(())
@@ -282,11 +302,14 @@ impl<'a> Store<'a> {
     // --- local documents ------------------------------------------------
 
     pub fn local_doc(&self, id: &str) -> CouchResult<Option<(u64, Vec<u8>)>> {
-        let row = self
-            .sql
-            .query_row("SELECT rev, body FROM local_docs WHERE id = ?", &[id.into()])?;
+        let row = self.sql.query_row(
+            "SELECT rev, body FROM local_docs WHERE id = ?",
+            &[id.into()],
+        )?;
         Ok(row.map(|mut r| {
-            let body = std::mem::replace(&mut r[1], Value::Null).into_bytes().unwrap_or_default();
+            let body = std::mem::replace(&mut r[1], Value::Null)
+                .into_bytes()
+                .unwrap_or_default();
             (int(&r, 0), body)
         }))
     }
@@ -310,7 +333,13 @@ impl<'a> Store<'a> {
     }
 
     /// Local documents in id order: `(id, rev, body)`.
-    pub fn local_docs(&self, range: &IdRange, descending: bool, skip: u64, limit: u64) -> CouchResult<Vec<(String, u64, Vec<u8>)>> {
+    pub fn local_docs(
+        &self,
+        range: &IdRange,
+        descending: bool,
+        skip: u64,
+        limit: u64,
+    ) -> CouchResult<Vec<(String, u64, Vec<u8>)>> {
         let (cond, mut params) = range.condition();
         let order = if descending { "DESC" } else { "ASC" };
         let sql = format!(
@@ -323,7 +352,9 @@ impl<'a> Store<'a> {
             .query(&sql, &params)?
             .into_iter()
             .map(|mut r| {
-                let body = std::mem::replace(&mut r[2], Value::Null).into_bytes().unwrap_or_default();
+                let body = std::mem::replace(&mut r[2], Value::Null)
+                    .into_bytes()
+                    .unwrap_or_default();
                 (text(&mut r, 0), int(&r, 1), body)
             })
             .collect())

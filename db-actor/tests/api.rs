@@ -42,7 +42,8 @@ impl Db {
 
     fn call(&self, method: &str, url: &str, body: Option<Value>) -> Response {
         let (path, qs) = url.split_once('?').unwrap_or((url, ""));
-        let mut req = Request::new(method, path, qs).with_header("content-type", "application/json");
+        let mut req =
+            Request::new(method, path, qs).with_header("content-type", "application/json");
         if let Some(b) = body {
             req = req.with_body(b.to_string());
         }
@@ -71,19 +72,40 @@ fn database_lifecycle() {
     assert_eq!(info["db_name"], "db");
     assert_eq!(info["doc_count"], 0);
     assert_eq!(info["update_seq"], "0-t");
-    for k in ["purge_seq", "sizes", "instance_start_time", "compact_running", "props", "cluster", "doc_del_count"] {
+    for k in [
+        "purge_seq",
+        "sizes",
+        "instance_start_time",
+        "compact_running",
+        "props",
+        "cluster",
+        "doc_del_count",
+    ] {
         assert!(info.get(k).is_some(), "{k}");
     }
     db.put("a", json!({"x": 1}));
     assert_eq!(db.json("DELETE", "/db", None).0, 200);
-    assert_eq!(db.json("GET", "/db", None), (404, json!({"error": "not_found", "reason": "Database does not exist."})));
+    assert_eq!(
+        db.json("GET", "/db", None),
+        (
+            404,
+            json!({"error": "not_found", "reason": "Database does not exist."})
+        )
+    );
     assert_eq!(db.json("GET", "/db/a", None).0, 404);
     assert_eq!(db.json("DELETE", "/db", None).0, 404);
     assert_eq!(db.json("PUT", "/db", None).0, 201);
-    assert_eq!(db.json("GET", "/db", None).1["doc_count"], 0, "recreated database starts empty");
+    assert_eq!(
+        db.json("GET", "/db", None).1["doc_count"],
+        0,
+        "recreated database starts empty"
+    );
     assert_eq!(db.json("GET", "/db/a", None).0, 404);
     let (s, v) = db.json("PUT", "/Bad", None);
-    assert_eq!((s, v["error"].as_str()), (400, Some("illegal_database_name")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("illegal_database_name"))
+    );
 }
 
 #[test]
@@ -95,23 +117,53 @@ fn document_crud_and_conflicts() {
     assert_eq!(r.header("etag"), Some(format!("\"{r1}\"").as_str()));
     assert_eq!(r.json_body(), json!({"_id": "doc", "_rev": r1, "v": 1}));
     // Stale or missing rev: 409.
-    assert_eq!(db.json("PUT", "/db/doc", Some(json!({"v": 2}))).1["error"], "conflict");
-    assert_eq!(db.json("PUT", "/db/doc", Some(json!({"_rev": "1-abc", "v": 2}))).0, 409);
+    assert_eq!(
+        db.json("PUT", "/db/doc", Some(json!({"v": 2}))).1["error"],
+        "conflict"
+    );
+    assert_eq!(
+        db.json("PUT", "/db/doc", Some(json!({"_rev": "1-abc", "v": 2})))
+            .0,
+        409
+    );
     let r2 = db.put("doc", json!({"_rev": r1, "v": 2}));
     assert!(r2.starts_with("2-"));
-    assert_eq!(db.json("PUT", "/db/doc", Some(json!({"_rev": r1, "v": 3}))).0, 409);
+    assert_eq!(
+        db.json("PUT", "/db/doc", Some(json!({"_rev": r1, "v": 3})))
+            .0,
+        409
+    );
     // Rev via query string and If-Match.
-    let r3 = db.json("PUT", &format!("/db/doc?rev={r2}"), Some(json!({"v": 3}))).1["rev"].as_str().unwrap().to_string();
+    let r3 = db
+        .json("PUT", &format!("/db/doc?rev={r2}"), Some(json!({"v": 3})))
+        .1["rev"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let req = Request::new("PUT", "/db/doc", "")
         .with_header("if-match", &format!("\"{r3}\""))
         .with_body(json!({"v": 4}).to_string());
     assert_eq!(db.request(req).status, 201);
     // Body and query revs must agree.
-    let (s, v) = db.json("PUT", &format!("/db/doc?rev={r1}"), Some(json!({"_rev": r2})));
-    assert_eq!((s, v["reason"].as_str()), (400, Some("Document rev from request body and query string have different values")));
+    let (s, v) = db.json(
+        "PUT",
+        &format!("/db/doc?rev={r1}"),
+        Some(json!({"_rev": r2})),
+    );
+    assert_eq!(
+        (s, v["reason"].as_str()),
+        (
+            400,
+            Some("Document rev from request body and query string have different values")
+        )
+    );
     // If-None-Match.
-    let cur = db.json("GET", "/db/doc", None).1["_rev"].as_str().unwrap().to_string();
-    let req = Request::new("GET", "/db/doc", "").with_header("if-none-match", &format!("\"{cur}\""));
+    let cur = db.json("GET", "/db/doc", None).1["_rev"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let req =
+        Request::new("GET", "/db/doc", "").with_header("if-none-match", &format!("\"{cur}\""));
     assert_eq!(db.request(req).status, 304);
     // Delete then recreate: the new revision continues the deleted branch.
     assert_eq!(db.json("DELETE", "/db/doc", None).0, 409);
@@ -119,21 +171,33 @@ fn document_crud_and_conflicts() {
     assert_eq!(s, 200);
     let del = v["rev"].as_str().unwrap().to_string();
     assert!(del.starts_with("5-"));
-    assert_eq!(db.json("GET", "/db/doc", None), (404, json!({"error": "not_found", "reason": "deleted"})));
+    assert_eq!(
+        db.json("GET", "/db/doc", None),
+        (404, json!({"error": "not_found", "reason": "deleted"}))
+    );
     let (s, v) = db.json("GET", &format!("/db/doc?rev={del}"), None);
     assert_eq!((s, &v["_deleted"]), (200, &json!(true)));
     let again = db.put("doc", json!({"v": 6}));
     assert!(again.starts_with("6-"));
-    assert_eq!(db.json("GET", "/db/nope", None), (404, json!({"error": "not_found", "reason": "missing"})));
+    assert_eq!(
+        db.json("GET", "/db/nope", None),
+        (404, json!({"error": "not_found", "reason": "missing"}))
+    );
     assert_eq!(db.json("DELETE", "/db/nope?rev=1-a", None).0, 404);
     let info = db.json("GET", "/db", None).1;
-    assert_eq!((info["doc_count"].clone(), info["doc_del_count"].clone()), (json!(1), json!(0)));
+    assert_eq!(
+        (info["doc_count"].clone(), info["doc_del_count"].clone()),
+        (json!(1), json!(0))
+    );
 }
 
 #[test]
 fn same_edit_gives_same_rev() {
     let (a, b) = (Db::new(), Db::new());
-    assert_eq!(a.put("x", json!({"k": [1, 2]})), b.put("x", json!({"k": [1, 2]})));
+    assert_eq!(
+        a.put("x", json!({"k": [1, 2]})),
+        b.put("x", json!({"k": [1, 2]}))
+    );
     assert_ne!(a.put("y", json!({"k": 1})), b.put("y", json!({"k": 2})));
 }
 
@@ -147,10 +211,28 @@ fn bad_input_is_rejected_and_loses_nothing() {
         ("PUT", "/db/_foo", "{}", 400, "illegal_docid"),
         ("PUT", "/db/keep", r#"{"_rev":"bogus"}"#, 400, "bad_request"),
         ("PUT", "/db/keep", r#"{"_zap":1}"#, 400, "doc_validation"),
-        ("POST", "/db/_bulk_docs", r#"{"docs":[{"_id":"ok1"},{"_id":"_bad"}]}"#, 400, "illegal_docid"),
-        ("POST", "/db/_bulk_docs", r#"{"docs":5}"#, 400, "bad_request"),
+        (
+            "POST",
+            "/db/_bulk_docs",
+            r#"{"docs":[{"_id":"ok1"},{"_id":"_bad"}]}"#,
+            400,
+            "illegal_docid",
+        ),
+        (
+            "POST",
+            "/db/_bulk_docs",
+            r#"{"docs":5}"#,
+            400,
+            "bad_request",
+        ),
         ("GET", "/db/keep?rev=xyz", "", 400, "bad_request"),
-        ("GET", "/db/_all_docs?limit=-3", "", 400, "query_parse_error"),
+        (
+            "GET",
+            "/db/_all_docs?limit=-3",
+            "",
+            400,
+            "query_parse_error",
+        ),
         ("PATCH", "/db/keep", "", 405, "method_not_allowed"),
         ("GET", "/db/_bulk_docs", "", 405, "method_not_allowed"),
         ("PUT", "/db/_revs_limit", "-1", 400, "bad_request"),
@@ -161,7 +243,11 @@ fn bad_input_is_rejected_and_loses_nothing() {
             .with_header("content-type", "application/json")
             .with_body(body);
         let r = db.request(req);
-        assert_eq!((r.status, r.json_body()["error"].as_str().unwrap()), (status, error), "{m} {url} {body}");
+        assert_eq!(
+            (r.status, r.json_body()["error"].as_str().unwrap()),
+            (status, error),
+            "{m} {url} {body}"
+        );
         assert!(r.json_body()["reason"].is_string());
     }
     // No content type on a JSON POST: 415.
@@ -180,7 +266,11 @@ fn oversize_documents_are_413() {
     let big = json!({"s": "x".repeat(2000)});
     let (s, v) = db.json("PUT", "/db/big", Some(big.clone()));
     assert_eq!((s, v["error"].as_str()), (413, Some("document_too_large")));
-    let (s, _) = db.json("POST", "/db/_bulk_docs", Some(json!({"docs": [{"_id": "a"}, big]})));
+    let (s, _) = db.json(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"docs": [{"_id": "a"}, big]})),
+    );
     assert_eq!(s, 413);
     assert_eq!(db.json("GET", "/db/a", None).0, 404);
 }
@@ -190,7 +280,13 @@ fn large_bodies_are_split_across_values() {
     let db = Db::new();
     let s = "é".repeat(3_000_000); // 6 MB of UTF-8: more than one SQLite value.
     db.put("big", json!({"s": s}));
-    assert_eq!(db.json("GET", "/db/big", None).1["s"].as_str().unwrap().len(), s.len());
+    assert_eq!(
+        db.json("GET", "/db/big", None).1["s"]
+            .as_str()
+            .unwrap()
+            .len(),
+        s.len()
+    );
 }
 
 #[test]
@@ -227,28 +323,55 @@ fn replicated_edits_make_conflicts_and_winners() {
     assert_eq!((s, v), (201, json!([])));
     // Idempotent.
     db.json("POST", "/db/_bulk_docs", Some(docs));
-    let (_, doc) = db.json("GET", "/db/d?conflicts=true&deleted_conflicts=true&revs=true", None);
-    assert_eq!(doc["_rev"], "2-c", "live beats a deeper deletion; then highest hash");
+    let (_, doc) = db.json(
+        "GET",
+        "/db/d?conflicts=true&deleted_conflicts=true&revs=true",
+        None,
+    );
+    assert_eq!(
+        doc["_rev"], "2-c",
+        "live beats a deeper deletion; then highest hash"
+    );
     assert_eq!(doc["side"], "c");
     assert_eq!(doc["_conflicts"], json!(["2-b"]));
     assert_eq!(doc["_deleted_conflicts"], json!(["3-e"]));
     assert_eq!(doc["_revisions"], json!({"start": 2, "ids": ["c", "a"]}));
     let (_, info) = db.json("GET", "/db/d?revs_info=true", None);
-    assert_eq!(info["_revs_info"], json!([{"rev": "2-c", "status": "available"}, {"rev": "1-a", "status": "missing"}]));
+    assert_eq!(
+        info["_revs_info"],
+        json!([{"rev": "2-c", "status": "available"}, {"rev": "1-a", "status": "missing"}])
+    );
     // open_revs=all as JSON: every leaf.
-    let req = Request::new("GET", "/db/d", "open_revs=all").with_header("accept", "application/json");
+    let req =
+        Request::new("GET", "/db/d", "open_revs=all").with_header("accept", "application/json");
     let all = db.request(req).json_body();
-    let mut revs: Vec<String> = all.as_array().unwrap().iter().map(|r| r["ok"]["_rev"].as_str().unwrap().to_string()).collect();
+    let mut revs: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ok"]["_rev"].as_str().unwrap().to_string())
+        .collect();
     revs.sort();
     assert_eq!(revs, ["2-b", "2-c", "3-e"]);
     // open_revs list with a missing one, and multipart by default.
-    let req = Request::new("GET", "/db/d", "open_revs=%5B%222-b%22%2C%229-z%22%5D").with_header("accept", "application/json");
+    let req = Request::new("GET", "/db/d", "open_revs=%5B%222-b%22%2C%229-z%22%5D")
+        .with_header("accept", "application/json");
     assert_eq!(db.request(req).json_body()[1], json!({"missing": "9-z"}));
     let r = db.request(Request::new("GET", "/db/d", "open_revs=all"));
-    assert!(r.header("content-type").unwrap().starts_with("multipart/mixed"));
-    assert_eq!(String::from_utf8(r.body).unwrap().matches("\"_id\":\"d\"").count(), 3);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("multipart/mixed"));
+    assert_eq!(
+        String::from_utf8(r.body)
+            .unwrap()
+            .matches("\"_id\":\"d\"")
+            .count(),
+        3
+    );
     // latest=true resolves an ancestor to its leaves.
-    let req = Request::new("GET", "/db/d", "open_revs=%5B%221-a%22%5D&latest=true").with_header("accept", "application/json");
+    let req = Request::new("GET", "/db/d", "open_revs=%5B%221-a%22%5D&latest=true")
+        .with_header("accept", "application/json");
     assert_eq!(db.request(req).json_body().as_array().unwrap().len(), 3);
     // Resolve the conflict by deleting the loser: winner stays 2-c, no conflicts left.
     db.json("DELETE", "/db/d?rev=2-b", None);
@@ -261,7 +384,10 @@ fn replicated_edits_make_conflicts_and_winners() {
 fn revs_limit_stems_history() {
     let db = Db::new();
     assert_eq!(db.json("GET", "/db/_revs_limit", None).1, json!(1000));
-    assert_eq!(db.call("PUT", "/db/_revs_limit", Some(json!(3))).status, 200);
+    assert_eq!(
+        db.call("PUT", "/db/_revs_limit", Some(json!(3))).status,
+        200
+    );
     let mut rev = db.put("s", json!({"n": 0}));
     for n in 1..10 {
         rev = db.put("s", json!({"_rev": rev, "n": n}));
@@ -275,16 +401,27 @@ fn revs_limit_stems_history() {
 fn bulk_get_revs_diff_missing_revs() {
     let db = Db::new();
     let r = db.put("a", json!({"v": 1}));
-    let (_, v) = db.json("POST", "/db/_bulk_get?revs=true", Some(json!({"docs": [
-        {"id": "a", "rev": r}, {"id": "a"}, {"id": "zz"}, {"id": "a", "rev": "9-x"}
-    ]})));
+    let (_, v) = db.json(
+        "POST",
+        "/db/_bulk_get?revs=true",
+        Some(json!({"docs": [
+            {"id": "a", "rev": r}, {"id": "a"}, {"id": "zz"}, {"id": "a", "rev": "9-x"}
+        ]})),
+    );
     let res = v["results"].as_array().unwrap();
     assert_eq!(res[0]["docs"][0]["ok"]["_revisions"]["start"], 1);
     assert_eq!(res[1]["docs"][0]["ok"]["_rev"], r);
     assert_eq!(res[2]["docs"][0]["error"]["error"], "not_found");
     assert_eq!(res[3]["docs"][0]["error"]["rev"], "9-x");
-    let (_, d) = db.json("POST", "/db/_revs_diff", Some(json!({"a": [r, "2-x"], "b": ["1-q"]})));
-    assert_eq!(d, json!({"a": {"missing": ["2-x"], "possible_ancestors": [r]}, "b": {"missing": ["1-q"]}}));
+    let (_, d) = db.json(
+        "POST",
+        "/db/_revs_diff",
+        Some(json!({"a": [r, "2-x"], "b": ["1-q"]})),
+    );
+    assert_eq!(
+        d,
+        json!({"a": {"missing": ["2-x"], "possible_ancestors": [r]}, "b": {"missing": ["1-q"]}})
+    );
     let (_, m) = db.json("POST", "/db/_missing_revs", Some(json!({"a": [r, "2-x"]})));
     assert_eq!(m, json!({"missing_revs": {"a": ["2-x"]}}));
 }
@@ -295,31 +432,56 @@ fn all_docs_options() {
     for id in ["a", "b", "c", "d", "e"] {
         db.put(id, json!({"id": id}));
     }
-    let rev_c = db.json("GET", "/db/c", None).1["_rev"].as_str().unwrap().to_string();
+    let rev_c = db.json("GET", "/db/c", None).1["_rev"]
+        .as_str()
+        .unwrap()
+        .to_string();
     db.json("DELETE", &format!("/db/c?rev={rev_c}"), None);
     let ids = |url: &str| -> (Value, Vec<String>) {
         let (s, v) = db.json("GET", url, None);
         assert_eq!(s, 200, "{url}: {v}");
-        let ids = v["rows"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap_or("-").to_string()).collect();
+        let ids = v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or("-").to_string())
+            .collect();
         (v, ids)
     };
     let (v, all) = ids("/db/_all_docs");
     assert_eq!(all, ["a", "b", "d", "e"]);
-    assert_eq!((v["total_rows"].clone(), v["offset"].clone()), (json!(4), json!(0)));
+    assert_eq!(
+        (v["total_rows"].clone(), v["offset"].clone()),
+        (json!(4), json!(0))
+    );
     let (v, r) = ids("/db/_all_docs?startkey=%22b%22&limit=2");
     assert_eq!(r, ["b", "d"]);
     assert_eq!(v["offset"], 1);
-    assert_eq!(ids("/db/_all_docs?startkey=%22b%22&endkey=%22d%22&inclusive_end=false").1, ["b"]);
+    assert_eq!(
+        ids("/db/_all_docs?startkey=%22b%22&endkey=%22d%22&inclusive_end=false").1,
+        ["b"]
+    );
     let (v, r) = ids("/db/_all_docs?descending=true&startkey=%22d%22&skip=1");
     assert_eq!(r, ["b", "a"]);
     assert_eq!(v["offset"], 2);
-    assert_eq!(ids("/db/_all_docs?descending=true&endkey=%22b%22&inclusive_end=false").1, ["e", "d"]);
+    assert_eq!(
+        ids("/db/_all_docs?descending=true&endkey=%22b%22&inclusive_end=false").1,
+        ["e", "d"]
+    );
     assert_eq!(ids("/db/_all_docs?key=%22d%22").1, ["d"]);
     assert_eq!(ids("/db/_all_docs?endkey=5").1, Vec::<String>::new());
-    let (_, v) = db.json("GET", "/db/_all_docs?include_docs=true&limit=1&update_seq=true", None);
+    let (_, v) = db.json(
+        "GET",
+        "/db/_all_docs?include_docs=true&limit=1&update_seq=true",
+        None,
+    );
     assert_eq!(v["rows"][0]["doc"]["id"], "a");
     assert_eq!(v["update_seq"], "6-t");
-    let (_, v) = db.json("POST", "/db/_all_docs?include_docs=true", Some(json!({"keys": ["c", "zz", "a", 1]})));
+    let (_, v) = db.json(
+        "POST",
+        "/db/_all_docs?include_docs=true",
+        Some(json!({"keys": ["c", "zz", "a", 1]})),
+    );
     assert_eq!(v["rows"][0]["value"]["deleted"], true);
     assert_eq!(v["rows"][0]["doc"], Value::Null);
     assert_eq!(v["rows"][1], json!({"key": "zz", "error": "not_found"}));
@@ -332,9 +494,23 @@ fn local_docs() {
     let db = Db::new();
     let (s, v) = db.json("PUT", "/db/_local/ck", Some(json!({"seq": 1})));
     assert_eq!((s, v["rev"].as_str()), (201, Some("0-1")));
-    assert_eq!(db.json("PUT", "/db/_local/ck", Some(json!({"seq": 2}))).0, 409);
-    assert_eq!(db.json("PUT", "/db/_local/ck", Some(json!({"_rev": "0-1", "seq": 2}))).1["rev"], "0-2");
-    assert_eq!(db.json("GET", "/db/_local/ck", None).1, json!({"_id": "_local/ck", "_rev": "0-2", "seq": 2}));
+    assert_eq!(
+        db.json("PUT", "/db/_local/ck", Some(json!({"seq": 2}))).0,
+        409
+    );
+    assert_eq!(
+        db.json(
+            "PUT",
+            "/db/_local/ck",
+            Some(json!({"_rev": "0-1", "seq": 2}))
+        )
+        .1["rev"],
+        "0-2"
+    );
+    assert_eq!(
+        db.json("GET", "/db/_local/ck", None).1,
+        json!({"_id": "_local/ck", "_rev": "0-2", "seq": 2})
+    );
     let (_, v) = db.json("GET", "/db/_local_docs?include_docs=true", None);
     assert_eq!(v["rows"][0]["doc"]["seq"], 2);
     // Local docs are not in _all_docs or _changes and do not move the sequence.
@@ -351,27 +527,54 @@ fn changes_feed() {
     db.put("b", json!({}));
     db.put("a", json!({"_rev": ra, "v": 2}));
     let (_, v) = db.json("GET", "/db/_changes", None);
-    let ids: Vec<&str> = v["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["b", "a"], "a document appears once, at its latest sequence");
+    let ids: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["b", "a"],
+        "a document appears once, at its latest sequence"
+    );
     assert_eq!(v["last_seq"], "3-t");
     assert_eq!(v["pending"], 0);
     let (_, v) = db.json("GET", "/db/_changes?limit=1", None);
     assert_eq!(v["results"].as_array().unwrap().len(), 1);
-    assert_eq!((v["last_seq"].clone(), v["pending"].clone()), (json!("2-t"), json!(1)));
+    assert_eq!(
+        (v["last_seq"].clone(), v["pending"].clone()),
+        (json!("2-t"), json!(1))
+    );
     let (_, v) = db.json("GET", "/db/_changes?since=2-t&include_docs=true", None);
     assert_eq!(v["results"][0]["doc"]["v"], 2);
     let (_, v) = db.json("GET", "/db/_changes?descending=true&limit=1", None);
     assert_eq!(v["results"][0]["id"], "a");
-    let (_, v) = db.json("POST", "/db/_changes?filter=_doc_ids", Some(json!({"doc_ids": ["b"]})));
+    let (_, v) = db.json(
+        "POST",
+        "/db/_changes?filter=_doc_ids",
+        Some(json!({"doc_ids": ["b"]})),
+    );
     assert_eq!(v["results"].as_array().unwrap().len(), 1);
     assert_eq!(v["last_seq"], "3-t");
     let (_, v) = db.json("GET", "/db/_changes?since=now", None);
-    assert_eq!((v["results"].clone(), v["last_seq"].clone()), (json!([]), json!("3-t")));
+    assert_eq!(
+        (v["results"].clone(), v["last_seq"].clone()),
+        (json!([]), json!("3-t"))
+    );
     // A long-poll with nothing new answers after its timeout with no rows.
-    let (_, v) = db.json("GET", "/db/_changes?feed=longpoll&since=now&timeout=10", None);
+    let (_, v) = db.json(
+        "GET",
+        "/db/_changes?feed=longpoll&since=now&timeout=10",
+        None,
+    );
     assert_eq!(v["results"], json!([]));
     // Conflicts in style=all_docs, deletions flagged.
-    db.json("POST", "/db/_bulk_docs", Some(json!({"new_edits": false, "docs": [{"_id": "b", "_rev": "1-zzz"}]})));
+    db.json(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"new_edits": false, "docs": [{"_id": "b", "_rev": "1-zzz"}]})),
+    );
     let (_, v) = db.json("GET", "/db/_changes?style=all_docs&since=3", None);
     assert_eq!(v["results"][0]["changes"].as_array().unwrap().len(), 2);
 }

@@ -32,7 +32,9 @@ pub fn bundle_dir() -> PathBuf {
 pub fn workerd_bin() -> PathBuf {
     std::env::var_os("WORKERD_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("node_modules/@cloudflare/workerd-linux-64/bin/workerd"))
+        .unwrap_or_else(|| {
+            repo_root().join("node_modules/@cloudflare/workerd-linux-64/bin/workerd")
+        })
 }
 
 /// A free TCP port on the loopback interface.
@@ -117,7 +119,10 @@ pub fn prepare(dir: &Path, port: u16, vars: &[(String, String)]) -> std::io::Res
         std::fs::copy(bundle.join(f), dir.join(f)).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
-                format!("{} missing ({e}): run `make build` first", bundle.join(f).display()),
+                format!(
+                    "{} missing ({e}): run `make build` first",
+                    bundle.join(f).display()
+                ),
             )
         })?;
     }
@@ -205,7 +210,10 @@ impl Settee {
         let config = prepare(self.dir.path(), self.port, &self.vars).expect("workerd config");
         let quiet = std::env::var_os("SETTEE_E2E_LOGS").is_none();
         self.child = Some(spawn_workerd(&config, quiet).expect("workerd starts"));
-        assert!(wait_up(self.port, Duration::from_secs(30)), "workerd did not come up");
+        assert!(
+            wait_up(self.port, Duration::from_secs(30)),
+            "workerd did not come up"
+        );
     }
 
     /// Stops workerd and starts it again on the same storage.
@@ -232,7 +240,8 @@ impl Settee {
 
     /// A request as the server admin.
     pub fn admin(&self, method: &str, path: &str) -> ureq::Request {
-        self.anon(method, path).set("authorization", &basic(ADMIN, PASSWORD))
+        self.anon(method, path)
+            .set("authorization", &basic(ADMIN, PASSWORD))
     }
 
     /// A request with no credentials.
@@ -257,7 +266,9 @@ pub fn basic(user: &str, password: &str) -> String {
 /// Status and JSON body of a response, whatever its status.
 pub fn send(req: ureq::Request, body: Option<&serde_json::Value>) -> (u16, serde_json::Value) {
     let r = match body {
-        Some(b) => req.set("content-type", "application/json").send_string(&b.to_string()),
+        Some(b) => req
+            .set("content-type", "application/json")
+            .send_string(&b.to_string()),
         None => req.call(),
     };
     let resp = match r {
@@ -267,7 +278,10 @@ pub fn send(req: ureq::Request, body: Option<&serde_json::Value>) -> (u16, serde
     };
     let status = resp.status();
     let text = resp.into_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[cfg(test)]
@@ -276,7 +290,10 @@ mod tests {
 
     #[test]
     fn basic_encoding() {
-        assert_eq!(basic("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(
+            basic("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
         assert_eq!(basic("a", "b"), "Basic YTpi");
     }
 

@@ -18,7 +18,10 @@ fn server_endpoints() {
     assert_eq!(w["vendor"]["name"], "Settee");
     let uuid = w["uuid"].as_str().unwrap().to_string();
     assert_eq!(uuid.len(), 32);
-    assert_eq!(send(s.anon("GET", "/_up"), None), (200, json!({"status": "ok", "seeds": {}})));
+    assert_eq!(
+        send(s.anon("GET", "/_up"), None),
+        (200, json!({"status": "ok", "seeds": {}}))
+    );
     let (_, u) = send(s.anon("GET", "/_uuids?count=5"), None);
     assert_eq!(u["uuids"].as_array().unwrap().len(), 5);
     assert_eq!(send(s.anon("GET", "/_uuids?count=5000"), None).0, 400);
@@ -27,13 +30,22 @@ fn server_endpoints() {
     for db in ["b", "a", "c"] {
         put_db(&s, db);
     }
-    assert_eq!(send(s.admin("GET", "/_all_dbs"), None).1, json!(["a", "b", "c"]));
+    assert_eq!(
+        send(s.admin("GET", "/_all_dbs"), None).1,
+        json!(["a", "b", "c"])
+    );
     assert_eq!(
         send(s.admin("GET", "/_all_dbs?descending=true&limit=2"), None).1,
         json!(["c", "b"])
     );
-    assert_eq!(send(s.admin("GET", "/_all_dbs?startkey=%22b%22"), None).1, json!(["b", "c"]));
-    let (st, info) = send(s.admin("POST", "/_dbs_info"), Some(&json!({"keys": ["a", "zz"]})));
+    assert_eq!(
+        send(s.admin("GET", "/_all_dbs?startkey=%22b%22"), None).1,
+        json!(["b", "c"])
+    );
+    let (st, info) = send(
+        s.admin("POST", "/_dbs_info"),
+        Some(&json!({"keys": ["a", "zz"]})),
+    );
     assert_eq!(st, 200);
     assert_eq!(info[0]["info"]["db_name"], "a");
     assert_eq!(info[1], json!({"key": "zz", "error": "not_found"}));
@@ -43,7 +55,10 @@ fn server_endpoints() {
     assert_eq!(send(s.admin("GET", "/_all_dbs"), None).1, json!(["a", "c"]));
     let (st, sess) = send(s.admin("GET", "/_session"), None);
     assert_eq!((st, sess["userCtx"]["name"].as_str()), (200, Some("admin")));
-    assert_eq!(send(s.anon("GET", "/_bogus"), None).1["error"], "illegal_database_name");
+    assert_eq!(
+        send(s.anon("GET", "/_bogus"), None).1["error"],
+        "illegal_database_name"
+    );
     // The uuid is stable across restarts (PouchDB keys checkpoints on it).
     let mut s = s;
     s.restart();
@@ -63,16 +78,23 @@ fn authentication_is_required() {
     let (st, v) = send(s.anon("GET", "/_all_dbs"), None);
     assert_eq!(st, 401);
     unauthorized(&v, "You are not a server admin.");
-    let bad = s.anon("GET", "/db").set("authorization", &e2e::basic("admin", "wrong"));
+    let bad = s
+        .anon("GET", "/db")
+        .set("authorization", &e2e::basic("admin", "wrong"));
     let (st, v) = send(bad, None);
     assert_eq!(st, 401);
     unauthorized(&v, "Name or password is incorrect.");
     // A client cannot forge the user context the router passes to actors.
-    let forged = s
-        .anon("PUT", "/db/x")
-        .set("x-settee-user-ctx", r#"{"name":"admin","roles":["_admin"]}"#);
+    let forged = s.anon("PUT", "/db/x").set(
+        "x-settee-user-ctx",
+        r#"{"name":"admin","roles":["_admin"]}"#,
+    );
     assert_eq!(send(forged, Some(&json!({}))).0, 401);
-    assert_eq!(send(s.admin("GET", "/db/x"), None).0, 404, "nothing was written");
+    assert_eq!(
+        send(s.admin("GET", "/db/x"), None).0,
+        404,
+        "nothing was written"
+    );
     assert_eq!(send(s.anon("PUT", "/other"), None).0, 401);
 }
 
@@ -105,11 +127,17 @@ fn documents_over_http() {
     let (st, v) = send(s.admin("POST", "/db"), Some(&json!({"made": "by post"})));
     assert_eq!(st, 201);
     let id = v["id"].as_str().unwrap();
-    assert_eq!(send(s.admin("GET", &format!("/db/{id}")), None).1["made"], "by post");
+    assert_eq!(
+        send(s.admin("GET", &format!("/db/{id}")), None).1["made"],
+        "by post"
+    );
     let copy = s.admin("COPY", "/db/a%2Fb").set("destination", "copied");
     assert_eq!(send(copy, None).0, 201);
     assert_eq!(send(s.admin("GET", "/db/copied"), None).1["n"], 1);
-    let (st, _) = send(s.admin("PUT", "/db/_design/app"), Some(&json!({"language": "javascript"})));
+    let (st, _) = send(
+        s.admin("PUT", "/db/_design/app"),
+        Some(&json!({"language": "javascript"})),
+    );
     assert_eq!(st, 201);
     let (_, dd) = send(s.admin("GET", "/db/_design_docs"), None);
     assert_eq!(dd["rows"][0]["id"], "_design/app");
@@ -126,19 +154,28 @@ fn documents_over_http() {
     assert_eq!(v[1]["error"], "conflict");
     let (st, v) = send(s.admin("DELETE", &format!("/db/a%2Fb?rev={rev}")), None);
     assert_eq!((st, v["ok"].as_bool()), (200, Some(true)));
-    assert_eq!(send(s.admin("GET", "/db/a%2Fb"), None).1["reason"], "deleted");
+    assert_eq!(
+        send(s.admin("GET", "/db/a%2Fb"), None).1["reason"],
+        "deleted"
+    );
     let (_, ch) = send(s.admin("GET", "/db/_changes?since=0"), None);
     assert_eq!(ch["results"].as_array().unwrap().len(), 5);
 }
 
 #[test]
 fn errors_are_couchdb_shaped_and_lose_nothing() {
-    let s = Settee::start_with(&[("MAX_DOCUMENT_SIZE", "1000"), ("MAX_HTTP_REQUEST_SIZE", "5000")]);
+    let s = Settee::start_with(&[
+        ("MAX_DOCUMENT_SIZE", "1000"),
+        ("MAX_HTTP_REQUEST_SIZE", "5000"),
+    ]);
     put_db(&s, "db");
     let (_, v) = send(s.admin("PUT", "/db/keep"), Some(&json!({"v": 1})));
     let rev = v["rev"].as_str().unwrap().to_string();
     let raw = |method: &str, path: &str, body: &str| {
-        let r = s.admin(method, path).set("content-type", "application/json").send_string(body);
+        let r = s
+            .admin(method, path)
+            .set("content-type", "application/json")
+            .send_string(body);
         let resp = match r {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
@@ -146,7 +183,11 @@ fn errors_are_couchdb_shaped_and_lose_nothing() {
         };
         let status = resp.status();
         let v: Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
-        (status, v["error"].as_str().unwrap().to_string(), v["reason"].to_string())
+        (
+            status,
+            v["error"].as_str().unwrap().to_string(),
+            v["reason"].to_string(),
+        )
     };
     let big_doc = format!("{{\"s\":\"{}\"}}", "x".repeat(2000));
     let huge_req = format!("{{\"s\":\"{}\"}}", "x".repeat(6000));
@@ -163,7 +204,13 @@ fn errors_are_couchdb_shaped_and_lose_nothing() {
         ("GET", "/db/nodoc", "", 404, "not_found"),
         ("PATCH", "/db/keep", "{}", 405, "method_not_allowed"),
         ("PATCH", "/db", "{}", 405, "method_not_allowed"),
-        ("POST", "/db/_bulk_docs", r#"{"docs":[{"_id":"_nope"}]}"#, 400, "illegal_docid"),
+        (
+            "POST",
+            "/db/_bulk_docs",
+            r#"{"docs":[{"_id":"_nope"}]}"#,
+            400,
+            "illegal_docid",
+        ),
         ("GET", "/db/_all_docs?limit=x", "", 400, "query_parse_error"),
         ("GET", "/db/_changes?feed=bogus", "", 400, "bad_request"),
     ];
@@ -181,8 +228,17 @@ fn errors_are_couchdb_shaped_and_lose_nothing() {
 fn data_persists_across_restart() {
     let mut s = Settee::start();
     put_db(&s, "keep");
-    let docs: Vec<Value> = (0..50).map(|i| json!({"_id": format!("d{i:03}"), "i": i})).collect();
-    assert_eq!(send(s.admin("POST", "/keep/_bulk_docs"), Some(&json!({"docs": docs}))).0, 201);
+    let docs: Vec<Value> = (0..50)
+        .map(|i| json!({"_id": format!("d{i:03}"), "i": i}))
+        .collect();
+    assert_eq!(
+        send(
+            s.admin("POST", "/keep/_bulk_docs"),
+            Some(&json!({"docs": docs}))
+        )
+        .0,
+        201
+    );
     let before = send(s.admin("GET", "/keep"), None).1;
     s.restart();
     let after = send(s.admin("GET", "/keep"), None).1;
@@ -199,7 +255,10 @@ fn deleted_then_recreated_database_starts_empty() {
     send(s.admin("PUT", "/cycle/a"), Some(&json!({})));
     send(s.admin("PUT", "/cycle/_local/a"), Some(&json!({})));
     assert_eq!(send(s.admin("DELETE", "/cycle"), None).0, 200);
-    assert_eq!(send(s.admin("GET", "/cycle/a"), None).1["reason"], "Database does not exist.");
+    assert_eq!(
+        send(s.admin("GET", "/cycle/a"), None).1["reason"],
+        "Database does not exist."
+    );
     put_db(&s, "cycle");
     let info = send(s.admin("GET", "/cycle"), None).1;
     assert_eq!(info["doc_count"], 0);
@@ -225,8 +284,17 @@ fn longpoll_waits_for_the_next_change() {
     writer.join().unwrap();
     assert_eq!(st, 200);
     assert_eq!(v["results"][0]["id"], "late");
-    assert!(waited >= Duration::from_millis(300), "it waited for the write");
+    assert!(
+        waited >= Duration::from_millis(300),
+        "it waited for the write"
+    );
     // With nothing happening it answers empty at the timeout, after heartbeats.
-    let (st, v) = send(s.admin("GET", "/lp/_changes?feed=longpoll&since=now&timeout=300&heartbeat=100"), None);
+    let (st, v) = send(
+        s.admin(
+            "GET",
+            "/lp/_changes?feed=longpoll&since=now&timeout=300&heartbeat=100",
+        ),
+        None,
+    );
     assert_eq!((st, v["results"].clone()), (200, json!([])));
 }

@@ -29,7 +29,10 @@ impl Admin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
     None,
-    Basic { name: String, password: String },
+    Basic {
+        name: String,
+        password: String,
+    },
     /// An `Authorization` header this server cannot read.
     Malformed,
 }
@@ -39,7 +42,10 @@ pub fn credentials(authorization: Option<&str>) -> Credentials {
     let Some(h) = authorization else {
         return Credentials::None;
     };
-    let Some(encoded) = h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")) else {
+    let Some(encoded) = h
+        .strip_prefix("Basic ")
+        .or_else(|| h.strip_prefix("basic "))
+    else {
         return Credentials::Malformed;
     };
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
@@ -60,7 +66,10 @@ pub fn credentials(authorization: Option<&str>) -> Credentials {
 /// Compares secrets in time independent of where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
     let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
 }
 
 /// Decides who a request is: anonymous, the admin, or a 401.
@@ -122,22 +131,49 @@ mod tests {
         assert_eq!(ok.name.as_deref(), Some("root"));
         for (u, p) in [("root", "nope"), ("other", "s3cret:x"), ("", "")] {
             let e = authenticate(Some(&admin), Some(&basic(u, p))).unwrap_err();
-            assert_eq!((e.status, e.reason.as_str()), (401, "Name or password is incorrect."));
+            assert_eq!(
+                (e.status, e.reason.as_str()),
+                (401, "Name or password is incorrect.")
+            );
         }
-        assert_eq!(authenticate(Some(&admin), None).unwrap(), UserCtx::default());
-        assert_eq!(authenticate(Some(&admin), Some("Basic !!!")).unwrap_err().status, 401);
-        assert_eq!(authenticate(Some(&admin), Some("Digest x")).unwrap_err().status, 401);
-        assert_eq!(authenticate(None, Some(&basic("a", "b"))).unwrap_err().status, 500);
+        assert_eq!(
+            authenticate(Some(&admin), None).unwrap(),
+            UserCtx::default()
+        );
+        assert_eq!(
+            authenticate(Some(&admin), Some("Basic !!!"))
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            authenticate(Some(&admin), Some("Digest x"))
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            authenticate(None, Some(&basic("a", "b")))
+                .unwrap_err()
+                .status,
+            500
+        );
     }
 
     #[test]
     fn admin_config_and_requirements() {
         assert_eq!(Admin::from_lookup(|_| None), None);
-        assert_eq!(Admin::from_lookup(|k| (k == "COUCHDB_USER").then(|| "a".into())), None);
+        assert_eq!(
+            Admin::from_lookup(|k| (k == "COUCHDB_USER").then(|| "a".into())),
+            None
+        );
         let a = Admin::from_lookup(|_| Some("x".into())).unwrap();
         assert_eq!((a.name.as_str(), a.password.as_str()), ("x", "x"));
         assert_eq!(require_admin(&UserCtx::default()).unwrap_err().status, 401);
-        let user = UserCtx { name: Some("bob".into()), roles: vec![] };
+        let user = UserCtx {
+            name: Some("bob".into()),
+            roles: vec![],
+        };
         assert_eq!(require_admin(&user).unwrap_err().status, 403);
         assert!(require_admin(&UserCtx::admin("a")).is_ok());
     }

@@ -8,7 +8,9 @@ use db_actor::worker_http::to_worker;
 use futures::future::join_all;
 use serde_json::{json, Value};
 use shared::error::{CouchError, CouchResult};
-use shared::http::{encode_segment, split_path, Request as CouchRequest, Response as CouchResponse};
+use shared::http::{
+    encode_segment, split_path, Request as CouchRequest, Response as CouchResponse,
+};
 use shared::user::{UserCtx, USER_CTX_HEADER};
 use std::cell::RefCell;
 use worker::{event, Context, Env, Request, Response, Result};
@@ -49,7 +51,10 @@ async fn handle(mut req: Request, env: &Env) -> CouchResult<Handled> {
     let admin = Admin::from_lookup(|k| env_lookup(env, k));
     let user = auth::authenticate(
         admin.as_ref(),
-        req.headers().get("authorization").map_err(internal)?.as_deref(),
+        req.headers()
+            .get("authorization")
+            .map_err(internal)?
+            .as_deref(),
     )?;
     let path = split_path(url.path());
     let route = server::route(&path)?;
@@ -63,7 +68,9 @@ async fn handle(mut req: Request, env: &Env) -> CouchResult<Handled> {
             ));
         }
         check_size(&req, env)?;
-        return forward(&req, env, &name, &user).await.map(Handled::Forwarded);
+        return forward(&req, env, &name, &user)
+            .await
+            .map(Handled::Forwarded);
     }
     let mut creq = CouchRequest::new(&method, url.path(), url.query().unwrap_or(""));
     creq.headers = req.headers().entries().collect();
@@ -150,7 +157,9 @@ async fn forward(req: &Request, env: &Env, name: &str, user: &UserCtx) -> CouchR
             headers.append(&k, &v).map_err(js_internal)?;
         }
     }
-    headers.set(USER_CTX_HEADER, &user.to_header()).map_err(js_internal)?;
+    headers
+        .set(USER_CTX_HEADER, &user.to_header())
+        .map_err(js_internal)?;
     let init = web_sys::RequestInit::new();
     let method = req.inner().method();
     init.set_method(&method);
@@ -160,7 +169,8 @@ async fn forward(req: &Request, env: &Env, name: &str, user: &UserCtx) -> CouchR
             init.set_body(&body);
         }
     }
-    let inner = web_sys::Request::new_with_str_and_init(&req.inner().url(), &init).map_err(js_internal)?;
+    let inner =
+        web_sys::Request::new_with_str_and_init(&req.inner().url(), &init).map_err(js_internal)?;
     let stub = env
         .durable_object(DB_BINDING)
         .and_then(|ns| ns.get_by_name(name))
@@ -225,7 +235,11 @@ async fn dbs_info(env: &Env, names: &[String], user: &UserCtx) -> Value {
 
 async fn db_info(env: &Env, name: &str, user: &UserCtx) -> Option<Value> {
     shared::db_name::validate(name).ok()?;
-    let stub = env.durable_object(DB_BINDING).ok()?.get_by_name(name).ok()?;
+    let stub = env
+        .durable_object(DB_BINDING)
+        .ok()?
+        .get_by_name(name)
+        .ok()?;
     let headers = worker::Headers::new();
     headers.set(USER_CTX_HEADER, &user.to_header()).ok()?;
     let mut init = worker::RequestInit::new();

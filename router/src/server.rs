@@ -159,10 +159,22 @@ mod tests {
         assert_eq!(route(&p("/")).unwrap(), Route::Welcome);
         assert_eq!(route(&p("/_all_dbs")).unwrap(), Route::AllDbs);
         assert_eq!(route(&p("/db/doc")).unwrap(), Route::Database("db".into()));
-        assert_eq!(route(&p("/a%2Fb/_all_docs")).unwrap(), Route::Database("a/b".into()));
-        assert_eq!(route(&p("/_users")).unwrap(), Route::Database("_users".into()));
-        assert_eq!(route(&p("/_replicate")).unwrap(), Route::Unsupported("_replicate".into()));
-        assert_eq!(route(&p("/_bogus")).unwrap_err().error, "illegal_database_name");
+        assert_eq!(
+            route(&p("/a%2Fb/_all_docs")).unwrap(),
+            Route::Database("a/b".into())
+        );
+        assert_eq!(
+            route(&p("/_users")).unwrap(),
+            Route::Database("_users".into())
+        );
+        assert_eq!(
+            route(&p("/_replicate")).unwrap(),
+            Route::Unsupported("_replicate".into())
+        );
+        assert_eq!(
+            route(&p("/_bogus")).unwrap_err().error,
+            "illegal_database_name"
+        );
         assert_eq!(route(&p("/Caps")).unwrap_err().status, 400);
     }
 
@@ -170,17 +182,33 @@ mod tests {
     fn uuids_count() {
         let r = uuids(&Request::new("GET", "/_uuids", "count=3")).unwrap();
         assert_eq!(r.json_body()["uuids"].as_array().unwrap().len(), 3);
-        assert_eq!(uuids(&Request::new("GET", "/_uuids", "count=1001")).unwrap_err().status, 400);
-        assert_eq!(uuids(&Request::new("GET", "/_uuids", "count=x")).unwrap_err().status, 400);
+        assert_eq!(
+            uuids(&Request::new("GET", "/_uuids", "count=1001"))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            uuids(&Request::new("GET", "/_uuids", "count=x"))
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]
     fn dbs_info_body() {
         let r = Request::new("POST", "/_dbs_info", "").with_body(r#"{"keys":["a","b"]}"#);
-        assert_eq!(dbs_info_keys(&r).unwrap(), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            dbs_info_keys(&r).unwrap(),
+            Some(vec!["a".into(), "b".into()])
+        );
         let r = Request::new("POST", "/_dbs_info", "").with_body(r#"{"nope":1}"#);
         assert_eq!(dbs_info_keys(&r).unwrap_err().status, 400);
-        assert_eq!(dbs_info_keys(&Request::new("GET", "/_dbs_info", "")).unwrap(), None);
+        assert_eq!(
+            dbs_info_keys(&Request::new("GET", "/_dbs_info", "")).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -89,9 +89,7 @@ impl AllDocsQuery {
         let keys = match o.json(&["keys"])? {
             None => None,
             Some(Value::Array(a)) => Some(a),
-            Some(_) => {
-                return Err(CouchError::bad_request("`keys` member must be an array."))
-            }
+            Some(_) => return Err(CouchError::bad_request("`keys` member must be an array.")),
         };
         let key = o.json(&["key"])?;
         let mut start = o.json(&["startkey", "start_key"])?;
@@ -161,11 +159,15 @@ mod tests {
 
     #[test]
     fn parses_couchdb_params() {
-        let a = q("startkey=%22a%22&endkey=%22c%22&limit=2&skip=1&descending=false&include_docs=true")
-            .unwrap();
+        let a =
+            q("startkey=%22a%22&endkey=%22c%22&limit=2&skip=1&descending=false&include_docs=true")
+                .unwrap();
         assert_eq!(a.start, Some(Bound::Id("a".into())));
         assert_eq!(a.end, Some(Bound::Id("c".into())));
-        assert_eq!((a.limit, a.skip, a.include_docs, a.inclusive_end), (Some(2), 1, true, true));
+        assert_eq!(
+            (a.limit, a.skip, a.include_docs, a.inclusive_end),
+            (Some(2), 1, true, true)
+        );
         let k = q("key=%22x%22").unwrap();
         assert_eq!(k.start, k.end);
         assert_eq!(q("start_key=1").unwrap().start, Some(Bound::BelowAll));

@@ -119,14 +119,14 @@ fn doc_ids(req: &Request, body: Option<&Map<String, Value>>) -> CouchResult<Vec<
             .json_param("doc_ids")?
             .ok_or_else(|| CouchError::bad_request("filter=_doc_ids needs doc_ids"))?,
     };
-    let ids = v
-        .as_array()
-        .ok_or_else(|| CouchError::bad_request("`doc_ids` filter parameter is not a list of doc ids."))?;
+    let ids = v.as_array().ok_or_else(|| {
+        CouchError::bad_request("`doc_ids` filter parameter is not a list of doc ids.")
+    })?;
     ids.iter()
         .map(|i| {
-            i.as_str()
-                .map(String::from)
-                .ok_or_else(|| CouchError::bad_request("`doc_ids` filter parameter is not a list of doc ids."))
+            i.as_str().map(String::from).ok_or_else(|| {
+                CouchError::bad_request("`doc_ids` filter parameter is not a list of doc ids.")
+            })
         })
         .collect()
 }
@@ -164,7 +164,14 @@ mod tests {
 
     #[test]
     fn rejects() {
-        for bad in ["feed=x", "style=x", "limit=x", "filter=_doc_ids", "filter=_doc_ids&doc_ids=%5B1%5D", "since=abc"] {
+        for bad in [
+            "feed=x",
+            "style=x",
+            "limit=x",
+            "filter=_doc_ids",
+            "filter=_doc_ids&doc_ids=%5B1%5D",
+            "since=abc",
+        ] {
             assert_eq!(q(bad).unwrap_err().status, 400, "{bad}");
         }
     }

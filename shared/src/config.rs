@@ -24,7 +24,11 @@ impl Limits {
     /// unparsable values keep CouchDB's defaults.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let d = Limits::default();
-        let num = |k: &str, default: u64| get(k).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
+        let num = |k: &str, default: u64| {
+            get(k)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
         Limits {
             max_document_size: num("MAX_DOCUMENT_SIZE", d.max_document_size),
             max_http_request_size: num("MAX_HTTP_REQUEST_SIZE", d.max_http_request_size),

@@ -25,9 +25,8 @@ fn is_valid(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))
         && name.len() <= 238
-        && chars.all(|c| {
-            matches!(c, 'a'..='z' | '0'..='9' | '_' | '$' | '(' | ')' | '+' | '-' | '/')
-        })
+        && chars
+            .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '$' | '(' | ')' | '+' | '-' | '/'))
 }
 
 #[cfg(test)]
@@ -41,7 +40,11 @@ mod tests {
         }
         for bad in ["", "A", "1a", "_foo", "a b", "aé", "a.b", &"a".repeat(239)] {
             let e = validate(bad).unwrap_err();
-            assert_eq!((e.status, e.error.as_str()), (400, "illegal_database_name"), "{bad}");
+            assert_eq!(
+                (e.status, e.error.as_str()),
+                (400, "illegal_database_name"),
+                "{bad}"
+            );
         }
     }
 }

@@ -95,7 +95,13 @@ impl IncomingDoc {
 
 /// Renders a stored document: `_id`, `_rev`, `_deleted` and any extra members
 /// spliced around the stored body bytes without re-parsing them.
-pub fn render(id: &str, rev: &str, deleted: bool, body: &[u8], extras: &[(&str, Value)]) -> Vec<u8> {
+pub fn render(
+    id: &str,
+    rev: &str,
+    deleted: bool,
+    body: &[u8],
+    extras: &[(&str, Value)],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + id.len() + rev.len() + 40);
     out.extend_from_slice(b"{\"_id\":");
     serde_json::to_writer(&mut out, id).expect("string");
@@ -141,7 +147,11 @@ mod tests {
         }
         for bad in ["", "_foo", "_design/", "_local/", "_all_docs"] {
             let e = validate_id(bad).unwrap_err();
-            assert_eq!((e.status, e.error.as_str()), (400, "illegal_docid"), "{bad}");
+            assert_eq!(
+                (e.status, e.error.as_str()),
+                (400, "illegal_docid"),
+                "{bad}"
+            );
         }
     }
 
@@ -154,13 +164,25 @@ mod tests {
         assert_eq!(d.id.as_deref(), Some("x"));
         assert_eq!(d.rev, Some(Rev::new(1, "a")));
         assert!(d.deleted);
-        assert_eq!(String::from_utf8(d.body_json()).unwrap(), r#"{"b":1,"a":2}"#);
+        assert_eq!(
+            String::from_utf8(d.body_json()).unwrap(),
+            r#"{"b":1,"a":2}"#
+        );
 
         let e = IncomingDoc::parse(json!({"_foo": 1})).unwrap_err();
-        assert_eq!((e.status, e.reason.as_str()), (400, "Bad special document member: _foo"));
+        assert_eq!(
+            (e.status, e.reason.as_str()),
+            (400, "Bad special document member: _foo")
+        );
         assert_eq!(IncomingDoc::parse(json!([1])).unwrap_err().status, 400);
-        assert_eq!(IncomingDoc::parse(json!({"_rev": "x"})).unwrap_err().reason, "Invalid rev format");
-        assert_eq!(IncomingDoc::parse(json!({"_id": 5})).unwrap_err().error, "illegal_docid");
+        assert_eq!(
+            IncomingDoc::parse(json!({"_rev": "x"})).unwrap_err().reason,
+            "Invalid rev format"
+        );
+        assert_eq!(
+            IncomingDoc::parse(json!({"_id": 5})).unwrap_err().error,
+            "illegal_docid"
+        );
     }
 
     #[test]

@@ -79,11 +79,7 @@ impl CouchError {
     }
 
     pub fn method_not_allowed(allowed: &str) -> Self {
-        Self::new(
-            405,
-            "method_not_allowed",
-            format!("Only {allowed} allowed"),
-        )
+        Self::new(405, "method_not_allowed", format!("Only {allowed} allowed"))
     }
 
     pub fn request_too_large() -> Self {

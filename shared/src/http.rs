@@ -113,7 +113,9 @@ impl Request {
     /// The body parsed as JSON; an empty body is a 400 like CouchDB's.
     pub fn json_body(&self) -> CouchResult<Value> {
         if self.body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Err(CouchError::bad_request("Request body must be a JSON object"));
+            return Err(CouchError::bad_request(
+                "Request body must be a JSON object",
+            ));
         }
         serde_json::from_slice(&self.body).map_err(|_| CouchError::invalid_json())
     }
@@ -122,7 +124,9 @@ impl Request {
     pub fn json_object_body(&self) -> CouchResult<serde_json::Map<String, Value>> {
         match self.json_body()? {
             Value::Object(m) => Ok(m),
-            _ => Err(CouchError::bad_request("Request body must be a JSON object")),
+            _ => Err(CouchError::bad_request(
+                "Request body must be a JSON object",
+            )),
         }
     }
 

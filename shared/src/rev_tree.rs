@@ -260,17 +260,24 @@ impl RevTree {
 
 /// Builds the path (leaf first) that a replicated document describes with
 /// `_revisions: {start, ids}`, or just its `_rev`.
-pub fn path_from_revisions(rev: &Rev, revisions: Option<&serde_json::Value>) -> CouchResult<Vec<Rev>> {
+pub fn path_from_revisions(
+    rev: &Rev,
+    revisions: Option<&serde_json::Value>,
+) -> CouchResult<Vec<Rev>> {
     let Some(revs) = revisions else {
         return Ok(vec![rev.clone()]);
     };
     let start = revs.get("start").and_then(|s| s.as_u64());
     let ids = revs.get("ids").and_then(|i| i.as_array());
     let (Some(start), Some(ids)) = (start, ids) else {
-        return Err(CouchError::bad_request("_revisions must have start and ids"));
+        return Err(CouchError::bad_request(
+            "_revisions must have start and ids",
+        ));
     };
     if ids.is_empty() || start < ids.len() as u64 {
-        return Err(CouchError::bad_request("_revisions start is too small for its ids"));
+        return Err(CouchError::bad_request(
+            "_revisions start is too small for its ids",
+        ));
     }
     let path: Vec<Rev> = ids
         .iter()
@@ -417,7 +424,8 @@ mod tests {
     fn edit_parent_rules() {
         let t = tree(&["2-b 1-a", "2-c! 1-a"]);
         let del = tree(&["2-d! 1-a"]);
-        let cases: Vec<(Option<&RevTree>, Option<&str>, Result<Option<&str>, u16>)> = vec![
+        type Case<'a> = (Option<&'a RevTree>, Option<&'a str>, Result<Option<&'a str>, u16>);
+        let cases: Vec<Case> = vec![
             (None, None, Ok(None)),
             (None, Some("1-a"), Err(409)),
             (Some(&t), Some("2-b"), Ok(Some("2-b"))),
@@ -439,7 +447,11 @@ mod tests {
     #[test]
     fn latest_follows_descendants() {
         let t = tree(&["3-c 2-b 1-a", "2-x! 1-a"]);
-        let l: Vec<String> = t.latest(&r("1-a")).iter().map(|l| l.rev.to_string()).collect();
+        let l: Vec<String> = t
+            .latest(&r("1-a"))
+            .iter()
+            .map(|l| l.rev.to_string())
+            .collect();
         assert_eq!(l, ["3-c", "2-x"]);
         assert_eq!(t.latest(&r("3-c"))[0].rev, r("3-c"));
         assert!(t.latest(&r("7-q")).is_empty());
@@ -456,8 +468,8 @@ mod tests {
     #[test]
     fn revisions_paths() {
         let rev = r("3-c");
-        let p = path_from_revisions(&rev, Some(&json!({"start": 3, "ids": ["c", "b", "a"]})))
-            .unwrap();
+        let p =
+            path_from_revisions(&rev, Some(&json!({"start": 3, "ids": ["c", "b", "a"]}))).unwrap();
         assert_eq!(p, vec![r("3-c"), r("2-b"), r("1-a")]);
         assert_eq!(path_from_revisions(&rev, None).unwrap(), vec![rev.clone()]);
         for bad in [
@@ -467,7 +479,10 @@ mod tests {
             json!({"ids": ["c"]}),
             json!({"start": 3, "ids": [1]}),
         ] {
-            assert_eq!(path_from_revisions(&rev, Some(&bad)).unwrap_err().status, 400);
+            assert_eq!(
+                path_from_revisions(&rev, Some(&bad)).unwrap_err().status,
+                400
+            );
         }
     }
 }

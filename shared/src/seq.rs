@@ -36,20 +36,23 @@ pub fn parse_since(raw: &str) -> CouchResult<Since> {
 /// The numeric part of a sequence string.
 pub fn parse_number(raw: &str) -> CouchResult<u64> {
     let digits = raw.split('-').next().unwrap_or("");
-    digits
-        .parse()
-        .map_err(|_| CouchError::bad_request(format!("Malformed sequence supplied in 'since' parameter: {raw}")))
+    digits.parse().map_err(|_| {
+        CouchError::bad_request(format!(
+            "Malformed sequence supplied in 'since' parameter: {raw}"
+        ))
+    })
 }
 
 /// Parses a sequence given as a JSON value (body of `POST _changes`).
 pub fn since_from_json(v: &Value) -> CouchResult<Since> {
     match v {
-        Value::Number(n) => n
-            .as_u64()
-            .map(Since::Seq)
-            .ok_or_else(|| CouchError::bad_request("Malformed sequence supplied in 'since' parameter")),
+        Value::Number(n) => n.as_u64().map(Since::Seq).ok_or_else(|| {
+            CouchError::bad_request("Malformed sequence supplied in 'since' parameter")
+        }),
         Value::String(s) => parse_since(s),
-        _ => Err(CouchError::bad_request("Malformed sequence supplied in 'since' parameter")),
+        _ => Err(CouchError::bad_request(
+            "Malformed sequence supplied in 'since' parameter",
+        )),
     }
 }
 
@@ -64,7 +67,10 @@ mod tests {
         assert_eq!(parse_since("42").unwrap(), Since::Seq(42));
         assert_eq!(parse_since(&format(7, "abc")).unwrap(), Since::Seq(7));
         assert_eq!(parse_since("\"7-abc\"").unwrap(), Since::Seq(7));
-        assert_eq!(since_from_json(&serde_json::json!(3)).unwrap(), Since::Seq(3));
+        assert_eq!(
+            since_from_json(&serde_json::json!(3)).unwrap(),
+            Since::Seq(3)
+        );
         for bad in ["x", "-1", "", "1.5"] {
             assert_eq!(parse_since(bad).unwrap_err().status, 400, "{bad}");
         }

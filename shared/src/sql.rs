@@ -185,7 +185,9 @@ pub fn check_limits(params: &[Value]) -> Result<(), SqlError> {
         .iter()
         .find(|v| matches!(v, Value::Integer(i) if i.abs() > MAX_SAFE_INTEGER))
     {
-        return Err(SqlError(format!("integer {i} is outside JavaScript's safe range")));
+        return Err(SqlError(format!(
+            "integer {i} is outside JavaScript's safe range"
+        )));
     }
     if let Some(v) = params.iter().find(|v| v.len() > MAX_VALUE_BYTES) {
         return Err(SqlError(format!(

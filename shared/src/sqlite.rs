@@ -103,14 +103,25 @@ mod tests {
     fn limits_are_enforced() {
         let db = SqliteSql::memory();
         db.exec("CREATE TABLE t (v)", &[]).unwrap();
-        let many: Vec<Value> = (0..101).map(|i| Value::Integer(i)).collect();
+        let many: Vec<Value> = (0..101).map(Value::Integer).collect();
         let sql = format!("SELECT {}", vec!["?"; 101].join(","));
         assert!(db.query(&sql, &many).unwrap_err().0.contains("too many"));
         let big = Value::Blob(vec![0; 2_000_001]);
-        assert!(db.exec("INSERT INTO t VALUES (?)", &[big]).unwrap_err().0.contains("TOOBIG"));
+        assert!(db
+            .exec("INSERT INTO t VALUES (?)", &[big])
+            .unwrap_err()
+            .0
+            .contains("TOOBIG"));
         let huge = Value::Integer(1 << 60);
-        assert!(db.exec("INSERT INTO t VALUES (?)", &[huge]).unwrap_err().0.contains("safe range"));
-        assert_eq!(Value::from(u64::MAX), Value::Integer(crate::sql::MAX_SAFE_INTEGER));
+        assert!(db
+            .exec("INSERT INTO t VALUES (?)", &[huge])
+            .unwrap_err()
+            .0
+            .contains("safe range"));
+        assert_eq!(
+            Value::from(u64::MAX),
+            Value::Integer(crate::sql::MAX_SAFE_INTEGER)
+        );
     }
 
     #[test]

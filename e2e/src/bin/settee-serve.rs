@@ -28,8 +28,14 @@ fn main() {
     });
     let mut child = e2e::spawn_workerd(&config, false).expect("start workerd");
     if e2e::wait_up(port, Duration::from_secs(30)) {
-        let user = vars.iter().find(|(k, _)| k == "COUCHDB_USER").map(|(_, v)| v.as_str());
-        println!("Settee is up at http://127.0.0.1:{port}/ (admin: {})", user.unwrap_or("?"));
+        let user = vars
+            .iter()
+            .find(|(k, _)| k == "COUCHDB_USER")
+            .map(|(_, v)| v.as_str());
+        println!(
+            "Settee is up at http://127.0.0.1:{port}/ (admin: {})",
+            user.unwrap_or("?")
+        );
         println!("Data persists in {}", state.join("data").display());
     }
     let status = child.wait().expect("workerd runs");
