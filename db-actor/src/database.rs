@@ -44,19 +44,29 @@ impl<'a> Database<'a> {
 
     /// The database's identity, or 404 if it does not exist.
     pub fn meta(&self) -> CouchResult<DbMeta> {
-        let name = self
+        let mut meta = DbMeta {
+            name: String::new(),
+            instance: String::new(),
+            revs_limit: DEFAULT_REVS_LIMIT,
+        };
+        let mut found = false;
+        for (k, v) in self
             .store
-            .meta_string("name")?
-            .ok_or_else(CouchError::db_not_found)?;
-        Ok(DbMeta {
-            name,
-            instance: self.store.meta_string("instance")?.unwrap_or_default(),
-            revs_limit: self
-                .store
-                .meta("revs_limit")?
-                .and_then(|v| v.as_i64())
-                .map_or(DEFAULT_REVS_LIMIT, |v| v.max(1) as u64),
-        })
+            .meta_values(&["name", "instance", "revs_limit"])?
+        {
+            match k.as_str() {
+                "name" => {
+                    found = true;
+                    meta.name = v.into_string().unwrap_or_default();
+                }
+                "instance" => meta.instance = v.into_string().unwrap_or_default(),
+                _ => meta.revs_limit = v.as_i64().map_or(DEFAULT_REVS_LIMIT, |n| n.max(1) as u64),
+            }
+        }
+        if !found {
+            return Err(CouchError::db_not_found());
+        }
+        Ok(meta)
     }
 
     pub fn exists(&self) -> CouchResult<bool> {

@@ -111,6 +111,21 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
+    /// Several meta values in one statement: `(key, value)` for those set.
+    pub fn meta_values(&self, keys: &[&str]) -> CouchResult<Vec<(String, Value)>> {
+        let marks = vec!["?"; keys.len()].join(", ");
+        let params: Vec<Value> = keys.iter().map(|k| (*k).into()).collect();
+        Ok(self
+            .sql
+            .query(
+                &format!("SELECT k, v FROM meta WHERE k IN ({marks})"),
+                &params,
+            )?
+            .into_iter()
+            .map(|mut r| (text(&mut r, 0), r.swap_remove(1)))
+            .collect())
+    }
+
     pub fn meta_string(&self, key: &str) -> CouchResult<Option<String>> {
         Ok(self.meta(key)?.and_then(Value::into_string))
     }

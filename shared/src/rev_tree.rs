@@ -424,7 +424,11 @@ mod tests {
     fn edit_parent_rules() {
         let t = tree(&["2-b 1-a", "2-c! 1-a"]);
         let del = tree(&["2-d! 1-a"]);
-        type Case<'a> = (Option<&'a RevTree>, Option<&'a str>, Result<Option<&'a str>, u16>);
+        type Case<'a> = (
+            Option<&'a RevTree>,
+            Option<&'a str>,
+            Result<Option<&'a str>, u16>,
+        );
         let cases: Vec<Case> = vec![
             (None, None, Ok(None)),
             (None, Some("1-a"), Err(409)),

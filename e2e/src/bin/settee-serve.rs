@@ -3,7 +3,23 @@
 //! Usage: `settee-serve --port 5984 --state .settee/state --vars .dev.vars`
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
+
+/// workerd's PID, for the signal handler.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Passes SIGINT/SIGTERM on to workerd, so stopping `make dev` (Ctrl-C, or
+/// a kill of this process alone) never leaves workerd running.
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
 
 fn main() {
     let mut port = 5984u16;
@@ -27,6 +43,12 @@ fn main() {
         std::process::exit(1);
     });
     let mut child = e2e::spawn_workerd(&config, false).expect("start workerd");
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    // SAFETY: installs a handler that only calls kill(2).
+    unsafe {
+        libc::signal(libc::SIGINT, forward as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, forward as *const () as libc::sighandler_t);
+    }
     if e2e::wait_up(port, Duration::from_secs(30)) {
         let user = vars
             .iter()
