@@ -2,9 +2,8 @@
 
 use crate::database::{Database, DbMeta};
 use crate::documents::ReadOpts;
-use crate::store::IdRange;
 use serde_json::{json, Value};
-use shared::all_docs::{AllDocsQuery, Bound};
+use shared::all_docs::{AllDocsQuery, KeyRange};
 use shared::error::CouchResult;
 use shared::rev::Rev;
 
@@ -28,29 +27,8 @@ impl Index {
 }
 
 /// Intersects the query's bounds with the index's span.
-fn id_range(q: &AllDocsQuery, index: Index) -> IdRange {
-    let (lo_bound, hi_bound) = if q.descending {
-        (&q.end, &q.start)
-    } else {
-        (&q.start, &q.end)
-    };
-    // In descending order the end key is the lower bound and inclusive_end
-    // governs it.
-    let (lo_incl, hi_incl) = if q.descending {
-        (q.inclusive_end, true)
-    } else {
-        (true, q.inclusive_end)
-    };
-    let mut r = IdRange::default();
-    match lo_bound {
-        Some(Bound::Id(s)) => r.lo = Some((s.clone(), lo_incl)),
-        Some(Bound::BelowAll) | None => {}
-    }
-    match hi_bound {
-        Some(Bound::Id(s)) => r.hi = Some((s.clone(), hi_incl)),
-        Some(Bound::BelowAll) => r.empty = true,
-        None => {}
-    }
+fn id_range(q: &AllDocsQuery, index: Index) -> KeyRange {
+    let mut r = KeyRange::from_query(q);
     let (span_lo, span_hi) = index.span();
     if let Some(lo) = span_lo {
         if r.lo.as_ref().is_none_or(|(l, _)| l.as_str() < lo) {
@@ -66,9 +44,9 @@ fn id_range(q: &AllDocsQuery, index: Index) -> IdRange {
 }
 
 /// The part of the index before the first row a query returns (for `offset`).
-fn before_range(range: &IdRange, index: Index, descending: bool) -> IdRange {
+fn before_range(range: &KeyRange, index: Index, descending: bool) -> KeyRange {
     let (span_lo, span_hi) = index.span();
-    let span = IdRange {
+    let span = KeyRange {
         lo: span_lo.map(|s| (s.to_string(), true)),
         hi: span_hi.map(|s| (s.to_string(), false)),
         empty: false,
@@ -78,22 +56,22 @@ fn before_range(range: &IdRange, index: Index, descending: bool) -> IdRange {
     }
     if descending {
         match &range.hi {
-            Some((h, incl)) => IdRange {
+            Some((h, incl)) => KeyRange {
                 lo: Some((h.clone(), !incl)),
                 ..span
             },
-            None => IdRange {
+            None => KeyRange {
                 empty: true,
                 ..span
             },
         }
     } else {
         match &range.lo {
-            Some((l, incl)) => IdRange {
+            Some((l, incl)) => KeyRange {
                 hi: Some((l.clone(), !incl)),
                 ..span
             },
-            None => IdRange {
+            None => KeyRange {
                 empty: true,
                 ..span
             },
@@ -158,7 +136,7 @@ impl Database<'_> {
     fn total_rows(&self, index: Index, doc_count: u64) -> CouchResult<Value> {
         Ok(match index {
             Index::All => json!(doc_count),
-            Index::Design => json!(self.store.count_live(&IdRange {
+            Index::Design => json!(self.store.count_live(&KeyRange {
                 lo: Some(("_design/".into(), true)),
                 hi: Some(("_design0".into(), false)),
                 empty: false,

@@ -213,28 +213,26 @@ fn require_json(req: &Request) -> CouchResult<()> {
     }
 }
 
-fn all_docs(db: &Database, req: &Request, index: Index) -> CouchResult<Outcome> {
-    let body = match req.method.as_str() {
-        "GET" | "HEAD" => None,
+/// The JSON body of a query endpoint that takes GET or POST.
+fn query_body(req: &Request) -> CouchResult<Option<serde_json::Map<String, Value>>> {
+    match req.method.as_str() {
+        "GET" | "HEAD" => Ok(None),
         "POST" => {
             require_json(req)?;
-            Some(req.json_object_body()?)
+            Ok(Some(req.json_object_body()?))
         }
-        _ => return method_not_allowed("GET,HEAD,POST"),
-    };
+        _ => method_not_allowed("GET,HEAD,POST"),
+    }
+}
+
+fn all_docs(db: &Database, req: &Request, index: Index) -> CouchResult<Outcome> {
+    let body = query_body(req)?;
     let q = AllDocsQuery::from_request(req, body.as_ref())?;
     done(Response::raw_json(200, db.all_docs(&q, index)?))
 }
 
 fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
-    let body = match req.method.as_str() {
-        "GET" | "HEAD" => None,
-        "POST" => {
-            require_json(req)?;
-            Some(req.json_object_body()?)
-        }
-        _ => return method_not_allowed("GET,HEAD,POST"),
-    };
+    let body = query_body(req)?;
     let q = ChangesQuery::from_request(req, body.as_ref())?;
     if matches!(q.feed, Feed::Continuous | Feed::EventSource) {
         return Err(CouchError::not_implemented(

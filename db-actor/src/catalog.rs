@@ -7,10 +7,10 @@
 //! `POST /add` and `POST /remove` with `{"name"}`, `GET /uuid`.
 
 use serde_json::{json, Value};
-use shared::all_docs::{AllDocsQuery, Bound};
+use shared::all_docs::{AllDocsQuery, KeyRange};
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
-use shared::sql::{Sql, Value as SqlValue};
+use shared::sql::Sql;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS dbs (name TEXT PRIMARY KEY)",
@@ -45,38 +45,7 @@ impl<'a> Catalog<'a> {
 
     /// Database names in order, with `_all_dbs`' range options.
     pub fn list(&self, q: &AllDocsQuery) -> CouchResult<Vec<String>> {
-        let (lo, hi) = if q.descending {
-            (&q.end, &q.start)
-        } else {
-            (&q.start, &q.end)
-        };
-        let (lo_incl, hi_incl) = if q.descending {
-            (q.inclusive_end, true)
-        } else {
-            (true, q.inclusive_end)
-        };
-        let mut cond = String::new();
-        let mut params: Vec<SqlValue> = Vec::new();
-        if let Some(Bound::Id(s)) = lo {
-            cond.push_str(if lo_incl {
-                " AND name >= ?"
-            } else {
-                " AND name > ?"
-            });
-            params.push(s.as_str().into());
-        }
-        match hi {
-            Some(Bound::Id(s)) => {
-                cond.push_str(if hi_incl {
-                    " AND name <= ?"
-                } else {
-                    " AND name < ?"
-                });
-                params.push(s.as_str().into());
-            }
-            Some(Bound::BelowAll) => return Ok(vec![]),
-            None => {}
-        }
+        let (cond, mut params) = KeyRange::from_query(q).sql_condition("name");
         let order = if q.descending { "DESC" } else { "ASC" };
         params.push(q.limit.unwrap_or(u64::MAX).into());
         params.push(q.skip.into());

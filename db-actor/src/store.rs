@@ -14,6 +14,7 @@
 //!   compaction). Bodies larger than one SQLite value are split into parts.
 //! - `local_docs`: `_local` documents, which have no history and no sequence.
 
+use shared::all_docs::KeyRange;
 use shared::error::{CouchError, CouchResult};
 use shared::rev::Rev;
 use shared::rev_tree::RevTree;
@@ -225,34 +226,52 @@ impl<'a> Store<'a> {
             .max(0) as u64)
     }
 
-    /// Live documents with ids in `[lo, hi]` (bounds optional, `hi`
-    /// exclusive when `inclusive_hi` is false), ascending or descending.
-    /// Returns `(id, winning rev)` pairs.
+    /// Live documents with ids in `range`, ascending or descending, after
+    /// skipping `skip`, at most `limit`: `(id, winning rev)` pairs.
     pub fn live_ids(
         &self,
-        range: &IdRange,
+        range: &KeyRange,
         descending: bool,
         skip: u64,
         limit: u64,
     ) -> CouchResult<Vec<(String, String)>> {
-        let (cond, mut params) = range.condition();
-        let order = if descending { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT id, rev FROM docs WHERE deleted = 0{cond} ORDER BY id {order} LIMIT ? OFFSET ?"
-        );
-        params.push(limit.into());
-        params.push(skip.into());
-        Ok(self
-            .sql
-            .query(&sql, &params)?
+        let rows = self.range_rows(
+            "id, rev",
+            "docs WHERE deleted = 0",
+            range,
+            descending,
+            skip,
+            limit,
+        )?;
+        Ok(rows
             .into_iter()
             .map(|mut r| (text(&mut r, 0), text(&mut r, 1)))
             .collect())
     }
 
+    /// Rows of `columns` from `from` (a table and its conditions) whose id
+    /// falls in `range`, in id order.
+    fn range_rows(
+        &self,
+        columns: &str,
+        from: &str,
+        range: &KeyRange,
+        descending: bool,
+        skip: u64,
+        limit: u64,
+    ) -> CouchResult<Vec<Row>> {
+        let (cond, mut params) = range.sql_condition("id");
+        let order = if descending { "DESC" } else { "ASC" };
+        let sql =
+            format!("SELECT {columns} FROM {from}{cond} ORDER BY id {order} LIMIT ? OFFSET ?");
+        params.push(limit.into());
+        params.push(skip.into());
+        Ok(self.sql.query(&sql, &params)?)
+    }
+
     /// How many live documents fall in `range`.
-    pub fn count_live(&self, range: &IdRange) -> CouchResult<u64> {
-        let (cond, params) = range.condition();
+    pub fn count_live(&self, range: &KeyRange) -> CouchResult<u64> {
+        let (cond, params) = range.sql_condition("id");
         let sql = format!("SELECT count(*) FROM docs WHERE deleted = 0{cond}");
         Ok(self.sql.query_i64(&sql, &params)?.max(0) as u64)
     }
@@ -350,21 +369,20 @@ impl<'a> Store<'a> {
     /// Local documents in id order: `(id, rev, body)`.
     pub fn local_docs(
         &self,
-        range: &IdRange,
+        range: &KeyRange,
         descending: bool,
         skip: u64,
         limit: u64,
     ) -> CouchResult<Vec<(String, u64, Vec<u8>)>> {
-        let (cond, mut params) = range.condition();
-        let order = if descending { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT id, rev, body FROM local_docs WHERE 1 = 1{cond} ORDER BY id {order} LIMIT ? OFFSET ?"
-        );
-        params.push(limit.into());
-        params.push(skip.into());
         Ok(self
-            .sql
-            .query(&sql, &params)?
+            .range_rows(
+                "id, rev, body",
+                "local_docs WHERE 1 = 1",
+                range,
+                descending,
+                skip,
+                limit,
+            )?
             .into_iter()
             .map(|mut r| {
                 let body = std::mem::replace(&mut r[2], Value::Null)
@@ -373,35 +391,5 @@ impl<'a> Store<'a> {
                 (text(&mut r, 0), int(&r, 1), body)
             })
             .collect())
-    }
-}
-
-/// A range of document ids, translated to a SQL condition.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IdRange {
-    /// Lower bound, and whether it is included.
-    pub lo: Option<(String, bool)>,
-    /// Upper bound, and whether it is included.
-    pub hi: Option<(String, bool)>,
-    /// Nothing can match (e.g. an end key below every id).
-    pub empty: bool,
-}
-
-impl IdRange {
-    fn condition(&self) -> (String, Vec<Value>) {
-        if self.empty {
-            return (" AND 0".into(), vec![]);
-        }
-        let mut cond = String::new();
-        let mut params = Vec::new();
-        if let Some((lo, incl)) = &self.lo {
-            cond.push_str(if *incl { " AND id >= ?" } else { " AND id > ?" });
-            params.push(lo.as_str().into());
-        }
-        if let Some((hi, incl)) = &self.hi {
-            cond.push_str(if *incl { " AND id <= ?" } else { " AND id < ?" });
-            params.push(hi.as_str().into());
-        }
-        (cond, params)
     }
 }

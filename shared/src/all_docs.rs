@@ -6,6 +6,7 @@
 
 use crate::error::{CouchError, CouchResult};
 use crate::http::Request;
+use crate::sql::Value as SqlValue;
 use serde_json::{Map, Value};
 
 /// One end of an id range.
@@ -148,6 +149,63 @@ impl AllDocsQuery {
     }
 }
 
+/// A range of ids (or names) in index order, as SQL can scan it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyRange {
+    /// Lower bound, and whether it is included.
+    pub lo: Option<(String, bool)>,
+    /// Upper bound, and whether it is included.
+    pub hi: Option<(String, bool)>,
+    /// Nothing can match (an end key below every id).
+    pub empty: bool,
+}
+
+impl KeyRange {
+    /// The range a query's start/end keys select, whichever the direction:
+    /// descending swaps the ends, and `inclusive_end` governs the end key.
+    pub fn from_query(q: &AllDocsQuery) -> KeyRange {
+        let (lo, hi, lo_incl, hi_incl) = if q.descending {
+            (&q.end, &q.start, q.inclusive_end, true)
+        } else {
+            (&q.start, &q.end, true, q.inclusive_end)
+        };
+        let mut r = KeyRange::default();
+        if let Some(Bound::Id(s)) = lo {
+            r.lo = Some((s.clone(), lo_incl));
+        }
+        match hi {
+            Some(Bound::Id(s)) => r.hi = Some((s.clone(), hi_incl)),
+            Some(Bound::BelowAll) => r.empty = true,
+            None => {}
+        }
+        r
+    }
+
+    /// The range as ` AND ...` conditions on `column`, with their parameters.
+    pub fn sql_condition(&self, column: &str) -> (String, Vec<SqlValue>) {
+        if self.empty {
+            return (" AND 0".into(), vec![]);
+        }
+        let mut cond = String::new();
+        let mut params = Vec::new();
+        if let Some((lo, incl)) = &self.lo {
+            cond.push_str(&format!(
+                " AND {column} {} ?",
+                if *incl { ">=" } else { ">" }
+            ));
+            params.push(lo.as_str().into());
+        }
+        if let Some((hi, incl)) = &self.hi {
+            cond.push_str(&format!(
+                " AND {column} {} ?",
+                if *incl { "<=" } else { "<" }
+            ));
+            params.push(hi.as_str().into());
+        }
+        (cond, params)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +252,23 @@ mod tests {
             assert_eq!(q(bad).unwrap_err().status, 400, "{bad}");
         }
         assert!(q("startkey=%22b%22&endkey=%22a%22&descending=true").is_ok());
+    }
+
+    #[test]
+    fn key_ranges() {
+        let r = KeyRange::from_query(
+            &q("startkey=%22b%22&endkey=%22d%22&inclusive_end=false").unwrap(),
+        );
+        assert_eq!(r.lo, Some(("b".into(), true)));
+        assert_eq!(r.hi, Some(("d".into(), false)));
+        assert_eq!(r.sql_condition("id").0, " AND id >= ? AND id < ?");
+        let r = KeyRange::from_query(
+            &q("descending=true&startkey=%22d%22&endkey=%22b%22&inclusive_end=false").unwrap(),
+        );
+        assert_eq!(
+            (r.lo, r.hi),
+            (Some(("b".into(), false)), Some(("d".into(), true)))
+        );
+        assert!(KeyRange::from_query(&q("endkey=1").unwrap()).empty);
     }
 }
