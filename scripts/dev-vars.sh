@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .dev.vars (the local secrets wrangler and `make dev` read) on first
-# run, with a random admin password; values already in the environment win.
+# run, with a random admin password and cookie secret; values already in the environment win.
 # Prints where Settee will be and how to log in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,8 @@ if [ ! -f .dev.vars ]; then
   user=${COUCHDB_USER:-admin}
   pass=${COUCHDB_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr -d '/+=')}
   umask 077
-  printf 'COUCHDB_USER=%s\nCOUCHDB_PASSWORD=%s\n' "$user" "$pass" > .dev.vars
+  secret=${COUCHDB_SECRET:-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')}
+  printf 'COUCHDB_USER=%s\nCOUCHDB_PASSWORD=%s\nCOUCHDB_SECRET=%s\n' "$user" "$pass" "$secret" > .dev.vars
   echo "Created .dev.vars with a new admin password."
 fi
 user=$(sed -n 's/^COUCHDB_USER=//p' .dev.vars)

@@ -2,6 +2,7 @@
 //! responses out. Runtime-neutral, so every endpoint is tested natively;
 //! the Worker binding only adds waiting (long-poll) and notifications.
 
+use crate::access::Access;
 use crate::all_docs::Index;
 use crate::database::Database;
 use crate::documents::{request_rev, OpenRev, ReadOpts};
@@ -12,6 +13,8 @@ use shared::doc::{self, IncomingDoc, LOCAL_PREFIX};
 use shared::error::{CouchError, CouchResult};
 use shared::http::{encode_segment, method_not_allowed, Request, Response};
 use shared::rev::Rev;
+use shared::security::check_server_admin;
+use shared::users::{UsersConfig, USERS_DB};
 use shared::uuids;
 
 /// What a request did to the database, for the binding to announce.
@@ -50,17 +53,44 @@ impl Outcome {
 }
 
 /// Handles a request whose first path segment is this database's name.
-/// `new_instance` supplies the random tag of a database being created.
-pub fn handle(db: &Database, req: &Request, new_instance: &dyn Fn() -> String) -> Outcome {
-    if !req.user.is_admin() {
-        return Outcome::done(Response::error(&CouchError::unauthorized(
-            "You are not authorized to access this db.",
-        )));
+/// `new_instance` supplies the random tag of a database being created;
+/// `users` configures the `_users` database's rules.
+pub fn handle(
+    db: &Database,
+    req: &Request,
+    new_instance: &dyn Fn() -> String,
+    users: UsersConfig,
+) -> Outcome {
+    let mut event = None;
+    let result = ensure_users_db(db, req, new_instance, &mut event)
+        .and_then(|_| route(db, req, new_instance, users));
+    match result {
+        Ok(mut o) => {
+            o.event = o.event.or(event);
+            o
+        }
+        Err(e) => Outcome {
+            reply: Reply::Done(Response::error(&e)),
+            event,
+        },
     }
-    match route(db, req, new_instance) {
-        Ok(o) => o,
-        Err(e) => Outcome::done(Response::error(&e)),
+}
+
+/// `_users` exists from the first request that needs it, as CouchDB creates
+/// it at start-up.
+fn ensure_users_db(
+    db: &Database,
+    req: &Request,
+    new_instance: &dyn Fn() -> String,
+    event: &mut Option<DbEvent>,
+) -> CouchResult<()> {
+    let is_users = req.path.first().map(String::as_str) == Some(USERS_DB);
+    let managing_db = req.path.len() == 1 && matches!(req.method.as_str(), "PUT" | "DELETE");
+    if is_users && !managing_db && !db.exists()? {
+        db.create(USERS_DB, &new_instance())?;
+        *event = Some(DbEvent::Created);
     }
+    Ok(())
 }
 
 fn updated(r: Response) -> CouchResult<Outcome> {
@@ -75,65 +105,82 @@ fn done(r: Response) -> CouchResult<Outcome> {
     Ok(Outcome::done(r))
 }
 
-fn route(db: &Database, req: &Request, new_instance: &dyn Fn() -> String) -> CouchResult<Outcome> {
+fn route(
+    db: &Database,
+    req: &Request,
+    new_instance: &dyn Fn() -> String,
+    users: UsersConfig,
+) -> CouchResult<Outcome> {
     let name = req.path.first().map(String::as_str).unwrap_or_default();
     let rest: Vec<&str> = req.path.iter().skip(1).map(String::as_str).collect();
     let m = req.method.as_str();
+    // Creating and deleting databases is for server admins, and the only
+    // thing that may happen to a database that does not exist.
+    if rest.is_empty() && matches!(m, "PUT" | "DELETE") {
+        check_server_admin(&req.user)?;
+        return if m == "PUT" {
+            shared::db_name::validate(name)?;
+            db.create(name, &new_instance())?;
+            let r = Response::json(201, &json!({"ok": true}))
+                .with_header("location", format!("/{}", encode_segment(name)));
+            Ok(Outcome {
+                reply: Reply::Done(r),
+                event: Some(DbEvent::Created),
+            })
+        } else {
+            if req.param("rev").is_some() {
+                return Err(CouchError::bad_request(
+                    "You tried to DELETE a database with a ?=rev parameter. Did you mean to DELETE a document instead?",
+                ));
+            }
+            db.delete()?;
+            Ok(Outcome {
+                reply: Reply::Done(Response::ok()),
+                event: Some(DbEvent::Deleted),
+            })
+        };
+    }
+    let access = Access::load(db, &req.user, users)?;
     match rest.as_slice() {
         [] => match m {
-            "GET" | "HEAD" => done(Response::json(200, &db.info()?)),
-            "PUT" => {
-                shared::db_name::validate(name)?;
-                db.create(name, &new_instance())?;
-                let r = Response::json(201, &json!({"ok": true}))
-                    .with_header("location", format!("/{}", encode_segment(name)));
-                Ok(Outcome {
-                    reply: Reply::Done(r),
-                    event: Some(DbEvent::Created),
-                })
-            }
-            "DELETE" => {
-                if req.param("rev").is_some() {
-                    return Err(CouchError::bad_request(
-                        "You tried to DELETE a database with a ?=rev parameter. Did you mean to DELETE a document instead?",
-                    ));
-                }
-                db.delete()?;
-                Ok(Outcome {
-                    reply: Reply::Done(Response::ok()),
-                    event: Some(DbEvent::Deleted),
-                })
+            "GET" | "HEAD" => {
+                access.member()?;
+                done(Response::json(200, &db.info()?))
             }
             "POST" => {
+                access.member()?;
                 require_json(req)?;
-                db.meta()?;
-                let doc = IncomingDoc::parse(req.json_body()?)?;
+                let mut doc = IncomingDoc::parse(req.json_body()?)?;
                 let id = doc.id.clone().unwrap_or_else(uuids::next);
                 if doc::is_local(&id) {
                     let rev = db.put_local(&id, req.json_body()?, None)?;
                     return updated(write_reply(req, name, &id, &rev, 201));
                 }
+                access.before_write(db, &id, &mut doc)?;
                 let rev = db.save_one(&id, &doc, true)?;
                 updated(write_reply(req, name, &id, &rev.to_string(), 201))
             }
             _ => method_not_allowed("DELETE,GET,HEAD,POST,PUT"),
         },
-        ["_all_docs"] => all_docs(db, req, Index::All),
-        ["_design_docs"] => all_docs(db, req, Index::Design),
-        ["_local_docs"] => all_docs(db, req, Index::Local),
-        ["_changes"] => changes(db, req),
+        ["_all_docs"] => all_docs(db, req, Index::All, &access),
+        ["_design_docs"] => all_docs(db, req, Index::Design, &access),
+        ["_local_docs"] => all_docs(db, req, Index::Local, &access),
+        ["_changes"] => {
+            access.list("_changes")?;
+            changes(db, req)
+        }
         ["_bulk_docs"] => {
             only(req, "POST")?;
+            access.member()?;
             require_json(req)?;
-            db.meta()?;
             let body = req.json_object_body()?;
-            let results = db.bulk_docs(&body)?;
+            let results = db.bulk_docs(&body, &|id, doc| access.before_write(db, id, doc))?;
             updated(Response::json(201, &results))
         }
         ["_bulk_get"] => {
             only(req, "POST")?;
+            access.list("_bulk_get")?;
             require_json(req)?;
-            db.meta()?;
             let body = req.json_object_body()?;
             done(Response::json(
                 200,
@@ -142,6 +189,7 @@ fn route(db: &Database, req: &Request, new_instance: &dyn Fn() -> String) -> Cou
         }
         ["_revs_diff"] => {
             only(req, "POST")?;
+            access.list("_revs_diff")?;
             done(Response::json(
                 200,
                 &db.revs_diff(&req.json_object_body()?)?,
@@ -149,6 +197,7 @@ fn route(db: &Database, req: &Request, new_instance: &dyn Fn() -> String) -> Cou
         }
         ["_missing_revs"] => {
             only(req, "POST")?;
+            access.list("_missing_revs")?;
             done(Response::json(
                 200,
                 &db.missing_revs(&req.json_object_body()?)?,
@@ -156,23 +205,31 @@ fn route(db: &Database, req: &Request, new_instance: &dyn Fn() -> String) -> Cou
         }
         ["_ensure_full_commit"] => {
             only(req, "POST")?;
-            db.meta()?;
+            access.member()?;
             done(Response::json(
                 201,
                 &json!({"ok": true, "instance_start_time": "0"}),
             ))
         }
         ["_revs_limit"] => match m {
-            "GET" => done(Response::json(200, &db.revs_limit()?)),
+            "GET" => {
+                access.member()?;
+                done(Response::json(200, &db.revs_limit()?))
+            }
             "PUT" => {
+                access.db_admin()?;
                 db.set_revs_limit(&req.json_body()?)?;
                 done(Response::ok())
             }
             _ => method_not_allowed("GET,PUT"),
         },
         ["_security"] => match m {
-            "GET" => done(Response::json(200, &db.security()?)),
+            "GET" => {
+                access.member()?;
+                done(Response::json(200, &db.security()?))
+            }
             "PUT" => {
+                access.db_admin()?;
                 db.set_security(&req.json_body()?)?;
                 done(Response::ok())
             }
@@ -182,16 +239,16 @@ fn route(db: &Database, req: &Request, new_instance: &dyn Fn() -> String) -> Cou
         // dropped on write. These endpoints answer as CouchDB does.
         ["_compact"] | ["_compact", _] | ["_view_cleanup"] => {
             only(req, "POST")?;
+            access.db_admin()?;
             require_json(req)?;
-            db.meta()?;
             done(Response::json(202, &json!({"ok": true})))
         }
-        ["_local", id] => document(db, req, name, &format!("{LOCAL_PREFIX}{id}")),
-        ["_design", ddoc] => document(db, req, name, &format!("_design/{ddoc}")),
+        ["_local", id] => document(db, req, name, &format!("{LOCAL_PREFIX}{id}"), &access),
+        ["_design", ddoc] => document(db, req, name, &format!("_design/{ddoc}"), &access),
         ["_design", _, ..] | [_, _, ..] => Err(CouchError::not_implemented(
             "Attachments, views and design document functions are not supported by this server yet",
         )),
-        [id] => document(db, req, name, id),
+        [id] => document(db, req, name, id, &access),
     }
 }
 
@@ -225,7 +282,12 @@ fn query_body(req: &Request) -> CouchResult<Option<serde_json::Map<String, Value
     }
 }
 
-fn all_docs(db: &Database, req: &Request, index: Index) -> CouchResult<Outcome> {
+fn all_docs(db: &Database, req: &Request, index: Index, access: &Access) -> CouchResult<Outcome> {
+    access.list(match index {
+        Index::All => "_all_docs",
+        Index::Design => "_design_docs",
+        Index::Local => "_local_docs",
+    })?;
     let body = query_body(req)?;
     let q = AllDocsQuery::from_request(req, body.as_ref())?;
     done(Response::raw_json(200, db.all_docs(&q, index)?))
@@ -279,12 +341,25 @@ fn doc_path(id: &str) -> String {
     encode_segment(id)
 }
 
-fn document(db: &Database, req: &Request, dbname: &str, id: &str) -> CouchResult<Outcome> {
+fn document(
+    db: &Database,
+    req: &Request,
+    dbname: &str,
+    id: &str,
+    access: &Access,
+) -> CouchResult<Outcome> {
     doc::validate_id(id)?;
     let local = doc::is_local(id);
+    if local && access.users_db {
+        access.db_admin()?;
+    }
+    access.member()?;
     match req.method.as_str() {
         "GET" | "HEAD" if local => done(Response::raw_json(200, db.get_local(id)?)),
-        "GET" | "HEAD" => get_document(db, req, id),
+        "GET" | "HEAD" => {
+            access.before_read(id)?;
+            get_document(db, req, id)
+        }
         "PUT" => {
             let body = req.json_body()?;
             if local {
@@ -294,6 +369,7 @@ fn document(db: &Database, req: &Request, dbname: &str, id: &str) -> CouchResult
             let mut doc = IncomingDoc::parse(body)?;
             doc.rev = request_rev(req, doc.rev.as_ref())?;
             let new_edits = req.bool_param("new_edits")?.unwrap_or(true);
+            access.before_write(db, id, &mut doc)?;
             let rev = db.save_one(id, &doc, new_edits)?;
             let status = if req.param("batch") == Some("ok") {
                 202
@@ -320,15 +396,19 @@ fn document(db: &Database, req: &Request, dbname: &str, id: &str) -> CouchResult
             if rev.is_none() {
                 return Err(CouchError::conflict());
             }
-            let doc = IncomingDoc {
+            let mut doc = IncomingDoc {
                 rev,
                 deleted: true,
                 ..Default::default()
             };
+            access.before_write(db, id, &mut doc)?;
             let rev = db.save_one(id, &doc, true)?;
             updated(write_reply(req, dbname, id, &rev.to_string(), 200))
         }
-        "COPY" => copy_document(db, req, dbname, id),
+        "COPY" => {
+            access.before_read(id)?;
+            copy_document(db, req, dbname, id, access)
+        }
         _ => method_not_allowed("DELETE,GET,HEAD,POST,PUT,COPY"),
     }
 }
@@ -431,7 +511,13 @@ fn boundary_for(answers: &[OpenRev]) -> u128 {
     h
 }
 
-fn copy_document(db: &Database, req: &Request, dbname: &str, id: &str) -> CouchResult<Outcome> {
+fn copy_document(
+    db: &Database,
+    req: &Request,
+    dbname: &str,
+    id: &str,
+    access: &Access,
+) -> CouchResult<Outcome> {
     let dest = req
         .header("destination")
         .ok_or_else(|| CouchError::bad_request("Destination header is mandatory for COPY."))?;
@@ -449,6 +535,7 @@ fn copy_document(db: &Database, req: &Request, dbname: &str, id: &str) -> CouchR
     obj.remove("_rev");
     let mut doc = IncomingDoc::parse(value)?;
     doc.rev = dest_rev;
+    access.before_write(db, &dest_id, &mut doc)?;
     let rev = db.save_one(&dest_id, &doc, true)?;
     updated(write_reply(req, dbname, &dest_id, &rev.to_string(), 201))
 }

@@ -11,6 +11,7 @@ use futures::future::{select, Either};
 use shared::changes::ChangesQuery;
 use shared::config::Limits;
 use shared::http::Response as CouchResponse;
+use shared::users::UsersConfig;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ struct Inner {
     sql: DoSql,
     env: Env,
     limits: Limits,
+    users: UsersConfig,
     /// Long-polls waiting for the next write.
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
 }
@@ -65,6 +67,18 @@ pub fn limits_from_env(env: &Env) -> Limits {
     Limits::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()))
 }
 
+/// `PASSWORD_ITERATIONS` and `ALLOW_SIGNUP`, as the router reads them.
+fn users_from_env(env: &Env) -> UsersConfig {
+    let var = |k: &str| env.var(k).ok().map(|v| v.to_string());
+    let d = UsersConfig::default();
+    UsersConfig {
+        iterations: var("PASSWORD_ITERATIONS")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(d.iterations),
+        allow_signup: var("ALLOW_SIGNUP").map_or(d.allow_signup, |v| v.trim() != "false"),
+    }
+}
+
 /// One CouchDB database.
 #[durable_object]
 pub struct DbActor {
@@ -75,10 +89,12 @@ impl DurableObject for DbActor {
     fn new(state: State, env: Env) -> Self {
         let sql = DoSql::new(&state);
         let limits = limits_from_env(&env);
+        let users = users_from_env(&env);
         let inner = Inner {
             sql,
             env,
             limits,
+            users,
             waiters: RefCell::new(Vec::new()),
         };
         if let Err(e) = inner.db().store.init_schema() {
@@ -95,7 +111,8 @@ impl DurableObject for DbActor {
         let name = creq.path.first().cloned().unwrap_or_default();
         let outcome = {
             let db = self.inner.db();
-            api::handle(&db, &creq, &|| shared::uuids::next()[24..].to_string())
+            let instance = || shared::uuids::next()[24..].to_string();
+            api::handle(&db, &creq, &instance, self.inner.users)
         };
         match outcome.event {
             Some(DbEvent::Created) => self.inner.report("add", &name).await?,

@@ -13,7 +13,13 @@ impl Database<'_> {
     /// `POST /db/_bulk_docs`. Malformed documents fail the whole request
     /// (as CouchDB parses them all first); conflicts are reported per
     /// document. With `new_edits: false` only failures are listed.
-    pub fn bulk_docs(&self, body: &Map<String, Value>) -> CouchResult<Vec<Value>> {
+    /// `before_write` checks (and may transform) each document; its
+    /// refusals are reported per document.
+    pub fn bulk_docs(
+        &self,
+        body: &Map<String, Value>,
+        before_write: &dyn Fn(&str, &mut IncomingDoc) -> CouchResult<()>,
+    ) -> CouchResult<Vec<Value>> {
         let docs = body
             .get("docs")
             .and_then(Value::as_array)
@@ -27,7 +33,7 @@ impl Database<'_> {
                 ))
             }
         };
-        let parsed: Vec<(String, IncomingDoc)> = docs
+        let mut parsed: Vec<(String, IncomingDoc)> = docs
             .iter()
             .map(|d| {
                 let doc = IncomingDoc::parse(d.clone())?;
@@ -44,18 +50,20 @@ impl Database<'_> {
         self.transact(|| {
             let mut batch = self.begin_writes()?;
             let mut results = Vec::with_capacity(parsed.len());
-            for (id, doc) in &parsed {
-                let r = if new_edits {
-                    self.update_doc(&mut batch, id, doc).map(Some)
-                } else {
-                    self.merge_doc(&mut batch, id, doc).map(|_| None)
-                };
+            for (id, doc) in parsed.iter_mut() {
+                let r = before_write(id, doc).and_then(|_| {
+                    if new_edits {
+                        self.update_doc(&mut batch, id, doc).map(Some)
+                    } else {
+                        self.merge_doc(&mut batch, id, doc).map(|_| None)
+                    }
+                });
                 match r {
                     Ok(Some(rev)) => {
                         results.push(json!({"ok": true, "id": id, "rev": rev.to_string()}))
                     }
                     Ok(None) => {}
-                    Err(e) if e.status == 409 || e.status == 403 || e.status == 401 => {
+                    Err(e) if matches!(e.status, 401 | 403 | 404 | 409) => {
                         results.push(json!({"id": id, "error": e.error, "reason": e.reason}))
                     }
                     Err(e) => return Err(e),

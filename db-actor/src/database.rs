@@ -8,6 +8,11 @@ use shared::error::{CouchError, CouchResult};
 use shared::seq;
 use shared::sql::{in_transaction, Sql};
 
+/// CouchDB 3's `default_security = admin_only`.
+fn default_security() -> Value {
+    json!({"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}})
+}
+
 /// The engine of one database: CouchDB semantics over a [`Store`].
 pub struct Database<'a> {
     pub store: Store<'a>,
@@ -81,6 +86,8 @@ impl<'a> Database<'a> {
             }
             self.store.set_meta("name", name.into())?;
             self.store.set_meta("instance", instance.into())?;
+            self.store
+                .set_meta("security", default_security().to_string().into())?;
             self.store.save_stats(&Stats::default())
         })
     }
@@ -134,7 +141,7 @@ impl<'a> Database<'a> {
             .store
             .meta_string("security")?
             .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_else(|| json!({})))
+            .unwrap_or_else(default_security))
     }
 
     /// `PUT /db/_security`: `admins` and `members`, each with `names` and

@@ -156,6 +156,18 @@ impl Database<'_> {
         })
     }
 
+    /// The body of the current winner, unless it is a deletion.
+    pub fn winner_body(&self, id: &str) -> CouchResult<Option<serde_json::Map<String, Value>>> {
+        let Some(rec) = self.store.load_doc(id)? else {
+            return Ok(None);
+        };
+        if rec.deleted {
+            return Ok(None);
+        }
+        let body = self.store.body(id, &rec.winner)?;
+        Ok(body.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
     /// Loads a document or answers 404 `missing`.
     pub fn require_doc(&self, id: &str) -> CouchResult<DocRecord> {
         self.store

@@ -3,6 +3,7 @@
 //! Everything but `binding` is runtime-neutral and tested natively over
 //! `rusqlite`; `binding` adapts the Durable Object's SQLite and HTTP.
 
+pub mod access;
 pub mod all_docs;
 pub mod api;
 pub mod bulk;

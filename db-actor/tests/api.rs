@@ -1,66 +1,10 @@
 //! The database actor's HTTP surface, natively over rusqlite.
 
-use db_actor::api::{self, Reply};
-use db_actor::Database;
+mod common;
+
+use common::Db;
 use serde_json::{json, Value};
-use shared::config::Limits;
-use shared::http::{Request, Response};
-use shared::sqlite::SqliteSql;
-use shared::user::UserCtx;
-
-struct Db {
-    sql: SqliteSql,
-    limits: Limits,
-}
-
-impl Db {
-    fn new() -> Self {
-        let db = Db {
-            sql: SqliteSql::memory(),
-            limits: Limits::default(),
-        };
-        db.engine().store.init_schema().unwrap();
-        assert_eq!(db.call("PUT", "/db", None).status, 201);
-        db
-    }
-
-    fn engine(&self) -> Database<'_> {
-        Database::new(&self.sql, self.limits)
-    }
-
-    fn request(&self, req: Request) -> Response {
-        let req = Request {
-            user: UserCtx::admin("admin"),
-            ..req
-        };
-        let db = self.engine();
-        match api::handle(&db, &req, &|| "t".to_string()).reply {
-            Reply::Done(r) => r,
-            Reply::Wait { query, since } => api::changes_response(&db, &query, since),
-        }
-    }
-
-    fn call(&self, method: &str, url: &str, body: Option<Value>) -> Response {
-        let (path, qs) = url.split_once('?').unwrap_or((url, ""));
-        let mut req =
-            Request::new(method, path, qs).with_header("content-type", "application/json");
-        if let Some(b) = body {
-            req = req.with_body(b.to_string());
-        }
-        self.request(req)
-    }
-
-    fn json(&self, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-        let r = self.call(method, url, body);
-        (r.status, r.json_body())
-    }
-
-    fn put(&self, id: &str, body: Value) -> String {
-        let (s, v) = self.json("PUT", &format!("/db/{id}"), Some(body));
-        assert_eq!(s, 201, "{v}");
-        v["rev"].as_str().unwrap().to_string()
-    }
-}
+use shared::http::Request;
 
 #[test]
 fn database_lifecycle() {

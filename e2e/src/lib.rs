@@ -194,8 +194,15 @@ impl Settee {
         let mut vars = vec![
             ("COUCHDB_USER".to_string(), ADMIN.to_string()),
             ("COUCHDB_PASSWORD".to_string(), PASSWORD.to_string()),
+            (
+                "COUCHDB_SECRET".to_string(),
+                "e2e-cookie-secret".to_string(),
+            ),
         ];
-        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        for (k, v) in extra {
+            vars.retain(|(n, _)| n != k);
+            vars.push((k.to_string(), v.to_string()));
+        }
         let mut s = Settee {
             child: None,
             port: free_port(),

@@ -1,19 +1,21 @@
 //! The entry Worker: authenticates, answers server endpoints, and forwards
 //! database requests to their actors.
 
-use crate::auth::{self, Admin};
+use crate::auth::{self, AuthState, Authenticated, UserStore};
+use crate::config::Config;
 use crate::server::{self, Route};
-use db_actor::binding::{limits_from_env, CATALOG_BINDING, CATALOG_NAME};
+use db_actor::binding::{CATALOG_BINDING, CATALOG_NAME};
 use db_actor::worker_http::to_worker;
 use futures::future::join_all;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use shared::error::{CouchError, CouchResult};
 use shared::http::{
     encode_segment, split_path, Request as CouchRequest, Response as CouchResponse,
 };
 use shared::user::{UserCtx, USER_CTX_HEADER};
+use shared::users::{USERS_DB, USER_PREFIX};
 use std::cell::RefCell;
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Headers, Request, Response, Result};
 
 /// Binding name of the database actors' namespace.
 const DB_BINDING: &str = "DB";
@@ -21,21 +23,9 @@ const DB_BINDING: &str = "DB";
 thread_local! {
     /// The server uuid, fetched from the catalog once per isolate.
     static SERVER_UUID: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let head = req.inner().method() == "HEAD";
-    match handle(req, &env).await {
-        Ok(Handled::Forwarded(r)) => Ok(r),
-        Ok(Handled::Local(r)) => to_worker(r, head),
-        Err(e) => to_worker(CouchResponse::error(&e), head),
-    }
-}
-
-enum Handled {
-    Local(CouchResponse),
-    Forwarded(Response),
+    /// Lockout counters and verified-password cache of this isolate,
+    /// shared by its concurrent requests.
+    static AUTH_STATE: &'static RefCell<AuthState> = Box::leak(Box::default());
 }
 
 fn env_lookup(env: &Env, key: &str) -> Option<String> {
@@ -45,76 +35,215 @@ fn env_lookup(env: &Env, key: &str) -> Option<String> {
         .or_else(|| env.var(key).ok().map(|v| v.to_string()))
 }
 
-async fn handle(mut req: Request, env: &Env) -> CouchResult<Handled> {
-    let url = req.url().map_err(internal)?;
-    let method = req.inner().method();
-    let admin = Admin::from_lookup(|k| env_lookup(env, k));
-    let user = auth::authenticate(
-        admin.as_ref(),
-        req.headers()
-            .get("authorization")
-            .map_err(internal)?
-            .as_deref(),
-    )?;
+fn now_secs() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let cfg = Config::from_lookup(|k| env_lookup(&env, k));
+    let head = req.inner().method() == "HEAD";
+    let origin = req.headers().get("origin").ok().flatten();
+    if let Some(r) = preflight(&cfg, &req, origin.as_deref())? {
+        return Ok(r);
+    }
+    let (result, set_cookie) = handle(&mut req, &env, &cfg).await;
+    let mut extra: Vec<(String, String)> = set_cookie
+        .into_iter()
+        .map(|c| ("set-cookie".into(), c))
+        .collect();
+    if let Some(cors) = &cfg.cors {
+        extra.extend(cors.response_headers(origin.as_deref()));
+    }
+    match result {
+        Ok(Handled::Forwarded(r)) if extra.is_empty() => Ok(r),
+        Ok(Handled::Forwarded(r)) => with_headers(r, &extra),
+        Ok(Handled::Local(mut r)) => {
+            r.headers.extend(extra);
+            to_worker(r, head)
+        }
+        Err(e) => {
+            let mut r = CouchResponse::error(&e);
+            r.headers.extend(extra);
+            to_worker(r, head)
+        }
+    }
+}
+
+/// Answers a CORS preflight, when CORS is on.
+fn preflight(cfg: &Config, req: &Request, origin: Option<&str>) -> Result<Option<Response>> {
+    let (Some(cors), "OPTIONS") = (&cfg.cors, req.inner().method().as_str()) else {
+        return Ok(None);
+    };
+    let Some(method) = req.headers().get("access-control-request-method")? else {
+        return Ok(None);
+    };
+    let headers = Headers::new();
+    for (k, v) in cors.preflight(origin, &method).unwrap_or_default() {
+        headers.append(&k, &v)?;
+    }
+    Ok(Some(
+        Response::empty()?.with_status(204).with_headers(headers),
+    ))
+}
+
+/// Copies a forwarded response with extra headers.
+fn with_headers(r: Response, extra: &[(String, String)]) -> Result<Response> {
+    let headers = Headers::new();
+    for (k, v) in r.headers().entries() {
+        headers.append(&k, &v)?;
+    }
+    for (k, v) in extra {
+        headers.append(k, v)?;
+    }
+    Ok(r.with_headers(headers))
+}
+
+enum Handled {
+    Local(CouchResponse),
+    Forwarded(Response),
+}
+
+/// Reads user documents from the `_users` actor, as the server admin.
+struct UsersActor<'a> {
+    env: &'a Env,
+}
+
+impl UserStore for UsersActor<'_> {
+    async fn user_doc(&self, name: &str) -> CouchResult<Option<Map<String, Value>>> {
+        let path = format!(
+            "/{USERS_DB}/{}",
+            encode_segment(&format!("{USER_PREFIX}{name}"))
+        );
+        let mut resp =
+            actor_request(self.env, USERS_DB, "GET", &path, &UserCtx::admin("_router")).await?;
+        match resp.status_code() {
+            200 => Ok(resp.json().await.ok()),
+            404 => Ok(None),
+            s => Err(CouchError::internal(format!("_users answered {s}"))),
+        }
+    }
+}
+
+/// The peer a lockout is counted against.
+fn peer(req: &Request) -> String {
+    let h = req.headers();
+    h.get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .or_else(|| h.get("x-forwarded-for").ok().flatten())
+        .unwrap_or_else(|| "local".into())
+}
+
+fn couch_request(req: &Request, url: &worker::Url) -> CouchRequest {
+    let mut creq = CouchRequest::new(&req.inner().method(), url.path(), url.query().unwrap_or(""));
+    creq.headers = req.headers().entries().collect();
+    creq
+}
+
+async fn handle(
+    req: &mut Request,
+    env: &Env,
+    cfg: &Config,
+) -> (CouchResult<Handled>, Option<String>) {
+    let url = match req.url() {
+        Ok(u) => u,
+        Err(e) => return (Err(internal(e)), None),
+    };
+    let mut creq = couch_request(req, &url);
+    // No admin party: without an admin only the welcome and `_up` answer.
+    if cfg.admin.is_none() && !matches!(url.path(), "/" | "/_up") {
+        return (Err(auth::not_configured()), None);
+    }
+    let store = UsersActor { env };
+    let peer = peer(req);
+    let now = now_secs();
+    let state = AUTH_STATE.with(|s| *s);
+    let auth = auth::authenticate(cfg, &creq, &store, state, &peer, now).await;
+    let auth = match auth {
+        Ok(a) => a,
+        Err(e) => return (Err(e), None),
+    };
+    let set_cookie = auth.set_cookie.clone();
+    (
+        route(req, env, cfg, &url, &mut creq, &auth, &peer, now).await,
+        set_cookie,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn route(
+    req: &mut Request,
+    env: &Env,
+    cfg: &Config,
+    url: &worker::Url,
+    creq: &mut CouchRequest,
+    auth: &Authenticated,
+    peer: &str,
+    now: u64,
+) -> CouchResult<Handled> {
+    let user = &auth.user;
     let path = split_path(url.path());
     let route = server::route(&path)?;
-    if let Route::Database(name) = route {
-        if admin.is_none() {
-            return Err(auth::not_configured());
-        }
-        if !user.is_admin() {
-            return Err(CouchError::unauthorized(
-                "You are not authorized to access this db.",
-            ));
-        }
-        check_size(&req, env)?;
-        return forward(&req, env, &name, &user)
-            .await
-            .map(Handled::Forwarded);
+    let open_route = matches!(route, Route::Up | Route::Session);
+    if cfg.require_valid_user && user.name.is_none() && !open_route {
+        return Err(CouchError::unauthorized("Authentication required."));
     }
-    let mut creq = CouchRequest::new(&method, url.path(), url.query().unwrap_or(""));
-    creq.headers = req.headers().entries().collect();
-    if method == "POST" {
-        check_size(&req, env)?;
+    if let Route::Database(name) = route {
+        check_size(req, cfg)?;
+        return forward(req, env, &name, user).await.map(Handled::Forwarded);
+    }
+    let method = creq.method.clone();
+    if matches!(method.as_str(), "POST" | "PUT" | "DELETE") {
+        check_size(req, cfg)?;
         creq.body = req.bytes().await.unwrap_or_default();
     }
     let resp = match route {
         Route::Welcome => {
-            server::allow(&creq, &["GET", "HEAD"])?;
+            server::allow(creq, &["GET", "HEAD"])?;
             CouchResponse::json(200, &server::welcome(&server_uuid(env).await?))
         }
         Route::Up => server::up(),
         Route::Uuids => {
-            server::allow(&creq, &["GET", "HEAD"])?;
-            server::uuids(&creq)?
+            server::allow(creq, &["GET", "HEAD"])?;
+            server::uuids(creq)?
         }
-        Route::Session => {
-            server::allow(&creq, &["GET", "HEAD"])?;
-            server::session(&user)
-        }
+        Route::Session => match method.as_str() {
+            "GET" | "HEAD" => auth::session_info(cfg, auth),
+            "POST" => {
+                let store = UsersActor { env };
+                let state = AUTH_STATE.with(|s| *s);
+                auth::login(cfg, creq, &store, state, peer, now).await?
+            }
+            "DELETE" => auth::logout(),
+            _ => return Err(CouchError::method_not_allowed("GET,HEAD,POST,DELETE")),
+        },
         Route::Membership => {
-            auth::require_admin(&user)?;
+            auth::require_admin(user)?;
             server::membership()
         }
         Route::ActiveTasks => {
-            auth::require_admin(&user)?;
+            auth::require_admin(user)?;
             CouchResponse::json(200, &json!([]))
         }
         Route::AllDbs => {
-            server::allow(&creq, &["GET", "HEAD"])?;
-            auth::require_admin(&user)?;
-            let list = catalog_list(env, url.query().unwrap_or("")).await?;
-            CouchResponse::json(200, &list)
+            server::allow(creq, &["GET", "HEAD"])?;
+            if cfg.admin_only_all_dbs {
+                auth::require_admin(user)?;
+            }
+            CouchResponse::json(200, &catalog_list(env, url.query().unwrap_or("")).await?)
         }
         Route::DbsInfo => {
-            server::allow(&creq, &["GET", "HEAD", "POST"])?;
-            auth::require_admin(&user)?;
-            let names = match server::dbs_info_keys(&creq)? {
+            server::allow(creq, &["GET", "HEAD", "POST"])?;
+            if cfg.admin_only_all_dbs {
+                auth::require_admin(user)?;
+            }
+            let names = match server::dbs_info_keys(creq)? {
                 Some(keys) => keys,
                 None => serde_json::from_value(catalog_list(env, url.query().unwrap_or("")).await?)
                     .map_err(|_| CouchError::internal("catalog answered a non-list"))?,
             };
-            CouchResponse::json(200, &dbs_info(env, &names, &user).await)
+            CouchResponse::json(200, &dbs_info(env, &names, user).await)
         }
         Route::Unsupported(what) => {
             return Err(CouchError::not_implemented(format!(
@@ -133,9 +262,12 @@ fn internal(e: impl std::fmt::Display) -> CouchError {
     CouchError::internal(msg.lines().next().unwrap_or_default().to_string())
 }
 
+fn js_internal(e: wasm_bindgen::JsValue) -> CouchError {
+    internal(format!("{e:?}"))
+}
+
 /// Refuses bodies larger than `max_http_request_size` before reading them.
-fn check_size(req: &Request, env: &Env) -> CouchResult<()> {
-    let limits = limits_from_env(env);
+fn check_size(req: &Request, cfg: &Config) -> CouchResult<()> {
     let len = req
         .headers()
         .get("content-length")
@@ -143,9 +275,15 @@ fn check_size(req: &Request, env: &Env) -> CouchResult<()> {
         .flatten()
         .and_then(|v| v.parse::<u64>().ok());
     match len {
-        Some(n) if n > limits.max_http_request_size => Err(CouchError::request_too_large()),
+        Some(n) if n > cfg.limits.max_http_request_size => Err(CouchError::request_too_large()),
         _ => Ok(()),
     }
+}
+
+fn db_stub(env: &Env, name: &str) -> CouchResult<worker::Stub> {
+    env.durable_object(DB_BINDING)
+        .and_then(|ns| ns.get_by_name(name))
+        .map_err(internal)
 }
 
 /// Sends a request to a database's actor, with the user context in a header
@@ -171,17 +309,34 @@ async fn forward(req: &Request, env: &Env, name: &str, user: &UserCtx) -> CouchR
     }
     let inner =
         web_sys::Request::new_with_str_and_init(&req.inner().url(), &init).map_err(js_internal)?;
-    let stub = env
-        .durable_object(DB_BINDING)
-        .and_then(|ns| ns.get_by_name(name))
-        .map_err(internal)?;
-    stub.fetch_with_request(Request::from(inner))
+    db_stub(env, name)?
+        .fetch_with_request(Request::from(inner))
         .await
         .map_err(internal)
 }
 
-fn js_internal(e: wasm_bindgen::JsValue) -> CouchError {
-    internal(format!("{e:?}"))
+/// A bodiless request from the router itself to a database actor.
+async fn actor_request(
+    env: &Env,
+    db: &str,
+    method: &str,
+    path: &str,
+    user: &UserCtx,
+) -> CouchResult<Response> {
+    let headers = Headers::new();
+    headers
+        .set(USER_CTX_HEADER, &user.to_header())
+        .map_err(internal)?;
+    let mut init = worker::RequestInit::new();
+    init.with_headers(headers).with_method(match method {
+        "GET" => worker::Method::Get,
+        _ => worker::Method::Head,
+    });
+    let req = Request::new_with_init(&format!("https://settee{path}"), &init).map_err(internal)?;
+    db_stub(env, db)?
+        .fetch_with_request(req)
+        .await
+        .map_err(internal)
 }
 
 async fn catalog_fetch(env: &Env, path: &str) -> CouchResult<Value> {
@@ -235,18 +390,8 @@ async fn dbs_info(env: &Env, names: &[String], user: &UserCtx) -> Value {
 
 async fn db_info(env: &Env, name: &str, user: &UserCtx) -> Option<Value> {
     shared::db_name::validate(name).ok()?;
-    let stub = env
-        .durable_object(DB_BINDING)
-        .ok()?
-        .get_by_name(name)
-        .ok()?;
-    let headers = worker::Headers::new();
-    headers.set(USER_CTX_HEADER, &user.to_header()).ok()?;
-    let mut init = worker::RequestInit::new();
-    init.with_headers(headers);
-    let url = format!("https://db/{}", encode_segment(name));
-    let req = Request::new_with_init(&url, &init).ok()?;
-    let mut resp = stub.fetch_with_request(req).await.ok()?;
+    let path = format!("/{}", encode_segment(name));
+    let mut resp = actor_request(env, name, "GET", &path, user).await.ok()?;
     if resp.status_code() != 200 {
         return None;
     }

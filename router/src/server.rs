@@ -4,7 +4,6 @@ use serde_json::{json, Value};
 use shared::config::COUCHDB_VERSION;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
-use shared::user::UserCtx;
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,18 +118,6 @@ pub fn dbs_info_keys(req: &Request) -> CouchResult<Option<Vec<String>>> {
         .map(Some)
 }
 
-/// `GET /_session`: who the request is.
-pub fn session(user: &UserCtx) -> Response {
-    let mut info = json!({"authentication_handlers": ["default"]});
-    if user.name.is_some() {
-        info["authenticated"] = json!("default");
-    }
-    Response::json(
-        200,
-        &json!({"ok": true, "userCtx": {"name": user.name, "roles": user.roles}, "info": info}),
-    )
-}
-
 /// `GET /_membership`: a single node.
 pub fn membership() -> Response {
     let nodes = json!(["settee@127.0.0.1"]);
@@ -212,12 +199,9 @@ mod tests {
     }
 
     #[test]
-    fn welcome_and_session() {
-        let w = welcome("abc");
+    fn welcome() {
+        let w = super::welcome("abc");
         assert_eq!(w["couchdb"], "Welcome");
         assert_eq!(w["vendor"]["name"], "Settee");
-        let s = session(&UserCtx::admin("root")).json_body();
-        assert_eq!(s["userCtx"]["roles"], json!(["_admin"]));
-        assert_eq!(s["info"]["authenticated"], "default");
     }
 }

@@ -5,18 +5,25 @@
 
 pub mod all_docs;
 pub mod changes;
+pub mod collate;
 pub mod config;
 pub mod db_name;
 pub mod doc;
 pub mod error;
 pub mod http;
+pub mod jwt;
+pub mod password;
 pub mod rev;
 pub mod rev_tree;
+pub mod security;
+pub mod selector;
 pub mod seq;
+pub mod session;
 pub mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod user;
+pub mod users;
 pub mod uuids;
 
 pub use error::{CouchError, CouchResult};

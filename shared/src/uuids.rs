@@ -18,10 +18,13 @@ fn random_bytes() -> [u8; 16] {
     *uuid::Uuid::new_v4().as_bytes()
 }
 
+/// 32 random hex characters (salts, instance tags, secrets).
+pub fn random_hex() -> String {
+    random_bytes().iter().map(|x| format!("{x:02x}")).collect()
+}
+
 fn new_prefix() -> String {
-    let b = random_bytes();
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    hex[..26].to_string()
+    random_hex()[..26].to_string()
 }
 
 /// The next id: 32 lowercase hex characters.

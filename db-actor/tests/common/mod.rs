@@ -1,0 +1,101 @@
+//! A database actor over in-memory SQLite, driven like the Worker drives it.
+#![allow(dead_code)]
+
+use db_actor::api::{self, Reply};
+use db_actor::Database;
+use serde_json::Value;
+use shared::config::Limits;
+use shared::http::{Request, Response};
+use shared::sqlite::SqliteSql;
+use shared::user::UserCtx;
+use shared::users::UsersConfig;
+
+fn users_config() -> UsersConfig {
+    UsersConfig {
+        iterations: 5,
+        allow_signup: true,
+    }
+}
+
+pub struct Db {
+    pub sql: SqliteSql,
+    pub limits: Limits,
+}
+
+impl Db {
+    pub fn new() -> Self {
+        Self::named("db")
+    }
+
+    /// A fresh database created (by the admin) under `name`.
+    pub fn named(name: &str) -> Self {
+        let db = Db {
+            sql: SqliteSql::memory(),
+            limits: Limits::default(),
+        };
+        db.engine().store.init_schema().unwrap();
+        assert_eq!(db.call("PUT", &format!("/{name}"), None).status, 201);
+        db
+    }
+
+    /// Status and JSON of a request as `user`.
+    pub fn as_user(
+        &self,
+        user: &UserCtx,
+        method: &str,
+        url: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (path, qs) = url.split_once('?').unwrap_or((url, ""));
+        let mut req =
+            Request::new(method, path, qs).with_header("content-type", "application/json");
+        if let Some(b) = body {
+            req = req.with_body(b.to_string());
+        }
+        let r = self.request_as(user, req);
+        (r.status, r.json_body())
+    }
+
+    pub fn engine(&self) -> Database<'_> {
+        Database::new(&self.sql, self.limits)
+    }
+
+    /// A request as the server admin.
+    pub fn request(&self, req: Request) -> Response {
+        self.request_as(&UserCtx::admin("admin"), req)
+    }
+
+    /// A request as `user`.
+    pub fn request_as(&self, user: &UserCtx, req: Request) -> Response {
+        let req = Request {
+            user: user.clone(),
+            ..req
+        };
+        let db = self.engine();
+        match api::handle(&db, &req, &|| "t".to_string(), users_config()).reply {
+            Reply::Done(r) => r,
+            Reply::Wait { query, since } => api::changes_response(&db, &query, since),
+        }
+    }
+
+    pub fn call(&self, method: &str, url: &str, body: Option<Value>) -> Response {
+        let (path, qs) = url.split_once('?').unwrap_or((url, ""));
+        let mut req =
+            Request::new(method, path, qs).with_header("content-type", "application/json");
+        if let Some(b) = body {
+            req = req.with_body(b.to_string());
+        }
+        self.request(req)
+    }
+
+    pub fn json(&self, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
+        let r = self.call(method, url, body);
+        (r.status, r.json_body())
+    }
+
+    pub fn put(&self, id: &str, body: Value) -> String {
+        let (s, v) = self.json("PUT", &format!("/db/{id}"), Some(body));
+        assert_eq!(s, 201, "{v}");
+        v["rev"].as_str().unwrap().to_string()
+    }
+}
