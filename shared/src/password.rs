@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 /// costs over a second of CPU in a Worker; this count keeps a login under
 /// 200 ms there (measured by `make bench`). Configurable with
 /// `PASSWORD_ITERATIONS`.
-pub const DEFAULT_ITERATIONS: u32 = 50_000;
+pub const DEFAULT_ITERATIONS: u32 = 100_000;
 
 /// The hash function under PBKDF2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
