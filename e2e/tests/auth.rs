@@ -449,3 +449,60 @@ fn require_valid_user() {
     assert_eq!(send(s.anon("GET", "/_up"), None).0, 200);
     assert_eq!(send(s.admin("GET", "/"), None).0, 200);
 }
+
+#[test]
+fn hashed_admin_secret_and_missing_cookie_secret() {
+    let creds = shared::password::Credentials::hash("hashed-pw", 10);
+    let shared::password::Credentials::Pbkdf2 {
+        derived_key,
+        salt,
+        iterations,
+        ..
+    } = creds
+    else {
+        unreachable!()
+    };
+    let hashed = format!("-pbkdf2:sha256-{derived_key},{salt},{iterations}");
+    let s = Settee::start_with(&[("COUCHDB_PASSWORD", &hashed), ("COUCHDB_SECRET", "")]);
+    let ok = s
+        .anon("GET", "/_all_dbs")
+        .set("authorization", &basic(e2e::ADMIN, "hashed-pw"));
+    assert_eq!(send(ok, None).0, 200);
+    let literal = s
+        .anon("GET", "/_all_dbs")
+        .set("authorization", &basic(e2e::ADMIN, &hashed));
+    assert_eq!(
+        send(literal, None).0,
+        401,
+        "the hash itself is not the password"
+    );
+    // Cookie login needs COUCHDB_SECRET and says so.
+    let r = s
+        .anon("POST", "/_session")
+        .set("content-type", "application/json")
+        .send_string(&json!({"name": e2e::ADMIN, "password": "hashed-pw"}).to_string());
+    let Err(ureq::Error::Status(500, resp)) = r else {
+        panic!("expected 500")
+    };
+    assert!(resp.into_string().unwrap().contains("COUCHDB_SECRET"));
+}
+
+#[test]
+fn server_admin_endpoints() {
+    let s = Settee::start();
+    add_user(&s, "ann", &[]);
+    for path in [
+        "/_node/_local/_config",
+        "/_config",
+        "/_membership",
+        "/_active_tasks",
+    ] {
+        assert_eq!(send(s.anon("GET", path), None).0, 401, "{path}");
+        assert_eq!(
+            send(as_user(&s, Some("ann"), "GET", path), None).0,
+            403,
+            "{path}"
+        );
+    }
+    assert_eq!(send(s.admin("GET", "/_active_tasks"), None).0, 200);
+}

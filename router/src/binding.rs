@@ -246,9 +246,15 @@ async fn route(
             CouchResponse::json(200, &dbs_info(env, &names, user).await)
         }
         Route::Unsupported(what) => {
+            if matches!(
+                what.as_str(),
+                "_node" | "_config" | "_stats" | "_reshard" | "_cluster_setup"
+            ) {
+                auth::require_admin(user)?;
+            }
             return Err(CouchError::not_implemented(format!(
                 "{what} is not supported by this server yet"
-            )))
+            )));
         }
         Route::Database(_) => unreachable!("handled above"),
     };

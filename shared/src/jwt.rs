@@ -285,6 +285,36 @@ mod tests {
     }
 
     #[test]
+    fn rs256_verifies() {
+        use rsa::pkcs8::EncodePublicKey;
+        use rsa::signature::{SignatureEncoding, Signer};
+        let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
+        let pem = private
+            .to_public_key()
+            .to_public_key_pem(Default::default())
+            .unwrap();
+        let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(private);
+        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"r1"}"#);
+        let p = URL_SAFE_NO_PAD.encode(r#"{"sub":"rsuser","exp":2000,"_couchdb.roles":["x"]}"#);
+        let sig = signer.sign(format!("{h}.{p}").as_bytes()).to_vec();
+        let token = format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(&sig));
+        let c = JwtConfig {
+            keys: json!({"rsa:r1": pem}).as_object().unwrap().clone(),
+            roles_claim_path: "_couchdb\\.roles".into(),
+            ..Default::default()
+        };
+        let u = authenticate(&token, &c, 1000).unwrap();
+        assert_eq!(
+            (u.name.as_deref(), u.roles.clone()),
+            (Some("rsuser"), vec!["x".to_string()])
+        );
+        let mut forged = sig.clone();
+        forged[10] ^= 1;
+        let bad = format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(&forged));
+        assert!(authenticate(&bad, &c, 1000).is_err());
+    }
+
+    #[test]
     fn es256_and_rs256_verify() {
         use p256::ecdsa::signature::Signer;
         use p256::pkcs8::EncodePublicKey;
