@@ -4,6 +4,7 @@
 
 use crate::access::Access;
 use crate::all_docs::Index;
+use crate::changes::{ChangesPage, Framing};
 use crate::database::Database;
 use crate::documents::{request_rev, OpenRev, ReadOpts};
 use serde_json::{json, Value};
@@ -32,6 +33,13 @@ pub enum Reply {
     /// A long-poll with nothing to report yet: the binding waits for a
     /// change (or the timeout) and then calls [`changes_response`].
     Wait {
+        query: ChangesQuery,
+        since: u64,
+    },
+    /// A continuous or event-source feed: the binding streams it with
+    /// [`feed_batch`] until its limit or timeout.
+    Feed {
+        framing: Framing,
         query: ChangesQuery,
         since: u64,
     },
@@ -296,12 +304,22 @@ fn all_docs(db: &Database, req: &Request, index: Index, access: &Access) -> Couc
 fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
     let body = query_body(req)?;
     let q = ChangesQuery::from_request(req, body.as_ref())?;
-    if matches!(q.feed, Feed::Continuous | Feed::EventSource) {
-        return Err(CouchError::not_implemented(
-            "feed=continuous and feed=eventsource are not supported by this server yet; use longpoll",
-        ));
-    }
     let since = db.resolve_since(&q)?;
+    let framing = match q.feed {
+        Feed::Continuous => Some(Framing::Continuous),
+        Feed::EventSource => Some(Framing::EventSource),
+        _ => None,
+    };
+    if let Some(framing) = framing {
+        return Ok(Outcome {
+            reply: Reply::Feed {
+                framing,
+                query: q,
+                since,
+            },
+            event: None,
+        });
+    }
     let page = db.changes(&q, since)?;
     if q.feed == Feed::Longpoll && page.rows.is_empty() && q.wait_ms() > 0 {
         return Ok(Outcome {
@@ -310,6 +328,65 @@ fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
         });
     }
     done(Response::raw_json(200, page.to_json()))
+}
+
+/// Rows a live feed reads from storage at a time.
+pub const FEED_BATCH: u64 = 100;
+
+/// One batch of a live feed.
+pub struct FeedStep {
+    pub page: ChangesPage,
+    /// The feed's `limit` is reached: it ends after this batch.
+    pub limit_reached: bool,
+}
+
+impl FeedStep {
+    /// Whether storage had no more rows after this batch.
+    pub fn caught_up(&self) -> bool {
+        (self.page.rows.len() as u64) < FEED_BATCH
+    }
+}
+
+/// The next batch of a live feed after `since`, given how many rows it has
+/// already sent.
+pub fn feed_batch(db: &Database, q: &ChangesQuery, since: u64, sent: u64) -> CouchResult<FeedStep> {
+    let left = q
+        .limit
+        .map_or(FEED_BATCH, |l| l.saturating_sub(sent).min(FEED_BATCH));
+    let batch = ChangesQuery {
+        limit: Some(left.max(1)),
+        ..q.clone()
+    };
+    let page = db.changes(&batch, since)?;
+    let limit_reached = q.limit.is_some_and(|l| sent + page.rows.len() as u64 >= l);
+    Ok(FeedStep {
+        page,
+        limit_reached,
+    })
+}
+
+/// A whole live feed as if its timeout had passed at once: everything
+/// available now, then the end marker (native tests, and `timeout=0`).
+pub fn feed_now(db: &Database, framing: Framing, q: &ChangesQuery, since: u64) -> Response {
+    let mut body = Vec::new();
+    let (mut cursor, mut sent) = (since, 0);
+    loop {
+        let step = match feed_batch(db, q, cursor, sent) {
+            Ok(s) => s,
+            Err(e) => return Response::error(&e),
+        };
+        body.extend(framing.rows(&step.page));
+        sent += step.page.rows.len() as u64;
+        cursor = step.page.last;
+        if step.limit_reached || step.caught_up() {
+            body.extend(framing.end(&step.page.last_seq, step.page.pending));
+            return Response {
+                status: 200,
+                headers: vec![("content-type".into(), framing.content_type().into())],
+                body,
+            };
+        }
+    }
 }
 
 /// Answers a long-poll after waiting: whatever changed since `since`.

@@ -3,6 +3,7 @@
 
 use crate::api::{self, DbEvent, Reply};
 use crate::catalog::Catalog;
+use crate::changes::Framing;
 use crate::do_sql::DoSql;
 use crate::worker_http::{from_worker, to_worker};
 use crate::Database;
@@ -126,8 +127,36 @@ impl DurableObject for DbActor {
         match outcome.reply {
             Reply::Done(r) => to_worker(r, head),
             Reply::Wait { query, since } => long_poll(self.inner.clone(), query, since),
+            Reply::Feed {
+                framing,
+                query,
+                since,
+            } => live_feed(self.inner.clone(), framing, query, since),
         }
     }
+}
+
+/// Waits for the next write to this database, or `tick_ms`; true if a
+/// write came. A receiver fires once: subscribe again after it does.
+async fn next_change_or(rx: &mut oneshot::Receiver<()>, tick_ms: u64) -> bool {
+    let delay = worker::Delay::from(Duration::from_millis(tick_ms.clamp(1, u32::MAX as u64)));
+    matches!(select(rx, delay).await, Either::Left(_))
+}
+
+/// How long to wait before the next heartbeat or the timeout.
+fn tick(q: &ChangesQuery, remaining: u64) -> u64 {
+    q.heartbeat.unwrap_or(remaining).min(remaining).max(1)
+}
+
+fn streaming(
+    stream: impl futures::Stream<Item = Result<Vec<u8>>> + 'static,
+    content_type: &str,
+) -> Result<Response> {
+    let headers = worker::Headers::new();
+    headers.set("content-type", content_type)?;
+    headers.set("cache-control", "must-revalidate")?;
+    headers.set("server", shared::http::SERVER_HEADER)?;
+    Ok(Response::from_stream(stream)?.with_headers(headers))
 }
 
 /// Answers a long-poll as a stream: heartbeat newlines while waiting, then
@@ -139,37 +168,83 @@ fn long_poll(inner: Rc<Inner>, q: ChangesQuery, since: u64) -> Result<Response> 
     let stream = futures::stream::unfold(state, move |state| async move {
         let (inner, q, mut rx, mut remaining) = state?;
         loop {
-            let tick = q.heartbeat.unwrap_or(remaining).min(remaining).max(1);
-            let delay = worker::Delay::from(Duration::from_millis(tick.min(u32::MAX as u64)));
-            match select(&mut rx, delay).await {
-                Either::Left(_) => {
-                    let db = inner.db();
-                    let page = db.changes(&q, since);
-                    if matches!(&page, Ok(p) if p.rows.is_empty()) {
-                        rx = inner.subscribe();
-                        continue;
-                    }
-                    let body = shared::http::respond(
-                        page.map(|p| CouchResponse::raw_json(200, p.to_json())),
-                    );
-                    return Some((Ok::<Vec<u8>, worker::Error>(body.body), None));
+            let t = tick(&q, remaining);
+            if next_change_or(&mut rx, t).await {
+                let page = inner.db().changes(&q, since);
+                if matches!(&page, Ok(p) if p.rows.is_empty()) {
+                    rx = inner.subscribe();
+                    continue;
                 }
-                Either::Right(_) => {
-                    remaining = remaining.saturating_sub(tick);
-                    if remaining == 0 {
-                        let body = api::changes_response(&inner.db(), &q, since);
-                        return Some((Ok(body.body), None));
-                    }
-                    return Some((Ok(b"\n".to_vec()), Some((inner, q, rx, remaining))));
-                }
+                let body =
+                    shared::http::respond(page.map(|p| CouchResponse::raw_json(200, p.to_json())));
+                return Some((Ok(body.body), None));
             }
+            remaining = remaining.saturating_sub(t);
+            if remaining == 0 {
+                let body = api::changes_response(&inner.db(), &q, since);
+                return Some((Ok(body.body), None));
+            }
+            return Some((Ok(b"\n".to_vec()), Some((inner, q, rx, remaining))));
         }
     });
-    let headers = worker::Headers::new();
-    headers.set("content-type", "application/json")?;
-    headers.set("cache-control", "must-revalidate")?;
-    headers.set("server", shared::http::SERVER_HEADER)?;
-    Ok(Response::from_stream(stream)?.with_headers(headers))
+    streaming(stream, "application/json")
+}
+
+/// Where a live feed is.
+struct Live {
+    inner: Rc<Inner>,
+    q: ChangesQuery,
+    framing: Framing,
+    cursor: u64,
+    sent: u64,
+    remaining: u64,
+}
+
+/// A continuous or event-source feed: batches of rows as they come,
+/// heartbeats while idle, the end marker at the limit or timeout. Holds at
+/// most one batch in memory; a closed connection drops the stream.
+fn live_feed(inner: Rc<Inner>, framing: Framing, q: ChangesQuery, since: u64) -> Result<Response> {
+    let remaining = q.wait_ms();
+    let live = Live {
+        inner,
+        q,
+        framing,
+        cursor: since,
+        sent: 0,
+        remaining,
+    };
+    let stream = futures::stream::unfold(Some(live), |state| async move {
+        let mut st = state?;
+        loop {
+            let step = match api::feed_batch(&st.inner.db(), &st.q, st.cursor, st.sent) {
+                Ok(s) => s,
+                Err(e) => return Some((Ok(CouchResponse::error(&e).body), None)),
+            };
+            let mut out = st.framing.rows(&step.page);
+            st.cursor = step.page.last;
+            st.sent += step.page.rows.len() as u64;
+            if step.limit_reached {
+                out.extend(st.framing.end(&step.page.last_seq, step.page.pending));
+                return Some((Ok(out), None));
+            }
+            if !out.is_empty() {
+                return Some((Ok(out), Some(st)));
+            }
+            let mut rx = st.inner.subscribe();
+            let t = tick(&st.q, st.remaining);
+            if next_change_or(&mut rx, t).await {
+                continue;
+            }
+            st.remaining = st.remaining.saturating_sub(t);
+            if st.remaining == 0 {
+                let end = st.framing.end(&step.page.last_seq, step.page.pending);
+                return Some((Ok(end), None));
+            }
+            let beat = st.framing.heartbeat().to_vec();
+            return Some((Ok(beat), Some(st)));
+        }
+    });
+    streaming(stream, framing.content_type())
 }
 
 /// The list of databases and the server's uuid.

@@ -16,8 +16,12 @@ const SCAN_BATCH: u64 = 500;
 pub struct ChangesPage {
     /// The rows, each a JSON object.
     pub rows: Vec<Vec<u8>>,
+    /// Each row's sequence string (the `id:` of an event-source event).
+    pub seqs: Vec<String>,
     /// The sequence a client resumes from.
     pub last_seq: String,
+    /// The same, as a number.
+    pub last: u64,
     /// Changes after `last_seq` not returned.
     pub pending: u64,
 }
@@ -40,6 +44,64 @@ impl ChangesPage {
             .as_bytes(),
         );
         out
+    }
+}
+
+/// How a live feed frames what it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `feed=continuous`: one JSON row per line, a `last_seq` line at the end.
+    Continuous,
+    /// `feed=eventsource`: server-sent events with the sequence as `id`.
+    EventSource,
+}
+
+impl Framing {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Framing::Continuous => "application/json",
+            Framing::EventSource => "text/event-stream",
+        }
+    }
+
+    /// The rows of a page, framed.
+    pub fn rows(self, page: &ChangesPage) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (row, seq) in page.rows.iter().zip(&page.seqs) {
+            match self {
+                Framing::Continuous => {
+                    out.extend_from_slice(row);
+                    out.push(b'\n');
+                }
+                Framing::EventSource => {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(row);
+                    out.extend_from_slice(format!("\nid: {seq}\n\n").as_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// Sent every `heartbeat` milliseconds while nothing changes (an
+    /// event-source comment, which clients ignore).
+    pub fn heartbeat(self) -> &'static [u8] {
+        match self {
+            Framing::Continuous => b"\n",
+            Framing::EventSource => b": heartbeat\n\n",
+        }
+    }
+
+    /// What ends the feed.
+    pub fn end(self, last_seq: &str, pending: u64) -> Vec<u8> {
+        match self {
+            Framing::Continuous => format!(
+                "{{\"last_seq\":{},\"pending\":{pending}}}\n",
+                json!(last_seq)
+            )
+            .into_bytes(),
+            Framing::EventSource => Vec::new(),
+        }
     }
 }
 
@@ -75,7 +137,9 @@ impl Database<'_> {
             .collect::<CouchResult<_>>()?;
         Ok(ChangesPage {
             rows,
+            seqs: records.iter().map(|r| meta.seq(r.seq)).collect(),
             last_seq: meta.seq(last),
+            last,
             pending,
         })
     }

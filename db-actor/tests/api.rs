@@ -522,3 +522,37 @@ fn changes_feed() {
     let (_, v) = db.json("GET", "/db/_changes?style=all_docs&since=3", None);
     assert_eq!(v["results"][0]["changes"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn continuous_and_eventsource_feeds() {
+    let db = Db::new();
+    for i in 0..150 {
+        db.put(&format!("d{i:03}"), json!({"i": i}));
+    }
+    let lines = |url: &str| -> Vec<Value> {
+        let r = db.call("GET", url, None);
+        assert_eq!(r.status, 200);
+        String::from_utf8(r.body)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = lines("/db/_changes?feed=continuous&timeout=0");
+    assert_eq!(all.len(), 151, "150 rows across batches, then last_seq");
+    assert_eq!(all[0]["id"], "d000");
+    assert_eq!(all[150], json!({"last_seq": "150-t", "pending": 0}));
+    let limited = lines("/db/_changes?feed=continuous&since=140&limit=3&include_docs=true");
+    assert_eq!(limited.len(), 4);
+    assert_eq!(limited[0]["doc"]["i"], 140);
+    assert_eq!(limited[3], json!({"last_seq": "143-t", "pending": 7}));
+    let r = db.call("GET", "/db/_changes?feed=eventsource&since=148", None);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(
+        text.starts_with("data: {\"seq\":\"149-t\",\"id\":\"d148\""),
+        "{text}"
+    );
+    assert!(text.contains("\nid: 150-t\n\n"));
+}

@@ -75,6 +75,11 @@ impl Db {
         match api::handle(&db, &req, &|| "t".to_string(), users_config()).reply {
             Reply::Done(r) => r,
             Reply::Wait { query, since } => api::changes_response(&db, &query, since),
+            Reply::Feed {
+                framing,
+                query,
+                since,
+            } => api::feed_now(&db, framing, &query, since),
         }
     }
 
