@@ -36,6 +36,13 @@ pub enum Reply {
         query: ChangesQuery,
         since: u64,
     },
+    /// A WebSocket subscription: the binding accepts the upgrade and sends
+    /// rows from `since` on, then each new change, until the client leaves.
+    /// `params` is the query string the subscription keeps.
+    Subscribe {
+        params: String,
+        since: u64,
+    },
     /// A continuous or event-source feed: the binding streams it with
     /// [`feed_batch`] until its limit or timeout.
     Feed {
@@ -305,6 +312,27 @@ fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
     let body = query_body(req)?;
     let q = ChangesQuery::from_request(req, body.as_ref())?;
     let since = db.resolve_since(&q)?;
+    if q.feed == Feed::WebSocket {
+        if !req
+            .header("upgrade")
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        {
+            return Err(CouchError::bad_request(
+                "feed=websocket needs a WebSocket upgrade request",
+            ));
+        }
+        let params = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                req.query
+                    .iter()
+                    .filter(|(k, _)| k != "since" && k != "feed"),
+            )
+            .finish();
+        return Ok(Outcome {
+            reply: Reply::Subscribe { params, since },
+            event: None,
+        });
+    }
     let framing = match q.feed {
         Feed::Continuous => Some(Framing::Continuous),
         Feed::EventSource => Some(Framing::EventSource),
@@ -332,6 +360,12 @@ fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
 
 /// Rows a live feed reads from storage at a time.
 pub const FEED_BATCH: u64 = 100;
+
+/// The query of a WebSocket subscription, from the parameters it keeps.
+pub fn subscription_query(params: &str) -> CouchResult<ChangesQuery> {
+    let q = ChangesQuery::from_request(&Request::new("GET", "/", params), None)?;
+    Ok(ChangesQuery { limit: None, ..q })
+}
 
 /// One batch of a live feed.
 pub struct FeedStep {

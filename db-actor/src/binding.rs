@@ -9,20 +9,26 @@ use crate::worker_http::{from_worker, to_worker};
 use crate::Database;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
+use serde::{Deserialize, Serialize};
 use shared::changes::ChangesQuery;
 use shared::config::Limits;
 use shared::http::Response as CouchResponse;
 use shared::users::UsersConfig;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
 
 /// Binding name of the catalog's namespace, and the catalog's one name.
 pub const CATALOG_BINDING: &str = "CATALOG";
 pub const CATALOG_NAME: &str = "catalog";
 
 struct Inner {
+    state: State,
     sql: DoSql,
     env: Env,
     limits: Limits,
@@ -36,10 +42,78 @@ impl Inner {
         Database::new(&self.sql, self.limits)
     }
 
+    /// Tells every waiting feed and WebSocket subscriber about a write.
     fn wake(&self) {
         for w in self.waiters.borrow_mut().drain(..) {
             let _ = w.send(());
         }
+        self.push_to_sockets();
+    }
+
+    /// Sends each WebSocket subscriber what changed since its cursor.
+    /// Subscribers with the same parameters and cursor (the common case:
+    /// all caught up) share one read.
+    fn push_to_sockets(&self) {
+        let mut pages: HashMap<(String, u64), (Vec<String>, u64)> = HashMap::new();
+        for ws in self.state.get_websockets() {
+            let Ok(Some(mut sub)) = ws.deserialize_attachment::<Subscriber>() else {
+                continue;
+            };
+            let key = (sub.params.clone(), sub.cursor);
+            if !pages.contains_key(&key) {
+                let rows = self.rows_since(&sub.params, sub.cursor);
+                pages.insert(key.clone(), rows);
+            }
+            let (rows, last) = &pages[&key];
+            if rows.is_empty() {
+                continue;
+            }
+            for r in rows {
+                let _ = ws.send_with_str(r);
+            }
+            sub.cursor = *last;
+            let _ = ws.serialize_attachment(&sub);
+        }
+    }
+
+    /// Every change after `cursor` a subscription selects, as messages,
+    /// and the cursor after them (errors are sent as a message too).
+    fn rows_since(&self, params: &str, mut cursor: u64) -> (Vec<String>, u64) {
+        let mut out = Vec::new();
+        let q = match api::subscription_query(params) {
+            Ok(q) => q,
+            Err(e) => return (vec![e.to_json().to_string()], cursor),
+        };
+        loop {
+            match api::feed_batch(&self.db(), &q, cursor, 0) {
+                Ok(step) => {
+                    out.extend(
+                        step.page
+                            .rows
+                            .iter()
+                            .map(|r| String::from_utf8_lossy(r).into_owned()),
+                    );
+                    cursor = step.page.last;
+                    if step.caught_up() {
+                        return (out, cursor);
+                    }
+                }
+                Err(e) => {
+                    out.push(e.to_json().to_string());
+                    return (out, cursor);
+                }
+            }
+        }
+    }
+
+    /// Starts a subscription on an accepted socket: its backlog now, the
+    /// rest as writes happen.
+    fn start_subscription(&self, ws: &WebSocket, params: String, since: u64) -> Result<()> {
+        let (rows, cursor) = self.rows_since(&params, since);
+        for r in &rows {
+            ws.send_with_str(r)?;
+        }
+        ws.serialize_attachment(&Subscriber { params, cursor })
     }
 
     fn subscribe(&self) -> oneshot::Receiver<()> {
@@ -97,6 +171,7 @@ impl DurableObject for DbActor {
             limits,
             users,
             waiters: RefCell::new(Vec::new()),
+            state,
         };
         if let Err(e) = inner.db().store.init_schema() {
             worker::console_error!("schema initialisation failed: {e}");
@@ -132,8 +207,83 @@ impl DurableObject for DbActor {
                 query,
                 since,
             } => live_feed(self.inner.clone(), framing, query, since),
+            Reply::Subscribe { params, since } => {
+                let pair = WebSocketPair::new()?;
+                // Accepted through the hibernation API: idle subscribers
+                // keep no isolate awake.
+                self.inner.state.accept_web_socket(&pair.server);
+                self.inner.start_subscription(&pair.server, params, since)?;
+                Response::from_websocket(pair.client)
+            }
         }
     }
+
+    /// A subscriber may send `{"since": SEQ}` to resume from a sequence.
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let WebSocketIncomingMessage::String(text) = message else {
+            return Ok(());
+        };
+        let Ok(Some(sub)) = ws.deserialize_attachment::<Subscriber>() else {
+            return Ok(());
+        };
+        let since = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("since").cloned())
+            .map(|v| shared::seq::since_from_json(&v));
+        match since {
+            Some(Ok(shared::seq::Since::Seq(n))) => {
+                self.inner.start_subscription(&ws, sub.params, n)
+            }
+            Some(Ok(shared::seq::Since::Now)) => {
+                let now = self
+                    .inner
+                    .db()
+                    .store
+                    .stats()
+                    .map(|s| s.update_seq)
+                    .unwrap_or(sub.cursor);
+                self.inner.start_subscription(&ws, sub.params, now)
+            }
+            _ => ws.send_with_str(
+                shared::error::CouchError::bad_request("send {\"since\": SEQ} to resume")
+                    .to_json()
+                    .to_string(),
+            ),
+        }
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        _clean: bool,
+    ) -> Result<()> {
+        // 1005 (no code) and 1006 (abnormal) may not be sent back: answer 1000.
+        let code = match code {
+            1005 | 1006 => 1000,
+            c => c as u16,
+        };
+        let _ = ws.close(Some(code), Some(reason));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        let _ = ws.close(Some(1011), Some("error"));
+        Ok(())
+    }
+}
+
+/// What a WebSocket subscriber keeps across hibernation: its query and
+/// the last sequence it was sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Subscriber {
+    params: String,
+    cursor: u64,
 }
 
 /// Waits for the next write to this database, or `tick_ms`; true if a

@@ -11,6 +11,8 @@ pub enum Feed {
     Longpoll,
     Continuous,
     EventSource,
+    /// `feed=websocket` (a Settee extension): rows as WebSocket messages.
+    WebSocket,
 }
 
 /// Which documents a feed reports.
@@ -50,9 +52,10 @@ impl ChangesQuery {
             "longpoll" => Feed::Longpoll,
             "continuous" => Feed::Continuous,
             "eventsource" => Feed::EventSource,
+            "websocket" => Feed::WebSocket,
             other => {
                 return Err(CouchError::bad_request(format!(
-                    "Supported `feed` types: normal, continuous, longpoll, eventsource; got {other}"
+                    "Supported `feed` types: normal, continuous, longpoll, eventsource, websocket; got {other}"
                 )))
             }
         };

@@ -80,6 +80,7 @@ impl Db {
                 query,
                 since,
             } => api::feed_now(&db, framing, &query, since),
+            Reply::Subscribe { .. } => Response::empty(101),
         }
     }
 
