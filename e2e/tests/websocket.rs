@@ -56,7 +56,7 @@ fn subscribe_receive_resume_and_close() {
         (Some("b"), &json!(2))
     );
     // Resume from the start.
-    ws.send(Message::Text(json!({"since": 0}).to_string().into()))
+    ws.send(Message::Text(json!({"since": 0}).to_string()))
         .unwrap();
     assert_eq!(next_row(&mut ws)["id"], "a");
     assert_eq!(next_row(&mut ws)["id"], "b");
