@@ -22,7 +22,7 @@ impl<'a> Access<'a> {
         let meta = db.meta()?;
         Ok(Access {
             user,
-            security: Security::from_json(&db.security()?),
+            security: Security::from_json(&meta.security),
             users_db: meta.name == USERS_DB,
             users,
         })

@@ -4,6 +4,7 @@
 use crate::api::{self, DbEvent, Reply};
 use crate::catalog::Catalog;
 use crate::changes::Framing;
+use crate::database::DbMeta;
 use crate::do_sql::DoSql;
 use crate::worker_http::{from_worker, to_worker};
 use crate::Database;
@@ -30,6 +31,9 @@ pub const CATALOG_NAME: &str = "catalog";
 struct Inner {
     state: State,
     sql: DoSql,
+    /// The database's meta, kept between requests (this actor makes every
+    /// change to it).
+    meta: RefCell<Option<DbMeta>>,
     env: Env,
     limits: Limits,
     users: UsersConfig,
@@ -39,7 +43,7 @@ struct Inner {
 
 impl Inner {
     fn db(&self) -> Database<'_> {
-        Database::new(&self.sql, self.limits)
+        Database::new(&self.sql, self.limits).with_cache(&self.meta)
     }
 
     /// Tells every waiting feed and WebSocket subscriber about a write.
@@ -171,6 +175,7 @@ impl DurableObject for DbActor {
             limits,
             users,
             waiters: RefCell::new(Vec::new()),
+            meta: RefCell::new(None),
             state,
         };
         if let Err(e) = inner.db().store.init_schema() {

@@ -7,6 +7,7 @@ use shared::config::{Limits, DEFAULT_REVS_LIMIT};
 use shared::error::{CouchError, CouchResult};
 use shared::seq;
 use shared::sql::{in_transaction, Sql};
+use std::cell::RefCell;
 
 /// CouchDB 3's `default_security = admin_only`.
 fn default_security() -> Value {
@@ -17,6 +18,10 @@ fn default_security() -> Value {
 pub struct Database<'a> {
     pub store: Store<'a>,
     pub limits: Limits,
+    /// `meta` as last read, for this request only...
+    local: RefCell<Option<DbMeta>>,
+    /// ...or shared across requests by the actor, which sees every write.
+    shared: Option<&'a RefCell<Option<DbMeta>>>,
 }
 
 /// What identifies a database incarnation, read from `meta`.
@@ -26,6 +31,7 @@ pub struct DbMeta {
     /// Random tag of this incarnation, part of every sequence string.
     pub instance: String,
     pub revs_limit: u64,
+    pub security: Value,
 }
 
 impl DbMeta {
@@ -39,7 +45,24 @@ impl<'a> Database<'a> {
         Database {
             store: Store::new(sql),
             limits,
+            local: RefCell::new(None),
+            shared: None,
         }
+    }
+
+    /// Keeps `meta` in `cache` across requests. Only for the one actor
+    /// that owns the storage: every change of `meta` goes through it.
+    pub fn with_cache(mut self, cache: &'a RefCell<Option<DbMeta>>) -> Self {
+        self.shared = Some(cache);
+        self
+    }
+
+    fn cache(&self) -> &RefCell<Option<DbMeta>> {
+        self.shared.unwrap_or(&self.local)
+    }
+
+    fn forget_meta(&self) {
+        self.cache().replace(None);
     }
 
     /// Runs `f` as one transaction: it applies fully or leaves no trace.
@@ -47,17 +70,21 @@ impl<'a> Database<'a> {
         in_transaction(self.store.sql, f)
     }
 
-    /// The database's identity, or 404 if it does not exist.
+    /// The database's identity and settings, or 404 if it does not exist.
     pub fn meta(&self) -> CouchResult<DbMeta> {
+        if let Some(m) = self.cache().borrow().as_ref() {
+            return Ok(m.clone());
+        }
         let mut meta = DbMeta {
             name: String::new(),
             instance: String::new(),
             revs_limit: DEFAULT_REVS_LIMIT,
+            security: default_security(),
         };
         let mut found = false;
         for (k, v) in self
             .store
-            .meta_values(&["name", "instance", "revs_limit"])?
+            .meta_values(&["name", "instance", "revs_limit", "security"])?
         {
             match k.as_str() {
                 "name" => {
@@ -65,12 +92,18 @@ impl<'a> Database<'a> {
                     meta.name = v.into_string().unwrap_or_default();
                 }
                 "instance" => meta.instance = v.into_string().unwrap_or_default(),
+                "security" => {
+                    if let Some(sec) = v.into_string().and_then(|s| serde_json::from_str(&s).ok()) {
+                        meta.security = sec;
+                    }
+                }
                 _ => meta.revs_limit = v.as_i64().map_or(DEFAULT_REVS_LIMIT, |n| n.max(1) as u64),
             }
         }
         if !found {
             return Err(CouchError::db_not_found());
         }
+        self.cache().replace(Some(meta.clone()));
         Ok(meta)
     }
 
@@ -80,6 +113,7 @@ impl<'a> Database<'a> {
 
     /// `PUT /db`: 412 if it exists.
     pub fn create(&self, name: &str, instance: &str) -> CouchResult<()> {
+        self.forget_meta();
         self.transact(|| {
             if self.exists()? {
                 return Err(CouchError::db_exists());
@@ -95,6 +129,7 @@ impl<'a> Database<'a> {
     /// `DELETE /db`: everything goes, so a recreated database starts empty.
     pub fn delete(&self) -> CouchResult<()> {
         self.meta()?;
+        self.forget_meta();
         self.store.wipe()
     }
 
@@ -132,16 +167,12 @@ impl<'a> Database<'a> {
             .as_i64()
             .filter(|n| *n > 0)
             .ok_or_else(|| CouchError::bad_request("`_revs_limit` must be a positive integer"))?;
+        self.forget_meta();
         self.store.set_meta("revs_limit", n.into())
     }
 
     pub fn security(&self) -> CouchResult<Value> {
-        self.meta()?;
-        Ok(self
-            .store
-            .meta_string("security")?
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_else(default_security))
+        Ok(self.meta()?.security)
     }
 
     /// `PUT /db/_security`: `admins` and `members`, each with `names` and
@@ -166,6 +197,7 @@ impl<'a> Database<'a> {
                 }
             }
         }
+        self.forget_meta();
         self.store.set_meta("security", body.to_string().into())
     }
 }

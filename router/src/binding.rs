@@ -39,15 +39,26 @@ fn now_secs() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 
+/// The configuration, read once per isolate: a deployment's vars and
+/// secrets do not change under a running isolate.
+fn config(env: &Env) -> &'static Config {
+    thread_local! {
+        static CONFIG: std::cell::OnceCell<&'static Config> = const { std::cell::OnceCell::new() };
+    }
+    CONFIG.with(|c| {
+        *c.get_or_init(|| Box::leak(Box::new(Config::from_lookup(|k| env_lookup(env, k)))))
+    })
+}
+
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let cfg = Config::from_lookup(|k| env_lookup(&env, k));
+    let cfg = config(&env);
     let head = req.inner().method() == "HEAD";
     let origin = req.headers().get("origin").ok().flatten();
-    if let Some(r) = preflight(&cfg, &req, origin.as_deref())? {
+    if let Some(r) = preflight(cfg, &req, origin.as_deref())? {
         return Ok(r);
     }
-    let (result, set_cookie) = handle(&mut req, &env, &cfg).await;
+    let (result, set_cookie) = handle(&mut req, &env, cfg).await;
     let mut extra: Vec<(String, String)> = set_cookie
         .into_iter()
         .map(|c| ("set-cookie".into(), c))
