@@ -256,14 +256,28 @@ fn route(
             only(req, "POST")?;
             access.db_admin()?;
             require_json(req)?;
+            if rest == ["_compact"] {
+                db.compact_attachments()?;
+            }
             done(Response::json(202, &json!({"ok": true})))
         }
         ["_local", id] => document(db, req, name, &format!("{LOCAL_PREFIX}{id}"), &access),
         ["_design", ddoc] => document(db, req, name, &format!("_design/{ddoc}"), &access),
-        ["_design", _, ..] | [_, _, ..] => Err(CouchError::not_implemented(
-            "Attachments, views and design document functions are not supported by this server yet",
-        )),
+        ["_design", _, "_view" | "_show" | "_list" | "_update" | "_rewrite" | "_info", ..] => {
+            Err(CouchError::not_implemented(
+                "Views and design document functions are not supported by this server yet",
+            ))
+        }
+        ["_design", ddoc, att @ ..] => attachment(
+            db,
+            req,
+            name,
+            &format!("_design/{ddoc}"),
+            &att.join("/"),
+            &access,
+        ),
         [id] => document(db, req, name, id, &access),
+        [id, att @ ..] => attachment(db, req, name, id, &att.join("/"), &access),
     }
 }
 
@@ -521,6 +535,58 @@ fn document(
             copy_document(db, req, dbname, id, access)
         }
         _ => method_not_allowed("DELETE,GET,HEAD,POST,PUT,COPY"),
+    }
+}
+
+/// `/{db}/{doc}/{att}`: read, add or replace, and delete one attachment.
+fn attachment(
+    db: &Database,
+    req: &Request,
+    dbname: &str,
+    id: &str,
+    name: &str,
+    access: &Access,
+) -> CouchResult<Outcome> {
+    doc::validate_id(id)?;
+    if doc::is_local(id) {
+        return Err(CouchError::bad_request(
+            "_local documents do not have attachments",
+        ));
+    }
+    access.member()?;
+    match req.method.as_str() {
+        "GET" | "HEAD" => {
+            access.before_read(id)?;
+            done(db.get_attachment(req, id, name)?)
+        }
+        "PUT" | "DELETE" => {
+            shared::attachments::validate_name(name)?;
+            let rev = request_rev(req, None)?;
+            let mut doc = db.doc_for_attachment_write(id, rev)?;
+            let mut list = match doc.attachments.take() {
+                Some(Value::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            };
+            if req.method == "PUT" {
+                let content_type = req
+                    .header("content-type")
+                    .unwrap_or("application/octet-stream");
+                list.remove(name);
+                doc.raw_attachments.push((
+                    name.to_string(),
+                    content_type.to_string(),
+                    req.body.clone(),
+                ));
+            } else if list.remove(name).is_none() {
+                return Err(CouchError::not_found("Document is missing attachment"));
+            }
+            doc.attachments = Some(Value::Object(list));
+            access.before_write(db, id, &mut doc)?;
+            let rev = db.save_one(id, &doc, true)?;
+            let status = if req.method == "PUT" { 201 } else { 200 };
+            updated(write_reply(req, dbname, id, &rev.to_string(), status))
+        }
+        _ => method_not_allowed("DELETE,GET,HEAD,PUT"),
     }
 }
 

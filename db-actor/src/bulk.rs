@@ -91,6 +91,18 @@ impl Database<'_> {
                 continue;
             };
             let rev = d.get("rev").map(Rev::from_json).transpose();
+            let mut opts = opts.clone();
+            if let Some(since) = d.get("atts_since") {
+                match crate::documents::parse_revs(since) {
+                    Ok(revs) => opts.atts_since = Some(revs),
+                    Err(e) => {
+                        results
+                            .push(json!({"id": id, "docs": [error_entry(id, d.get("rev"), &e)]}));
+                        continue;
+                    }
+                }
+            }
+            let opts = &opts;
             let entries = match rev {
                 Err(e) => vec![error_entry(id, d.get("rev"), &e)],
                 Ok(rev) => {

@@ -1,6 +1,7 @@
 //! Writing and reading documents: interactive edits, replicated revisions,
 //! and rendering a revision with the options CouchDB offers.
 
+use crate::attachments::Resolved;
 use crate::database::{Database, DbMeta};
 use crate::store::{DocRecord, Stats};
 use serde_json::{json, Value};
@@ -18,7 +19,7 @@ pub struct WriteBatch {
 }
 
 /// Reading options of `GET /db/doc` (and `_bulk_get`, `open_revs`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ReadOpts {
     pub revs: bool,
     pub revs_info: bool,
@@ -26,6 +27,10 @@ pub struct ReadOpts {
     pub deleted_conflicts: bool,
     pub local_seq: bool,
     pub latest: bool,
+    /// `attachments=true`: contents inline as base64.
+    pub attachments: bool,
+    /// `atts_since`: contents only of attachments newer than these revs.
+    pub atts_since: Option<Vec<Rev>>,
 }
 
 impl ReadOpts {
@@ -38,6 +43,11 @@ impl ReadOpts {
             deleted_conflicts: req.flag("deleted_conflicts")? || meta,
             local_seq: req.flag("local_seq")?,
             latest: req.flag("latest")?,
+            attachments: req.flag("attachments")?,
+            atts_since: req
+                .json_param("atts_since")?
+                .map(|v| parse_revs(&v))
+                .transpose()?,
         })
     }
 }
@@ -76,10 +86,20 @@ impl Database<'_> {
         self.check_size(id, &body)?;
         let old = self.store.load_doc(id)?;
         let parent = RevTree::edit_parent(old.as_ref().map(|r| &r.tree), doc.rev.as_ref())?;
-        let rev = Rev::next(parent.as_ref(), doc.deleted, &body);
+        let atts = self.resolve_attachments(id, doc, old.as_ref(), parent.as_ref())?;
+        let rev = if atts.stubs.is_empty() {
+            Rev::next(parent.as_ref(), doc.deleted, &body)
+        } else {
+            Rev::next(
+                parent.as_ref(),
+                doc.deleted,
+                &[body.as_slice(), &atts.identity()].concat(),
+            )
+        };
+        let stored = self.store_attachments(&atts, &doc.body, rev.pos, body)?;
         let mut tree = old.as_ref().map(|r| r.tree.clone()).unwrap_or_default();
         tree.add_edit(parent.as_ref(), rev.clone(), doc.deleted);
-        self.commit(batch, id, old.as_ref(), tree, Some((&rev, &body)))?;
+        self.commit(batch, id, old.as_ref(), tree, Some((&rev, &stored)))?;
         Ok(rev)
     }
 
@@ -103,7 +123,26 @@ impl Database<'_> {
         if !tree.merge_path(&path, doc.deleted) {
             return Ok(());
         }
-        self.commit(batch, id, old.as_ref(), tree, Some((rev, &body)))
+        let atts = self.resolve_attachments(id, doc, old.as_ref(), None)?;
+        let stored = self.store_attachments(&atts, &doc.body, rev.pos, body)?;
+        self.commit(batch, id, old.as_ref(), tree, Some((rev, &stored)))
+    }
+
+    /// Stores new attachment contents and returns the body to store.
+    fn store_attachments(
+        &self,
+        atts: &Resolved,
+        body: &serde_json::Map<String, Value>,
+        pos: u64,
+        plain: Vec<u8>,
+    ) -> CouchResult<Vec<u8>> {
+        if atts.stubs.is_empty() {
+            return Ok(plain);
+        }
+        for (digest, data) in &atts.blobs {
+            self.store.put_blob(digest, data)?;
+        }
+        Ok(atts.stored_body(body, pos))
     }
 
     /// Stores a changed tree: stems it, keeps bodies only for leaves,
@@ -190,6 +229,7 @@ impl Database<'_> {
         let Some(body) = self.store.body(&rec.id, rev)? else {
             return Ok(None);
         };
+        let body = self.inline_attachments(rec, rev, body, opts)?;
         let mut extras: Vec<(&str, Value)> = Vec::new();
         let leaves = rec.tree.leaves();
         if opts.conflicts {
@@ -327,6 +367,15 @@ impl Database<'_> {
 pub enum OpenRev {
     Ok(Vec<u8>),
     Missing(Rev),
+}
+
+/// A JSON list of revisions.
+pub fn parse_revs(v: &Value) -> CouchResult<Vec<Rev>> {
+    v.as_array()
+        .ok_or_else(|| CouchError::bad_request("Expected a JSON list of revisions"))?
+        .iter()
+        .map(Rev::from_json)
+        .collect()
 }
 
 /// Parses the `rev` a request names for a document: from the body's `_rev`,

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod all_docs;
 pub mod api;
+pub mod attachments;
 pub mod bulk;
 pub mod catalog;
 pub mod changes;

@@ -13,6 +13,9 @@
 //!   that stop being leaves are dropped at once (CouchDB drops them at
 //!   compaction). Bodies larger than one SQLite value are split into parts.
 //! - `local_docs`: `_local` documents, which have no history and no sequence.
+//! - `att_blobs`: attachment contents, addressed by digest (one copy for
+//!   every revision and document that has the same bytes), in parts below
+//!   the per-value limit. Unreferenced ones go at compaction.
 
 use shared::all_docs::KeyRange;
 use shared::error::{CouchError, CouchResult};
@@ -36,9 +39,11 @@ const SCHEMA: &[&str] = &[
      part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc_id, rev, part))",
     "CREATE TABLE IF NOT EXISTS local_docs (id TEXT PRIMARY KEY, rev INTEGER NOT NULL, \
      body BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS att_blobs (digest TEXT NOT NULL, part INTEGER NOT NULL, \
+     data BLOB NOT NULL, PRIMARY KEY (digest, part))",
 ];
 
-const TABLES: &[&str] = &["meta", "stats", "docs", "bodies", "local_docs"];
+const TABLES: &[&str] = &["meta", "stats", "docs", "bodies", "local_docs", "att_blobs"];
 
 /// A document's row.
 #[derive(Debug, Clone)]
@@ -331,6 +336,81 @@ impl<'a> Store<'a> {
                 .exec("DELETE FROM bodies WHERE doc_id = ? AND rev = ?", &params)?;
         }
         Ok(size.max(0) as u64)
+    }
+
+    // --- attachment contents --------------------------------------------
+
+    pub fn has_blob(&self, digest: &str) -> CouchResult<bool> {
+        Ok(self
+            .sql
+            .query_row(
+                "SELECT 1 FROM att_blobs WHERE digest = ? AND part = 0",
+                &[digest.into()],
+            )?
+            .is_some())
+    }
+
+    /// Stores content under its digest, unless it is already there.
+    pub fn put_blob(&self, digest: &str, data: &[u8]) -> CouchResult<()> {
+        if self.has_blob(digest)? {
+            return Ok(());
+        }
+        let parts: Vec<&[u8]> = if data.is_empty() {
+            vec![data]
+        } else {
+            data.chunks(BODY_PART_BYTES).collect()
+        };
+        for (i, part) in parts.into_iter().enumerate() {
+            self.sql.exec(
+                "INSERT INTO att_blobs (digest, part, data) VALUES (?, ?, ?)",
+                &[digest.into(), (i as i64).into(), part.to_vec().into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn blob(&self, digest: &str) -> CouchResult<Option<Vec<u8>>> {
+        let rows = self.sql.query(
+            "SELECT data FROM att_blobs WHERE digest = ? ORDER BY part",
+            &[digest.into()],
+        )?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for mut r in rows {
+            out.extend(
+                std::mem::replace(&mut r[0], Value::Null)
+                    .into_bytes()
+                    .unwrap_or_default(),
+            );
+        }
+        Ok(Some(out))
+    }
+
+    pub fn blob_digests(&self) -> CouchResult<Vec<String>> {
+        Ok(self
+            .sql
+            .query("SELECT digest FROM att_blobs WHERE part = 0", &[])?
+            .into_iter()
+            .filter_map(|mut r| r.swap_remove(0).into_string())
+            .collect())
+    }
+
+    pub fn delete_blob(&self, digest: &str) -> CouchResult<()> {
+        self.sql
+            .exec("DELETE FROM att_blobs WHERE digest = ?", &[digest.into()])?;
+        Ok(())
+    }
+
+    /// Every stored body's document and revision.
+    pub fn body_keys(&self) -> CouchResult<Vec<(String, String)>> {
+        Ok(self
+            .sql
+            .query("SELECT doc_id, rev FROM bodies WHERE part = 0", &[])?
+            .into_iter()
+            .map(|mut r| (text(&mut r, 0), text(&mut r, 1)))
+            .collect())
     }
 
     // --- local documents ------------------------------------------------

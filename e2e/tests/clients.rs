@@ -39,3 +39,9 @@ fn pouchdb_syncs_as_a_member_with_cookie_and_basic_auth() {
     );
     run_node("pouchdb-auth.mjs", &[&s.url(""), "pat", "pat-pw"]);
 }
+
+#[test]
+fn pouchdb_syncs_binary_attachments_both_ways() {
+    let s = Settee::start();
+    run_node("pouchdb-attachments.mjs", &[&s.admin_url("")]);
+}

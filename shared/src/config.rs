@@ -8,6 +8,8 @@ pub struct Limits {
     pub max_document_size: u64,
     /// `[chttpd] max_http_request_size`: the largest request body.
     pub max_http_request_size: u64,
+    /// `[couchdb] max_attachment_size`: the largest attachment.
+    pub max_attachment_size: u64,
 }
 
 impl Default for Limits {
@@ -15,6 +17,7 @@ impl Default for Limits {
         Limits {
             max_document_size: 8_000_000,
             max_http_request_size: 4_294_967_296,
+            max_attachment_size: u64::MAX,
         }
     }
 }
@@ -32,6 +35,7 @@ impl Limits {
         Limits {
             max_document_size: num("MAX_DOCUMENT_SIZE", d.max_document_size),
             max_http_request_size: num("MAX_HTTP_REQUEST_SIZE", d.max_http_request_size),
+            max_attachment_size: num("MAX_ATTACHMENT_SIZE", d.max_attachment_size),
         }
     }
 }

@@ -47,6 +47,11 @@ pub struct IncomingDoc {
     pub rev: Option<Rev>,
     pub deleted: bool,
     pub revisions: Option<Value>,
+    /// `_attachments` as sent (resolved against storage when written).
+    pub attachments: Option<Value>,
+    /// Attachment contents sent outside the JSON (`PUT /db/doc/att`):
+    /// `(name, content type, bytes)`, replacing any of the same name.
+    pub raw_attachments: Vec<(String, String, Vec<u8>)>,
     /// The user's members, in the order sent.
     pub body: Map<String, Value>,
 }
@@ -71,11 +76,7 @@ impl IncomingDoc {
                 "_rev" => doc.rev = Some(Rev::from_json(&v)?),
                 "_deleted" => doc.deleted = v == Value::Bool(true),
                 "_revisions" => doc.revisions = Some(v),
-                "_attachments" => {
-                    return Err(CouchError::not_implemented(
-                        "Attachments are not supported by this server yet",
-                    ))
-                }
+                "_attachments" => doc.attachments = Some(v),
                 k if IGNORED_SPECIALS.contains(&k) => {}
                 _ => {
                     return Err(CouchError::doc_validation(format!(

@@ -4,6 +4,7 @@
 //! natively. Each module is one CouchDB concept.
 
 pub mod all_docs;
+pub mod attachments;
 pub mod changes;
 pub mod collate;
 pub mod config;

@@ -1,0 +1,174 @@
+//! Attachments, natively: inline and standalone, stubs, digests, ranges.
+
+mod common;
+
+use common::Db;
+use serde_json::{json, Value};
+use shared::http::Request;
+
+fn b64(data: &[u8]) -> String {
+    shared::attachments::encode_base64(data)
+}
+
+fn put_att(db: &Db, url: &str, data: &[u8], ct: &str) -> (u16, Value) {
+    let (path, qs) = url.split_once('?').unwrap_or((url, ""));
+    let r = db.request(
+        Request::new("PUT", path, qs)
+            .with_header("content-type", ct)
+            .with_body(data.to_vec()),
+    );
+    (r.status, r.json_body())
+}
+
+#[test]
+fn inline_attachments_stubs_and_digests() {
+    let db = Db::new();
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    let rev1 = db.put("d", json!({"_attachments": {"bin": {"content_type": "application/x-test", "data": b64(&bytes)}}, "k": 1}));
+    let (_, doc) = db.json("GET", "/db/d", None);
+    let stub = &doc["_attachments"]["bin"];
+    assert_eq!(stub["stub"], true);
+    assert_eq!(stub["length"], 5000);
+    assert_eq!(stub["revpos"], 1);
+    assert_eq!(stub["digest"], shared::attachments::digest(&bytes));
+    // Stubs keep the attachment across edits (revpos unchanged).
+    let mut edit = doc.clone();
+    edit["k"] = json!(2);
+    let rev2 = db.put("d", edit);
+    let (_, doc2) = db.json("GET", "/db/d?attachments=true", None);
+    assert_eq!(doc2["_attachments"]["bin"]["revpos"], 1);
+    assert_eq!(doc2["_attachments"]["bin"]["data"], b64(&bytes));
+    // atts_since: the client has rev1, which already had the attachment.
+    let (_, since) = db.json("GET", &format!("/db/d?atts_since=%5B%22{rev1}%22%5D"), None);
+    assert_eq!(since["_attachments"]["bin"]["stub"], true);
+    // An unknown stub is 412 missing_stub; bad base64 is 400; nothing is written.
+    let (s, v) = db.json(
+        "PUT",
+        "/db/d",
+        Some(json!({"_rev": rev2, "_attachments": {"nope": {"stub": true}}})),
+    );
+    assert_eq!((s, v["error"].as_str()), (412, Some("missing_stub")));
+    let (s, _) = db.json(
+        "PUT",
+        "/db/d",
+        Some(json!({"_rev": rev2, "_attachments": {"x": {"data": "%%%"}}})),
+    );
+    assert_eq!(s, 400);
+    assert_eq!(db.json("GET", "/db/d", None).1["_rev"], rev2);
+    // Same content, other attachment content: different revisions.
+    assert_ne!(
+        db.put("e1", json!({"_attachments": {"a": {"data": b64(b"one")}}})),
+        db.put("e2", json!({"_attachments": {"a": {"data": b64(b"two")}}}))
+    );
+}
+
+#[test]
+fn standalone_attachments_and_ranges() {
+    let db = Db::new();
+    let (s, v) = put_att(&db, "/db/doc/dir%2Fnote.txt", b"hello world", "text/plain");
+    assert_eq!(s, 201, "{v}");
+    let rev = v["rev"].as_str().unwrap().to_string();
+    let r = db.call("GET", "/db/doc/dir%2Fnote.txt", None);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello world"[..]));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    let etag = r.header("etag").unwrap().to_string();
+    let r = db.request(
+        Request::new("GET", "/db/doc/dir%2Fnote.txt", "").with_header("if-none-match", &etag),
+    );
+    assert_eq!(r.status, 304);
+    let r = db.request(
+        Request::new("GET", "/db/doc/dir%2Fnote.txt", "").with_header("range", "bytes=6-"),
+    );
+    assert_eq!((r.status, r.body.as_slice()), (206, &b"world"[..]));
+    assert_eq!(r.header("content-range"), Some("bytes 6-10/11"));
+    let r = db.request(
+        Request::new("GET", "/db/doc/dir%2Fnote.txt", "").with_header("range", "bytes=-3"),
+    );
+    assert_eq!(r.body, b"rld");
+    let r = db.request(
+        Request::new("GET", "/db/doc/dir%2Fnote.txt", "").with_header("range", "bytes=50-"),
+    );
+    assert_eq!(r.status, 416);
+    // Updating needs the current rev; a second attachment keeps the first.
+    assert_eq!(
+        put_att(
+            &db,
+            "/db/doc/b.bin",
+            b"\x00\x01",
+            "application/octet-stream"
+        )
+        .0,
+        409
+    );
+    let (s, v) = put_att(
+        &db,
+        &format!("/db/doc/b.bin?rev={rev}"),
+        b"\x00\x01",
+        "application/octet-stream",
+    );
+    assert_eq!(s, 201);
+    let rev2 = v["rev"].as_str().unwrap().to_string();
+    let (_, doc) = db.json("GET", "/db/doc", None);
+    assert_eq!(doc["_attachments"].as_object().unwrap().len(), 2);
+    // Empty attachments round-trip.
+    let (s, v) = put_att(&db, &format!("/db/doc/empty?rev={rev2}"), b"", "text/plain");
+    assert_eq!(s, 201);
+    assert_eq!(db.call("GET", "/db/doc/empty", None).body, b"");
+    let rev3 = v["rev"].as_str().unwrap().to_string();
+    // Delete one.
+    let (s, _) = db.json("DELETE", &format!("/db/doc/b.bin?rev={rev3}"), None);
+    assert_eq!(s, 200);
+    assert_eq!(db.json("GET", "/db/doc/b.bin", None).0, 404);
+    assert_eq!(
+        db.call("GET", "/db/doc/dir%2Fnote.txt", None).body,
+        b"hello world"
+    );
+    // Unknown attachments are 404 with CouchDB's reason.
+    assert_eq!(
+        db.json("GET", "/db/doc/other", None).1["reason"],
+        "Document is missing attachment"
+    );
+}
+
+#[test]
+fn replicated_attachments_and_compaction() {
+    let db = Db::new();
+    let data = b64(b"replicated bytes");
+    let docs = json!({"new_edits": false, "docs": [
+        {"_id": "r", "_rev": "1-a", "_attachments": {"f": {"content_type": "text/plain", "data": data}}},
+        {"_id": "r", "_rev": "2-b", "_revisions": {"start": 2, "ids": ["b", "a"]},
+         "_attachments": {"f": {"content_type": "text/plain", "revpos": 1, "digest": shared::attachments::digest(b"replicated bytes"), "length": 16, "stub": true}}},
+    ]});
+    assert_eq!(db.json("POST", "/db/_bulk_docs", Some(docs)).0, 201);
+    assert_eq!(db.call("GET", "/db/r/f", None).body, b"replicated bytes");
+    let (_, bg) = db.json(
+        "POST",
+        "/db/_bulk_get?attachments=true&revs=true",
+        Some(json!({"docs": [{"id": "r"}]})),
+    );
+    assert_eq!(
+        bg["results"][0]["docs"][0]["ok"]["_attachments"]["f"]["data"],
+        data
+    );
+    // Orphans go at compaction; referenced contents stay.
+    let (_, v) = db.json(
+        "PUT",
+        "/db/gone",
+        Some(json!({"_attachments": {"x": {"data": b64(b"orphan")}}})),
+    );
+    let rev = v["rev"].as_str().unwrap().to_string();
+    db.json("PUT", "/db/gone", Some(json!({"_rev": rev})));
+    assert!(db
+        .engine()
+        .store
+        .has_blob(&shared::attachments::digest(b"orphan"))
+        .unwrap());
+    assert_eq!(db.json("POST", "/db/_compact", Some(json!({}))).0, 202);
+    assert!(!db
+        .engine()
+        .store
+        .has_blob(&shared::attachments::digest(b"orphan"))
+        .unwrap());
+    assert_eq!(db.call("GET", "/db/r/f", None).body, b"replicated bytes");
+}
