@@ -261,6 +261,43 @@ fn route(
             }
             done(Response::json(202, &json!({"ok": true})))
         }
+        ["_find"] => {
+            only(req, "POST")?;
+            access.list("_find")?;
+            require_json(req)?;
+            done(Response::json(200, &db.find(&req.json_object_body()?)?))
+        }
+        ["_explain"] => {
+            only(req, "POST")?;
+            access.list("_explain")?;
+            require_json(req)?;
+            done(Response::json(200, &db.explain(&req.json_object_body()?)?))
+        }
+        ["_index"] => match m {
+            "GET" | "HEAD" => {
+                access.list("_index")?;
+                let skip = req.uint_param("skip")?.unwrap_or(0);
+                done(Response::json(
+                    200,
+                    &db.list_indexes(skip, req.uint_param("limit")?)?,
+                ))
+            }
+            "POST" => {
+                access.member()?;
+                require_json(req)?;
+                let body = req.json_object_body()?;
+                let result = db.create_index(&body, &|id, doc| access.before_write(db, id, doc))?;
+                updated(Response::json(200, &result))
+            }
+            _ => method_not_allowed("GET,HEAD,POST"),
+        },
+        ["_index", "_design", ddoc, "json", index] | ["_index", ddoc, "json", index] => {
+            only(req, "DELETE")?;
+            access.member()?;
+            let result =
+                db.delete_index(ddoc, index, &|id, doc| access.before_write(db, id, doc))?;
+            updated(Response::json(200, &result))
+        }
         ["_local", id] => document(db, req, name, &format!("{LOCAL_PREFIX}{id}"), &access),
         ["_design", ddoc] => document(db, req, name, &format!("_design/{ddoc}"), &access),
         ["_design", _, "_view" | "_show" | "_list" | "_update" | "_rewrite" | "_info", ..] => {

@@ -13,6 +13,7 @@ pub mod changes;
 pub mod database;
 pub mod documents;
 pub mod local_docs;
+pub mod mango;
 pub mod store;
 
 #[cfg(target_arch = "wasm32")]

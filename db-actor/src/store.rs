@@ -16,6 +16,13 @@
 //! - `att_blobs`: attachment contents, addressed by digest (one copy for
 //!   every revision and document that has the same bytes), in parts below
 //!   the per-value limit. Unreferenced ones go at compaction.
+//! - `mango_indexes`: one row per Mango JSON index built so far: its design
+//!   document and name, the signature of its definition (a changed
+//!   definition is rebuilt from scratch) and the update sequence it is
+//!   current to.
+//! - `mango_rows`: one row per indexed document: the index, the document's
+//!   composite key (`shared::mango`, memcmp-ordered) and its id, so a query
+//!   is a range scan of the primary key.
 
 use shared::all_docs::KeyRange;
 use shared::error::{CouchError, CouchResult};
@@ -41,9 +48,43 @@ const SCHEMA: &[&str] = &[
      body BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS att_blobs (digest TEXT NOT NULL, part INTEGER NOT NULL, \
      data BLOB NOT NULL, PRIMARY KEY (digest, part))",
+    "CREATE TABLE IF NOT EXISTS mango_indexes (id INTEGER PRIMARY KEY, ddoc TEXT NOT NULL, \
+     name TEXT NOT NULL, sig TEXT NOT NULL, seq INTEGER NOT NULL, UNIQUE (ddoc, name))",
+    "CREATE TABLE IF NOT EXISTS mango_rows (idx INTEGER NOT NULL, key BLOB NOT NULL, \
+     doc_id TEXT NOT NULL, PRIMARY KEY (idx, key, doc_id)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS mango_rows_by_doc ON mango_rows (idx, doc_id)",
 ];
 
-const TABLES: &[&str] = &["meta", "stats", "docs", "bodies", "local_docs", "att_blobs"];
+const TABLES: &[&str] = &[
+    "meta",
+    "stats",
+    "docs",
+    "bodies",
+    "local_docs",
+    "att_blobs",
+    "mango_indexes",
+    "mango_rows",
+];
+
+/// A Mango index's bookkeeping row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MangoIndexRow {
+    pub id: i64,
+    pub ddoc: String,
+    pub name: String,
+    pub sig: String,
+    pub seq: u64,
+}
+
+/// The key range of a Mango index scan: `(bound, inclusive)` ends, and
+/// where a previous page stopped (exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct MangoScan<'k> {
+    pub lower: Option<(&'k [u8], bool)>,
+    pub upper: Option<(&'k [u8], bool)>,
+    pub after: Option<(&'k [u8], &'k str)>,
+    pub descending: bool,
+}
 
 /// A document's row.
 #[derive(Debug, Clone)]
@@ -469,6 +510,120 @@ impl<'a> Store<'a> {
                     .into_bytes()
                     .unwrap_or_default();
                 (text(&mut r, 0), int(&r, 1), body)
+            })
+            .collect())
+    }
+
+    // --- Mango indexes ----------------------------------------------------
+
+    pub fn mango_indexes(&self) -> CouchResult<Vec<MangoIndexRow>> {
+        Ok(self
+            .sql
+            .query("SELECT id, ddoc, name, sig, seq FROM mango_indexes", &[])?
+            .into_iter()
+            .map(|mut r| MangoIndexRow {
+                id: r[0].as_i64().unwrap_or(0),
+                ddoc: text(&mut r, 1),
+                name: text(&mut r, 2),
+                sig: text(&mut r, 3),
+                seq: int(&r, 4),
+            })
+            .collect())
+    }
+
+    /// Registers an empty index (current to sequence 0); returns its id.
+    pub fn add_mango_index(&self, ddoc: &str, name: &str, sig: &str) -> CouchResult<i64> {
+        self.sql.exec(
+            "INSERT INTO mango_indexes (ddoc, name, sig, seq) VALUES (?, ?, ?, 0)",
+            &[ddoc.into(), name.into(), sig.into()],
+        )?;
+        Ok(self.sql.query_i64(
+            "SELECT id FROM mango_indexes WHERE ddoc = ? AND name = ?",
+            &[ddoc.into(), name.into()],
+        )?)
+    }
+
+    pub fn drop_mango_index(&self, id: i64) -> CouchResult<()> {
+        self.sql
+            .exec("DELETE FROM mango_rows WHERE idx = ?", &[id.into()])?;
+        self.sql
+            .exec("DELETE FROM mango_indexes WHERE id = ?", &[id.into()])?;
+        Ok(())
+    }
+
+    pub fn set_mango_seq(&self, id: i64, seq: u64) -> CouchResult<()> {
+        self.sql.exec(
+            "UPDATE mango_indexes SET seq = ? WHERE id = ?",
+            &[seq.into(), id.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces a document's row in an index (`None`: it is not indexed).
+    pub fn set_mango_row(&self, idx: i64, doc_id: &str, key: Option<Vec<u8>>) -> CouchResult<()> {
+        self.sql.exec(
+            "DELETE FROM mango_rows WHERE idx = ? AND doc_id = ?",
+            &[idx.into(), doc_id.into()],
+        )?;
+        if let Some(key) = key {
+            self.sql.exec(
+                "INSERT INTO mango_rows (idx, key, doc_id) VALUES (?, ?, ?)",
+                &[idx.into(), key.into(), doc_id.into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` `(key, doc id)` rows of an index within `scan`, in key
+    /// (then id) order.
+    pub fn mango_scan(
+        &self,
+        idx: i64,
+        scan: &MangoScan,
+        limit: u64,
+    ) -> CouchResult<Vec<(Vec<u8>, String)>> {
+        let mut sql = String::from("SELECT key, doc_id FROM mango_rows WHERE idx = ?");
+        let mut params: Vec<Value> = vec![idx.into()];
+        if let Some((k, incl)) = scan.lower {
+            sql.push_str(if incl {
+                " AND key >= ?"
+            } else {
+                " AND key > ?"
+            });
+            params.push(k.to_vec().into());
+        }
+        if let Some((k, incl)) = scan.upper {
+            sql.push_str(if incl {
+                " AND key <= ?"
+            } else {
+                " AND key < ?"
+            });
+            params.push(k.to_vec().into());
+        }
+        if let Some((k, id)) = scan.after {
+            sql.push_str(if scan.descending {
+                " AND (key, doc_id) < (?, ?)"
+            } else {
+                " AND (key, doc_id) > (?, ?)"
+            });
+            params.push(k.to_vec().into());
+            params.push(id.into());
+        }
+        sql.push_str(if scan.descending {
+            " ORDER BY key DESC, doc_id DESC LIMIT ?"
+        } else {
+            " ORDER BY key, doc_id LIMIT ?"
+        });
+        params.push(limit.into());
+        Ok(self
+            .sql
+            .query(&sql, &params)?
+            .into_iter()
+            .map(|mut r| {
+                let key = std::mem::replace(&mut r[0], Value::Null)
+                    .into_bytes()
+                    .unwrap_or_default();
+                (key, text(&mut r, 1))
             })
             .collect())
     }

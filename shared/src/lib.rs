@@ -13,6 +13,7 @@ pub mod doc;
 pub mod error;
 pub mod http;
 pub mod jwt;
+pub mod mango;
 pub mod password;
 pub mod rev;
 pub mod rev_tree;

@@ -546,6 +546,20 @@ fn field_node(field: &str, cond: Cond, neg: bool, relative: bool) -> CouchResult
     }))
 }
 
+/// A field name's path segments (escaped dots kept in their segment), as
+/// index definitions, sorts and `fields` name fields.
+pub fn field_path(field: &str) -> CouchResult<Vec<String>> {
+    parse_path(field)
+}
+
+/// The value at `path` in `doc`, if there is one.
+pub fn value_at<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
+    match lookup(doc, path) {
+        Lookup::Found(v) => Some(v),
+        Lookup::Missing | Lookup::BadPath => None,
+    }
+}
+
 /// Splits a field name on the dots not escaped by a backslash, then drops
 /// the backslashes (CouchDB's `mango_util:parse_field/1`): `a.b` is two
 /// segments, `a\.b` the one segment `a.b`.

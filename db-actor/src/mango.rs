@@ -1,0 +1,435 @@
+//! Mango in the database actor: `_find`, `_explain` and `_index` over the
+//! JSON indexes kept in SQLite (`store.rs`), planned by `shared::mango`.
+//!
+//! Index definitions live in `"language": "query"` design documents, so they
+//! replicate like CouchDB's; the rows are derived state. Before a query
+//! (unless `update: false`) the chosen index catches up with the documents
+//! changed since its own update sequence, in batches of one transaction each.
+
+use crate::database::Database;
+use crate::documents::ReadOpts;
+use crate::store::MangoScan;
+use serde_json::{json, Map, Value};
+use shared::all_docs::KeyRange;
+use shared::doc::IncomingDoc;
+use shared::error::{CouchError, CouchResult};
+use shared::mango::{
+    all_docs_index_json, plan, selector_hints, Access, Bookmark, FindQuery, JsonIndex, NewIndex,
+    Plan, SCAN_WARNING, SCAN_WARNING_RATIO,
+};
+
+/// Rows read per index scan or catch-up step: small enough that `limit`
+/// stops work early, large enough to keep statements few.
+const BATCH: u64 = 200;
+
+/// The largest `LIMIT` SQLite is given (JavaScript's safe integers).
+const NO_LIMIT: u64 = (1 << 53) - 1;
+
+/// Checks (and may refuse) a design document write: the caller's access rules.
+pub type WriteCheck<'f> = dyn Fn(&str, &mut IncomingDoc) -> CouchResult<()> + 'f;
+
+fn now_ms() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    }
+}
+
+fn index_not_found() -> CouchError {
+    CouchError::not_found("Index not found")
+}
+
+#[derive(Default)]
+struct Stats {
+    keys: u64,
+    docs: u64,
+    results: u64,
+}
+
+impl Database<'_> {
+    /// Ids of the live design documents.
+    fn design_ids(&self) -> CouchResult<Vec<String>> {
+        let range = KeyRange {
+            lo: Some(("_design/".into(), true)),
+            hi: Some(("_design0".into(), false)),
+            empty: false,
+        };
+        Ok(self
+            .store
+            .live_ids(&range, false, 0, NO_LIMIT)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Every JSON index defined by the database's design documents, in
+    /// (ddoc, name) order.
+    pub fn json_indexes(&self) -> CouchResult<Vec<JsonIndex>> {
+        let mut out = Vec::new();
+        for id in self.design_ids()? {
+            if let Some(body) = self.winner_body(&id)? {
+                out.extend(JsonIndex::from_design_doc(&id, &body));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The storage id of `def`, (re)registering it when it is new or its
+    /// definition changed; rows of indexes no longer defined are dropped.
+    fn index_storage(&self, defs: &[JsonIndex], def: &JsonIndex) -> CouchResult<(i64, u64)> {
+        self.transact(|| {
+            let mut found = None;
+            for row in self.store.mango_indexes()? {
+                let current = defs
+                    .iter()
+                    .any(|d| d.ddoc == row.ddoc && d.name == row.name && d.signature() == row.sig);
+                if !current {
+                    self.store.drop_mango_index(row.id)?;
+                } else if row.ddoc == def.ddoc && row.name == def.name {
+                    found = Some((row.id, row.seq));
+                }
+            }
+            match found {
+                Some(f) => Ok(f),
+                None => Ok((
+                    self.store
+                        .add_mango_index(&def.ddoc, &def.name, &def.signature())?,
+                    0,
+                )),
+            }
+        })
+    }
+
+    /// Brings an index up to the database's update sequence: each changed
+    /// document's row is replaced by one for its winning revision (none
+    /// when deleted, a design document, missing a field or filtered out).
+    fn catch_up(&self, idx: i64, mut seq: u64, def: &JsonIndex) -> CouchResult<()> {
+        loop {
+            let done = self.transact(|| {
+                let recs = self.store.docs_by_seq(seq, false, BATCH)?;
+                for rec in &recs {
+                    let key = if rec.deleted || rec.id.starts_with("_design/") {
+                        None
+                    } else {
+                        self.store
+                            .body(&rec.id, &rec.winner)?
+                            .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
+                            .and_then(|mut body| {
+                                body.insert("_id".into(), json!(rec.id));
+                                body.insert("_rev".into(), json!(rec.winner.to_string()));
+                                def.key(&Value::Object(body))
+                            })
+                    };
+                    self.store.set_mango_row(idx, &rec.id, key)?;
+                    seq = rec.seq;
+                }
+                self.store.set_mango_seq(idx, seq)?;
+                Ok((recs.len() as u64) < BATCH)
+            })?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    fn planned(&self, body: &Map<String, Value>) -> CouchResult<(FindQuery, Vec<JsonIndex>, Plan)> {
+        self.meta()?;
+        let q = FindQuery::parse(body)?;
+        let indexes = self.json_indexes()?;
+        let p = plan(&q, &indexes)?;
+        Ok((q, indexes, p))
+    }
+
+    /// `POST /db/_find`.
+    pub fn find(&self, body: &Map<String, Value>) -> CouchResult<Value> {
+        let started = now_ms();
+        let (q, indexes, p) = self.planned(body)?;
+        let meta = self.meta()?;
+        let opts = ReadOpts {
+            conflicts: q.conflicts,
+            ..Default::default()
+        };
+        let mut stats = Stats::default();
+        let mut docs: Vec<Value> = Vec::new();
+        let mut last: Option<Bookmark> = None;
+        let mut skipped = 0;
+        // Loads a document, matches it and keeps it; false once `limit` is reached.
+        let mut take = |id: &str, key: &[u8], stats: &mut Stats| -> CouchResult<bool> {
+            let Some(rec) = self.store.load_doc(id)? else {
+                return Ok(true);
+            };
+            if rec.deleted {
+                return Ok(true);
+            }
+            let Some(json) = self.render_rev(&meta, &rec, &rec.winner, &opts)? else {
+                return Ok(true);
+            };
+            stats.docs += 1;
+            let doc: Value = serde_json::from_slice(&json)?;
+            if !q.selector.matches(&doc) {
+                return Ok(true);
+            }
+            if skipped < q.skip {
+                skipped += 1;
+                return Ok(true);
+            }
+            docs.push(q.project(doc));
+            last = Some(Bookmark {
+                key: key.to_vec(),
+                id: id.to_string(),
+            });
+            Ok((docs.len() as u64) < q.limit)
+        };
+        let after = q.bookmark.clone();
+        if q.limit > 0 {
+            match &p.access {
+                Access::Json(i, bounds) => {
+                    let def = &indexes[*i];
+                    let (idx, seq) = self.index_storage(&indexes, def)?;
+                    if q.update {
+                        self.catch_up(idx, seq, def)?;
+                    }
+                    let mut cursor = after.map(|b| (b.key, b.id));
+                    let mut more_rows = !bounds.empty;
+                    'scan: while more_rows {
+                        let scan = MangoScan {
+                            lower: bounds.lower.as_ref().map(|(k, i)| (k.as_slice(), *i)),
+                            upper: bounds.upper.as_ref().map(|(k, i)| (k.as_slice(), *i)),
+                            after: cursor.as_ref().map(|(k, id)| (k.as_slice(), id.as_str())),
+                            descending: p.descending,
+                        };
+                        let rows = self.store.mango_scan(idx, &scan, BATCH)?;
+                        let full = rows.len() as u64 == BATCH;
+                        for (key, id) in rows {
+                            stats.keys += 1;
+                            let more = take(&id, &key, &mut stats)?;
+                            cursor = Some((key, id));
+                            if !more {
+                                break 'scan;
+                            }
+                        }
+                        more_rows = full;
+                    }
+                }
+                Access::AllDocs(range) => {
+                    let mut range = range.clone();
+                    if let Some(b) = after {
+                        resume_after(&mut range, b.id, p.descending);
+                    }
+                    'all: while !range.empty {
+                        let rows = self.store.live_ids(&range, p.descending, 0, BATCH)?;
+                        let full = rows.len() as u64 == BATCH;
+                        for (id, _) in rows {
+                            stats.keys += 1;
+                            let more = take(&id, &[], &mut stats)?;
+                            resume_after(&mut range, id, p.descending);
+                            if !more {
+                                break 'all;
+                            }
+                        }
+                        if !full {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        stats.results = docs.len() as u64;
+        let bookmark = match last {
+            Some(b) => b.encode(),
+            None => q.bookmark_raw.clone().unwrap_or_else(|| "nil".into()),
+        };
+        let mut warnings = p.warnings.clone();
+        if matches!(p.access, Access::Json(..))
+            && stats.docs > SCAN_WARNING_RATIO * stats.results.max(1)
+        {
+            warnings.push(SCAN_WARNING.into());
+        }
+        let mut out = json!({"docs": docs, "bookmark": bookmark});
+        if !warnings.is_empty() {
+            out["warning"] = json!(warnings.join("\n"));
+        }
+        if q.execution_stats {
+            out["execution_stats"] = json!({
+                "total_keys_examined": stats.keys,
+                "total_docs_examined": stats.docs,
+                "total_quorum_docs_examined": 0,
+                "results_returned": stats.results,
+                "execution_time_ms": now_ms() - started,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `POST /db/_explain`: the plan `_find` would run, without running it.
+    pub fn explain(&self, body: &Map<String, Value>) -> CouchResult<Value> {
+        let (q, _, p) = self.planned(body)?;
+        let name = self.meta()?.name;
+        let direction = if p.descending { "rev" } else { "fwd" };
+        let (start_key, end_key) = match &p.access {
+            Access::Json(_, b) => (json!(b.start_key), json!(b.end_key)),
+            Access::AllDocs(r) => (
+                r.lo.as_ref().map_or(Value::Null, |(k, _)| json!(k)),
+                r.hi.as_ref().map_or(json!("<MAX>"), |(k, _)| json!(k)),
+            ),
+        };
+        let (start_key, end_key) = if p.descending {
+            (end_key, start_key)
+        } else {
+            (start_key, end_key)
+        };
+        Ok(json!({
+            "dbname": name,
+            "index": p.index_json,
+            "partitioned": false,
+            "selector": q.selector.to_json(),
+            "opts": q.opts_json(),
+            "limit": q.limit,
+            "skip": q.skip,
+            "fields": q.fields.clone().map_or_else(|| json!("all_fields"), |f| json!(f)),
+            "mrargs": {
+                "include_docs": true,
+                "view_type": "map",
+                "reduce": false,
+                "partition": null,
+                "start_key": start_key,
+                "end_key": end_key,
+                "direction": direction,
+                "stable": q.stable,
+                "update": if q.update { "true" } else { "false" },
+                "conflicts": "undefined",
+            },
+            "covering": false,
+            "index_candidates": p.candidates,
+            "selector_hints": selector_hints(&q.selector),
+        }))
+    }
+
+    /// `GET /db/_index`, with `skip` and `limit` over the whole list.
+    pub fn list_indexes(&self, skip: u64, limit: Option<u64>) -> CouchResult<Value> {
+        self.meta()?;
+        let mut all = vec![all_docs_index_json()];
+        all.extend(self.json_indexes()?.iter().map(JsonIndex::to_json));
+        let total = all.len();
+        let page: Vec<Value> = all
+            .into_iter()
+            .skip(skip as usize)
+            .take(limit.unwrap_or(NO_LIMIT) as usize)
+            .collect();
+        Ok(json!({"total_rows": total, "indexes": page}))
+    }
+
+    /// `POST /db/_index`: adds the index's view to its design document
+    /// (created if needed); `exists` when an identical one is there.
+    pub fn create_index(
+        &self,
+        body: &Map<String, Value>,
+        check: &WriteCheck,
+    ) -> CouchResult<Value> {
+        self.meta()?;
+        let index = NewIndex::parse(body)?.index;
+        let reply = |result: &str| json!({"result": result, "id": index.ddoc, "name": index.name});
+        let mut ddoc = match self.store.load_doc(&index.ddoc)? {
+            Some(rec) if !rec.deleted => {
+                let body = self.winner_body(&index.ddoc)?.unwrap_or_default();
+                let lang = body.get("language").cloned().unwrap_or(Value::Null);
+                if lang != "query" {
+                    return Err(CouchError::new(
+                        400,
+                        "invalid_ddoc_lang",
+                        format!("Existing design doc has an invalid language: {lang}"),
+                    ));
+                }
+                let existing = JsonIndex::from_design_doc(&index.ddoc, &body);
+                if existing
+                    .iter()
+                    .any(|e| e.name == index.name && e.signature() == index.signature())
+                {
+                    return Ok(reply("exists"));
+                }
+                let mut body = body;
+                body.insert("_rev".into(), json!(rec.winner.to_string()));
+                body
+            }
+            _ => {
+                let mut m = Map::new();
+                m.insert("language".into(), json!("query"));
+                m
+            }
+        };
+        let views = ddoc.entry("views").or_insert_with(|| json!({}));
+        if !views.is_object() {
+            *views = json!({});
+        }
+        views[&index.name] = index.view_json();
+        self.save_design(&index.ddoc, Value::Object(ddoc), check)?;
+        Ok(reply("created"))
+    }
+
+    /// `DELETE /db/_index/{ddoc}/json/{name}`: removes the view, and the
+    /// design document with its last view.
+    pub fn delete_index(&self, ddoc: &str, name: &str, check: &WriteCheck) -> CouchResult<Value> {
+        self.meta()?;
+        let ddoc = if ddoc.starts_with("_design/") {
+            ddoc.to_string()
+        } else {
+            format!("_design/{ddoc}")
+        };
+        let rec = self.store.load_doc(&ddoc)?.ok_or_else(index_not_found)?;
+        let mut body = self.winner_body(&ddoc)?.ok_or_else(index_not_found)?;
+        if !JsonIndex::from_design_doc(&ddoc, &body)
+            .iter()
+            .any(|i| i.name == name)
+        {
+            return Err(index_not_found());
+        }
+        let views = body
+            .get_mut("views")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(index_not_found)?;
+        views.remove(name);
+        let now_empty = views.is_empty();
+        body.insert("_rev".into(), json!(rec.winner.to_string()));
+        if now_empty {
+            body = Map::new();
+            body.insert("_rev".into(), json!(rec.winner.to_string()));
+            body.insert("_deleted".into(), json!(true));
+        }
+        self.save_design(&ddoc, Value::Object(body), check)?;
+        Ok(json!({"ok": true}))
+    }
+
+    fn save_design(&self, id: &str, body: Value, check: &WriteCheck) -> CouchResult<()> {
+        let mut doc = IncomingDoc::parse(body)?;
+        check(id, &mut doc)?;
+        self.save_one(id, &doc, true).map_err(|e| {
+            if e.status == 409 {
+                CouchError::new(
+                    500,
+                    "error_saving_ddoc",
+                    "Encountered a conflict while saving the design document.",
+                )
+            } else {
+                e
+            }
+        })?;
+        Ok(())
+    }
+}
+
+/// Narrows an id range to the ids after `id` in scan order.
+fn resume_after(range: &mut KeyRange, id: String, descending: bool) {
+    if descending {
+        if range.hi.as_ref().is_none_or(|(h, _)| id <= *h) {
+            range.hi = Some((id, false));
+        }
+    } else if range.lo.as_ref().is_none_or(|(l, _)| id >= *l) {
+        range.lo = Some((id, false));
+    }
+}
