@@ -44,6 +44,12 @@ if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt
   touch "$stamp"
 fi
 
+# The Python client the e2e suite drives.
+if ! python3 -c 'import requests' 2>/dev/null; then
+  say "installing python requests"
+  python3 -m pip install --quiet requests
+fi
+
 cat > .settee/tools.env <<ENV
 export WASM_BINDGEN_BIN=$tools/wasm-bindgen-$wbg/bin/wasm-bindgen
 export WASM_OPT_BIN=$root/node_modules/.bin/wasm-opt
