@@ -116,6 +116,32 @@ fn text(row: &mut Row, i: usize) -> String {
         .unwrap_or_default()
 }
 
+/// Joins the first column of part rows (in order); `None` without rows.
+fn join_parts(rows: Vec<Row>) -> Option<Vec<u8>> {
+    if rows.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for mut r in rows {
+        out.extend(
+            std::mem::replace(&mut r[0], Value::Null)
+                .into_bytes()
+                .unwrap_or_default(),
+        );
+    }
+    Some(out)
+}
+
+/// Splits a value into parts below the per-value limit (an empty value is
+/// one empty part, so it still has a row).
+fn split_parts(data: &[u8]) -> Vec<&[u8]> {
+    if data.is_empty() {
+        vec![data]
+    } else {
+        data.chunks(BODY_PART_BYTES).collect()
+    }
+}
+
 fn int(row: &Row, i: usize) -> u64 {
     row[i].as_i64().unwrap_or(0).max(0) as u64
 }
@@ -330,28 +356,12 @@ impl<'a> Store<'a> {
             "SELECT data FROM bodies WHERE doc_id = ? AND rev = ? ORDER BY part",
             &[id.into(), rev.to_string().into()],
         )?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut out = Vec::new();
-        for mut r in rows {
-            out.extend(
-                std::mem::replace(&mut r[0], Value::Null)
-                    .into_bytes()
-                    .unwrap_or_default(),
-            );
-        }
-        Ok(Some(out))
+        Ok(join_parts(rows))
     }
 
     pub fn put_body(&self, id: &str, rev: &Rev, body: &[u8]) -> CouchResult<()> {
         let rev = rev.to_string();
-        let parts: Vec<&[u8]> = if body.is_empty() {
-            vec![body]
-        } else {
-            body.chunks(BODY_PART_BYTES).collect()
-        };
-        for (i, part) in parts.into_iter().enumerate() {
+        for (i, part) in split_parts(body).into_iter().enumerate() {
             self.sql.exec(
                 "INSERT OR REPLACE INTO bodies (doc_id, rev, part, data) VALUES (?, ?, ?, ?)",
                 &[
@@ -396,12 +406,7 @@ impl<'a> Store<'a> {
         if self.has_blob(digest)? {
             return Ok(());
         }
-        let parts: Vec<&[u8]> = if data.is_empty() {
-            vec![data]
-        } else {
-            data.chunks(BODY_PART_BYTES).collect()
-        };
-        for (i, part) in parts.into_iter().enumerate() {
+        for (i, part) in split_parts(data).into_iter().enumerate() {
             self.sql.exec(
                 "INSERT INTO att_blobs (digest, part, data) VALUES (?, ?, ?)",
                 &[digest.into(), (i as i64).into(), part.to_vec().into()],
@@ -415,18 +420,7 @@ impl<'a> Store<'a> {
             "SELECT data FROM att_blobs WHERE digest = ? ORDER BY part",
             &[digest.into()],
         )?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut out = Vec::new();
-        for mut r in rows {
-            out.extend(
-                std::mem::replace(&mut r[0], Value::Null)
-                    .into_bytes()
-                    .unwrap_or_default(),
-            );
-        }
-        Ok(Some(out))
+        Ok(join_parts(rows))
     }
 
     pub fn blob_digests(&self) -> CouchResult<Vec<String>> {
