@@ -523,12 +523,18 @@ fn document(
             get_document(db, req, id)
         }
         "PUT" => {
-            let body = req.json_body()?;
+            let ct = req.header("content-type").unwrap_or("");
+            let (body, follows) = if ct.to_ascii_lowercase().starts_with("multipart/related") {
+                shared::multipart::related_document(&req.body, ct)?
+            } else {
+                (req.json_body()?, vec![])
+            };
             if local {
                 let rev = db.put_local(id, body, req.param("rev"))?;
                 return updated(write_reply(req, dbname, id, &rev, 201));
             }
             let mut doc = IncomingDoc::parse(body)?;
+            doc.raw_attachments = follows;
             doc.rev = request_rev(req, doc.rev.as_ref())?;
             let new_edits = req.bool_param("new_edits")?.unwrap_or(true);
             access.before_write(db, id, &mut doc)?;
@@ -649,10 +655,30 @@ fn get_document(db: &Database, req: &Request, id: &str) -> CouchResult<Outcome> 
         return done(open_revs_response(req, answers));
     }
     let rev = req.param("rev").map(str::parse::<Rev>).transpose()?;
-    let (rev, json) = db.get_doc(id, rev.as_ref(), &opts)?;
+    let multipart = opts.attachments && req.accepts("multipart/related");
+    let read = ReadOpts {
+        attachments: opts.attachments && !multipart,
+        ..opts.clone()
+    };
+    let (rev, json) = db.get_doc(id, rev.as_ref(), &read)?;
     let etag = format!("\"{rev}\"");
     if req.header("if-none-match") == Some(etag.as_str()) {
         return done(Response::empty(304).with_header("etag", etag));
+    }
+    if multipart {
+        if let Some((doc, parts)) = db.follows_form(&json, &opts)? {
+            let boundary = format!("{:x}", boundary_for(&[OpenRev::Ok(doc.clone())]));
+            let body = shared::multipart::write_related(&boundary, &doc, &parts);
+            let ct = format!("multipart/related; boundary=\"{boundary}\"");
+            return done(
+                Response {
+                    status: 200,
+                    headers: vec![("content-type".into(), ct)],
+                    body,
+                }
+                .with_header("etag", etag),
+            );
+        }
     }
     done(Response::raw_json(200, json).with_header("etag", etag))
 }

@@ -210,6 +210,46 @@ impl Database<'_> {
         Ok(serde_json::to_vec(&map).expect("serialisable"))
     }
 
+    /// A rendered document as `multipart/related` wants it: stubs newer
+    /// than `atts_since` become `"follows": true`, and their contents the
+    /// parts after the JSON. `None` when nothing would follow.
+    pub fn follows_form(
+        &self,
+        json: &[u8],
+        opts: &ReadOpts,
+    ) -> CouchResult<Option<(Vec<u8>, Vec<(String, Vec<u8>)>)>> {
+        let mut doc: Map<String, Value> = serde_json::from_slice(json)?;
+        let since_pos = opts
+            .atts_since
+            .as_ref()
+            .and_then(|revs| revs.iter().map(|r| r.pos).max())
+            .unwrap_or(0);
+        let mut parts = Vec::new();
+        if let Some(Value::Object(list)) = doc.get_mut("_attachments") {
+            for (_, stub) in list.iter_mut() {
+                let Some(meta) = Meta::from_stub(stub) else {
+                    continue;
+                };
+                if meta.revpos <= since_pos {
+                    continue;
+                }
+                let data = self
+                    .store
+                    .blob(&meta.digest)?
+                    .ok_or_else(|| CouchError::internal("attachment content is missing"))?;
+                if let Value::Object(s) = stub {
+                    s.remove("stub");
+                    s.insert("follows".into(), Value::Bool(true));
+                }
+                parts.push((meta.content_type, data));
+            }
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((serde_json::to_vec(&doc)?, parts)))
+    }
+
     /// `GET|HEAD /{db}/{doc}/{att}`: the bytes, with `Range` support.
     pub fn get_attachment(&self, req: &Request, id: &str, name: &str) -> CouchResult<Response> {
         let rev = req.param("rev").map(str::parse::<Rev>).transpose()?;

@@ -172,3 +172,55 @@ fn replicated_attachments_and_compaction() {
         .unwrap());
     assert_eq!(db.call("GET", "/db/r/f", None).body, b"replicated bytes");
 }
+
+#[test]
+fn multipart_related_in_and_out() {
+    let db = Db::new();
+    // As CouchDB's replicator pushes: new_edits=false, JSON first, then the bytes.
+    let doc = json!({"_id": "m", "_rev": "1-abc", "x": 1,
+        "_attachments": {"a.bin": {"follows": true, "content_type": "application/x-a", "length": 4}}});
+    let body = shared::multipart::write_related(
+        "XYZ",
+        doc.to_string().as_bytes(),
+        &[("application/x-a".into(), vec![1, 2, 3, 4])],
+    );
+    let r = db.request(
+        Request::new("PUT", "/db/m", "new_edits=false")
+            .with_header("content-type", "multipart/related; boundary=\"XYZ\"")
+            .with_body(body),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json_body());
+    assert_eq!(db.call("GET", "/db/m/a.bin", None).body, vec![1, 2, 3, 4]);
+    assert_eq!(db.json("GET", "/db/m", None).1["_rev"], "1-abc");
+    // And back out as multipart/related when asked for.
+    let r = db.request(
+        Request::new("GET", "/db/m", "attachments=true").with_header("accept", "multipart/related"),
+    );
+    let ct = r.header("content-type").unwrap().to_string();
+    assert!(ct.starts_with("multipart/related"), "{ct}");
+    let (v, atts) = shared::multipart::related_document(&r.body, &ct).unwrap();
+    assert_eq!(v["x"], 1);
+    assert_eq!(
+        atts,
+        vec![(
+            "a.bin".to_string(),
+            "application/x-a".to_string(),
+            vec![1, 2, 3, 4]
+        )]
+    );
+    // A part that does not match its declared length loses nothing.
+    let lying = json!({"_id": "m", "_rev": "2-def", "_revisions": {"start": 2, "ids": ["def", "abc"]},
+        "_attachments": {"a.bin": {"follows": true, "length": 99}}});
+    let body = shared::multipart::write_related(
+        "Q",
+        lying.to_string().as_bytes(),
+        &[("a/b".into(), vec![0])],
+    );
+    let r = db.request(
+        Request::new("PUT", "/db/m", "new_edits=false")
+            .with_header("content-type", "multipart/related; boundary=Q")
+            .with_body(body),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(db.json("GET", "/db/m", None).1["_rev"], "1-abc");
+}

@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod mango;
+pub mod multipart;
 pub mod password;
 pub mod rev;
 pub mod rev_tree;
