@@ -14,6 +14,10 @@ use shared::http::{Request, Response};
 use shared::rev::Rev;
 use std::collections::HashSet;
 
+/// A document's JSON with `follows` entries, and the `(content type,
+/// bytes)` parts that follow it.
+pub type FollowsForm = (Vec<u8>, Vec<(String, Vec<u8>)>);
+
 /// A write's attachments, resolved: their stubs (new ones still without
 /// `revpos`) and the contents to store.
 pub struct Resolved {
@@ -213,11 +217,7 @@ impl Database<'_> {
     /// A rendered document as `multipart/related` wants it: stubs newer
     /// than `atts_since` become `"follows": true`, and their contents the
     /// parts after the JSON. `None` when nothing would follow.
-    pub fn follows_form(
-        &self,
-        json: &[u8],
-        opts: &ReadOpts,
-    ) -> CouchResult<Option<(Vec<u8>, Vec<(String, Vec<u8>)>)>> {
+    pub fn follows_form(&self, json: &[u8], opts: &ReadOpts) -> CouchResult<Option<FollowsForm>> {
         let mut doc: Map<String, Value> = serde_json::from_slice(json)?;
         let since_pos = opts
             .atts_since
