@@ -1,0 +1,774 @@
+#!/usr/bin/env node
+// `make bench`: measures Settee against PouchDB Server (LevelDB) and against
+// a "platform ceiling" Worker (bench/ceiling/) on the same workerd.
+//
+// Each server is started on its own free loopback port with a fresh temp
+// directory, gets every scenario with the same parameters, and is stopped (by
+// PID) before the next one starts, so the three never compete for the CPU.
+// Everything goes to 127.0.0.1 and every step is bounded in time and count.
+//
+// Run from the repository root after `. .settee/tools.env` (for WORKERD_BIN)
+// and `make build` (for router/build/). Installs what is missing first:
+// bench/node_modules (npm) and wrk (apt-get).
+//
+// Environment knobs (defaults are what BENCHMARKS.md reports):
+//   BENCH_QUICK=1   short runs (1 round, 2 s wrk, 10k docs) to check the harness
+//   BENCH_ROUNDS=N  rounds (default 3; each starts every server afresh)
+//   BENCH_KEEP=1    keep the servers' temp directories (and their logs)
+//
+// Results: a Markdown table on stdout and, with the raw numbers, in
+// bench/results/ (git-ignored; not written by BENCH_QUICK runs).
+
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { createHash, randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(BENCH);
+const QUICK = process.env.BENCH_QUICK === "1";
+
+const PARAMS = {
+  wrk: {
+    threads: 2,
+    connections: 32,
+    seconds: QUICK ? 2 : 10,
+    // Discarded run before each measured one, so the JIT, wasm tiering and
+    // connection set-up are not measured.
+    warmupSeconds: QUICK ? 1 : 3,
+    timeout: "5s",
+  },
+  getDocs: 1000,
+  bulkDocs: QUICK ? 10_000 : 100_000,
+  bulkBatch: 1000,
+  pageSize: 10_000,
+  // Every server gets this many fresh starts, interleaved (ceiling, Settee,
+  // PouchDB, ceiling, ...) so that drift in the machine's speed hits all
+  // three alike; each figure reported is the median over the rounds.
+  rounds: Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3)),
+  // _all_docs and _changes only read, so they are repeated; the median counts.
+  readRepeats: 3,
+  // Distinct users whose first login is timed (password hashing).
+  logins: QUICK ? 5 : 20,
+  requestTimeoutMs: 120_000,
+  startTimeoutMs: 30_000,
+  // The whole run, servers' start-up included.
+  overallTimeoutMs: 60 * 60_000,
+};
+
+const ADMIN = "admin";
+const PASSWORD = `bench-${randomBytes(9).toString("base64url")}`;
+const AUTH = `Basic ${Buffer.from(`${ADMIN}:${PASSWORD}`).toString("base64")}`;
+
+// ---------------------------------------------------------------- helpers
+
+function log(msg) {
+  process.stderr.write(`==> ${msg}\n`);
+}
+
+function fail(msg) {
+  throw new Error(msg);
+}
+
+function onPath(cmd) {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: "inherit", ...opts });
+  if (r.status !== 0) fail(`${cmd} ${args.join(" ")} failed (${r.status ?? r.signal})`);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const pad = (n, w) => String(n).padStart(w, "0");
+
+// ---------------------------------------------------------------- installs
+
+function ensureTools() {
+  // bench/node_modules: reinstalled when package.json or the lockfile is
+  // newer than npm's record of the last install.
+  const installed = path.join(BENCH, "node_modules/.package-lock.json");
+  const stale =
+    !fs.existsSync(installed) ||
+    ["package.json", "package-lock.json"].some((f) => {
+      const p = path.join(BENCH, f);
+      return fs.existsSync(p) && fs.statSync(p).mtimeMs > fs.statSync(installed).mtimeMs;
+    });
+  if (stale) {
+    log("installing bench/node_modules (pouchdb-server)");
+    const lock = fs.existsSync(path.join(BENCH, "package-lock.json"));
+    run("npm", [lock ? "ci" : "install", "--prefix", BENCH, "--no-audit", "--no-fund"]);
+  }
+  if (!onPath("wrk")) {
+    log("installing wrk (apt-get)");
+    const apt = (...args) =>
+      process.getuid?.() === 0 ? run("apt-get", args) : run("sudo", ["apt-get", ...args]);
+    apt("update", "-qq");
+    apt("install", "-y", "-qq", "wrk");
+  }
+  const workerd =
+    process.env.WORKERD_BIN ?? path.join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+  if (!fs.existsSync(workerd)) fail(`workerd not found at ${workerd}: run \`make setup\``);
+  for (const f of ["index.js", "index_bg.wasm"]) {
+    if (!fs.existsSync(path.join(ROOT, "router/build", f))) {
+      fail(`router/build/${f} missing: run \`make build\` first`);
+    }
+  }
+  return { workerd };
+}
+
+/**
+ * The Settee bundle, read once at the start so that the version reported is
+ * the one measured even if router/build/ is rebuilt during the run.
+ */
+function readBundle() {
+  const files = {};
+  for (const f of ["index.js", "index_bg.wasm"]) {
+    files[f] = fs.readFileSync(path.join(ROOT, "router/build", f));
+  }
+  const built = fs.statSync(path.join(ROOT, "router/build/index_bg.wasm")).mtime.toISOString();
+  const sha = createHash("sha256").update(files["index_bg.wasm"]).digest("hex").slice(0, 12);
+  return { files, description: `built ${built}, index_bg.wasm sha256 ${sha}` };
+}
+
+function versions(workerd, bundle) {
+  const out = (cmd, args) => {
+    const r = spawnSync(cmd, args, { encoding: "utf8" });
+    return `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n")[0].trim();
+  };
+  const pkg = JSON.parse(
+    fs.readFileSync(path.join(BENCH, "node_modules/pouchdb-server/package.json"), "utf8"),
+  );
+  return {
+    workerd: out(workerd, ["--version"]),
+    pouchdbServer: pkg.version,
+    wrk: out("wrk", ["--version"]).split(" Copyright")[0],
+    node: process.version,
+    cpu: `${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}`,
+    bundle: bundle.description,
+  };
+}
+
+// ---------------------------------------------------------------- servers
+
+/** Every child still running, so that any exit path can stop it. */
+const running = new Set();
+
+class Server {
+  constructor({ name, child, dir, base, headers, logFile }) {
+    Object.assign(this, { name, child, dir, base, headers, logFile });
+    this.exited = new Promise((resolve) => child.once("exit", (code, sig) => resolve(code ?? sig)));
+    running.add(this);
+  }
+
+  /** Polls `path` until any HTTP answer; fails if the process exits first. */
+  async waitUp(probe) {
+    const deadline = Date.now() + PARAMS.startTimeoutMs;
+    let gone = false;
+    this.exited.then(() => (gone = true));
+    while (Date.now() < deadline && !gone) {
+      try {
+        const r = await fetch(this.base + probe, { signal: AbortSignal.timeout(1000) });
+        await r.arrayBuffer();
+        if (r.status < 500) return;
+      } catch {
+        // not listening yet
+      }
+      await sleep(100);
+    }
+    fail(`${this.name} did not come up; log:\n${this.logTail()}`);
+  }
+
+  logTail() {
+    try {
+      return fs.readFileSync(this.logFile, "utf8").split("\n").slice(-30).join("\n");
+    } catch {
+      return "(no log)";
+    }
+  }
+
+  /**
+   * SIGTERM to the PID we spawned (workerd and node both exit on it), SIGKILL
+   * if it is still there after 5 s. Its temp dir is removed unless
+   * BENCH_KEEP=1 or `keep`.
+   */
+  async stop(keep = process.env.BENCH_KEEP === "1") {
+    if (!running.has(this)) return;
+    running.delete(this);
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill("SIGTERM");
+      const done = await Promise.race([this.exited.then(() => true), sleep(5000).then(() => false)]);
+      if (!done) {
+        this.child.kill("SIGKILL");
+        await this.exited;
+      }
+    }
+    if (keep) log(`kept ${this.dir}`);
+    else fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function stopAllSync() {
+  for (const s of running) {
+    try {
+      s.child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  running.clear();
+}
+
+function tempDir(name) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `settee-bench-${name}-`));
+}
+
+function capnpString(s) {
+  return JSON.stringify(s); // paths and ASCII secrets: JSON escaping is capnp's
+}
+
+function spawnLogged(cmd, args, dir, opts = {}) {
+  const logFile = path.join(dir, "server.log");
+  const fd = fs.openSync(logFile, "a");
+  const child = spawn(cmd, args, { stdio: ["ignore", fd, fd], ...opts });
+  fs.closeSync(fd);
+  return { child, logFile };
+}
+
+/** Settee: the built bundle on workerd, configured as e2e/src/lib.rs does. */
+async function startSettee(workerd, bundle) {
+  const dir = tempDir("settee");
+  const port = await freePort();
+  const data = path.join(dir, "data");
+  fs.mkdirSync(data);
+  for (const [f, bytes] of Object.entries(bundle.files)) fs.writeFileSync(path.join(dir, f), bytes);
+  const classes = ["DbActor", "CatalogActor", "ReplicatorActor"];
+  const bindings = [
+    ...[["DB", "DbActor"], ["CATALOG", "CatalogActor"], ["REPLICATOR", "ReplicatorActor"]].map(
+      ([b, c]) => `(name = "${b}", durableObjectNamespace = "${c}")`,
+    ),
+    `(name = "COUCHDB_USER", text = ${capnpString(ADMIN)})`,
+    `(name = "COUCHDB_PASSWORD", text = ${capnpString(PASSWORD)})`,
+    `(name = "COUCHDB_SECRET", text = ${capnpString(randomBytes(16).toString("hex"))})`,
+  ];
+  const config = `using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "settee", worker = .settee),
+    (name = "storage", disk = (path = ${capnpString(data)}, writable = true)),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "settee")],
+);
+
+const settee :Workerd.Worker = (
+  compatibilityDate = "2026-04-01",
+  modules = [
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+  ],
+  bindings = [
+    ${bindings.join(",\n    ")}
+  ],
+  durableObjectNamespaces = [
+    ${classes.map((c) => `(className = "${c}", uniqueKey = "settee-${c}", enableSql = true)`).join(",\n    ")}
+  ],
+  durableObjectStorage = (localDisk = "storage"),
+);
+`;
+  fs.writeFileSync(path.join(dir, "settee.capnp"), config);
+  const { child, logFile } = spawnLogged(
+    workerd,
+    ["serve", path.join(dir, "settee.capnp"), "--experimental"],
+    dir,
+  );
+  const s = new Server({
+    name: "Settee",
+    child,
+    dir,
+    logFile,
+    base: `http://127.0.0.1:${port}`,
+    headers: { authorization: AUTH, "content-type": "application/json" },
+  });
+  await s.waitUp("/_up");
+  return s;
+}
+
+/**
+ * PouchDB Server on LevelDB. It gets the same admin as Settee (so both check
+ * basic auth on every request) and log level "warning": by default it logs
+ * every request to a file, which Settee does not do.
+ */
+async function startPouch() {
+  const dir = tempDir("pouchdb");
+  const port = await freePort();
+  const config = {
+    admins: { [ADMIN]: PASSWORD }, // hashed by pouchdb-server at start-up
+    log: { file: path.join(dir, "couch.log"), level: "warning" },
+  };
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
+  const bin = path.join(BENCH, "node_modules/pouchdb-server/bin/pouchdb-server");
+  const { child, logFile } = spawnLogged(
+    process.execPath,
+    [bin, "--host", "127.0.0.1", "--port", String(port), "--dir", path.join(dir, "dbs"),
+      "--config", path.join(dir, "config.json"), "--no-stdout-logs"],
+    dir,
+    { cwd: dir }, // it writes log.txt and friends to its working directory
+  );
+  const s = new Server({
+    name: "PouchDB Server",
+    child,
+    dir,
+    logFile,
+    base: `http://127.0.0.1:${port}`,
+    headers: { authorization: AUTH, "content-type": "application/json" },
+  });
+  await s.waitUp("/");
+  return s;
+}
+
+/** The ceiling Worker (bench/ceiling/) on the same workerd. */
+async function startCeiling(workerd) {
+  const dir = tempDir("ceiling");
+  const port = await freePort();
+  const data = path.join(dir, "data");
+  fs.mkdirSync(data);
+  fs.copyFileSync(path.join(BENCH, "ceiling/worker.js"), path.join(dir, "worker.js"));
+  const config = fs
+    .readFileSync(path.join(BENCH, "ceiling/config.capnp.in"), "utf8")
+    .replaceAll("@PORT@", String(port))
+    .replaceAll("@DATA@", data);
+  fs.writeFileSync(path.join(dir, "config.capnp"), config);
+  const { child, logFile } = spawnLogged(
+    workerd,
+    ["serve", path.join(dir, "config.capnp"), "--experimental"],
+    dir,
+  );
+  const s = new Server({
+    name: "Ceiling",
+    child,
+    dir,
+    logFile,
+    base: `http://127.0.0.1:${port}`,
+    headers: { "content-type": "application/json" },
+  });
+  await s.waitUp("/k/probe");
+  return s;
+}
+
+// ---------------------------------------------------------------- requests
+
+/** One request; returns the parsed JSON body, failing on a non-2xx status. */
+async function call(server, method, urlPath, body) {
+  const r = await fetch(server.base + urlPath, {
+    method,
+    headers: server.headers,
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(PARAMS.requestTimeoutMs),
+  });
+  const text = await r.text();
+  if (r.status < 200 || r.status > 299) {
+    fail(`${server.name}: ${method} ${urlPath} -> ${r.status} ${text.slice(0, 300)}`);
+  }
+  return text ? JSON.parse(text) : null;
+}
+
+/**
+ * Runs wrk with bench/wrk/scenario.lua, a warm-up and then the measured run,
+ * and sums up the latter: 2xx per second, status codes, socket errors.
+ */
+async function wrk(server, mode, prefix, arg) {
+  const { threads, connections, timeout } = PARAMS.wrk;
+  const once = (seconds, extra) =>
+    new Promise((resolve, reject) => {
+      const headers = Object.entries(server.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
+      const args = [
+        `-t${threads}`, `-c${connections}`, `-d${seconds}s`, "--timeout", timeout,
+        ...headers, "-s", path.join(BENCH, "wrk/scenario.lua"), server.base,
+        "--", mode, prefix, extra,
+      ];
+      const child = spawn("wrk", args, { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (out += d));
+      // wrk stops itself after -d; this only guards against a hang.
+      const guard = setTimeout(() => child.kill("SIGKILL"), (seconds + 30) * 1000);
+      child.on("close", (code) => { // "close": stdout is fully read
+        clearTimeout(guard);
+        const line = out.split("\n").find((l) => l.startsWith("BENCH_JSON "));
+        if (code !== 0 || !line) return reject(new Error(`wrk failed (${code}):\n${out}`));
+        resolve(JSON.parse(line.slice("BENCH_JSON ".length)));
+      });
+    });
+  // The warm-up PUTs use their own ids, so the measured run's are all new.
+  await once(PARAMS.wrk.warmupSeconds, mode === "put" ? "warm" : arg);
+  const r = await once(PARAMS.wrk.seconds, arg);
+  const ok = Object.entries(r.statuses)
+    .filter(([code]) => code.startsWith("2"))
+    .reduce((n, [, c]) => n + c, 0);
+  const e = r.errors;
+  return {
+    perSec: ok / (r.duration_us / 1e6),
+    requests: r.requests,
+    ok,
+    statuses: r.statuses,
+    socketErrors: e.connect + e.read + e.write + e.timeout,
+    errors: e,
+    p50ms: r.latency_us.p50 / 1000,
+    p99ms: r.latency_us.p99 / 1000,
+  };
+}
+
+// ---------------------------------------------------------------- scenarios
+
+const PUT_DB = "bench-put";
+const GET_DB = "bench-get";
+const BULK_DB = "bench-bulk";
+const getId = (i) => `get-${pad(i, 4)}`; // matches scenario.lua
+
+function smallDoc(id, n) {
+  return { _id: id, type: "bench", n, note: "a small JSON document" };
+}
+
+async function couchScenarios(server) {
+  const res = {};
+  for (const db of [PUT_DB, GET_DB, BULK_DB]) await call(server, "PUT", `/${db}`);
+
+  log(`${server.name}: single-doc PUT`);
+  res.put = await wrk(server, "put", `/${PUT_DB}/`, `run-${Date.now()}`);
+
+  log(`${server.name}: single-doc GET`);
+  const seed = Array.from({ length: PARAMS.getDocs }, (_, i) => smallDoc(getId(i), i));
+  checkBulk(server, await call(server, "POST", `/${GET_DB}/_bulk_docs`, { docs: seed }), seed.length);
+  res.get = await wrk(server, "get", `/${GET_DB}/`, String(PARAMS.getDocs));
+
+  log(`${server.name}: _bulk_docs, ${PARAMS.bulkDocs} docs in batches of ${PARAMS.bulkBatch}`);
+  // Bodies are serialised before the clock starts: only the server is timed.
+  const bodies = [];
+  for (let i = 0; i < PARAMS.bulkDocs; i += PARAMS.bulkBatch) {
+    const docs = [];
+    for (let j = i; j < Math.min(i + PARAMS.bulkBatch, PARAMS.bulkDocs); j++) {
+      docs.push(smallDoc(`bulk-${pad(j, 7)}`, j));
+    }
+    bodies.push([docs.length, JSON.stringify({ docs })]);
+  }
+  let t0 = performance.now();
+  for (const [n, body] of bodies) {
+    checkBulk(server, await call(server, "POST", `/${BULK_DB}/_bulk_docs`, body), n);
+  }
+  res.bulk = { perSec: PARAMS.bulkDocs / ((performance.now() - t0) / 1000) };
+
+  log(`${server.name}: _all_docs, ${PARAMS.readRepeats} passes`);
+  const allDocs = [];
+  for (let rep = 0; rep < PARAMS.readRepeats; rep++) {
+    t0 = performance.now();
+    const rows = await readAllDocs(server);
+    const secs = (performance.now() - t0) / 1000;
+    if (rows !== PARAMS.bulkDocs) fail(`${server.name}: _all_docs gave ${rows} rows, not ${PARAMS.bulkDocs}`);
+    allDocs.push(rows / secs);
+  }
+  res.allDocs = { perSec: median(allDocs), passes: allDocs };
+
+  log(`${server.name}: _changes, ${PARAMS.readRepeats} passes`);
+  const changes = [];
+  for (let rep = 0; rep < PARAMS.readRepeats; rep++) {
+    t0 = performance.now();
+    const rows = await readChanges(server);
+    const secs = (performance.now() - t0) / 1000;
+    if (rows !== PARAMS.bulkDocs) fail(`${server.name}: _changes gave ${rows} rows, not ${PARAMS.bulkDocs}`);
+    changes.push(rows / secs);
+  }
+  res.changes = { perSec: median(changes), passes: changes };
+
+  log(`${server.name}: ${PARAMS.logins} cookie logins of distinct users`);
+  res.login = await logins(server);
+  return res;
+}
+
+/**
+ * POST /_session for users created just before, each once, so every login
+ * pays the server's password hashing (no cached verification).
+ * `perSec` is logins per second of one client; `maxMs` the slowest login.
+ */
+async function logins(server) {
+  const n = PARAMS.logins;
+  for (let i = 0; i < n; i++) {
+    const user = { _id: `org.couchdb.user:bench${i}`, type: "user", name: `bench${i}`, roles: [], password: `pw-${i}` };
+    const r = await fetch(`${server.base}/_users/${encodeURIComponent(user._id)}`, {
+      method: "PUT", headers: server.headers, body: JSON.stringify(user), signal: AbortSignal.timeout(PARAMS.requestTimeoutMs),
+    });
+    if (r.status !== 201) {
+      log(`${server.name}: cannot create users (${r.status}); no login figures`);
+      return { perSec: NaN, maxMs: NaN };
+    }
+    await r.text();
+  }
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const r = await fetch(`${server.base}/_session`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: `bench${i}`, password: `pw-${i}` }),
+      signal: AbortSignal.timeout(PARAMS.requestTimeoutMs),
+    });
+    await r.text();
+    if (r.status !== 200) fail(`${server.name}: login of bench${i} -> ${r.status}`);
+    times.push(performance.now() - t0);
+  }
+  const total = times.reduce((a, b) => a + b, 0);
+  return { perSec: n / (total / 1000), maxMs: Math.max(...times) };
+}
+
+/** A _bulk_docs answer must have one ok row per doc. */
+function checkBulk(server, rows, n) {
+  const bad = Array.isArray(rows) ? rows.filter((r) => !r.ok || r.error) : [rows];
+  if (!Array.isArray(rows) || rows.length !== n || bad.length) {
+    fail(`${server.name}: _bulk_docs: ${bad.length} bad rows, e.g. ${JSON.stringify(bad[0])}`);
+  }
+}
+
+/** Pages through _all_docs with limit + startkey/skip=1; returns the row count. */
+async function readAllDocs(server) {
+  let total = 0;
+  let query = `limit=${PARAMS.pageSize}`;
+  for (let page = 0; page <= PARAMS.bulkDocs / PARAMS.pageSize + 1; page++) {
+    const { rows } = await call(server, "GET", `/${BULK_DB}/_all_docs?${query}`);
+    total += rows.length;
+    if (rows.length < PARAMS.pageSize) return total;
+    const last = encodeURIComponent(JSON.stringify(rows[rows.length - 1].key));
+    query = `limit=${PARAMS.pageSize}&startkey=${last}&skip=1`;
+  }
+  fail(`${server.name}: _all_docs did not end`);
+}
+
+/** Pages through _changes with limit + since=last_seq; returns the row count. */
+async function readChanges(server) {
+  let total = 0;
+  let since = "0";
+  for (let page = 0; page <= PARAMS.bulkDocs / PARAMS.pageSize + 1; page++) {
+    const q = `since=${encodeURIComponent(since)}&limit=${PARAMS.pageSize}`;
+    const { results, last_seq } = await call(server, "GET", `/${BULK_DB}/_changes?${q}`);
+    total += results.length;
+    if (results.length < PARAMS.pageSize) return total;
+    since = String(last_seq);
+  }
+  fail(`${server.name}: _changes did not end`);
+}
+
+async function ceilingScenarios(server) {
+  log("Ceiling: writes");
+  const put = await wrk(server, "put", "/k/", `run-${Date.now()}`);
+  log("Ceiling: reads");
+  // Seed the keys the GET scenario reads, 16 at a time.
+  for (let i = 0; i < PARAMS.getDocs; i += 16) {
+    await Promise.all(
+      Array.from({ length: Math.min(16, PARAMS.getDocs - i) }, (_, j) =>
+        call(server, "PUT", `/k/${getId(i + j)}`, smallDoc(getId(i + j), i + j)),
+      ),
+    );
+  }
+  const get = await wrk(server, "get", "/k/", String(PARAMS.getDocs));
+  return { put, get };
+}
+
+// ---------------------------------------------------------------- CPU use
+
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
+
+/**
+ * CPU time (in ticks) used so far by the whole machine and by this process
+ * tree. Every server and wrk is a child that this process reaps, so once a
+ * server has stopped its time is in our cutime/cstime.
+ */
+function cpuTicks() {
+  const t = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const machine = t[0] + t[1] + t[2] + t[5] + t[6]; // user nice system irq softirq
+  const stat = fs.readFileSync("/proc/self/stat", "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3
+  const ours = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  return { machine, ours, at: performance.now() };
+}
+
+/** Other processes' CPU use since `before`, in % of one core. */
+function foreignCpu(before) {
+  const now = cpuTicks();
+  const ticks = now.machine - before.machine - (now.ours - before.ours);
+  return Math.max(0, (100 * ticks) / CLK_TCK / ((now.at - before.at) / 1000));
+}
+
+// ---------------------------------------------------------------- report
+
+function fmt(n) {
+  if (n === undefined || n === null || Number.isNaN(n)) return "–";
+  return n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(1);
+}
+
+function ratio(a, b) {
+  return a && b ? `${(a / b).toFixed(2)}×` : "–";
+}
+
+/** Per server, per scenario: the rounds' results → median and the wrk totals. */
+function aggregate(rounds) {
+  const out = {};
+  for (const key of Object.keys(rounds[0])) {
+    const rs = rounds.map((r) => r[key]);
+    const agg = { perSec: median(rs.map((r) => r.perSec)), rounds: rs.map((r) => r.perSec) };
+    if (rs[0].statuses) {
+      agg.requests = rs.reduce((n, r) => n + r.requests, 0);
+      agg.ok = rs.reduce((n, r) => n + r.ok, 0);
+      agg.statuses = {};
+      agg.errors = { connect: 0, read: 0, write: 0, timeout: 0 };
+      for (const r of rs) {
+        for (const [c, n] of Object.entries(r.statuses)) agg.statuses[c] = (agg.statuses[c] ?? 0) + n;
+        for (const k of Object.keys(agg.errors)) agg.errors[k] += r.errors[k];
+      }
+      agg.p50ms = median(rs.map((r) => r.p50ms));
+      agg.p99ms = median(rs.map((r) => r.p99ms));
+    }
+    if (rs[0].maxMs !== undefined) agg.maxMs = Math.max(...rs.map((r) => r.maxMs));
+    out[key] = agg;
+  }
+  return out;
+}
+
+function report(settee, pouch, ceiling, info) {
+  const rows = [
+    ["single-doc PUT (docs/s)", settee.put, pouch.put, ceiling.put],
+    ["single-doc GET (docs/s)", settee.get, pouch.get, ceiling.get],
+    [`_bulk_docs (docs/s)`, settee.bulk, pouch.bulk],
+    [`_all_docs (rows/s)`, settee.allDocs, pouch.allDocs],
+    [`_changes (rows/s)`, settee.changes, pouch.changes],
+    [`cookie logins (logins/s)`, settee.login, pouch.login],
+  ];
+  const main = [
+    "| Scenario | Settee | PouchDB Server | Settee / PouchDB | Ceiling | Settee / Ceiling |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map(([name, s, p, c]) =>
+      `| ${name} | ${fmt(s.perSec)} | ${fmt(p.perSec)} | ${ratio(s.perSec, p.perSec)} | ` +
+      `${c ? fmt(c.perSec) : "–"} | ${c ? `${((100 * s.perSec) / c.perSec).toFixed(0)}%` : "–"} |`),
+  ];
+  const perRound = [
+    "| Scenario, each round | Settee | PouchDB Server | Ceiling |",
+    "| --- | --- | --- | --- |",
+    ...rows.map(([name, s, p, c]) =>
+      `| ${name} | ${s.rounds.map(fmt).join(" / ")} | ${p.rounds.map(fmt).join(" / ")} | ` +
+      `${c ? c.rounds.map(fmt).join(" / ") : "–"} |`),
+  ];
+  const detail = [
+    "| wrk, all rounds | requests | 2xx | other statuses | socket errors (connect/read/write/timeout) | p50 ms | p99 ms |",
+    "| --- | ---: | ---: | --- | --- | ---: | ---: |",
+  ];
+  for (const [name, r] of [
+    ["Settee PUT", settee.put], ["Settee GET", settee.get],
+    ["PouchDB Server PUT", pouch.put], ["PouchDB Server GET", pouch.get],
+    ["Ceiling write", ceiling.put], ["Ceiling read", ceiling.get],
+  ]) {
+    const other = Object.entries(r.statuses).filter(([c]) => !c.startsWith("2"));
+    const e = r.errors;
+    detail.push(
+      `| ${name} | ${r.requests} | ${r.ok} | ${other.length ? other.map(([c, n]) => `${c}: ${n}`).join(", ") : "none"} | ` +
+      `${e.connect}/${e.read}/${e.write}/${e.timeout} | ${r.p50ms.toFixed(1)} | ${r.p99ms.toFixed(1)} |`,
+    );
+  }
+  const w = PARAMS.wrk;
+  const logins = `Slowest single login (password hashing included): Settee ${settee.login.maxMs.toFixed(0)} ms, ` +
+    `PouchDB Server ${Number.isNaN(pouch.login.maxMs) ? "–" : `${pouch.login.maxMs.toFixed(0)} ms`}.`;
+  const setup = [
+    logins,
+    `Medians of ${info.rounds} rounds (each round: ceiling, Settee, PouchDB Server, each freshly started). ` +
+      `wrk: ${w.threads} threads, ${w.connections} connections, ${w.seconds} s measured after a ${w.warmupSeconds} s warm-up; ` +
+      `GETs of random ids among ${PARAMS.getDocs} docs. _bulk_docs: ${PARAMS.bulkDocs} docs in batches of ${PARAMS.bulkBatch}, ` +
+      `sequential. _all_docs/_changes: pages of ${PARAMS.pageSize}, median of ${PARAMS.readRepeats} full passes.`,
+    `Other processes' CPU use while each server ran (% of one core): ` +
+      `${info.foreignCpu.map((r) => `${r.server} ${r.pct.toFixed(0)}%`).join(", ")}.`,
+    `Versions: ${info.workerd}; pouchdb-server ${info.pouchdbServer}; ${info.wrk}; Node ${info.node}. ` +
+      `CPU: ${info.cpu}. Settee bundle: ${info.bundle}.`,
+  ];
+  return [...main, "", ...perRound, "", ...detail, "", ...setup].join("\n");
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  const { workerd } = ensureTools();
+  const bundle = readBundle();
+  const info = { ...versions(workerd, bundle), rounds: PARAMS.rounds, foreignCpu: [] };
+  log(`${info.cpu}; ${info.workerd}; pouchdb-server ${info.pouchdbServer}`);
+  // wrk and the server share the machine's cores; anything else running
+  // (a cargo build, say) skews every number, hence the foreign-CPU figures.
+  const load = os.loadavg()[0];
+  if (load > 0.5) log(`warning: load average is ${load.toFixed(2)}; results will be noisy`);
+
+  const servers = [
+    ["Ceiling", () => startCeiling(workerd), ceilingScenarios],
+    ["Settee", () => startSettee(workerd, bundle), couchScenarios],
+    ["PouchDB Server", () => startPouch(), couchScenarios],
+  ];
+  const results = Object.fromEntries(servers.map(([name]) => [name, []]));
+  for (let round = 1; round <= PARAMS.rounds; round++) {
+    log(`round ${round} of ${PARAMS.rounds}`);
+    for (const [name, start, scenarios] of servers) {
+      const before = cpuTicks();
+      const server = await start();
+      results[name].push(await scenarios(server));
+      await server.stop();
+      const pct = foreignCpu(before);
+      info.foreignCpu.push({ round, server: name, pct });
+      if (pct > 10) log(`warning: other processes used ${pct.toFixed(0)}% of a core during ${name}`);
+    }
+  }
+
+  const [ceiling, settee, pouch] = servers.map(([name]) => aggregate(results[name]));
+  const table = report(settee, pouch, ceiling, info);
+  console.log(`\n${table}`);
+  if (QUICK) return; // a harness check, not a result
+  const out = path.join(BENCH, "results");
+  fs.mkdirSync(out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  fs.writeFileSync(
+    path.join(out, `bench-${stamp}.json`),
+    JSON.stringify({ date: new Date().toISOString(), params: PARAMS, info, results }, null, 2),
+  );
+  fs.writeFileSync(path.join(out, "latest.md"), `${table}\n`);
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`bench: over ${PARAMS.overallTimeoutMs / 60000} min, giving up`);
+  stopAllSync();
+  process.exit(1);
+}, PARAMS.overallTimeoutMs);
+watchdog.unref();
+
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    stopAllSync();
+    process.exit(130);
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  async (err) => {
+    console.error(`bench: ${err.message}`);
+    // Keep the temp dirs: their server.log says what went wrong.
+    for (const s of [...running]) await s.stop(true);
+    process.exit(1);
+  },
+);
