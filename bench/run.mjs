@@ -51,6 +51,9 @@ const PARAMS = {
   rounds: Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3)),
   // _all_docs and _changes only read, so they are repeated; the median counts.
   readRepeats: 3,
+  // _find queries timed: full scans (slow), indexed (fast).
+  findScans: QUICK ? 2 : 5,
+  findQueries: QUICK ? 10 : 50,
   // Distinct users whose first login is timed (password hashing).
   logins: QUICK ? 5 : 20,
   requestTimeoutMs: 120_000,
@@ -496,9 +499,44 @@ async function couchScenarios(server) {
   }
   res.changes = { perSec: median(changes), passes: changes };
 
+  log(`${server.name}: _find, unindexed and indexed`);
+  Object.assign(res, await findScenarios(server));
+
   log(`${server.name}: ${PARAMS.logins} cookie logins of distinct users`);
   res.login = await logins(server);
   return res;
+}
+
+/**
+ * `_find` over the _bulk_docs database: an equality + range selector, first
+ * with no index (a full scan), then with a JSON index on [type, n] and a
+ * sort it serves. The first indexed query builds the index and is timed on
+ * its own. Reports queries/s and, where the server gives execution stats,
+ * keys or docs examined per result.
+ */
+async function findScenarios(server) {
+  const lo = Math.floor(PARAMS.bulkDocs / 2);
+  const selector = { type: "bench", n: { $gte: lo, $lt: lo + 100 } };
+  const time = async (body, n) => {
+    let examined = NaN;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const r = await call(server, "POST", `/${BULK_DB}/_find`, body);
+      if (r.docs.length !== 100) fail(`${server.name}: _find returned ${r.docs.length} docs, not 100`);
+      const st = r.execution_stats;
+      if (st) examined = Math.max(st.total_keys_examined ?? 0, st.total_docs_examined ?? 0) / r.docs.length;
+    }
+    return { perSec: n / ((performance.now() - t0) / 1000), examined };
+  };
+  const out = {};
+  out.findScan = await time({ selector, limit: 100, execution_stats: true }, PARAMS.findScans);
+  await call(server, "POST", `/${BULK_DB}/_index`, { index: { fields: ["type", "n"] }, name: "type-n", ddoc: "bench" });
+  const indexed = { selector, sort: ["type", "n"], limit: 100, execution_stats: true };
+  const t0 = performance.now();
+  await call(server, "POST", `/${BULK_DB}/_find`, indexed);
+  out.indexBuild = { perSec: PARAMS.bulkDocs / ((performance.now() - t0) / 1000) };
+  out.findIndexed = await time(indexed, PARAMS.findQueries);
+  return out;
 }
 
 /**
@@ -643,6 +681,7 @@ function aggregate(rounds) {
       agg.p99ms = median(rs.map((r) => r.p99ms));
     }
     if (rs[0].maxMs !== undefined) agg.maxMs = Math.max(...rs.map((r) => r.maxMs));
+    if (rs[0].examined !== undefined) agg.examined = median(rs.map((r) => r.examined));
     out[key] = agg;
   }
   return out;
@@ -655,6 +694,9 @@ function report(settee, pouch, ceiling, info) {
     [`_bulk_docs (docs/s)`, settee.bulk, pouch.bulk],
     [`_all_docs (rows/s)`, settee.allDocs, pouch.allDocs],
     [`_changes (rows/s)`, settee.changes, pouch.changes],
+    [`_find, no index (queries/s)`, settee.findScan, pouch.findScan],
+    [`_index build (docs/s)`, settee.indexBuild, pouch.indexBuild],
+    [`_find, indexed + sort (queries/s)`, settee.findIndexed, pouch.findIndexed],
     [`cookie logins (logins/s)`, settee.login, pouch.login],
   ];
   const main = [
@@ -690,8 +732,12 @@ function report(settee, pouch, ceiling, info) {
   const w = PARAMS.wrk;
   const logins = `Slowest single login (password hashing included): Settee ${settee.login.maxMs.toFixed(0)} ms, ` +
     `PouchDB Server ${Number.isNaN(pouch.login.maxMs) ? "–" : `${pouch.login.maxMs.toFixed(0)} ms`}.`;
+  const examined = (r) => (r && !Number.isNaN(r.examined) ? `${r.examined.toFixed(1)}` : "–");
+  const find = `_find examined per returned doc: Settee ${examined(settee.findScan)} unindexed, ` +
+    `${examined(settee.findIndexed)} indexed; PouchDB Server ${examined(pouch.findScan)} / ${examined(pouch.findIndexed)}.`;
   const setup = [
     logins,
+    find,
     `Medians of ${info.rounds} rounds (each round: ceiling, Settee, PouchDB Server, each freshly started). ` +
       `wrk: ${w.threads} threads, ${w.connections} connections, ${w.seconds} s measured after a ${w.warmupSeconds} s warm-up; ` +
       `GETs of random ids among ${PARAMS.getDocs} docs. _bulk_docs: ${PARAMS.bulkDocs} docs in batches of ${PARAMS.bulkBatch}, ` +
