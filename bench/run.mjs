@@ -379,7 +379,7 @@ async function startCeiling(workerd) {
 
 /** One request; returns the parsed JSON body, failing on a non-2xx status. */
 async function call(server, method, urlPath, body) {
-  const r = await fetch(server.base + urlPath, {
+  const r = await fetchOnce(server.base + urlPath, {
     method,
     headers: server.headers,
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
@@ -390,6 +390,22 @@ async function call(server, method, urlPath, body) {
     fail(`${server.name}: ${method} ${urlPath} -> ${r.status} ${text.slice(0, 300)}`);
   }
   return text ? JSON.parse(text) : null;
+}
+
+/**
+ * `fetch`, tried once more when the connection fails before any answer:
+ * after wrk's load, workerd sometimes drops an idle keep-alive connection
+ * that Node's pool then reuses (see BENCHMARKS.md on socket errors). Only
+ * a request that got no response at all is repeated.
+ */
+async function fetchOnce(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    if (e?.name === "TimeoutError" || e?.name === "AbortError") throw e;
+    log(`retrying ${init.method} ${url} after: ${e.cause?.code ?? e.message}`);
+    return await fetch(url, init);
+  }
 }
 
 /**
@@ -548,7 +564,7 @@ async function logins(server) {
   const n = PARAMS.logins;
   for (let i = 0; i < n; i++) {
     const user = { _id: `org.couchdb.user:bench${i}`, type: "user", name: `bench${i}`, roles: [], password: `pw-${i}` };
-    const r = await fetch(`${server.base}/_users/${encodeURIComponent(user._id)}`, {
+    const r = await fetchOnce(`${server.base}/_users/${encodeURIComponent(user._id)}`, {
       method: "PUT", headers: server.headers, body: JSON.stringify(user), signal: AbortSignal.timeout(PARAMS.requestTimeoutMs),
     });
     if (r.status !== 201) {
@@ -560,7 +576,7 @@ async function logins(server) {
   const times = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    const r = await fetch(`${server.base}/_session`, {
+    const r = await fetchOnce(`${server.base}/_session`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ name: `bench${i}`, password: `pw-${i}` }),
