@@ -4,6 +4,7 @@
 
 use crate::access::Access;
 use crate::all_docs::Index;
+use crate::attachments::FollowsForm;
 use crate::changes::{ChangesPage, Framing};
 use crate::database::Database;
 use crate::documents::{request_rev, OpenRev, ReadOpts};
@@ -651,15 +652,25 @@ fn get_document(db: &Database, req: &Request, id: &str) -> CouchResult<Outcome> 
             )
         };
         db.meta()?;
-        let answers = db.open_revs(id, revs.as_deref(), &opts)?;
-        return done(open_revs_response(req, answers));
+        // Multipart answers carry contents as parts, not inline base64.
+        let mixed = !req.accepts("application/json");
+        let read = if mixed { no_inline(&opts) } else { opts.clone() };
+        let answers = db.open_revs(id, revs.as_deref(), &read)?;
+        if mixed && wants_contents(&opts) {
+            let related = answers
+                .iter()
+                .map(|a| match a {
+                    OpenRev::Ok(doc) => db.follows_form(doc, &opts),
+                    OpenRev::Missing(_) => Ok(None),
+                })
+                .collect::<CouchResult<Vec<_>>>()?;
+            return done(open_revs_response(req, answers, related));
+        }
+        return done(open_revs_response(req, answers, vec![]));
     }
     let rev = req.param("rev").map(str::parse::<Rev>).transpose()?;
-    let multipart = opts.attachments && req.accepts("multipart/related");
-    let read = ReadOpts {
-        attachments: opts.attachments && !multipart,
-        ..opts.clone()
-    };
+    let multipart = wants_contents(&opts) && req.accepts("multipart/related");
+    let read = if multipart { no_inline(&opts) } else { opts.clone() };
     let (rev, json) = db.get_doc(id, rev.as_ref(), &read)?;
     let etag = format!("\"{rev}\"");
     if req.header("if-none-match") == Some(etag.as_str()) {
@@ -683,9 +694,30 @@ fn get_document(db: &Database, req: &Request, id: &str) -> CouchResult<Outcome> 
     done(Response::raw_json(200, json).with_header("etag", etag))
 }
 
+/// Whether a read asks for attachment contents (`attachments=true`, or
+/// `atts_since`, which implies it).
+fn wants_contents(opts: &ReadOpts) -> bool {
+    opts.attachments || opts.atts_since.is_some()
+}
+
+/// Reading options that leave stubs in place, for multipart answers.
+fn no_inline(opts: &ReadOpts) -> ReadOpts {
+    ReadOpts {
+        attachments: false,
+        atts_since: None,
+        ..opts.clone()
+    }
+}
+
 /// `open_revs` answers as a JSON array when asked for, otherwise as CouchDB's
-/// default `multipart/mixed`, one `application/json` part per revision.
-fn open_revs_response(req: &Request, answers: Vec<OpenRev>) -> Response {
+/// default `multipart/mixed`: one `application/json` part per revision, or a
+/// nested `multipart/related` part (document, then attachment contents) for
+/// a revision in `related` (as CouchDB's replicator fetches attachments).
+fn open_revs_response(
+    req: &Request,
+    answers: Vec<OpenRev>,
+    related: Vec<Option<FollowsForm>>,
+) -> Response {
     let part = |a: &OpenRev| match a {
         OpenRev::Ok(doc) => {
             let mut v = b"{\"ok\":".to_vec();
@@ -710,10 +742,19 @@ fn open_revs_response(req: &Request, answers: Vec<OpenRev>) -> Response {
     }
     let boundary = format!("{:x}", boundary_for(&answers));
     let mut body = Vec::new();
-    for a in &answers {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Type: application/json").as_bytes(),
-        );
+    for (i, a) in answers.iter().enumerate() {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        if let Some(Some((doc, parts))) = related.get(i) {
+            let inner = format!("{:x}", boundary_for(&[OpenRev::Ok(doc.clone())]));
+            body.extend_from_slice(
+                format!("Content-Type: multipart/related; boundary=\"{inner}\"\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend(shared::multipart::write_related(&inner, doc, parts));
+            body.extend_from_slice(b"\r\n");
+            continue;
+        }
+        body.extend_from_slice(b"Content-Type: application/json");
         let json = match a {
             OpenRev::Ok(doc) => doc.clone(),
             OpenRev::Missing(r) => {

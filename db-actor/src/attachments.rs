@@ -24,7 +24,8 @@ pub struct Resolved {
     pub stubs: Vec<(String, Meta)>,
     /// Names whose `revpos` is the new revision's position.
     pub new: HashSet<String>,
-    pub blobs: Vec<(String, Vec<u8>)>,
+    /// New contents: digest, content type, bytes.
+    pub blobs: Vec<(String, String, Vec<u8>)>,
 }
 
 impl Resolved {
@@ -108,14 +109,14 @@ impl Database<'_> {
                     r.stubs.push((
                         name.clone(),
                         Meta {
-                            content_type,
+                            content_type: content_type.clone(),
                             digest: digest.clone(),
                             length: data.len() as u64,
                             revpos: 0,
                         },
                     ));
                     r.new.insert(name);
-                    r.blobs.push((digest, data));
+                    r.blobs.push((digest, content_type, data));
                 }
                 Incoming::Stub { digest } => {
                     let found = known
@@ -168,7 +169,8 @@ impl Database<'_> {
 
     /// Replaces stubs by inline `data` as `attachments=true` and
     /// `atts_since` ask: only attachments newer than the newest of
-    /// `atts_since` that the document has.
+    /// `atts_since` that the document has. Adds `encoding` and
+    /// `encoded_length` when `att_encoding_info` asks.
     pub fn inline_attachments(
         &self,
         rec: &DocRecord,
@@ -176,7 +178,8 @@ impl Database<'_> {
         body: Vec<u8>,
         opts: &ReadOpts,
     ) -> CouchResult<Vec<u8>> {
-        if !opts.attachments && opts.atts_since.is_none() {
+        let inline = opts.attachments || opts.atts_since.is_some();
+        if !inline && !opts.att_encoding_info {
             return Ok(body);
         }
         let Ok(mut map) = serde_json::from_slice::<Map<String, Value>>(&body) else {
@@ -197,19 +200,24 @@ impl Database<'_> {
             return Ok(body);
         };
         for (_, stub) in list.iter_mut() {
-            let Some(meta) = Meta::from_stub(stub) else {
+            let (Some(meta), Value::Object(s)) = (Meta::from_stub(stub), &mut *stub) else {
                 continue;
             };
-            if meta.revpos <= since_pos {
+            if opts.att_encoding_info {
+                if let Some((encoding, len)) = self.store.blob_encoding(&meta.digest)? {
+                    s.insert("encoding".into(), Value::String(encoding));
+                    s.insert("encoded_length".into(), len.into());
+                }
+            }
+            if !inline || meta.revpos <= since_pos {
                 continue;
             }
             let data = self.store.blob(&meta.digest)?.ok_or_else(|| {
                 CouchError::internal(format!("attachment content {} is missing", meta.digest))
             })?;
-            if let Value::Object(s) = stub {
-                s.remove("stub");
-                s.insert("data".into(), Value::String(atts::encode_base64(&data)));
-            }
+            s.remove("stub");
+            s.remove("length");
+            s.insert("data".into(), Value::String(atts::encode_base64(&data)));
         }
         Ok(serde_json::to_vec(&map).expect("serialisable"))
     }

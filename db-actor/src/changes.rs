@@ -216,6 +216,8 @@ impl Database<'_> {
         if q.include_docs {
             let opts = ReadOpts {
                 conflicts: q.conflicts,
+                attachments: q.attachments,
+                att_encoding_info: q.att_encoding_info,
                 ..Default::default()
             };
             row.extend_from_slice(b",\"doc\":");

@@ -5,6 +5,7 @@ use crate::attachments::Resolved;
 use crate::database::{Database, DbMeta};
 use crate::store::{DocRecord, Stats};
 use serde_json::{json, Value};
+use shared::attachments as atts;
 use shared::doc::{self, IncomingDoc};
 use shared::error::{CouchError, CouchResult};
 use shared::http::Request;
@@ -31,6 +32,9 @@ pub struct ReadOpts {
     pub attachments: bool,
     /// `atts_since`: contents only of attachments newer than these revs.
     pub atts_since: Option<Vec<Rev>>,
+    /// `att_encoding_info=true`: stubs of contents stored compressed say
+    /// `encoding` and `encoded_length`.
+    pub att_encoding_info: bool,
 }
 
 impl ReadOpts {
@@ -44,6 +48,7 @@ impl ReadOpts {
             local_seq: req.flag("local_seq")?,
             latest: req.flag("latest")?,
             attachments: req.flag("attachments")?,
+            att_encoding_info: req.flag("att_encoding_info")?,
             atts_since: req
                 .json_param("atts_since")?
                 .map(|v| parse_revs(&v))
@@ -139,8 +144,10 @@ impl Database<'_> {
         if atts.stubs.is_empty() {
             return Ok(plain);
         }
-        for (digest, data) in &atts.blobs {
-            self.store.put_blob(digest, data)?;
+        let level = self.limits.attachment_compression_level;
+        for (digest, content_type, data) in &atts.blobs {
+            let compress = (level > 0 && atts::is_compressible(content_type)).then_some(level);
+            self.store.put_blob(digest, data, compress)?;
         }
         Ok(atts.stored_body(body, pos))
     }

@@ -16,6 +16,8 @@
 //! - `att_blobs`: attachment contents, addressed by digest (one copy for
 //!   every revision and document that has the same bytes), in parts below
 //!   the per-value limit. Unreferenced ones go at compaction.
+//! - `att_info`: how a blob is stored when not as plain bytes (gzip for
+//!   CouchDB's compressible types); no row means identity.
 //! - `mango_indexes`: one row per Mango JSON index built so far: its design
 //!   document and name, the signature of its definition (a changed
 //!   definition is rebuilt from scratch) and the update sequence it is
@@ -48,6 +50,8 @@ const SCHEMA: &[&str] = &[
      body BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS att_blobs (digest TEXT NOT NULL, part INTEGER NOT NULL, \
      data BLOB NOT NULL, PRIMARY KEY (digest, part))",
+    "CREATE TABLE IF NOT EXISTS att_info (digest TEXT PRIMARY KEY, encoding TEXT NOT NULL, \
+     encoded_length INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS mango_indexes (id INTEGER PRIMARY KEY, ddoc TEXT NOT NULL, \
      name TEXT NOT NULL, sig TEXT NOT NULL, seq INTEGER NOT NULL, UNIQUE (ddoc, name))",
     "CREATE TABLE IF NOT EXISTS mango_rows (idx INTEGER NOT NULL, key BLOB NOT NULL, \
@@ -62,6 +66,7 @@ const TABLES: &[&str] = &[
     "bodies",
     "local_docs",
     "att_blobs",
+    "att_info",
     "mango_indexes",
     "mango_rows",
 ];
@@ -401,12 +406,23 @@ impl<'a> Store<'a> {
             .is_some())
     }
 
-    /// Stores content under its digest, unless it is already there.
-    pub fn put_blob(&self, digest: &str, data: &[u8]) -> CouchResult<()> {
+    /// Stores content under its digest, unless it is already there;
+    /// gzip-encoded when `compress` is a level and that makes it smaller.
+    pub fn put_blob(&self, digest: &str, data: &[u8], compress: Option<u32>) -> CouchResult<()> {
         if self.has_blob(digest)? {
             return Ok(());
         }
-        for (i, part) in split_parts(data).into_iter().enumerate() {
+        let gz = compress
+            .map(|level| shared::attachments::gzip(data, level))
+            .filter(|gz| gz.len() < data.len());
+        if let Some(gz) = &gz {
+            self.sql.exec(
+                "INSERT INTO att_info (digest, encoding, encoded_length) VALUES (?, 'gzip', ?)",
+                &[digest.into(), (gz.len() as i64).into()],
+            )?;
+        }
+        let stored = gz.as_deref().unwrap_or(data);
+        for (i, part) in split_parts(stored).into_iter().enumerate() {
             self.sql.exec(
                 "INSERT INTO att_blobs (digest, part, data) VALUES (?, ?, ?)",
                 &[digest.into(), (i as i64).into(), part.to_vec().into()],
@@ -415,12 +431,36 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
+    /// How a blob is stored: `Some((encoding, encoded_length))` unless as
+    /// plain bytes.
+    pub fn blob_encoding(&self, digest: &str) -> CouchResult<Option<(String, u64)>> {
+        Ok(self
+            .sql
+            .query_row(
+                "SELECT encoding, encoded_length FROM att_info WHERE digest = ?",
+                &[digest.into()],
+            )?
+            .and_then(|mut r| {
+                let len = r.pop()?.as_i64()?;
+                Some((r.pop()?.into_string()?, len as u64))
+            }))
+    }
+
+    /// A blob's content, decoded.
     pub fn blob(&self, digest: &str) -> CouchResult<Option<Vec<u8>>> {
         let rows = self.sql.query(
             "SELECT data FROM att_blobs WHERE digest = ? ORDER BY part",
             &[digest.into()],
         )?;
-        Ok(join_parts(rows))
+        let Some(data) = join_parts(rows) else {
+            return Ok(None);
+        };
+        match self.blob_encoding(digest)? {
+            Some(_) => shared::attachments::gunzip(&data)
+                .map(Some)
+                .map_err(|_| CouchError::internal(format!("stored attachment {digest} is corrupt"))),
+            None => Ok(Some(data)),
+        }
     }
 
     pub fn blob_digests(&self) -> CouchResult<Vec<String>> {
@@ -435,6 +475,8 @@ impl<'a> Store<'a> {
     pub fn delete_blob(&self, digest: &str) -> CouchResult<()> {
         self.sql
             .exec("DELETE FROM att_blobs WHERE digest = ?", &[digest.into()])?;
+        self.sql
+            .exec("DELETE FROM att_info WHERE digest = ?", &[digest.into()])?;
         Ok(())
     }
 

@@ -208,6 +208,35 @@ fn multipart_related_in_and_out() {
             vec![1, 2, 3, 4]
         )]
     );
+    // open_revs as CouchDB's replicator asks: multipart/mixed, and each
+    // revision with contents a nested multipart/related part.
+    let r = db.request(
+        Request::new("GET", "/db/m", "open_revs=all&revs=true&attachments=true")
+            .with_header("accept", "multipart/mixed"),
+    );
+    let ct = r.header("content-type").unwrap().to_string();
+    assert!(ct.starts_with("multipart/mixed"), "{ct}");
+    let b = shared::multipart::boundary(&ct).unwrap();
+    let parts = shared::multipart::parse(&r.body, &b).unwrap();
+    assert_eq!(parts.len(), 1);
+    let inner_ct = &parts[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .unwrap()
+        .1;
+    assert!(inner_ct.starts_with("multipart/related"), "{inner_ct}");
+    let (v, atts) = shared::multipart::related_document(&parts[0].body, inner_ct).unwrap();
+    assert_eq!((v["_rev"].as_str(), v["_revisions"]["start"].as_u64()), (Some("1-abc"), Some(1)));
+    assert_eq!(atts[0].2, vec![1, 2, 3, 4]);
+    // Without contents asked for, plain JSON parts with stubs.
+    let r = db.request(
+        Request::new("GET", "/db/m", "open_revs=all").with_header("accept", "multipart/mixed"),
+    );
+    let b = shared::multipart::boundary(r.header("content-type").unwrap()).unwrap();
+    let parts = shared::multipart::parse(&r.body, &b).unwrap();
+    let doc: Value = serde_json::from_slice(&parts[0].body).unwrap();
+    assert_eq!(doc["_attachments"]["a.bin"]["stub"], true);
     // A part that does not match its declared length loses nothing.
     let lying = json!({"_id": "m", "_rev": "2-def", "_revisions": {"start": 2, "ids": ["def", "abc"]},
         "_attachments": {"a.bin": {"follows": true, "length": 99}}});
@@ -223,4 +252,50 @@ fn multipart_related_in_and_out() {
     );
     assert_eq!(r.status, 400);
     assert_eq!(db.json("GET", "/db/m", None).1["_rev"], "1-abc");
+}
+
+/// Compressible types are stored gzip-encoded and served decoded; the
+/// encoding shows only with `att_encoding_info`; `compression_level=0`
+/// turns it off.
+#[test]
+fn compressible_types_are_stored_gzipped() {
+    let db = Db::new();
+    let text = "a line of compressible text\n".repeat(2000).into_bytes();
+    let noise: Vec<u8> = (0..3000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let (st, _) = put_att(&db, "/db/d/t.txt", &text, "text/plain; charset=utf-8");
+    assert_eq!(st, 201);
+    let rev = db.json("GET", "/db/d", None).1["_rev"].clone();
+    let url = format!("/db/d/n.bin?rev={}", rev.as_str().unwrap());
+    assert_eq!(put_att(&db, &url, &noise, "image/png").0, 201);
+
+    let (_, plain) = db.json("GET", "/db/d", None);
+    let t = &plain["_attachments"]["t.txt"];
+    assert_eq!(t["length"], text.len());
+    assert_eq!(t["digest"], shared::attachments::digest(&text));
+    assert!(t.get("encoding").is_none(), "{t}");
+
+    let (_, info) = db.json("GET", "/db/d?att_encoding_info=true", None);
+    let t = &info["_attachments"]["t.txt"];
+    assert_eq!(t["encoding"], "gzip");
+    assert!(t["encoded_length"].as_u64().unwrap() < text.len() as u64 / 10);
+    assert!(info["_attachments"]["n.bin"].get("encoding").is_none());
+
+    assert_eq!(db.call("GET", "/db/d/t.txt", None).body, text);
+    let (_, inline) = db.json("GET", "/db/d?attachments=true", None);
+    assert_eq!(inline["_attachments"]["t.txt"]["data"], b64(&text));
+    let (_, ch) = db.json(
+        "GET",
+        "/db/_changes?include_docs=true&att_encoding_info=true",
+        None,
+    );
+    assert_eq!(
+        ch["results"][0]["doc"]["_attachments"]["t.txt"]["encoding"],
+        "gzip"
+    );
+
+    let mut off = Db::new();
+    off.limits.attachment_compression_level = 0;
+    put_att(&off, "/db/d/t.txt", &text, "text/plain");
+    let (_, info) = off.json("GET", "/db/d?att_encoding_info=true", None);
+    assert!(info["_attachments"]["t.txt"].get("encoding").is_none());
 }

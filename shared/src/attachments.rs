@@ -54,6 +54,51 @@ pub fn digest(data: &[u8]) -> String {
     format!("md5-{}", STANDARD.encode(Md5::digest(data)))
 }
 
+/// CouchDB's `[attachments] compressible_types` default: contents of these
+/// types are stored gzip-encoded.
+pub const COMPRESSIBLE_TYPES: &[&str] = &[
+    "text/*",
+    "application/javascript",
+    "application/json",
+    "application/xml",
+];
+
+/// CouchDB's `[attachments] compression_level` default (0 turns it off).
+pub const DEFAULT_COMPRESSION_LEVEL: u32 = 8;
+
+/// Whether a content type is one CouchDB stores compressed (parameters
+/// such as `; charset=utf-8` are ignored, `type/*` matches any subtype).
+pub fn is_compressible(content_type: &str) -> bool {
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    COMPRESSIBLE_TYPES.iter().any(|pat| match pat.strip_suffix('*') {
+        Some(prefix) => ct.starts_with(prefix),
+        None => ct == *pat,
+    })
+}
+
+/// gzip-encodes `data` at `level` (1–9).
+pub fn gzip(data: &[u8], level: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    enc.write_all(data).expect("writing to memory");
+    enc.finish().expect("writing to memory")
+}
+
+/// Decodes gzip content; corrupt input is a 400, as it came from a client.
+pub fn gunzip(data: &[u8]) -> CouchResult<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .map_err(|_| CouchError::bad_request("Attachment is not valid gzip content"))?;
+    Ok(out)
+}
+
 /// Parses a document's `_attachments` member.
 pub fn parse(v: &Value) -> CouchResult<Vec<(String, Incoming)>> {
     let map = v
@@ -216,6 +261,28 @@ mod tests {
         ] {
             assert_eq!(parse(&bad).unwrap_err().status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn compression() {
+        for (ct, want) in [
+            ("text/plain", true),
+            ("text/html; charset=utf-8", true),
+            ("Application/JSON", true),
+            ("application/xml", true),
+            ("application/javascript", true),
+            ("application/octet-stream", false),
+            ("image/png", false),
+            ("application/jsonx", false),
+            ("", false),
+        ] {
+            assert_eq!(is_compressible(ct), want, "{ct}");
+        }
+        let text = "all work and no play ".repeat(500).into_bytes();
+        let gz = gzip(&text, DEFAULT_COMPRESSION_LEVEL);
+        assert!(gz.len() < text.len() / 10);
+        assert_eq!(gunzip(&gz).unwrap(), text);
+        assert_eq!(gunzip(b"not gzip").unwrap_err().status, 400);
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct ChangesQuery {
     pub descending: bool,
     pub include_docs: bool,
     pub conflicts: bool,
+    /// With `include_docs`: attachment contents inline, and encoding info.
+    pub attachments: bool,
+    pub att_encoding_info: bool,
     /// `style=all_docs`: every leaf, not just the winner.
     pub all_leaves: bool,
     pub filter: Filter,
@@ -97,6 +100,8 @@ impl ChangesQuery {
             descending: req.flag("descending")?,
             include_docs: req.flag("include_docs")?,
             conflicts: req.flag("conflicts")?,
+            attachments: req.flag("attachments")?,
+            att_encoding_info: req.flag("att_encoding_info")?,
             all_leaves: style == "all_docs",
             filter,
             heartbeat,

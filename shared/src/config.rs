@@ -1,7 +1,8 @@
 //! Server limits and defaults, named and defaulted as in CouchDB's ini.
 
 /// Limits the router and actors enforce. Configured from the Worker's
-/// environment (`MAX_DOCUMENT_SIZE`, `MAX_HTTP_REQUEST_SIZE`).
+/// environment (`MAX_DOCUMENT_SIZE`, `MAX_HTTP_REQUEST_SIZE`, `MAX_ATTACHMENT_SIZE`,
+/// `ATTACHMENT_COMPRESSION_LEVEL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `[couchdb] max_document_size`: the largest JSON body of one document.
@@ -10,6 +11,9 @@ pub struct Limits {
     pub max_http_request_size: u64,
     /// `[couchdb] max_attachment_size`: the largest attachment.
     pub max_attachment_size: u64,
+    /// `[attachments] compression_level`: gzip level for compressible
+    /// attachment types; 0 stores everything as sent.
+    pub attachment_compression_level: u32,
 }
 
 impl Default for Limits {
@@ -18,6 +22,7 @@ impl Default for Limits {
             max_document_size: 8_000_000,
             max_http_request_size: 4_294_967_296,
             max_attachment_size: u64::MAX,
+            attachment_compression_level: 8,
         }
     }
 }
@@ -36,6 +41,11 @@ impl Limits {
             max_document_size: num("MAX_DOCUMENT_SIZE", d.max_document_size),
             max_http_request_size: num("MAX_HTTP_REQUEST_SIZE", d.max_http_request_size),
             max_attachment_size: num("MAX_ATTACHMENT_SIZE", d.max_attachment_size),
+            attachment_compression_level: num(
+                "ATTACHMENT_COMPRESSION_LEVEL",
+                d.attachment_compression_level.into(),
+            )
+            .min(9) as u32,
         }
     }
 }

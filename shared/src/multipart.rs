@@ -95,7 +95,12 @@ pub fn related_document(body: &[u8], content_type: &str) -> CouchResult<RelatedD
             let part = parts
                 .next()
                 .ok_or_else(|| bad(&format!("no part for attachment {name}")))?;
-            if let Some(len) = meta.get("length").and_then(serde_json::Value::as_u64) {
+            let gzipped = meta.get("encoding").and_then(serde_json::Value::as_str) == Some("gzip");
+            // Sent encoded (CouchDB's replicator does so for what it stores
+            // compressed), `encoded_length` and `digest` describe the
+            // encoded bytes and `length` the decoded ones.
+            let sent_len = if gzipped { "encoded_length" } else { "length" };
+            if let Some(len) = meta.get(sent_len).and_then(serde_json::Value::as_u64) {
                 if len != part.body.len() as u64 {
                     return Err(CouchError::bad_request(format!(
                         "Attachment {name} is {} bytes, not the {len} declared",
@@ -110,12 +115,17 @@ pub fn related_document(body: &[u8], content_type: &str) -> CouchResult<RelatedD
                     )));
                 }
             }
+            let data = if gzipped {
+                crate::attachments::gunzip(&part.body)?
+            } else {
+                part.body
+            };
             let ct = meta
                 .get("content_type")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("application/octet-stream")
                 .to_string();
-            follows.push((name, ct, part.body));
+            follows.push((name, ct, data));
         }
     }
     Ok((doc, follows))
@@ -215,5 +225,21 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    /// CouchDB's replicator sends what it stores compressed still encoded.
+    #[test]
+    fn gzip_encoded_parts_are_decoded() {
+        let text = b"compressible text, compressible text".to_vec();
+        let gz = crate::attachments::gzip(&text, 8);
+        let doc = format!(
+            r#"{{"_attachments":{{"t":{{"follows":true,"content_type":"text/plain","encoding":"gzip","length":{},"encoded_length":{},"digest":"{}"}}}}}}"#,
+            text.len(),
+            gz.len(),
+            crate::attachments::digest(&gz)
+        );
+        let body = write_related("zz", doc.as_bytes(), &[("text/plain".into(), gz)]);
+        let (_, atts) = related_document(&body, "multipart/related; boundary=zz").unwrap();
+        assert_eq!(atts[0].2, text);
     }
 }
