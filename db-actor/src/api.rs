@@ -5,9 +5,10 @@
 use crate::access::Access;
 use crate::all_docs::Index;
 use crate::attachments::FollowsForm;
-use crate::changes::{ChangesPage, Framing};
+use crate::changes::Framing;
 use crate::database::Database;
 use crate::documents::{request_rev, OpenRev, ReadOpts};
+use crate::feed;
 use serde_json::{json, Value};
 use shared::all_docs::AllDocsQuery;
 use shared::changes::{ChangesQuery, Feed};
@@ -32,7 +33,7 @@ pub enum DbEvent {
 pub enum Reply {
     Done(Response),
     /// A long-poll with nothing to report yet: the binding waits for a
-    /// change (or the timeout) and then calls [`changes_response`].
+    /// change (or the timeout) and then calls [`crate::feed::page_response`].
     Wait {
         query: ChangesQuery,
         since: u64,
@@ -45,7 +46,7 @@ pub enum Reply {
         since: u64,
     },
     /// A continuous or event-source feed: the binding streams it with
-    /// [`feed_batch`] until its limit or timeout.
+    /// [`crate::feed::batch`] until its limit or timeout.
     Feed {
         framing: Framing,
         query: ChangesQuery,
@@ -385,102 +386,16 @@ fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
             event: None,
         });
     }
-    let framing = match q.feed {
-        Feed::Continuous => Some(Framing::Continuous),
-        Feed::EventSource => Some(Framing::EventSource),
-        _ => None,
-    };
-    if let Some(framing) = framing {
-        return Ok(Outcome {
-            reply: Reply::Feed {
-                framing,
-                query: q,
-                since,
-            },
-            event: None,
-        });
-    }
-    let page = db.changes(&q, since)?;
-    if q.feed == Feed::Longpoll && page.rows.is_empty() && q.wait_ms() > 0 {
-        return Ok(Outcome {
-            reply: Reply::Wait { query: q, since },
-            event: None,
-        });
-    }
-    done(Response::raw_json(200, page.to_json()))
+    Ok(Outcome {
+        reply: feed::reply(db, q, since)?,
+        event: None,
+    })
 }
-
-/// Rows a live feed reads from storage at a time.
-pub const FEED_BATCH: u64 = 100;
 
 /// The query of a WebSocket subscription, from the parameters it keeps.
 pub fn subscription_query(params: &str) -> CouchResult<ChangesQuery> {
     let q = ChangesQuery::from_request(&Request::new("GET", "/", params), None)?;
     Ok(ChangesQuery { limit: None, ..q })
-}
-
-/// One batch of a live feed.
-pub struct FeedStep {
-    pub page: ChangesPage,
-    /// The feed's `limit` is reached: it ends after this batch.
-    pub limit_reached: bool,
-}
-
-impl FeedStep {
-    /// Whether storage had no more rows after this batch.
-    pub fn caught_up(&self) -> bool {
-        (self.page.rows.len() as u64) < FEED_BATCH
-    }
-}
-
-/// The next batch of a live feed after `since`, given how many rows it has
-/// already sent.
-pub fn feed_batch(db: &Database, q: &ChangesQuery, since: u64, sent: u64) -> CouchResult<FeedStep> {
-    let left = q
-        .limit
-        .map_or(FEED_BATCH, |l| l.saturating_sub(sent).min(FEED_BATCH));
-    let batch = ChangesQuery {
-        limit: Some(left.max(1)),
-        ..q.clone()
-    };
-    let page = db.changes(&batch, since)?;
-    let limit_reached = q.limit.is_some_and(|l| sent + page.rows.len() as u64 >= l);
-    Ok(FeedStep {
-        page,
-        limit_reached,
-    })
-}
-
-/// A whole live feed as if its timeout had passed at once: everything
-/// available now, then the end marker (native tests, and `timeout=0`).
-pub fn feed_now(db: &Database, framing: Framing, q: &ChangesQuery, since: u64) -> Response {
-    let mut body = Vec::new();
-    let (mut cursor, mut sent) = (since, 0);
-    loop {
-        let step = match feed_batch(db, q, cursor, sent) {
-            Ok(s) => s,
-            Err(e) => return Response::error(&e),
-        };
-        body.extend(framing.rows(&step.page));
-        sent += step.page.rows.len() as u64;
-        cursor = step.page.last;
-        if step.limit_reached || step.caught_up() {
-            body.extend(framing.end(&step.page.last_seq, step.page.pending));
-            return Response {
-                status: 200,
-                headers: vec![("content-type".into(), framing.content_type().into())],
-                body,
-            };
-        }
-    }
-}
-
-/// Answers a long-poll after waiting: whatever changed since `since`.
-pub fn changes_response(db: &Database, q: &ChangesQuery, since: u64) -> Response {
-    shared::http::respond(
-        db.changes(q, since)
-            .map(|page| Response::raw_json(200, page.to_json())),
-    )
 }
 
 /// The `{"ok", "id", "rev"}` answer to a write, with `ETag` and `Location`.
@@ -654,7 +569,11 @@ fn get_document(db: &Database, req: &Request, id: &str) -> CouchResult<Outcome> 
         db.meta()?;
         // Multipart answers carry contents as parts, not inline base64.
         let mixed = !req.accepts("application/json");
-        let read = if mixed { no_inline(&opts) } else { opts.clone() };
+        let read = if mixed {
+            no_inline(&opts)
+        } else {
+            opts.clone()
+        };
         let answers = db.open_revs(id, revs.as_deref(), &read)?;
         if mixed && wants_contents(&opts) {
             let related = answers
@@ -670,7 +589,11 @@ fn get_document(db: &Database, req: &Request, id: &str) -> CouchResult<Outcome> 
     }
     let rev = req.param("rev").map(str::parse::<Rev>).transpose()?;
     let multipart = wants_contents(&opts) && req.accepts("multipart/related");
-    let read = if multipart { no_inline(&opts) } else { opts.clone() };
+    let read = if multipart {
+        no_inline(&opts)
+    } else {
+        opts.clone()
+    };
     let (rev, json) = db.get_doc(id, rev.as_ref(), &read)?;
     let etag = format!("\"{rev}\"");
     if req.header("if-none-match") == Some(etag.as_str()) {
@@ -747,8 +670,7 @@ fn open_revs_response(
         if let Some(Some((doc, parts))) = related.get(i) {
             let inner = format!("{:x}", boundary_for(&[OpenRev::Ok(doc.clone())]));
             body.extend_from_slice(
-                format!("Content-Type: multipart/related; boundary=\"{inner}\"\r\n\r\n")
-                    .as_bytes(),
+                format!("Content-Type: multipart/related; boundary=\"{inner}\"\r\n\r\n").as_bytes(),
             );
             body.extend(shared::multipart::write_related(&inner, doc, parts));
             body.extend_from_slice(b"\r\n");

@@ -6,6 +6,7 @@ use crate::catalog::Catalog;
 use crate::changes::Framing;
 use crate::database::DbMeta;
 use crate::do_sql::DoSql;
+use crate::feed::{self, ChangeSource};
 use crate::worker_http::{from_worker, to_worker};
 use crate::Database;
 use futures::channel::oneshot;
@@ -15,7 +16,7 @@ use shared::changes::ChangesQuery;
 use shared::config::Limits;
 use shared::http::Response as CouchResponse;
 use shared::users::UsersConfig;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -39,7 +40,12 @@ struct Inner {
     users: UsersConfig,
     /// Long-polls waiting for the next write.
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    /// A `_db_updates` report is scheduled.
+    update_pending: Cell<bool>,
 }
+
+/// How often, at most, a database reports writes to the catalog.
+const UPDATE_REPORT_MS: u64 = 500;
 
 impl Inner {
     fn db(&self) -> Database<'_> {
@@ -89,7 +95,7 @@ impl Inner {
             Err(e) => return (vec![e.to_json().to_string()], cursor),
         };
         loop {
-            match api::feed_batch(&self.db(), &q, cursor, 0) {
+            match feed::batch(&self.db(), &q, cursor, 0) {
                 Ok(step) => {
                     out.extend(
                         step.page
@@ -126,7 +132,7 @@ impl Inner {
         rx
     }
 
-    /// Tells the catalog that this database was created or deleted.
+    /// Tells the catalog that this database was created, updated or deleted.
     async fn report(&self, op: &str, name: &str) -> Result<()> {
         let stub = self
             .env
@@ -140,6 +146,23 @@ impl Inner {
         stub.fetch_with_request(req).await?;
         Ok(())
     }
+}
+
+/// Tells the catalog (for `_db_updates`) that this database changed: at
+/// most once per [`UPDATE_REPORT_MS`], at the end of the window, so a burst
+/// of writes costs one report and its last write is never missed.
+fn note_update(inner: &Rc<Inner>, name: String) {
+    if inner.update_pending.replace(true) {
+        return;
+    }
+    let inner = inner.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        worker::Delay::from(Duration::from_millis(UPDATE_REPORT_MS)).await;
+        inner.update_pending.set(false);
+        if let Err(e) = inner.report("updated", &name).await {
+            worker::console_error!("_db_updates report for {name} failed: {e}");
+        }
+    });
 }
 
 pub fn limits_from_env(env: &Env) -> Limits {
@@ -175,6 +198,7 @@ impl DurableObject for DbActor {
             limits,
             users,
             waiters: RefCell::new(Vec::new()),
+            update_pending: Cell::new(false),
             meta: RefCell::new(None),
             state,
         };
@@ -201,17 +225,13 @@ impl DurableObject for DbActor {
                 self.inner.wake();
                 self.inner.report("remove", &name).await?;
             }
-            Some(DbEvent::Updated) => self.inner.wake(),
+            Some(DbEvent::Updated) => {
+                self.inner.wake();
+                note_update(&self.inner, name);
+            }
             None => {}
         }
         match outcome.reply {
-            Reply::Done(r) => to_worker(r, head),
-            Reply::Wait { query, since } => long_poll(self.inner.clone(), query, since),
-            Reply::Feed {
-                framing,
-                query,
-                since,
-            } => live_feed(self.inner.clone(), framing, query, since),
             Reply::Subscribe { params, since } => {
                 let pair = WebSocketPair::new()?;
                 // Accepted through the hibernation API: idle subscribers
@@ -220,6 +240,7 @@ impl DurableObject for DbActor {
                 self.inner.start_subscription(&pair.server, params, since)?;
                 Response::from_websocket(pair.client)
             }
+            reply => open_feed(&self.inner, reply, head),
         }
     }
 
@@ -314,20 +335,57 @@ fn streaming(
     Ok(Response::from_stream(stream)?.with_headers(headers))
 }
 
+/// What a kept-open feed reads from and waits on: a database's changes,
+/// or the catalog's database updates.
+trait FeedHost: 'static {
+    fn with_source<R>(&self, f: impl FnOnce(&dyn ChangeSource) -> R) -> R;
+    /// Fires at the next change.
+    fn subscribe(&self) -> oneshot::Receiver<()>;
+}
+
+impl FeedHost for Inner {
+    fn with_source<R>(&self, f: impl FnOnce(&dyn ChangeSource) -> R) -> R {
+        f(&self.db())
+    }
+
+    fn subscribe(&self) -> oneshot::Receiver<()> {
+        Inner::subscribe(self)
+    }
+}
+
+/// Answers a kept-open feed reply (long-poll, continuous, event source).
+fn open_feed<H: FeedHost>(host: &Rc<H>, reply: Reply, head: bool) -> Result<Response> {
+    match reply {
+        Reply::Done(r) => to_worker(r, head),
+        Reply::Wait { query, since } => long_poll(host.clone(), query, since),
+        Reply::Feed {
+            framing,
+            query,
+            since,
+        } => live_feed(host.clone(), framing, query, since),
+        Reply::Subscribe { .. } => to_worker(
+            CouchResponse::error(&shared::error::CouchError::bad_request(
+                "feed=websocket is not offered here",
+            )),
+            head,
+        ),
+    }
+}
+
 /// Answers a long-poll as a stream: heartbeat newlines while waiting, then
 /// the changes once there are some (or the timeout passes).
-fn long_poll(inner: Rc<Inner>, q: ChangesQuery, since: u64) -> Result<Response> {
-    let rx = inner.subscribe();
+fn long_poll<H: FeedHost>(host: Rc<H>, q: ChangesQuery, since: u64) -> Result<Response> {
+    let rx = host.subscribe();
     let remaining = q.wait_ms();
-    let state = Some((inner, q, rx, remaining));
+    let state = Some((host, q, rx, remaining));
     let stream = futures::stream::unfold(state, move |state| async move {
-        let (inner, q, mut rx, mut remaining) = state?;
+        let (host, q, mut rx, mut remaining) = state?;
         loop {
             let t = tick(&q, remaining);
             if next_change_or(&mut rx, t).await {
-                let page = inner.db().changes(&q, since);
+                let page = host.with_source(|s| s.page(&q, since));
                 if matches!(&page, Ok(p) if p.rows.is_empty()) {
-                    rx = inner.subscribe();
+                    rx = host.subscribe();
                     continue;
                 }
                 let body =
@@ -336,18 +394,18 @@ fn long_poll(inner: Rc<Inner>, q: ChangesQuery, since: u64) -> Result<Response> 
             }
             remaining = remaining.saturating_sub(t);
             if remaining == 0 {
-                let body = api::changes_response(&inner.db(), &q, since);
+                let body = host.with_source(|s| feed::page_response(s, &q, since));
                 return Some((Ok(body.body), None));
             }
-            return Some((Ok(b"\n".to_vec()), Some((inner, q, rx, remaining))));
+            return Some((Ok(b"\n".to_vec()), Some((host, q, rx, remaining))));
         }
     });
     streaming(stream, "application/json")
 }
 
 /// Where a live feed is.
-struct Live {
-    inner: Rc<Inner>,
+struct Live<H> {
+    host: Rc<H>,
     q: ChangesQuery,
     framing: Framing,
     cursor: u64,
@@ -358,10 +416,15 @@ struct Live {
 /// A continuous or event-source feed: batches of rows as they come,
 /// heartbeats while idle, the end marker at the limit or timeout. Holds at
 /// most one batch in memory; a closed connection drops the stream.
-fn live_feed(inner: Rc<Inner>, framing: Framing, q: ChangesQuery, since: u64) -> Result<Response> {
+fn live_feed<H: FeedHost>(
+    host: Rc<H>,
+    framing: Framing,
+    q: ChangesQuery,
+    since: u64,
+) -> Result<Response> {
     let remaining = q.wait_ms();
     let live = Live {
-        inner,
+        host,
         q,
         framing,
         cursor: since,
@@ -371,7 +434,10 @@ fn live_feed(inner: Rc<Inner>, framing: Framing, q: ChangesQuery, since: u64) ->
     let stream = futures::stream::unfold(Some(live), |state| async move {
         let mut st = state?;
         loop {
-            let step = match api::feed_batch(&st.inner.db(), &st.q, st.cursor, st.sent) {
+            let step = match st
+                .host
+                .with_source(|s| feed::batch(s, &st.q, st.cursor, st.sent))
+            {
                 Ok(s) => s,
                 Err(e) => return Some((Ok(CouchResponse::error(&e).body), None)),
             };
@@ -385,7 +451,7 @@ fn live_feed(inner: Rc<Inner>, framing: Framing, q: ChangesQuery, since: u64) ->
             if !out.is_empty() {
                 return Some((Ok(out), Some(st)));
             }
-            let mut rx = st.inner.subscribe();
+            let mut rx = st.host.subscribe();
             let t = tick(&st.q, st.remaining);
             if next_change_or(&mut rx, t).await {
                 continue;
@@ -402,25 +468,67 @@ fn live_feed(inner: Rc<Inner>, framing: Framing, q: ChangesQuery, since: u64) ->
     streaming(stream, framing.content_type())
 }
 
-/// The list of databases and the server's uuid.
+/// The catalog's state between requests: feeds waiting for an update.
+struct CatalogInner {
+    sql: DoSql,
+    waiters: RefCell<Vec<oneshot::Sender<()>>>,
+}
+
+impl FeedHost for CatalogInner {
+    fn with_source<R>(&self, f: impl FnOnce(&dyn ChangeSource) -> R) -> R {
+        match Catalog::new(&self.sql) {
+            Ok(c) => f(&c),
+            Err(e) => f(&Failed(e)),
+        }
+    }
+
+    fn subscribe(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.borrow_mut().push(tx);
+        rx
+    }
+}
+
+/// A source that could not be opened: every read reports why.
+struct Failed(shared::error::CouchError);
+
+impl ChangeSource for Failed {
+    fn page(
+        &self,
+        _: &ChangesQuery,
+        _: u64,
+    ) -> shared::error::CouchResult<crate::changes::ChangesPage> {
+        Err(self.0.clone())
+    }
+}
+
+/// The list of databases, `_db_updates`, and the server's uuid.
 #[durable_object]
 pub struct CatalogActor {
-    sql: DoSql,
+    inner: Rc<CatalogInner>,
 }
 
 impl DurableObject for CatalogActor {
     fn new(state: State, _env: Env) -> Self {
         CatalogActor {
-            sql: DoSql::new(&state),
+            inner: Rc::new(CatalogInner {
+                sql: DoSql::new(&state),
+                waiters: RefCell::new(Vec::new()),
+            }),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let creq = from_worker(&mut req).await?;
-        let resp = match Catalog::new(&self.sql) {
-            Ok(c) => c.handle(&creq),
-            Err(e) => CouchResponse::error(&e),
+        let reply = match Catalog::new(&self.inner.sql) {
+            Ok(c) => c.serve(&creq),
+            Err(e) => Reply::Done(CouchResponse::error(&e)),
         };
-        to_worker(resp, false)
+        if creq.method == "POST" {
+            for w in self.inner.waiters.borrow_mut().drain(..) {
+                let _ = w.send(());
+            }
+        }
+        open_feed(&self.inner, reply, false)
     }
 }

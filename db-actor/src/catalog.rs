@@ -2,20 +2,35 @@
 //! databases exist (for `_all_dbs` and `_dbs_info`) and holds the server's
 //! stable uuid. Database actors report creations and deletions to it.
 //!
+//! It also keeps `_db_updates`: a feed in which each database appears once,
+//! with its latest event (`created`, `updated` or `deleted`) and the
+//! sequence of that event, as CouchDB 3's feed does.
+//!
 //! Its HTTP interface is internal (reached only through its binding):
 //! `GET /list?startkey&endkey&limit&skip&descending&inclusive_end`,
-//! `POST /add` and `POST /remove` with `{"name"}`, `GET /uuid`.
+//! `POST /add`, `POST /remove` and `POST /updated` with `{"name"}`,
+//! `GET /uuid`, and `GET /updates` with `_db_updates`' parameters.
 
+use crate::api::Reply;
+use crate::changes::ChangesPage;
+use crate::feed::{self, ChangeSource};
 use serde_json::{json, Value};
 use shared::all_docs::{AllDocsQuery, KeyRange};
+use shared::changes::ChangesQuery;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
+use shared::seq::Since;
 use shared::sql::Sql;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS dbs (name TEXT PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS catalog_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS db_updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, \
+     name TEXT NOT NULL UNIQUE, type TEXT NOT NULL)",
 ];
+
+/// The tag of `_db_updates` sequences (`N-dbu`): opaque to clients.
+const SEQ_TAG: &str = "dbu";
 
 pub struct Catalog<'a> {
     sql: &'a dyn Sql,
@@ -34,13 +49,58 @@ impl<'a> Catalog<'a> {
             "INSERT OR IGNORE INTO dbs (name) VALUES (?)",
             &[name.into()],
         )?;
-        Ok(())
+        self.record(name, "created")
     }
 
     pub fn remove(&self, name: &str) -> CouchResult<()> {
         self.sql
             .exec("DELETE FROM dbs WHERE name = ?", &[name.into()])?;
+        self.record(name, "deleted")
+    }
+
+    /// A database was written to (reports of unknown databases, late
+    /// after a deletion, are dropped).
+    pub fn updated(&self, name: &str) -> CouchResult<()> {
+        let known = self
+            .sql
+            .query_row("SELECT 1 FROM dbs WHERE name = ?", &[name.into()])?
+            .is_some();
+        if known {
+            self.record(name, "updated")?;
+        }
         Ok(())
+    }
+
+    /// Moves a database to the end of the feed with its latest event.
+    fn record(&self, name: &str, kind: &str) -> CouchResult<()> {
+        self.sql.exec(
+            "INSERT OR REPLACE INTO db_updates (name, type) VALUES (?, ?)",
+            &[name.into(), kind.into()],
+        )?;
+        Ok(())
+    }
+
+    fn last_update_seq(&self) -> CouchResult<u64> {
+        Ok(self
+            .sql
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM db_updates", &[])?
+            .and_then(|r| r.first().and_then(|v| v.as_i64()))
+            .unwrap_or(0) as u64)
+    }
+
+    /// Answers `GET /updates` (`_db_updates`) and the other operations.
+    pub fn serve(&self, req: &Request) -> Reply {
+        if req.method == "GET" && req.path == ["updates"] {
+            let started = ChangesQuery::from_request(req, None).and_then(|q| {
+                let since = match q.since {
+                    Since::Seq(n) => n,
+                    Since::Now => self.last_update_seq()?,
+                };
+                feed::reply(self, q, since)
+            });
+            return started.unwrap_or_else(|e| Reply::Done(Response::error(&e)));
+        }
+        Reply::Done(self.handle(req))
     }
 
     /// Database names in order, with `_all_dbs`' range options.
@@ -89,22 +149,72 @@ impl<'a> Catalog<'a> {
                 let q = AllDocsQuery::from_request(req, None)?;
                 Ok(Response::json(200, &self.list(&q)?))
             }
-            ("POST", [op @ ("add" | "remove")]) => {
+            ("POST", [op @ ("add" | "remove" | "updated")]) => {
                 let body = req.json_body()?;
                 let name = body
                     .get("name")
                     .and_then(Value::as_str)
                     .ok_or_else(|| CouchError::bad_request("name required"))?;
-                if *op == "add" {
-                    self.add(name)?;
-                } else {
-                    self.remove(name)?;
+                match *op {
+                    "add" => self.add(name)?,
+                    "remove" => self.remove(name)?,
+                    _ => self.updated(name)?,
                 }
                 Ok(Response::ok())
             }
             ("GET", ["uuid"]) => Ok(Response::json(200, &json!({"uuid": self.server_uuid()?}))),
             _ => Err(CouchError::not_found("no such catalog operation")),
         }
+    }
+}
+
+impl ChangeSource for Catalog<'_> {
+    fn page(&self, q: &ChangesQuery, since: u64) -> CouchResult<ChangesPage> {
+        let limit = q.limit.unwrap_or(u64::MAX);
+        let rows = if q.descending {
+            let below = if since == 0 { u64::MAX } else { since };
+            self.sql.query(
+                "SELECT seq, name, type FROM db_updates WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                &[below.into(), limit.into()],
+            )?
+        } else {
+            self.sql.query(
+                "SELECT seq, name, type FROM db_updates WHERE seq > ? ORDER BY seq LIMIT ?",
+                &[since.into(), limit.into()],
+            )?
+        };
+        let mut page = ChangesPage {
+            rows: Vec::with_capacity(rows.len()),
+            seqs: Vec::with_capacity(rows.len()),
+            last_seq: String::new(),
+            last: since,
+            pending: 0,
+        };
+        for mut r in rows {
+            let kind = r.pop().and_then(|v| v.into_string()).unwrap_or_default();
+            let name = r.pop().and_then(|v| v.into_string()).unwrap_or_default();
+            let seq = r.pop().and_then(|v| v.as_i64()).unwrap_or(0) as u64;
+            let seq_str = shared::seq::format(seq, SEQ_TAG);
+            page.rows.push(
+                json!({"db_name": name, "type": kind, "seq": seq_str})
+                    .to_string()
+                    .into_bytes(),
+            );
+            page.seqs.push(seq_str);
+            page.last = seq;
+        }
+        if !q.descending {
+            page.pending = self
+                .sql
+                .query_row(
+                    "SELECT COUNT(*) FROM db_updates WHERE seq > ?",
+                    &[page.last.into()],
+                )?
+                .and_then(|r| r.first().and_then(|v| v.as_i64()))
+                .unwrap_or(0) as u64;
+        }
+        page.last_seq = shared::seq::format(page.last, SEQ_TAG);
+        Ok(page)
     }
 }
 
@@ -141,5 +251,71 @@ mod tests {
         assert_eq!(c.server_uuid().unwrap(), u);
         let r = c.handle(&Request::new("POST", "/add", "").with_body("{}"));
         assert_eq!(r.status, 400);
+    }
+
+    fn updates(c: &Catalog, qs: &str) -> Value {
+        match c.serve(&Request::new("GET", "/updates", qs)) {
+            Reply::Done(r) => r.json_body(),
+            _ => panic!("a normal feed answers at once"),
+        }
+    }
+
+    #[test]
+    fn db_updates_list_each_database_once_with_its_latest_event() {
+        let sql = SqliteSql::memory();
+        let c = Catalog::new(&sql).unwrap();
+        c.add("a").unwrap();
+        c.add("b").unwrap();
+        c.updated("a").unwrap();
+        c.remove("b").unwrap();
+        c.updated("never-created").unwrap();
+        let all = updates(&c, "");
+        let rows: Vec<(String, String)> = all["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["db_name"].as_str().unwrap().into(),
+                    r["type"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("a".into(), "updated".into()),
+                ("b".into(), "deleted".into())
+            ]
+        );
+        assert_eq!(all["last_seq"], all["results"][1]["seq"]);
+        // Resuming from a sequence lists only what came after it.
+        let first = all["results"][0]["seq"].as_str().unwrap();
+        let after = updates(&c, &format!("since={first}"));
+        assert_eq!(after["results"].as_array().unwrap().len(), 1);
+        c.add("c").unwrap();
+        let after = updates(&c, &format!("since={}", all["last_seq"].as_str().unwrap()));
+        assert_eq!(after["results"][0]["db_name"], "c");
+        assert_eq!(after["results"][0]["type"], "created");
+        let limited = updates(&c, "limit=1");
+        assert_eq!(
+            (
+                limited["results"].as_array().unwrap().len(),
+                &limited["pending"]
+            ),
+            (1, &json!(2))
+        );
+        let down = updates(&c, "descending=true&limit=1");
+        assert_eq!(down["results"][0]["db_name"], "c");
+        assert_eq!(updates(&c, "since=now")["results"], json!([]));
+        // A long-poll with nothing new waits; a bad parameter is a 400.
+        assert!(matches!(
+            c.serve(&Request::new("GET", "/updates", "feed=longpoll&since=now")),
+            Reply::Wait { .. }
+        ));
+        assert!(matches!(
+            c.serve(&Request::new("GET", "/updates", "since=junk")),
+            Reply::Done(r) if r.status == 400
+        ));
     }
 }

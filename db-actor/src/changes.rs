@@ -105,6 +105,12 @@ impl Framing {
     }
 }
 
+impl crate::feed::ChangeSource for Database<'_> {
+    fn page(&self, q: &ChangesQuery, since: u64) -> CouchResult<ChangesPage> {
+        self.changes(q, since)
+    }
+}
+
 impl Database<'_> {
     /// The numeric sequence a query starts after (`now` is the current one).
     pub fn resolve_since(&self, q: &ChangesQuery) -> CouchResult<u64> {

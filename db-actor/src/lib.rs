@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod changes;
 pub mod database;
 pub mod documents;
+pub mod feed;
 pub mod local_docs;
 pub mod mango;
 pub mod store;

@@ -456,9 +456,9 @@ impl<'a> Store<'a> {
             return Ok(None);
         };
         match self.blob_encoding(digest)? {
-            Some(_) => shared::attachments::gunzip(&data)
-                .map(Some)
-                .map_err(|_| CouchError::internal(format!("stored attachment {digest} is corrupt"))),
+            Some(_) => shared::attachments::gunzip(&data).map(Some).map_err(|_| {
+                CouchError::internal(format!("stored attachment {digest} is corrupt"))
+            }),
             None => Ok(Some(data)),
         }
     }

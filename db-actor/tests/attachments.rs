@@ -227,7 +227,10 @@ fn multipart_related_in_and_out() {
         .1;
     assert!(inner_ct.starts_with("multipart/related"), "{inner_ct}");
     let (v, atts) = shared::multipart::related_document(&parts[0].body, inner_ct).unwrap();
-    assert_eq!((v["_rev"].as_str(), v["_revisions"]["start"].as_u64()), (Some("1-abc"), Some(1)));
+    assert_eq!(
+        (v["_rev"].as_str(), v["_revisions"]["start"].as_u64()),
+        (Some("1-abc"), Some(1))
+    );
     assert_eq!(atts[0].2, vec![1, 2, 3, 4]);
     // Without contents asked for, plain JSON parts with stubs.
     let r = db.request(

@@ -88,3 +88,29 @@ fn binary_round_trips_of_every_size() {
     assert_eq!((st, v2["error"].as_str()), (412, Some("missing_stub")));
     assert_eq!(get_bytes(&s, "/files/inline/t.txt"), b"hi");
 }
+
+/// Text is stored gzip-encoded and comes back byte for byte; the stub says
+/// so only when asked (`att_encoding_info`).
+#[test]
+fn text_is_stored_gzipped_and_served_decoded() {
+    let s = Settee::start();
+    send(s.admin("PUT", "/files"), None);
+    let text = "{\"line\": \"compressible json text\"}\n"
+        .repeat(20_000)
+        .into_bytes();
+    let r = s
+        .admin("PUT", "/files/doc/data.json")
+        .set("content-type", "application/json")
+        .send_bytes(&text)
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(get_bytes(&s, "/files/doc/data.json") == text);
+    let (_, doc) = send(s.admin("GET", "/files/doc?att_encoding_info=true"), None);
+    let stub = &doc["_attachments"]["data.json"];
+    assert_eq!(stub["encoding"], "gzip");
+    assert_eq!(stub["length"], text.len());
+    assert!(stub["encoded_length"].as_u64().unwrap() < text.len() as u64 / 20);
+    assert_eq!(stub["digest"], shared::attachments::digest(&text));
+    let (_, plain) = send(s.admin("GET", "/files/doc"), None);
+    assert!(plain["_attachments"]["data.json"].get("encoding").is_none());
+}

@@ -107,3 +107,68 @@ fn eventsource_feed() {
     assert!(text.contains(&format!("id: {}", data[0]["seq"].as_str().unwrap())));
     assert!(text.contains(": heartbeat"));
 }
+
+/// `_db_updates`: creations, writes (reported within a second, once per
+/// burst) and deletions, as a normal, long-poll and continuous feed;
+/// server admins only.
+#[test]
+fn db_updates_reports_created_updated_and_deleted_databases() {
+    let s = setup();
+    let (st, all) = send(s.admin("GET", "/_db_updates"), None);
+    assert_eq!(st, 200);
+    let live = all["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["db_name"] == "live")
+        .cloned()
+        .unwrap();
+    assert!(
+        matches!(live["type"].as_str(), Some("created" | "updated")),
+        "{live}"
+    );
+    assert_eq!(send(s.anon("GET", "/_db_updates"), None).0, 401);
+
+    // A long-poll from now wakes up with the next write's report.
+    let writer = write_later(&s, "burst-1", Duration::from_millis(300));
+    let t0 = Instant::now();
+    let (st, next) = send(
+        s.admin("GET", "/_db_updates?feed=longpoll&since=now&timeout=5000"),
+        None,
+    );
+    writer.join().unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(next["results"][0]["db_name"], "live");
+    assert_eq!(next["results"][0]["type"], "updated");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+
+    // Continuous: a new database, then its deletion, then the end.
+    let since = next["last_seq"].as_str().unwrap().to_string();
+    let admin = (s.admin("PUT", "/other"), s.admin("DELETE", "/other"));
+    let churn = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        send(admin.0, None);
+        send(admin.1, None);
+    });
+    let resp = s
+        .admin(
+            "GET",
+            &format!("/_db_updates?feed=continuous&since={since}&timeout=1500&heartbeat=200"),
+        )
+        .call()
+        .unwrap();
+    let lines: Vec<Value> = BufReader::new(resp.into_reader())
+        .lines()
+        .map(|l| l.unwrap())
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    churn.join().unwrap();
+    let events: Vec<(&str, &str)> = lines
+        .iter()
+        .filter_map(|r| Some((r["db_name"].as_str()?, r["type"].as_str()?)))
+        .collect();
+    assert!(events.contains(&("other", "created")), "{events:?}");
+    assert!(events.ends_with(&[("other", "deleted")]), "{events:?}");
+    assert!(lines.last().unwrap()["last_seq"].is_string());
+}

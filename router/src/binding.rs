@@ -237,6 +237,16 @@ async fn route(
             auth::require_admin(user)?;
             CouchResponse::json(200, &json!([]))
         }
+        Route::DbUpdates => {
+            server::allow(creq, &["GET", "HEAD"])?;
+            auth::require_admin(user)?;
+            let path = format!("https://catalog/updates?{}", url.query().unwrap_or(""));
+            let resp = catalog_stub(env)?
+                .fetch_with_str(&path)
+                .await
+                .map_err(internal)?;
+            return Ok(Handled::Forwarded(resp));
+        }
         Route::AllDbs => {
             server::allow(creq, &["GET", "HEAD"])?;
             if cfg.admin_only_all_dbs {
@@ -356,12 +366,14 @@ async fn actor_request(
         .map_err(internal)
 }
 
-async fn catalog_fetch(env: &Env, path: &str) -> CouchResult<Value> {
-    let stub = env
-        .durable_object(CATALOG_BINDING)
+fn catalog_stub(env: &Env) -> CouchResult<worker::Stub> {
+    env.durable_object(CATALOG_BINDING)
         .and_then(|ns| ns.get_by_name(CATALOG_NAME))
-        .map_err(internal)?;
-    let mut resp = stub
+        .map_err(internal)
+}
+
+async fn catalog_fetch(env: &Env, path: &str) -> CouchResult<Value> {
+    let mut resp = catalog_stub(env)?
         .fetch_with_str(&format!("https://catalog/{path}"))
         .await
         .map_err(internal)?;

@@ -18,6 +18,8 @@ pub enum Route {
     Membership,
     /// A request for `/{db}/...`, forwarded to that database's actor.
     Database(String),
+    /// `_db_updates`, served by the catalog.
+    DbUpdates,
     /// A server endpoint CouchDB has and Settee does not yet.
     Unsupported(String),
 }
@@ -26,7 +28,6 @@ pub enum Route {
 const NOT_YET: &[&str] = &[
     "_replicate",
     "_scheduler",
-    "_db_updates",
     "_node",
     "_config",
     "_stats",
@@ -49,6 +50,7 @@ pub fn route(path: &[String]) -> CouchResult<Route> {
         "_session" => Route::Session,
         "_active_tasks" => Route::ActiveTasks,
         "_membership" => Route::Membership,
+        "_db_updates" => Route::DbUpdates,
         s if NOT_YET.contains(&s) => Route::Unsupported(s.to_string()),
         name => {
             shared::db_name::validate(name)?;

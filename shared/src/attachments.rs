@@ -75,10 +75,12 @@ pub fn is_compressible(content_type: &str) -> bool {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    COMPRESSIBLE_TYPES.iter().any(|pat| match pat.strip_suffix('*') {
-        Some(prefix) => ct.starts_with(prefix),
-        None => ct == *pat,
-    })
+    COMPRESSIBLE_TYPES
+        .iter()
+        .any(|pat| match pat.strip_suffix('*') {
+            Some(prefix) => ct.starts_with(prefix),
+            None => ct == *pat,
+        })
 }
 
 /// gzip-encodes `data` at `level` (1–9).

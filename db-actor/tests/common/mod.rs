@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use db_actor::api::{self, Reply};
+use db_actor::feed;
 use db_actor::Database;
 use serde_json::Value;
 use shared::config::Limits;
@@ -74,12 +75,12 @@ impl Db {
         let db = self.engine();
         match api::handle(&db, &req, &|| "t".to_string(), users_config()).reply {
             Reply::Done(r) => r,
-            Reply::Wait { query, since } => api::changes_response(&db, &query, since),
+            Reply::Wait { query, since } => feed::page_response(&db, &query, since),
             Reply::Feed {
                 framing,
                 query,
                 since,
-            } => api::feed_now(&db, framing, &query, since),
+            } => feed::now(&db, framing, &query, since),
             Reply::Subscribe { .. } => Response::empty(101),
         }
     }
