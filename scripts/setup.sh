@@ -44,10 +44,10 @@ if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt
   touch "$stamp"
 fi
 
-# The Python client the e2e suite drives.
-if ! python3 -c 'import requests' 2>/dev/null; then
-  say "installing python requests"
-  python3 -m pip install --quiet requests
+# The Python clients the e2e suite drives: requests and couchdb-python.
+if ! python3 -c 'import requests, couchdb' 2>/dev/null; then
+  say "installing python requests and CouchDB (couchdb-python)"
+  python3 -m pip install --quiet requests CouchDB==1.2
 fi
 
 cat > .settee/tools.env <<ENV

@@ -212,7 +212,13 @@ impl DurableObject for DbActor {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let head = req.inner().method() == "HEAD";
-        let creq = from_worker(&mut req).await?;
+        let creq = match from_worker(&mut req)
+            .await?
+            .decoded(self.inner.limits.max_http_request_size)
+        {
+            Ok(r) => r,
+            Err(e) => return to_worker(CouchResponse::error(&e), head),
+        };
         let name = creq.path.first().cloned().unwrap_or_default();
         let outcome = {
             let db = self.inner.db();

@@ -28,6 +28,6 @@ pub fn to_worker(resp: Response, head: bool) -> worker::Result<worker::Response>
     if head || resp.status == 304 || resp.body.is_empty() {
         Ok(builder.empty())
     } else {
-        builder.from_bytes(resp.body)
+        Ok(builder.fixed(resp.body))
     }
 }

@@ -308,11 +308,14 @@ pub fn send(req: ureq::Request, body: Option<&serde_json::Value>) -> (u16, serde
         Err(e) => panic!("request failed: {e}"),
     };
     let status = resp.status();
+    let content_type = resp.content_type().to_string();
     let text = resp.into_string().unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-    )
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    // Clients such as couchdb-python decode only what is labelled JSON.
+    if !json.is_null() {
+        assert_eq!(content_type, "application/json", "{status} {text}");
+    }
+    (status, json)
 }
 
 #[cfg(test)]
@@ -334,4 +337,18 @@ mod tests {
         assert!(c.contains(r#"(name = "K", text = "a\"b")"#));
         assert!(c.contains("127.0.0.1:1234"));
     }
+}
+
+/// Runs a client program on a script under `e2e/` (`js/x.mjs` with node,
+/// `py/x.py` with python3) and fails with its output if it fails.
+pub fn run_client(program: &str, script: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .arg(repo_root().join("e2e").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stdout}");
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
 }

@@ -1,21 +1,8 @@
 //! Mango over real HTTP on workerd: `_index`, `_find`, `_explain`, and real
 //! clients (PouchDB with pouchdb-find in Node, Python `requests`).
 
-use e2e::{repo_root, send, Settee};
+use e2e::{run_client, send, Settee};
 use serde_json::{json, Value};
-use std::process::Command;
-
-fn run(program: &str, script: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .arg(repo_root().join("e2e").join(script))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    print!("{stdout}");
-    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
-}
 
 #[test]
 fn find_index_and_explain_over_http() {
@@ -86,11 +73,11 @@ fn find_index_and_explain_over_http() {
 #[test]
 fn pouchdb_find_over_http() {
     let s = Settee::start();
-    run("node", "js/pouchdb-find.mjs", &[&s.admin_url("")]);
+    run_client("node", "js/pouchdb-find.mjs", &[&s.admin_url("")]);
 }
 
 #[test]
 fn python_requests_product_search() {
     let s = Settee::start();
-    run("python3", "py/product_search.py", &[&s.admin_url("")]);
+    run_client("python3", "py/product_search.py", &[&s.admin_url("")]);
 }
