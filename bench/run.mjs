@@ -56,6 +56,15 @@ const PARAMS = {
   findQueries: QUICK ? 10 : 50,
   // Distinct users whose first login is timed (password hashing).
   logins: QUICK ? 5 : 20,
+  // Attachment uploads then downloads of random (incompressible) bytes.
+  attachments: [
+    { mb: 1, count: QUICK ? 5 : 20 },
+    { mb: 20, count: QUICK ? 2 : 5 },
+  ],
+  // Continuous _changes listeners, and the writes whose delivery to all of
+  // them is timed.
+  listeners: QUICK ? 200 : 1000,
+  fanoutWrites: QUICK ? 3 : 10,
   requestTimeoutMs: 120_000,
   startTimeoutMs: 30_000,
   // The whole run, servers' start-up included.
@@ -520,7 +529,108 @@ async function couchScenarios(server) {
 
   log(`${server.name}: ${PARAMS.logins} cookie logins of distinct users`);
   res.login = await logins(server);
+
+  log(`${server.name}: attachment upload and download`);
+  Object.assign(res, await attachmentScenarios(server));
+
+  log(`${server.name}: _changes fan-out to ${PARAMS.listeners} continuous listeners`);
+  res.fanout = await fanout(server);
   return res;
+}
+
+const ATT_DB = "bench-att";
+
+/**
+ * Standalone attachment PUTs (each a new document) and GETs of the same,
+ * one at a time, in MB/s; bytes are checked on the way back.
+ */
+async function attachmentScenarios(server) {
+  await call(server, "PUT", `/${ATT_DB}`);
+  const out = {};
+  for (const { mb, count } of PARAMS.attachments) {
+    const data = randomBytes(mb << 20);
+    const headers = { ...server.headers, "content-type": "application/octet-stream" };
+    let t0 = performance.now();
+    for (let i = 0; i < count; i++) {
+      const r = await fetchOnce(`${server.base}/${ATT_DB}/mb${mb}-${i}/blob.bin`, {
+        method: "PUT", headers, body: data, signal: AbortSignal.timeout(PARAMS.requestTimeoutMs),
+      });
+      const text = await r.text();
+      if (r.status !== 201) fail(`${server.name}: attachment PUT -> ${r.status} ${text.slice(0, 200)}`);
+    }
+    out[`attUp${mb}`] = { perSec: (mb * count) / ((performance.now() - t0) / 1000) };
+    t0 = performance.now();
+    for (let i = 0; i < count; i++) {
+      const r = await fetchOnce(`${server.base}/${ATT_DB}/mb${mb}-${i}/blob.bin`, {
+        headers: server.headers, signal: AbortSignal.timeout(PARAMS.requestTimeoutMs),
+      });
+      const back = Buffer.from(await r.arrayBuffer());
+      if (r.status !== 200 || !back.equals(data)) fail(`${server.name}: attachment GET -> ${r.status}, ${back.length} bytes`);
+    }
+    out[`attDown${mb}`] = { perSec: (mb * count) / ((performance.now() - t0) / 1000) };
+  }
+  return out;
+}
+
+/**
+ * Opens PARAMS.listeners continuous `_changes` feeds (since=now), then makes
+ * PARAMS.fanoutWrites writes, one at a time, and times each from the write
+ * until the last listener has its row. Reports the median of those times
+ * (`ms`) and its inverse as `perSec` (deliveries to all, per second).
+ */
+async function fanout(server) {
+  const db = "bench-fanout";
+  await call(server, "PUT", `/${db}`);
+  const waiting = new Map(); // doc id -> { left, resolve }
+  const controller = new AbortController();
+  const listen = async () => {
+    // identity: PouchDB Server gzips a feed for clients that accept it, and
+    // its compressor holds the rows back until the feed ends.
+    const r = await fetch(`${server.base}/${db}/_changes?feed=continuous&since=now&heartbeat=5000&timeout=600000`, {
+      headers: { ...server.headers, "accept-encoding": "identity" }, signal: controller.signal,
+    });
+    if (r.status !== 200) fail(`${server.name}: continuous _changes -> ${r.status}`);
+    const reader = r.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          buf += decoder.decode(value, { stream: true });
+          let nl;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (!line.trim()) continue;
+            const w = waiting.get(JSON.parse(line).id);
+            if (w && --w.left === 0) w.resolve(performance.now());
+          }
+        }
+      } catch {
+        // aborted at the end
+      }
+    })();
+  };
+  // Connect in groups so the servers' accept queues are not the test.
+  for (let i = 0; i < PARAMS.listeners; i += 50) {
+    await Promise.all(Array.from({ length: Math.min(50, PARAMS.listeners - i) }, listen));
+  }
+  await sleep(1000);
+  const times = [];
+  for (let i = 0; i < PARAMS.fanoutWrites; i++) {
+    const id = `fan-${i}`;
+    const done = new Promise((resolve) => waiting.set(id, { left: PARAMS.listeners, resolve }));
+    const t0 = performance.now();
+    await call(server, "PUT", `/${db}/${id}`, { i });
+    const all = await Promise.race([done, sleep(30_000).then(() => NaN)]);
+    if (Number.isNaN(all)) fail(`${server.name}: fan-out: ${waiting.get(id).left} listeners never got ${id}`);
+    times.push(all - t0);
+  }
+  controller.abort();
+  const ms = median(times);
+  return { perSec: 1000 / ms, ms };
 }
 
 /**
@@ -697,6 +807,7 @@ function aggregate(rounds) {
       agg.p99ms = median(rs.map((r) => r.p99ms));
     }
     if (rs[0].maxMs !== undefined) agg.maxMs = Math.max(...rs.map((r) => r.maxMs));
+    if (rs[0].ms !== undefined) agg.ms = median(rs.map((r) => r.ms));
     if (rs[0].examined !== undefined) agg.examined = median(rs.map((r) => r.examined));
     out[key] = agg;
   }
@@ -714,6 +825,11 @@ function report(settee, pouch, ceiling, info) {
     [`_index build (docs/s)`, settee.indexBuild, pouch.indexBuild],
     [`_find, indexed + sort (queries/s)`, settee.findIndexed, pouch.findIndexed],
     [`cookie logins (logins/s)`, settee.login, pouch.login],
+    ...PARAMS.attachments.flatMap(({ mb }) => [
+      [`attachment upload, ${mb} MB (MB/s)`, settee[`attUp${mb}`], pouch[`attUp${mb}`]],
+      [`attachment download, ${mb} MB (MB/s)`, settee[`attDown${mb}`], pouch[`attDown${mb}`]],
+    ]),
+    [`_changes fan-out to ${PARAMS.listeners} listeners (writes delivered to all/s)`, settee.fanout, pouch.fanout],
   ];
   const main = [
     "| Scenario | Settee | PouchDB Server | Settee / PouchDB | Ceiling | Settee / Ceiling |",
@@ -751,8 +867,11 @@ function report(settee, pouch, ceiling, info) {
   const examined = (r) => (r && !Number.isNaN(r.examined) ? `${r.examined.toFixed(1)}` : "–");
   const find = `_find examined per returned doc: Settee ${examined(settee.findScan)} unindexed, ` +
     `${examined(settee.findIndexed)} indexed; PouchDB Server ${examined(pouch.findScan)} / ${examined(pouch.findIndexed)}.`;
+  const fan = `Continuous-feed fan-out, write until the last of ${PARAMS.listeners} listeners has the row ` +
+    `(median of ${PARAMS.fanoutWrites} writes): Settee ${settee.fanout.ms.toFixed(0)} ms, PouchDB Server ${pouch.fanout.ms.toFixed(0)} ms.`;
   const setup = [
     logins,
+    fan,
     find,
     `Medians of ${info.rounds} rounds (each round: ceiling, Settee, PouchDB Server, each freshly started). ` +
       `wrk: ${w.threads} threads, ${w.connections} connections, ${w.seconds} s measured after a ${w.warmupSeconds} s warm-up; ` +
