@@ -142,6 +142,24 @@ impl Database<'_> {
         Ok(r)
     }
 
+    /// A content's bytes, wherever they are kept. One in the bucket and not
+    /// fetched yet reads as empty and is noted as wanted (see
+    /// [`crate::remote`]); the binding fetches it and runs the request again.
+    pub fn content(&self, digest: &str) -> CouchResult<Vec<u8>> {
+        if let Some(data) = self.store.blob(digest)? {
+            return Ok(data);
+        }
+        match (self.store.remote_state(digest)?, self.remote) {
+            (Some(_), Some(r)) => Ok(r.get(digest).map(|d| d.to_vec()).unwrap_or_default()),
+            (Some(_), None) => Err(CouchError::internal(
+                "attachment content is in the R2 bucket, but no ATTACHMENTS bucket is bound",
+            )),
+            (None, _) => Err(CouchError::internal(format!(
+                "attachment content {digest} is missing"
+            ))),
+        }
+    }
+
     /// Attachments a stub may refer to: the parent's, else every leaf's.
     fn known_attachments(
         &self,
@@ -212,9 +230,7 @@ impl Database<'_> {
             if !inline || meta.revpos <= since_pos {
                 continue;
             }
-            let data = self.store.blob(&meta.digest)?.ok_or_else(|| {
-                CouchError::internal(format!("attachment content {} is missing", meta.digest))
-            })?;
+            let data = self.content(&meta.digest)?;
             s.remove("stub");
             s.remove("length");
             s.insert("data".into(), Value::String(atts::encode_base64(&data)));
@@ -241,10 +257,7 @@ impl Database<'_> {
                 if meta.revpos <= since_pos {
                     continue;
                 }
-                let data = self
-                    .store
-                    .blob(&meta.digest)?
-                    .ok_or_else(|| CouchError::internal("attachment content is missing"))?;
+                let data = self.content(&meta.digest)?;
                 if let Value::Object(s) = stub {
                     s.remove("stub");
                     s.insert("follows".into(), Value::Bool(true));
@@ -271,10 +284,7 @@ impl Database<'_> {
         if req.header("if-none-match") == Some(etag.as_str()) {
             return Ok(Response::empty(304).with_header("etag", etag));
         }
-        let data = self
-            .store
-            .blob(&meta.digest)?
-            .ok_or_else(|| CouchError::internal("attachment content is missing"))?;
+        let data = self.content(&meta.digest)?;
         let len = data.len() as u64;
         let base = |status: u16, body: Vec<u8>| Response {
             status,
@@ -339,7 +349,11 @@ impl Database<'_> {
             let mut dropped = 0;
             for digest in self.store.blob_digests()? {
                 if !live.contains(&digest) {
-                    self.store.delete_blob(&digest)?;
+                    if self.store.delete_blob(&digest)? {
+                        if let Some(r) = self.remote {
+                            r.doom(&digest);
+                        }
+                    }
                     dropped += 1;
                 }
             }

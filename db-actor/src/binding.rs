@@ -7,6 +7,7 @@ use crate::changes::Framing;
 use crate::database::DbMeta;
 use crate::do_sql::DoSql;
 use crate::feed::{self, ChangeSource};
+use crate::remote::{self, RemoteBlobs};
 use crate::worker_http::{from_worker, to_worker};
 use crate::Database;
 use futures::channel::oneshot;
@@ -28,6 +29,8 @@ use worker::{
 /// Binding name of the catalog's namespace, and the catalog's one name.
 pub const CATALOG_BINDING: &str = "CATALOG";
 pub const CATALOG_NAME: &str = "catalog";
+/// Binding name of the optional R2 bucket for large attachment contents.
+pub const ATTACHMENTS_BINDING: &str = "ATTACHMENTS";
 
 struct Inner {
     state: State,
@@ -42,6 +45,8 @@ struct Inner {
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     /// A `_db_updates` report is scheduled.
     update_pending: Cell<bool>,
+    /// The `ATTACHMENTS` R2 bucket, when bound, and what requests need of it.
+    bucket: Option<(worker::Bucket, RemoteBlobs)>,
 }
 
 /// How often, at most, a database reports writes to the catalog.
@@ -49,7 +54,57 @@ const UPDATE_REPORT_MS: u64 = 500;
 
 impl Inner {
     fn db(&self) -> Database<'_> {
-        Database::new(&self.sql, self.limits).with_cache(&self.meta)
+        let db = Database::new(&self.sql, self.limits).with_cache(&self.meta);
+        match &self.bucket {
+            Some((_, remote)) => db.with_remote(remote),
+            None => db,
+        }
+    }
+
+    /// Fetches contents a read wanted from the bucket; false if none were.
+    async fn fetch_wanted(&self, bucket: &worker::Bucket, remote: &RemoteBlobs) -> Result<bool> {
+        let wanted = remote.take_wanted();
+        let Ok(meta) = self.db().meta() else {
+            return Ok(false);
+        };
+        for digest in &wanted {
+            let key = remote::key(&meta.name, &meta.instance, digest);
+            let object =
+                bucket.get(key.as_str()).execute().await?.ok_or_else(|| {
+                    worker::Error::RustError(format!("R2 object {key} is missing"))
+                })?;
+            let body = object
+                .body()
+                .ok_or_else(|| worker::Error::RustError(format!("R2 object {key} has no body")))?;
+            remote.provide(digest, body.bytes().await?);
+        }
+        Ok(!wanted.is_empty())
+    }
+
+    /// Uploads staged contents (dropping each local copy once it is in the
+    /// bucket) and deletes the ones compaction dropped. A failed upload
+    /// leaves the content staged, served locally and retried next time.
+    async fn sync_bucket(&self, bucket: &worker::Bucket, remote: &RemoteBlobs) -> Result<()> {
+        let db = self.db();
+        let Ok(meta) = db.meta() else {
+            return Ok(());
+        };
+        let staged = db.store.staged_remote().map_err(couch_to_worker)?;
+        for digest in staged {
+            let Some(data) = db.store.blob(&digest).map_err(couch_to_worker)? else {
+                continue;
+            };
+            let key = remote::key(&meta.name, &meta.instance, &digest);
+            bucket.put(key, data).execute().await?;
+            db.transact(|| db.store.unstage(&digest))
+                .map_err(couch_to_worker)?;
+        }
+        for digest in remote.take_doomed() {
+            bucket
+                .delete(remote::key(&meta.name, &meta.instance, &digest))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Tells every waiting feed and WebSocket subscriber about a write.
@@ -165,6 +220,36 @@ fn note_update(inner: &Rc<Inner>, name: String) {
     });
 }
 
+fn couch_to_worker(e: shared::error::CouchError) -> worker::Error {
+    worker::Error::RustError(e.reason)
+}
+
+/// Deletes every bucket object of a deleted database incarnation.
+async fn drop_prefix(bucket: &worker::Bucket, prefix: &str) -> Result<()> {
+    loop {
+        let page = bucket.list().prefix(prefix).execute().await?;
+        let keys: Vec<String> = page.objects().iter().map(|o| o.key()).collect();
+        if !keys.is_empty() {
+            bucket.delete_multiple(keys).await?;
+        }
+        if !page.truncated() {
+            return Ok(());
+        }
+    }
+}
+
+/// The `ATTACHMENTS` bucket, if bound, with the size above which contents
+/// go there (`R2_ATTACHMENT_THRESHOLD`).
+fn bucket_from_env(env: &Env) -> Option<(worker::Bucket, RemoteBlobs)> {
+    let bucket = env.bucket(ATTACHMENTS_BINDING).ok()?;
+    let threshold = env
+        .var("R2_ATTACHMENT_THRESHOLD")
+        .ok()
+        .and_then(|v| v.to_string().trim().parse().ok())
+        .unwrap_or(remote::DEFAULT_THRESHOLD);
+    Some((bucket, RemoteBlobs::new(threshold)))
+}
+
 pub fn limits_from_env(env: &Env) -> Limits {
     Limits::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()))
 }
@@ -187,11 +272,20 @@ pub struct DbActor {
     inner: Rc<Inner>,
 }
 
+impl DbActor {
+    fn handle(&self, creq: &shared::http::Request) -> api::Outcome {
+        let db = self.inner.db();
+        let instance = || shared::uuids::next()[24..].to_string();
+        api::handle(&db, creq, &instance, self.inner.users)
+    }
+}
+
 impl DurableObject for DbActor {
     fn new(state: State, env: Env) -> Self {
         let sql = DoSql::new(&state);
         let limits = limits_from_env(&env);
         let users = users_from_env(&env);
+        let bucket = bucket_from_env(&env);
         let inner = Inner {
             sql,
             env,
@@ -199,6 +293,7 @@ impl DurableObject for DbActor {
             users,
             waiters: RefCell::new(Vec::new()),
             update_pending: Cell::new(false),
+            bucket,
             meta: RefCell::new(None),
             state,
         };
@@ -220,11 +315,30 @@ impl DurableObject for DbActor {
             Err(e) => return to_worker(CouchResponse::error(&e), head),
         };
         let name = creq.path.first().cloned().unwrap_or_default();
-        let outcome = {
-            let db = self.inner.db();
-            let instance = || shared::uuids::next()[24..].to_string();
-            api::handle(&db, &creq, &instance, self.inner.users)
-        };
+        let bucket = self.inner.bucket.as_ref();
+        if let Some((_, remote)) = bucket {
+            remote.clear();
+        }
+        let before = bucket.and_then(|_| self.inner.db().meta().ok());
+        let mut outcome = self.handle(&creq);
+        // A read that needs contents from the bucket runs again with them
+        // (writes never read contents; at most a few rounds).
+        if let Some((b, remote)) = bucket {
+            for _ in 0..3 {
+                if outcome.event.is_some() || !self.inner.fetch_wanted(b, remote).await? {
+                    break;
+                }
+                outcome = self.handle(&creq);
+            }
+            if let Err(e) = self.inner.sync_bucket(b, remote).await {
+                worker::console_error!("R2 attachment sync failed (will retry): {e}");
+            }
+            if let (Some(DbEvent::Deleted), Some(m)) = (&outcome.event, before) {
+                if let Err(e) = drop_prefix(b, &remote::prefix(&m.name, &m.instance)).await {
+                    worker::console_error!("dropping R2 contents of {} failed: {e}", m.name);
+                }
+            }
+        }
         match outcome.event {
             Some(DbEvent::Created) => self.inner.report("add", &name).await?,
             Some(DbEvent::Deleted) => {

@@ -1,6 +1,7 @@
 //! A database's lifecycle and info: create, delete, `GET /db`,
 //! `_revs_limit`, `_security`.
 
+use crate::remote::RemoteBlobs;
 use crate::store::{Stats, Store};
 use serde_json::{json, Value};
 use shared::config::{Limits, DEFAULT_REVS_LIMIT};
@@ -22,6 +23,8 @@ pub struct Database<'a> {
     local: RefCell<Option<DbMeta>>,
     /// ...or shared across requests by the actor, which sees every write.
     shared: Option<&'a RefCell<Option<DbMeta>>>,
+    /// The R2 bucket for large attachment contents, when one is bound.
+    pub remote: Option<&'a RemoteBlobs>,
 }
 
 /// What identifies a database incarnation, read from `meta`.
@@ -47,7 +50,14 @@ impl<'a> Database<'a> {
             limits,
             local: RefCell::new(None),
             shared: None,
+            remote: None,
         }
+    }
+
+    /// Keeps attachment contents above `remote.threshold` in the bucket.
+    pub fn with_remote(mut self, remote: &'a RemoteBlobs) -> Self {
+        self.remote = Some(remote);
+        self
     }
 
     /// Keeps `meta` in `cache` across requests. Only for the one actor

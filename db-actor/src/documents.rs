@@ -147,7 +147,8 @@ impl Database<'_> {
         let level = self.limits.attachment_compression_level;
         for (digest, content_type, data) in &atts.blobs {
             let compress = (level > 0 && atts::is_compressible(content_type)).then_some(level);
-            self.store.put_blob(digest, data, compress)?;
+            let remote = self.remote.is_some_and(|r| r.takes(data.len()));
+            self.store.put_blob(digest, data, compress, remote)?;
         }
         Ok(atts.stored_body(body, pos))
     }

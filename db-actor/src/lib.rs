@@ -15,6 +15,7 @@ pub mod documents;
 pub mod feed;
 pub mod local_docs;
 pub mod mango;
+pub mod remote;
 pub mod store;
 
 #[cfg(target_arch = "wasm32")]

@@ -18,6 +18,8 @@
 //!   the per-value limit. Unreferenced ones go at compaction.
 //! - `att_info`: how a blob is stored when not as plain bytes (gzip for
 //!   CouchDB's compressible types); no row means identity.
+//! - `att_remote`: contents kept in the R2 bucket (`crate::remote`); while
+//!   `staged`, the bytes are still in `att_blobs` awaiting upload.
 //! - `mango_indexes`: one row per Mango JSON index built so far: its design
 //!   document and name, the signature of its definition (a changed
 //!   definition is rebuilt from scratch) and the update sequence it is
@@ -52,6 +54,7 @@ const SCHEMA: &[&str] = &[
      data BLOB NOT NULL, PRIMARY KEY (digest, part))",
     "CREATE TABLE IF NOT EXISTS att_info (digest TEXT PRIMARY KEY, encoding TEXT NOT NULL, \
      encoded_length INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS att_remote (digest TEXT PRIMARY KEY, staged INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS mango_indexes (id INTEGER PRIMARY KEY, ddoc TEXT NOT NULL, \
      name TEXT NOT NULL, sig TEXT NOT NULL, seq INTEGER NOT NULL, UNIQUE (ddoc, name))",
     "CREATE TABLE IF NOT EXISTS mango_rows (idx INTEGER NOT NULL, key BLOB NOT NULL, \
@@ -67,6 +70,7 @@ const TABLES: &[&str] = &[
     "local_docs",
     "att_blobs",
     "att_info",
+    "att_remote",
     "mango_indexes",
     "mango_rows",
 ];
@@ -396,23 +400,39 @@ impl<'a> Store<'a> {
 
     // --- attachment contents --------------------------------------------
 
+    /// Whether a content is stored, here or in the bucket.
     pub fn has_blob(&self, digest: &str) -> CouchResult<bool> {
         Ok(self
             .sql
             .query_row(
-                "SELECT 1 FROM att_blobs WHERE digest = ? AND part = 0",
-                &[digest.into()],
+                "SELECT 1 FROM att_blobs WHERE digest = ? AND part = 0 \
+                 UNION ALL SELECT 1 FROM att_remote WHERE digest = ?",
+                &[digest.into(), digest.into()],
             )?
             .is_some())
     }
 
     /// Stores content under its digest, unless it is already there;
     /// gzip-encoded when `compress` is a level and that makes it smaller.
-    pub fn put_blob(&self, digest: &str, data: &[u8], compress: Option<u32>) -> CouchResult<()> {
+    /// `remote` content is staged for upload to the bucket, as sent.
+    pub fn put_blob(
+        &self,
+        digest: &str,
+        data: &[u8],
+        compress: Option<u32>,
+        remote: bool,
+    ) -> CouchResult<()> {
         if self.has_blob(digest)? {
             return Ok(());
         }
+        if remote {
+            self.sql.exec(
+                "INSERT INTO att_remote (digest, staged) VALUES (?, 1)",
+                &[digest.into()],
+            )?;
+        }
         let gz = compress
+            .filter(|_| !remote)
             .map(|level| shared::attachments::gzip(data, level))
             .filter(|gz| gz.len() < data.len());
         if let Some(gz) = &gz {
@@ -463,20 +483,61 @@ impl<'a> Store<'a> {
         }
     }
 
+    /// Every stored content's digest, local or remote.
     pub fn blob_digests(&self) -> CouchResult<Vec<String>> {
         Ok(self
             .sql
-            .query("SELECT digest FROM att_blobs WHERE part = 0", &[])?
+            .query(
+                "SELECT digest FROM att_blobs WHERE part = 0 \
+                 UNION SELECT digest FROM att_remote",
+                &[],
+            )?
             .into_iter()
             .filter_map(|mut r| r.swap_remove(0).into_string())
             .collect())
     }
 
-    pub fn delete_blob(&self, digest: &str) -> CouchResult<()> {
+    /// Drops a content; true if a copy in the bucket must go too.
+    pub fn delete_blob(&self, digest: &str) -> CouchResult<bool> {
+        let uploaded = self.remote_state(digest)? == Some(false);
+        for table in ["att_blobs", "att_info", "att_remote"] {
+            self.sql.exec(
+                &format!("DELETE FROM {table} WHERE digest = ?"),
+                &[digest.into()],
+            )?;
+        }
+        Ok(uploaded)
+    }
+
+    /// `Some(staged)` for a content kept in the bucket.
+    pub fn remote_state(&self, digest: &str) -> CouchResult<Option<bool>> {
+        Ok(self
+            .sql
+            .query_row(
+                "SELECT staged FROM att_remote WHERE digest = ?",
+                &[digest.into()],
+            )?
+            .map(|r| r.first().and_then(|v| v.as_i64()) == Some(1)))
+    }
+
+    /// Contents waiting for upload to the bucket.
+    pub fn staged_remote(&self) -> CouchResult<Vec<String>> {
+        Ok(self
+            .sql
+            .query("SELECT digest FROM att_remote WHERE staged = 1", &[])?
+            .into_iter()
+            .filter_map(|mut r| r.swap_remove(0).into_string())
+            .collect())
+    }
+
+    /// The content is in the bucket now: drop the local copy.
+    pub fn unstage(&self, digest: &str) -> CouchResult<()> {
         self.sql
             .exec("DELETE FROM att_blobs WHERE digest = ?", &[digest.into()])?;
-        self.sql
-            .exec("DELETE FROM att_info WHERE digest = ?", &[digest.into()])?;
+        self.sql.exec(
+            "UPDATE att_remote SET staged = 0 WHERE digest = ?",
+            &[digest.into()],
+        )?;
         Ok(())
     }
 

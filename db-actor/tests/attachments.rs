@@ -302,3 +302,70 @@ fn compressible_types_are_stored_gzipped() {
     let (_, info) = off.json("GET", "/db/d?att_encoding_info=true", None);
     assert!(info["_attachments"]["t.txt"].get("encoding").is_none());
 }
+
+/// With a bucket bound, large contents are staged locally, then (once the
+/// binding has uploaded them) kept only by reference; reads ask for them
+/// and succeed when run again with them; compaction dooms orphans.
+#[test]
+fn large_contents_go_to_the_bucket() {
+    use db_actor::remote::RemoteBlobs;
+    use std::collections::HashMap;
+    let mut db = Db::new();
+    db.remote = Some(RemoteBlobs::new(1000));
+    let big: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 256) as u8).collect();
+    let (st, v) = put_att(&db, "/db/d/big.bin", &big, "application/octet-stream");
+    assert_eq!(st, 201);
+    put_att(
+        &db,
+        &format!("/db/d/small.txt?rev={}", v["rev"].as_str().unwrap()),
+        b"tiny",
+        "text/plain",
+    );
+    let digest = shared::attachments::digest(&big);
+    let store = &db.engine().store;
+    assert_eq!(store.staged_remote().unwrap(), vec![digest.clone()]);
+    // Staged contents are served from the local copy.
+    assert_eq!(db.call("GET", "/db/d/big.bin", None).body, big);
+
+    // The binding uploads and unstages.
+    let mut bucket = HashMap::new();
+    for d in store.staged_remote().unwrap() {
+        bucket.insert(d.clone(), store.blob(&d).unwrap().unwrap());
+        store.unstage(&d).unwrap();
+    }
+    assert!(store.staged_remote().unwrap().is_empty());
+    assert_eq!(store.blob(&digest).unwrap(), None, "no local copy left");
+    let remote = db.remote.as_ref().unwrap();
+
+    // A read wants it, then succeeds with it provided.
+    remote.clear();
+    let _ = db.call("GET", "/db/d/big.bin", None);
+    assert_eq!(remote.take_wanted(), vec![digest.clone()]);
+    remote.provide(&digest, bucket[&digest].clone());
+    let r = db.call("GET", "/db/d/big.bin", None);
+    assert_eq!(r.body, big);
+    assert!(remote.take_wanted().is_empty());
+    let (_, inline) = db.json("GET", "/db/d?attachments=true", None);
+    assert_eq!(inline["_attachments"]["big.bin"]["data"], b64(&big));
+    assert_eq!(db.call("GET", "/db/d/small.txt", None).body, b"tiny");
+
+    // Same content again is not staged twice; a stub keeps it.
+    let (_, doc) = db.json("GET", "/db/d", None);
+    let (st, _) = db.json(
+        "PUT",
+        "/db/e",
+        Some(json!({"_attachments": {"copy.bin": {"content_type": "a/b", "data": b64(&big)}}})),
+    );
+    assert_eq!(st, 201);
+    assert!(store.staged_remote().unwrap().is_empty());
+
+    // Dropping every reference dooms the bucket copy at compaction.
+    let url = |id: &str, rev: &Value| format!("/db/{id}?rev={}", rev.as_str().unwrap());
+    db.call("DELETE", &url("d", &doc["_rev"]), None);
+    let (_, e) = db.json("GET", "/db/e", None);
+    db.call("DELETE", &url("e", &e["_rev"]), None);
+    remote.clear();
+    assert_eq!(db.call("POST", "/db/_compact", Some(json!({}))).status, 202);
+    assert_eq!(remote.take_doomed(), vec![digest.clone()]);
+    assert!(!store.has_blob(&digest).unwrap());
+}

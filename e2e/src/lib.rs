@@ -318,6 +318,20 @@ pub fn send(req: ureq::Request, body: Option<&serde_json::Value>) -> (u16, serde
     (status, json)
 }
 
+/// Runs a client program on a script under `e2e/` (`js/x.mjs` with node,
+/// `py/x.py` with python3) and fails with its output if it fails.
+pub fn run_client(program: &str, script: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .arg(repo_root().join("e2e").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stdout}");
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,18 +351,4 @@ mod tests {
         assert!(c.contains(r#"(name = "K", text = "a\"b")"#));
         assert!(c.contains("127.0.0.1:1234"));
     }
-}
-
-/// Runs a client program on a script under `e2e/` (`js/x.mjs` with node,
-/// `py/x.py` with python3) and fails with its output if it fails.
-pub fn run_client(program: &str, script: &str, args: &[&str]) {
-    let out = std::process::Command::new(program)
-        .arg(repo_root().join("e2e").join(script))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    print!("{stdout}");
-    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
 }

@@ -114,3 +114,18 @@ fn text_is_stored_gzipped_and_served_decoded() {
     let (_, plain) = send(s.admin("GET", "/files/doc"), None);
     assert!(plain["_attachments"]["data.json"].get("encoding").is_none());
 }
+
+/// With an R2 bucket bound (Miniflare's simulation, as `wrangler dev`
+/// uses), contents above `R2_ATTACHMENT_THRESHOLD` live in the bucket.
+#[test]
+fn large_attachments_live_in_r2_when_a_bucket_is_bound() {
+    let state = tempfile::tempdir().unwrap();
+    e2e::run_client(
+        "node",
+        "js/r2-attachments.mjs",
+        &[
+            e2e::bundle_dir().to_str().unwrap(),
+            state.path().to_str().unwrap(),
+        ],
+    );
+}

@@ -3,6 +3,7 @@
 
 use db_actor::api::{self, Reply};
 use db_actor::feed;
+use db_actor::remote::RemoteBlobs;
 use db_actor::Database;
 use serde_json::Value;
 use shared::config::Limits;
@@ -21,6 +22,8 @@ fn users_config() -> UsersConfig {
 pub struct Db {
     pub sql: SqliteSql,
     pub limits: Limits,
+    /// Set to keep large attachment contents "in a bucket".
+    pub remote: Option<RemoteBlobs>,
 }
 
 impl Db {
@@ -33,6 +36,7 @@ impl Db {
         let db = Db {
             sql: SqliteSql::memory(),
             limits: Limits::default(),
+            remote: None,
         };
         db.engine().store.init_schema().unwrap();
         assert_eq!(db.call("PUT", &format!("/{name}"), None).status, 201);
@@ -58,7 +62,11 @@ impl Db {
     }
 
     pub fn engine(&self) -> Database<'_> {
-        Database::new(&self.sql, self.limits)
+        let db = Database::new(&self.sql, self.limits);
+        match &self.remote {
+            Some(r) => db.with_remote(r),
+            None => db,
+        }
     }
 
     /// A request as the server admin.
