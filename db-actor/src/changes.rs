@@ -174,29 +174,50 @@ impl Database<'_> {
                 recs.truncate(limit.min(usize::MAX as u64) as usize);
                 Ok(recs)
             }
-            Filter::Design => {
-                let is_design = |r: &DocRecord| r.id.starts_with("_design/");
-                let take = limit.min(usize::MAX as u64) as usize;
-                if q.descending {
-                    let all = self.store.docs_by_seq(since, true, u64::MAX)?;
-                    return Ok(all.into_iter().filter(is_design).take(take).collect());
+            Filter::Design => self.scan(q, since, limit, |r| Ok(r.id.starts_with("_design/"))),
+            Filter::Selector(sel) => self.scan(q, since, limit, |r| {
+                let meta = self.meta()?;
+                let opts = ReadOpts::default();
+                Ok(match self.render_rev(&meta, r, &r.winner, &opts)? {
+                    Some(json) => sel.matches(&serde_json::from_slice(&json)?),
+                    None => false,
+                })
+            }),
+        }
+    }
+
+    /// Changes after `since` whose records `keep` accepts, read in batches
+    /// so a selective filter over a long history holds one batch at a time.
+    fn scan(
+        &self,
+        q: &ChangesQuery,
+        since: u64,
+        limit: u64,
+        keep: impl Fn(&DocRecord) -> CouchResult<bool>,
+    ) -> CouchResult<Vec<DocRecord>> {
+        let take = limit.min(usize::MAX as u64) as usize;
+        let mut out = Vec::new();
+        let mut cursor = if q.descending { u64::MAX } else { since };
+        loop {
+            let batch = if q.descending {
+                self.store.docs_before(cursor, SCAN_BATCH)?
+            } else {
+                self.store.docs_by_seq(cursor, false, SCAN_BATCH)?
+            };
+            let Some(last) = batch.last() else { break };
+            let exhausted = (batch.len() as u64) < SCAN_BATCH;
+            cursor = last.seq;
+            for r in batch {
+                if (!q.descending || r.seq > since) && keep(&r)? {
+                    out.push(r);
                 }
-                let mut out = Vec::new();
-                let mut cursor = since;
-                loop {
-                    let batch = self.store.docs_by_seq(cursor, false, SCAN_BATCH)?;
-                    let Some(last) = batch.last() else { break };
-                    let exhausted = (batch.len() as u64) < SCAN_BATCH;
-                    cursor = last.seq;
-                    out.extend(batch.into_iter().filter(is_design));
-                    if out.len() >= take || exhausted {
-                        break;
-                    }
-                }
-                out.truncate(take);
-                Ok(out)
+            }
+            if out.len() >= take || exhausted || (q.descending && cursor <= since) {
+                break;
             }
         }
+        out.truncate(take);
+        Ok(out)
     }
 
     fn change_row(&self, meta: &DbMeta, r: &DocRecord, q: &ChangesQuery) -> CouchResult<Vec<u8>> {

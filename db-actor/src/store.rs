@@ -300,6 +300,19 @@ impl<'a> Store<'a> {
             .collect()
     }
 
+    /// Up to `limit` documents whose latest change is before `before`,
+    /// newest first (descending scans in batches).
+    pub fn docs_before(&self, before: u64, limit: u64) -> CouchResult<Vec<DocRecord>> {
+        self.sql
+            .query(
+                "SELECT id, seq, rev, deleted, tree FROM docs WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                &[before.into(), limit.into()],
+            )?
+            .into_iter()
+            .map(Self::record_from_row)
+            .collect()
+    }
+
     pub fn count_since(&self, since: u64) -> CouchResult<u64> {
         Ok(self
             .sql

@@ -556,3 +556,64 @@ fn continuous_and_eventsource_feeds() {
     );
     assert!(text.contains("\nid: 150-t\n\n"));
 }
+
+/// `filter=_selector` and `filter=_design`, ascending and descending, over
+/// more changes than one scan batch.
+#[test]
+fn changes_filtered_by_selector_and_design() {
+    let db = Db::new();
+    let docs: Vec<Value> = (0..1200)
+        .map(|i| json!({"_id": format!("d{i:04}"), "kind": if i % 100 == 7 { "rare" } else { "common" }, "n": i}))
+        .collect();
+    db.json("POST", "/db/_bulk_docs", Some(json!({ "docs": docs })));
+    db.put("_design/app", json!({"views": {}}));
+    let sel = json!({"selector": {"kind": "rare", "n": {"$gte": 200}}});
+    let ids = |v: &Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (st, v) = db.json("POST", "/db/_changes?filter=_selector", Some(sel.clone()));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        ids(&v),
+        [
+            "d0207", "d0307", "d0407", "d0507", "d0607", "d0707", "d0807", "d0907", "d1007",
+            "d1107"
+        ]
+    );
+    let (_, v) = db.json(
+        "POST",
+        "/db/_changes?filter=_selector&limit=2&descending=true",
+        Some(sel.clone()),
+    );
+    assert_eq!(ids(&v), ["d1107", "d1007"]);
+    let (_, v) = db.json(
+        "POST",
+        "/db/_changes?filter=_selector&include_docs=true&limit=1",
+        Some(sel),
+    );
+    assert_eq!(v["results"][0]["doc"]["n"], 207);
+    let (_, v) = db.json("GET", "/db/_changes?filter=_design", None);
+    assert_eq!(ids(&v), ["_design/app"]);
+    let (_, v) = db.json("GET", "/db/_changes?filter=_design&descending=true", None);
+    assert_eq!(ids(&v), ["_design/app"]);
+    // Missing or malformed selectors are 400s.
+    assert_eq!(
+        db.json("POST", "/db/_changes?filter=_selector", Some(json!({})))
+            .0,
+        400
+    );
+    assert_eq!(
+        db.json(
+            "POST",
+            "/db/_changes?filter=_selector",
+            Some(json!({"selector": {"n": {"$bogus": 1}}}))
+        )
+        .0,
+        400
+    );
+}

@@ -129,3 +129,105 @@ fn large_attachments_live_in_r2_when_a_bucket_is_bound() {
         ],
     );
 }
+
+fn header_of(parts: &[shared::multipart::Part], i: usize) -> String {
+    parts[i]
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// Stubs across edits, `atts_since`, multipart in both directions (as
+/// CouchDB's replicator pushes and pulls), and compaction, over HTTP.
+#[test]
+fn stubs_atts_since_multipart_and_compaction() {
+    let s = Settee::start();
+    send(s.admin("PUT", "/m"), None);
+    let a = bytes(40_000, 7);
+    let (_, r1) = send(
+        s.admin("PUT", "/m/doc"),
+        Some(
+            &json!({"_attachments": {"a.bin": {"content_type": "application/octet-stream",
+            "data": shared::attachments::encode_base64(&a)}}}),
+        ),
+    );
+    let rev1 = r1["rev"].as_str().unwrap().to_string();
+    // An edit with the stub keeps it (revpos 1) and adds another.
+    let (st, r2) = send(
+        s.admin("PUT", "/m/doc"),
+        Some(&json!({"_rev": rev1, "edited": true, "_attachments": {
+            "a.bin": {"stub": true},
+            "b.txt": {"content_type": "text/plain", "data": "YmVl"}}})),
+    );
+    assert_eq!(st, 201, "{r2}");
+    let (_, since) = send(
+        s.admin("GET", &format!("/m/doc?atts_since=%5B%22{rev1}%22%5D")),
+        None,
+    );
+    assert_eq!(since["_attachments"]["a.bin"]["stub"], true);
+    assert_eq!(since["_attachments"]["a.bin"]["revpos"], 1);
+    assert_eq!(since["_attachments"]["b.txt"]["data"], "YmVl");
+
+    // Out as multipart/related, then back in elsewhere with new_edits=false.
+    let resp = s
+        .admin("GET", "/m/doc?attachments=true&revs=true")
+        .set("accept", "multipart/related")
+        .call()
+        .unwrap();
+    let ct = resp.header("content-type").unwrap().to_string();
+    assert!(ct.starts_with("multipart/related"), "{ct}");
+    let mut body = Vec::new();
+    resp.into_reader().read_to_end(&mut body).unwrap();
+    send(s.admin("PUT", "/copy"), None);
+    let r = s
+        .admin("PUT", "/copy/doc?new_edits=false")
+        .set("content-type", &ct)
+        .send_bytes(&body)
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(get_bytes(&s, "/copy/doc/a.bin") == a);
+    let (_, copy) = send(s.admin("GET", "/copy/doc?revs=true"), None);
+    assert_eq!(copy["_rev"], r2["rev"]);
+    assert_eq!(copy["_revisions"]["ids"].as_array().unwrap().len(), 2);
+
+    // open_revs as multipart/mixed, a nested multipart/related per revision.
+    let resp = s
+        .admin(
+            "GET",
+            "/m/doc?open_revs=all&attachments=true&revs=true&latest=true",
+        )
+        .set("accept", "multipart/mixed")
+        .call()
+        .unwrap();
+    let ct = resp.header("content-type").unwrap().to_string();
+    let mut body = Vec::new();
+    resp.into_reader().read_to_end(&mut body).unwrap();
+    let parts =
+        shared::multipart::parse(&body, &shared::multipart::boundary(&ct).unwrap()).unwrap();
+    let inner = header_of(&parts, 0);
+    assert!(inner.starts_with("multipart/related"), "{inner}");
+    let (doc, atts) = shared::multipart::related_document(&parts[0].body, &inner).unwrap();
+    assert_eq!(doc["edited"], true);
+    assert_eq!(atts.len(), 2);
+
+    // Replacing a.bin orphans the first content; compaction drops it, and
+    // what is still referenced stays readable.
+    let (_, r3) = send(
+        s.admin("PUT", "/m/doc"),
+        Some(&json!({"_rev": r2["rev"], "_attachments": {
+            "a.bin": {"content_type": "application/octet-stream", "data": "AAEC"}}})),
+    );
+    assert_eq!(
+        send(s.admin("POST", "/m/_compact"), Some(&json!({}))).0,
+        202
+    );
+    assert_eq!(get_bytes(&s, "/m/doc/a.bin"), vec![0, 1, 2]);
+    let (st, _) = send(
+        s.admin("GET", &format!("/m/doc?rev={rev1}&attachments=true")),
+        None,
+    );
+    assert_eq!(st, 404, "the old revision's body went with it");
+    assert!(r3["ok"] == true);
+}

@@ -172,3 +172,46 @@ fn db_updates_reports_created_updated_and_deleted_databases() {
     assert!(events.ends_with(&[("other", "deleted")]), "{events:?}");
     assert!(lines.last().unwrap()["last_seq"].is_string());
 }
+
+/// `filter=_selector` on a continuous feed, selector in the POST body.
+#[test]
+fn continuous_feed_filtered_by_selector() {
+    let s = setup();
+    send(
+        s.admin("PUT", "/live/blue-1"),
+        Some(&json!({"colour": "blue"})),
+    );
+    send(
+        s.admin("PUT", "/live/red-1"),
+        Some(&json!({"colour": "red"})),
+    );
+    let writer = std::thread::spawn({
+        let (blue, red) = (
+            s.admin("PUT", "/live/blue-2"),
+            s.admin("PUT", "/live/red-2"),
+        );
+        move || {
+            std::thread::sleep(Duration::from_millis(300));
+            send(red, Some(&json!({"colour": "red"})));
+            send(blue, Some(&json!({"colour": "blue"})));
+        }
+    });
+    let resp = s
+        .admin(
+            "POST",
+            "/live/_changes?feed=continuous&filter=_selector&timeout=1200&include_docs=true",
+        )
+        .set("content-type", "application/json")
+        .send_string(&json!({"selector": {"colour": "blue"}}).to_string())
+        .unwrap();
+    let rows: Vec<Value> = BufReader::new(resp.into_reader())
+        .lines()
+        .map(|l| l.unwrap())
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    writer.join().unwrap();
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids, ["blue-1", "blue-2"]);
+    assert!(rows.last().unwrap()["last_seq"].is_string());
+}

@@ -2,6 +2,7 @@
 
 use crate::error::{CouchError, CouchResult};
 use crate::http::Request;
+use crate::selector::Selector;
 use crate::seq::{parse_since, since_from_json, Since};
 use serde_json::{Map, Value};
 
@@ -16,13 +17,27 @@ pub enum Feed {
 }
 
 /// Which documents a feed reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Filter {
     All,
     /// `filter=_doc_ids`
     DocIds(Vec<String>),
     /// `filter=_design`: design documents only.
     Design,
+    /// `filter=_selector`: documents whose winning revision a Mango
+    /// selector matches.
+    Selector(Selector),
+}
+
+impl PartialEq for Filter {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Filter::All, Filter::All) | (Filter::Design, Filter::Design) => true,
+            (Filter::DocIds(a), Filter::DocIds(b)) => a == b,
+            (Filter::Selector(a), Filter::Selector(b)) => a.to_json() == b.to_json(),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,11 +77,21 @@ impl ChangesQuery {
                 )))
             }
         };
-        let since = match (req.param("since"), body.and_then(|b| b.get("since"))) {
-            (_, Some(v)) => since_from_json(v)?,
-            (Some(s), None) => parse_since(s)?,
-            (None, None) => Since::Seq(0),
+        // An event source resuming after a dropped connection sends the
+        // last `id:` it saw; it overrides `since`, as in CouchDB.
+        let since = match (
+            req.header("last-event-id"),
+            req.param("since"),
+            body.and_then(|b| b.get("since")),
+        ) {
+            (Some(id), _, _) => parse_since(id)?,
+            (None, _, Some(v)) => since_from_json(v)?,
+            (None, Some(s), None) => parse_since(s)?,
+            (None, None, None) => Since::Seq(0),
         };
+        // `seq_interval` lets a sharded CouchDB skip computing most rows'
+        // sequences; a single actor's are free, so every row keeps its own.
+        req.uint_param("seq_interval")?;
         let style = req.param("style").unwrap_or("main_only");
         if style != "main_only" && style != "all_docs" {
             return Err(CouchError::bad_request(
@@ -82,6 +107,7 @@ impl ChangesQuery {
             None | Some("") => Filter::All,
             Some("_doc_ids") => Filter::DocIds(doc_ids(req, body)?),
             Some("_design") => Filter::Design,
+            Some("_selector") => Filter::Selector(selector(req, body)?),
             Some(f) if f.starts_with('_') => {
                 return Err(CouchError::not_implemented(format!(
                     "The `{f}` filter is not supported by this server yet"
@@ -118,6 +144,21 @@ impl ChangesQuery {
             (None, None) => DEFAULT_TIMEOUT_MS,
         }
     }
+}
+
+/// The `selector` of `filter=_selector`: the POST body's, or a JSON query
+/// parameter.
+fn selector(req: &Request, body: Option<&Map<String, Value>>) -> CouchResult<Selector> {
+    let v = match body.and_then(|b| b.get("selector")) {
+        Some(v) => v.clone(),
+        None => req.json_param("selector")?.ok_or_else(|| {
+            CouchError::bad_request("filter=_selector needs a selector in the request body")
+        })?,
+    };
+    if !v.is_object() {
+        return Err(CouchError::bad_request("Selector must be a JSON object"));
+    }
+    Selector::parse(&v)
 }
 
 fn doc_ids(req: &Request, body: Option<&Map<String, Value>>) -> CouchResult<Vec<String>> {
@@ -168,6 +209,15 @@ mod tests {
         .unwrap();
         assert_eq!(c.filter, Filter::DocIds(vec!["b".into()]));
         assert_eq!(c.since, Since::Seq(3));
+        let resumed = Request::new("GET", "/db/_changes", "feed=eventsource&since=1")
+            .with_header("last-event-id", "7-abc");
+        assert_eq!(
+            ChangesQuery::from_request(&resumed, None).unwrap().since,
+            Since::Seq(7)
+        );
+        assert!(q("seq_interval=100").is_ok());
+        let c = q("filter=_selector&selector=%7B%22a%22%3A1%7D").unwrap();
+        assert!(matches!(c.filter, Filter::Selector(_)));
     }
 
     #[test]
@@ -179,6 +229,9 @@ mod tests {
             "filter=_doc_ids",
             "filter=_doc_ids&doc_ids=%5B1%5D",
             "since=abc",
+            "seq_interval=x",
+            "filter=_selector",
+            "filter=_selector&selector=%5B%5D",
         ] {
             assert_eq!(q(bad).unwrap_err().status, 400, "{bad}");
         }
