@@ -369,3 +369,27 @@ fn large_contents_go_to_the_bucket() {
     assert_eq!(remote.take_doomed(), vec![digest.clone()]);
     assert!(!store.has_blob(&digest).unwrap());
 }
+
+/// Design documents carry attachments like any other; `_local` ones do not.
+#[test]
+fn design_doc_attachments_and_none_on_local_docs() {
+    let db = Db::new();
+    let (st, v) = put_att(
+        &db,
+        "/db/_design/app/static/index.html",
+        b"<p>hi</p>",
+        "text/html",
+    );
+    assert_eq!(st, 201, "{v}");
+    let r = db.call("GET", "/db/_design/app/static/index.html", None);
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"<p>hi</p>".as_slice())
+    );
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    let (_, ddoc) = db.json("GET", "/db/_design/app", None);
+    assert_eq!(ddoc["_attachments"]["static/index.html"]["length"], 9);
+    let (st, _) = put_att(&db, "/db/_local/cp/file.txt", b"x", "text/plain");
+    assert!(st == 400 || st == 404 || st == 405, "{st}");
+    assert_eq!(db.json("GET", "/db/_local/cp", None).0, 404);
+}
