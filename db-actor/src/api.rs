@@ -228,30 +228,18 @@ fn route(
                 &json!({"ok": true, "instance_start_time": "0"}),
             ))
         }
-        ["_revs_limit"] => match m {
-            "GET" => {
-                access.member()?;
-                done(Response::json(200, &db.revs_limit()?))
-            }
-            "PUT" => {
-                access.db_admin()?;
-                db.set_revs_limit(&req.json_body()?)?;
-                done(Response::ok())
-            }
-            _ => method_not_allowed("GET,PUT"),
-        },
-        ["_security"] => match m {
-            "GET" => {
-                access.member()?;
-                done(Response::json(200, &db.security()?))
-            }
-            "PUT" => {
-                access.db_admin()?;
-                db.set_security(&req.json_body()?)?;
-                done(Response::ok())
-            }
-            _ => method_not_allowed("GET,PUT"),
-        },
+        ["_revs_limit"] => setting(
+            req,
+            &access,
+            || Ok(json!(db.revs_limit()?)),
+            |v| db.set_revs_limit(v),
+        ),
+        ["_security"] => setting(
+            req,
+            &access,
+            || Ok(json!(db.security()?)),
+            |v| db.set_security(v),
+        ),
         // Storage is compacted as it goes: bodies of non-leaf revisions are
         // dropped on write. These endpoints answer as CouchDB does.
         ["_compact"] | ["_compact", _] | ["_view_cleanup"] => {
@@ -390,6 +378,27 @@ fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
         reply: feed::reply(db, q, since)?,
         event: None,
     })
+}
+
+/// A database setting: members read it, database admins replace it.
+fn setting(
+    req: &Request,
+    access: &Access,
+    get: impl FnOnce() -> CouchResult<Value>,
+    put: impl FnOnce(&Value) -> CouchResult<()>,
+) -> CouchResult<Outcome> {
+    match req.method.as_str() {
+        "GET" => {
+            access.member()?;
+            done(Response::json(200, &get()?))
+        }
+        "PUT" => {
+            access.db_admin()?;
+            put(&req.json_body()?)?;
+            done(Response::ok())
+        }
+        _ => method_not_allowed("GET,PUT"),
+    }
 }
 
 /// The query of a WebSocket subscription, from the parameters it keeps.

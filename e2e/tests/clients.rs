@@ -70,29 +70,35 @@ fn couchbackup_and_couchrestore_round_trip() {
 
     let dir = tempfile::tempdir().unwrap();
     let backup = dir.path().join("origin.txt");
-    let bin = |name: &str| e2e::repo_root().join("node_modules/.bin").join(name);
-    let out = std::process::Command::new(bin("couchbackup"))
-        .args(["--url", &s.admin_url(""), "--db", "origin", "--quiet"])
-        .args(["--output", backup.to_str().unwrap()])
-        .args(["--log", dir.path().join("log").to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let npm_bin = |name: &str, db: &str, extra: &[&str], stdin: std::process::Stdio| {
+        let out = std::process::Command::new(e2e::repo_root().join("node_modules/.bin").join(name))
+            .args(["--url", &s.admin_url(""), "--db", db, "--quiet"])
+            .args(extra)
+            .stdin(stdin)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let log = dir.path().join("log");
+    let out_args = [
+        "--output",
+        backup.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+    ];
+    npm_bin(
+        "couchbackup",
+        "origin",
+        &out_args,
+        std::process::Stdio::null(),
     );
     assert_eq!(send(s.admin("PUT", "/copy"), None).0, 201);
-    let out = std::process::Command::new(bin("couchrestore"))
-        .args(["--url", &s.admin_url(""), "--db", "copy", "--quiet"])
-        .stdin(std::fs::File::open(&backup).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let input = std::fs::File::open(&backup).unwrap();
+    npm_bin("couchrestore", "copy", &[], input.into());
 
     let info = |db: &str| send(s.admin("GET", &format!("/{db}")), None).1;
     let (a, b) = (info("origin"), info("copy"));

@@ -102,15 +102,7 @@ pub fn authenticate(token: &str, cfg: &JwtConfig, now: u64) -> Result<UserCtx, C
         .get("sub")
         .and_then(Value::as_str)
         .ok_or_else(|| unauthorized("Token has no sub claim"))?;
-    let roles = claim_at(&claims, &cfg.roles_claim_path)
-        .and_then(Value::as_array)
-        .map(|r| {
-            r.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let roles = UserCtx::roles_from(claim_at(&claims, &cfg.roles_claim_path));
     Ok(UserCtx {
         name: Some(name.to_string()),
         roles,

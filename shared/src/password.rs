@@ -5,7 +5,6 @@
 //! `pbkdf2_prf`, or `"sha"`) or the legacy `simple` scheme
 //! (`password_sha = sha1(password + salt)`); both still verify.
 
-use hmac::Hmac;
 use serde_json::{json, Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -42,29 +41,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn derive(prf: Prf, password: &str, salt: &str, iterations: u32) -> String {
+    let (p, s) = (password.as_bytes(), salt.as_bytes());
     match prf {
-        Prf::Sha1 => {
-            let mut out = [0u8; 20];
-            pbkdf2::pbkdf2::<Hmac<Sha1>>(
-                password.as_bytes(),
-                salt.as_bytes(),
-                iterations,
-                &mut out,
-            )
-            .expect("HMAC takes any key length");
-            hex(&out)
-        }
-        Prf::Sha256 => {
-            let mut out = [0u8; 32];
-            pbkdf2::pbkdf2::<Hmac<Sha256>>(
-                password.as_bytes(),
-                salt.as_bytes(),
-                iterations,
-                &mut out,
-            )
-            .expect("HMAC takes any key length");
-            hex(&out)
-        }
+        Prf::Sha1 => hex(&pbkdf2::pbkdf2_hmac_array::<Sha1, 20>(p, s, iterations)),
+        Prf::Sha256 => hex(&pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(p, s, iterations)),
     }
 }
 

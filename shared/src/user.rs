@@ -21,6 +21,19 @@ impl UserCtx {
         }
     }
 
+    /// The strings of a JSON `roles` array (user documents, JWT claims);
+    /// anything else is no roles.
+    pub fn roles_from(v: Option<&serde_json::Value>) -> Vec<String> {
+        v.and_then(serde_json::Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x.as_str())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn is_admin(&self) -> bool {
         self.roles.iter().any(|r| r == "_admin")
     }

@@ -165,16 +165,7 @@ pub fn authenticate(doc: &Map<String, Value>, password: &str) -> Option<UserCtx>
 pub fn user_ctx(doc: &Map<String, Value>) -> UserCtx {
     UserCtx {
         name: doc.get("name").and_then(Value::as_str).map(String::from),
-        roles: doc
-            .get("roles")
-            .and_then(Value::as_array)
-            .map(|r| {
-                r.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        roles: UserCtx::roles_from(doc.get("roles")),
     }
 }
 
