@@ -84,6 +84,9 @@ const config :Workerd.Config = (
   services = [
     (name = "settee", worker = .settee),
     (name = "storage", disk = (path = {data}, writable = true)),
+    # Outbound fetch (remote replication peers), loopback and LAN included:
+    # the default network service reaches public addresses only.
+    (name = "internet", network = (allow = ["public", "private", "local"])),
   ],
   sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "settee")],
 );
@@ -101,6 +104,7 @@ const settee :Workerd.Worker = (
     {namespaces}
   ],
   durableObjectStorage = (localDisk = "storage"),
+  globalOutbound = "internet",
 );
 "#,
         data = capnp_string(&data.display().to_string()),
@@ -226,6 +230,19 @@ impl Settee {
     /// Stops workerd and starts it again on the same storage.
     pub fn restart(&mut self) {
         self.stop();
+        self.launch();
+    }
+
+    /// Kills workerd with SIGKILL (no chance to finish anything, as a
+    /// crash or a machine loss) and starts it again on the same storage.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on a PID we spawned and have not yet reaped.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGKILL);
+            }
+            let _ = c.wait();
+        }
         self.launch();
     }
 

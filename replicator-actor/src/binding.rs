@@ -476,17 +476,13 @@ impl Inner {
             source: &src,
             target: &tgt,
         };
-        let save = |r: &JobRecord| {
-            if !store.current(generation) {
-                return false;
-            }
-            store.save(r).is_ok()
+        let host = AlarmHost {
+            inner: self,
+            store: &store,
+            generation,
         };
         let mut work = rec.clone();
-        let next = job::run(&mut work, &ends, &now_ms, &save, BUDGET, &|| {
-            shared::uuids::random_hex()
-        })
-        .await;
+        let next = job::run(&mut work, &ends, &host, BUDGET).await;
         rec = work;
         if !store.current(generation) {
             // Stopped or restarted meanwhile: the new generation owns the alarm.
@@ -499,7 +495,6 @@ impl Inner {
             }
             Next::Stop => self.state.storage().delete_alarm().await?,
         }
-        self.report(&rec).await;
         if !rec.state.is_active() || rec.state == JobState::Crashing {
             self.wake();
         }
@@ -569,6 +564,32 @@ impl Inner {
             }
         }
         Ok(())
+    }
+}
+
+/// A job's run inside an alarm: records are stored in the actor's
+/// SQLite and reported to the registry, unless the job was superseded.
+struct AlarmHost<'a> {
+    inner: &'a Inner,
+    store: &'a JobStore<'a>,
+    generation: u64,
+}
+
+impl job::Host for AlarmHost<'_> {
+    fn now(&self) -> u64 {
+        now_ms()
+    }
+
+    async fn save(&self, rec: &JobRecord) -> bool {
+        if !self.store.current(self.generation) || self.store.save(rec).is_err() {
+            return false;
+        }
+        self.inner.report(rec).await;
+        true
+    }
+
+    fn new_session(&self) -> String {
+        shared::uuids::random_hex()
     }
 }
 

@@ -264,30 +264,38 @@ pub enum Next {
     Stop,
 }
 
+/// What a run needs from the actor around it.
+#[allow(async_fn_in_trait)]
+pub trait Host {
+    fn now(&self) -> u64;
+    /// Stores the record (and tells the registry); false when the job was
+    /// stopped or restarted meanwhile, which ends the run.
+    async fn save(&self, rec: &JobRecord) -> bool;
+    fn new_session(&self) -> String;
+}
+
 /// Runs a job for one alarm: opens the session if needed, replicates
-/// batches within the budget, saving the record after each through
-/// `save` (which returns false when the job was superseded meanwhile).
+/// batches within the budget, saving the record after each.
 pub async fn run<S: Transport, T: Transport>(
     rec: &mut JobRecord,
     ends: &Ends<'_, S, T>,
-    now: &dyn Fn() -> u64,
-    save: &dyn Fn(&JobRecord) -> bool,
+    host: &impl Host,
     budget: Budget,
-    new_session: &dyn Fn() -> String,
 ) -> Next {
+    let now = || host.now();
     let started = now();
     if rec.progress.is_none() {
-        match job::start(&rec.params, ends, new_session(), now()).await {
+        match job::start(&rec.params, ends, host.new_session(), now()).await {
             Ok(p) => {
                 rec.progress = Some(p);
                 rec.state = JobState::Running;
                 rec.event(now(), "started", None);
                 rec.updated_ms = now();
-                if !save(rec) {
+                if !host.save(rec).await {
                     return Next::Stop;
                 }
             }
-            Err(e) => return failed(rec, &e, now(), save),
+            Err(e) => return failed(rec, &e, now(), host).await,
         }
     } else if rec.state != JobState::Running {
         rec.state = JobState::Running;
@@ -301,7 +309,7 @@ pub async fn run<S: Transport, T: Transport>(
             &rec.params,
             &mut progress,
             ends,
-            now,
+            &now,
             Some(budget.longpoll_ms),
         )
         .await;
@@ -314,27 +322,27 @@ pub async fn run<S: Transport, T: Transport>(
                     rec.state = JobState::Completed;
                     rec.result = rec.progress.as_ref().map(|p| job::result_body(p, now()));
                     rec.event(now(), "completed", None);
-                    save(rec);
+                    host.save(rec).await;
                     return Next::Stop;
                 }
-                if !save(rec) {
+                if !host.save(rec).await {
                     return Next::Stop;
                 }
                 if step == Step::Idle || now().saturating_sub(started) >= budget.work_ms {
                     return Next::At(now());
                 }
             }
-            Err(e) => return failed(rec, &e, now(), save),
+            Err(e) => return failed(rec, &e, now(), host).await,
         }
     }
     Next::At(now())
 }
 
-fn failed(rec: &mut JobRecord, e: &RepError, now: u64, save: &dyn Fn(&JobRecord) -> bool) -> Next {
+async fn failed(rec: &mut JobRecord, e: &RepError, now: u64, host: &impl Host) -> Next {
     // The progress is kept: the retry continues from the last batch that
     // reached the target.
     rec.fail(e, now);
-    if !save(rec) || rec.state == JobState::Failed {
+    if !host.save(rec).await || rec.state == JobState::Failed {
         return Next::Stop;
     }
     Next::At(rec.next_run_ms)

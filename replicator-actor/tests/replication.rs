@@ -139,6 +139,48 @@ impl Transport for &Db {
     }
 }
 
+/// Stores records as the actor does; the clock ticks on every reading.
+struct TestHost<'a> {
+    store: &'a JobStore<'a>,
+    clock: Cell<u64>,
+}
+
+impl job::Host for TestHost<'_> {
+    fn now(&self) -> u64 {
+        self.clock.set(self.clock.get() + 1);
+        self.clock.get()
+    }
+
+    async fn save(&self, rec: &JobRecord) -> bool {
+        if !self.store.current(rec.generation) {
+            return false;
+        }
+        self.store.save(rec).unwrap();
+        true
+    }
+
+    fn new_session(&self) -> String {
+        shared::uuids::random_hex()
+    }
+}
+
+/// A host at a fixed time that keeps nothing.
+struct FixedHost(u64);
+
+impl job::Host for FixedHost {
+    fn now(&self) -> u64 {
+        self.0
+    }
+
+    async fn save(&self, _: &JobRecord) -> bool {
+        true
+    }
+
+    fn new_session(&self) -> String {
+        "s".into()
+    }
+}
+
 fn params(v: Value) -> RepParams {
     RepParams::parse(v.as_object().unwrap()).unwrap()
 }
@@ -161,17 +203,9 @@ fn replicate(src: &Db, tgt: &Db, p: RepParams, max_batches: u32) -> JobRecord {
         source: &sp,
         target: &tp,
     };
-    let clock = Cell::new(1_700_000_000_000u64);
-    let now = || {
-        clock.set(clock.get() + 1);
-        clock.get()
-    };
-    let save = |r: &JobRecord| {
-        if !store.current(r.generation) {
-            return false;
-        }
-        store.save(r).unwrap();
-        true
+    let host = TestHost {
+        store: &store,
+        clock: Cell::new(1_700_000_000_000),
     };
     for _ in 0..10_000 {
         // Each run starts from what storage holds, as after an eviction.
@@ -180,10 +214,7 @@ fn replicate(src: &Db, tgt: &Db, p: RepParams, max_batches: u32) -> JobRecord {
             max_batches,
             ..BUDGET
         };
-        let next = block_on(job::run(&mut rec, &ends, &now, &save, budget, &|| {
-            shared::uuids::random_hex()
-        }));
-        if next == Next::Stop {
+        if block_on(job::run(&mut rec, &ends, &host, budget)) == Next::Stop {
             return store.load().unwrap().unwrap();
         }
     }
@@ -380,24 +411,10 @@ fn missing_source_fails_a_one_shot_and_crashes_a_document_job() {
         source: &sp,
         target: &tp,
     };
-    let next = block_on(job::run(
-        &mut doc_job,
-        &ends,
-        &|| 1000,
-        &|_| true,
-        BUDGET,
-        &|| "s".into(),
-    ));
+    let next = block_on(job::run(&mut doc_job, &ends, &FixedHost(1000), BUDGET));
     assert_eq!(doc_job.state, JobState::Crashing);
     assert_eq!(next, Next::At(1000 + 5000));
-    block_on(job::run(
-        &mut doc_job,
-        &ends,
-        &|| 7000,
-        &|_| true,
-        BUDGET,
-        &|| "s".into(),
-    ));
+    block_on(job::run(&mut doc_job, &ends, &FixedHost(7000), BUDGET));
     assert_eq!(doc_job.failures, 2);
     assert_eq!(doc_job.next_run_ms, 7000 + 10_000);
     let s = doc_job.summary();
