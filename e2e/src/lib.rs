@@ -164,8 +164,13 @@ pub fn terminate(child: &mut Child) {
 
 /// Waits until `GET /_up` answers.
 pub fn wait_up(port: u16, timeout: Duration) -> bool {
+    wait_up_path(port, "/_up", timeout)
+}
+
+/// Waits until `GET path` answers 200 (any CouchDB-like server).
+pub fn wait_up_path(port: u16, path: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    let url = format!("http://127.0.0.1:{port}/_up");
+    let url = format!("http://127.0.0.1:{port}{path}");
     while Instant::now() < deadline {
         if let Ok(r) = ureq::get(&url).timeout(Duration::from_millis(500)).call() {
             if r.status() == 200 {

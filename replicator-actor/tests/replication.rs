@@ -495,3 +495,54 @@ fn job_records_round_trip_through_storage() {
     store.delete().unwrap();
     assert!(store.load().unwrap().is_none());
 }
+
+/// A host whose job was stopped: every save is refused.
+struct StoppedHost;
+
+impl job::Host for StoppedHost {
+    fn now(&self) -> u64 {
+        1
+    }
+
+    async fn save(&self, _: &JobRecord) -> bool {
+        false
+    }
+
+    fn new_session(&self) -> String {
+        "s".into()
+    }
+}
+
+#[test]
+fn a_continuous_job_stopped_while_waiting_writes_nothing_more() {
+    let a = Db::new("a", "s1");
+    let b = Db::new("b", "s2");
+    a.put("first", json!({}));
+    let mut rec = JobRecord::new(
+        "j".into(),
+        params(json!({"source": "a", "target": "b", "continuous": true})),
+        Origin::Replicate,
+        UserCtx::admin("a"),
+        0,
+    );
+    let (sp, tp) = (Peer::new(&a), Peer::new(&b));
+    let ends = Ends {
+        source: &sp,
+        target: &tp,
+    };
+    // Runs until caught up and idle.
+    let next = block_on(job::run(&mut rec, &ends, &FixedHost(1), BUDGET));
+    assert_eq!(next, Next::At(1));
+    assert_eq!(rec.state, JobState::Running);
+    assert_eq!(b.doc_count(), 1);
+    // A change wakes the wait, but the job was stopped meanwhile.
+    a.put("second", json!({}));
+    assert_eq!(
+        block_on(job::run(&mut rec, &ends, &StoppedHost, BUDGET)),
+        Next::Stop
+    );
+    assert_eq!(b.doc_count(), 1);
+    // Still wanted: the change is replicated.
+    block_on(job::run(&mut rec, &ends, &FixedHost(2), BUDGET));
+    assert_eq!(b.doc_count(), 2);
+}

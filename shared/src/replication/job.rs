@@ -140,11 +140,20 @@ pub async fn step<S: Transport, T: Transport>(
     now_ms: &dyn Fn() -> u64,
     wait_ms: Option<u64>,
 ) -> Result<Step, RepError> {
-    let longpoll = if p.continuous && pr.caught_up {
-        wait_ms
-    } else {
-        None
-    };
+    if let (true, true, Some(ms)) = (p.continuous, pr.caught_up, wait_ms) {
+        // Caught up: wait for the source's next change, then return so the
+        // caller can check the job is still wanted before writing anything
+        // (a cancel during the wait must not replicate what woke it).
+        let woke = ends
+            .source
+            .changes(&pr.seq, 1, &p.filter, p.winning_revs_only, Some(ms))
+            .await?;
+        if woke.rows_seen == 0 {
+            return Ok(Step::Idle);
+        }
+        pr.caught_up = false;
+        return Ok(Step::Progressed);
+    }
     let batch = ends
         .source
         .changes(
@@ -152,7 +161,7 @@ pub async fn step<S: Transport, T: Transport>(
             p.worker_batch_size,
             &p.filter,
             p.winning_revs_only,
-            longpoll,
+            None,
         )
         .await?;
     let mut stats = Stats::default();
