@@ -591,6 +591,10 @@ impl job::Host for AlarmHost<'_> {
     fn new_session(&self) -> String {
         shared::uuids::random_hex()
     }
+
+    async fn pause(&self) {
+        worker::Delay::from(Duration::from_millis(1)).await;
+    }
 }
 
 /// What a waiting `_replicate` learns: the state, and the result or error.

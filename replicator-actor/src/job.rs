@@ -272,6 +272,9 @@ pub trait Host {
     /// stopped or restarted meanwhile, which ends the run.
     async fn save(&self, rec: &JobRecord) -> bool;
     fn new_session(&self) -> String;
+    /// Called between batches: lets the runtime serve other requests (on
+    /// one local workerd, every actor shares one event loop).
+    async fn pause(&self) {}
 }
 
 /// Runs a job for one alarm: opens the session if needed, replicates
@@ -331,6 +334,7 @@ pub async fn run<S: Transport, T: Transport>(
                 if step == Step::Idle || now().saturating_sub(started) >= budget.work_ms {
                     return Next::At(now());
                 }
+                host.pause().await;
             }
             Err(e) => return failed(rec, &e, now(), host).await,
         }
