@@ -187,6 +187,26 @@ impl Inner {
         rx
     }
 
+    /// Tells the replicator registry that `_replicator` changed (documents
+    /// written by any means: PUT, `_bulk_docs`, replication into it). The
+    /// registry reads the changes itself, in its own alarm.
+    async fn poke_replicator(&self) {
+        use shared::replication::{REGISTRY_NAME, REPLICATOR_BINDING};
+        let poke = async {
+            let stub = self
+                .env
+                .durable_object(REPLICATOR_BINDING)?
+                .get_by_name(REGISTRY_NAME)?;
+            let mut init = worker::RequestInit::new();
+            init.with_method(worker::Method::Post);
+            let req = Request::new_with_init("https://replicator/registry/poke", &init)?;
+            stub.fetch_with_request(req).await
+        };
+        if let Err(e) = poke.await {
+            worker::console_error!("poking the replicator registry failed: {e}");
+        }
+    }
+
     /// Tells the catalog that this database was created, updated or deleted.
     async fn report(&self, op: &str, name: &str) -> Result<()> {
         let stub = self
@@ -347,9 +367,12 @@ impl DurableObject for DbActor {
             }
             Some(DbEvent::Updated) => {
                 self.inner.wake();
-                note_update(&self.inner, name);
+                note_update(&self.inner, name.clone());
             }
             None => {}
+        }
+        if outcome.event.is_some() && name == shared::replication::REPLICATOR_DB {
+            self.inner.poke_replicator().await;
         }
         match outcome.reply {
             Reply::Subscribe { params, since } => {

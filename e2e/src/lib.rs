@@ -84,6 +84,9 @@ const config :Workerd.Config = (
   services = [
     (name = "settee", worker = .settee),
     (name = "storage", disk = (path = {data}, writable = true)),
+    # Outbound fetch (remote replication peers), loopback and LAN included:
+    # the default network service reaches public addresses only.
+    (name = "internet", network = (allow = ["public", "private", "local"])),
   ],
   sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "settee")],
 );
@@ -101,6 +104,7 @@ const settee :Workerd.Worker = (
     {namespaces}
   ],
   durableObjectStorage = (localDisk = "storage"),
+  globalOutbound = "internet",
 );
 "#,
         data = capnp_string(&data.display().to_string()),
@@ -160,8 +164,13 @@ pub fn terminate(child: &mut Child) {
 
 /// Waits until `GET /_up` answers.
 pub fn wait_up(port: u16, timeout: Duration) -> bool {
+    wait_up_path(port, "/_up", timeout)
+}
+
+/// Waits until `GET path` answers 200 (any CouchDB-like server).
+pub fn wait_up_path(port: u16, path: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    let url = format!("http://127.0.0.1:{port}/_up");
+    let url = format!("http://127.0.0.1:{port}{path}");
     while Instant::now() < deadline {
         if let Ok(r) = ureq::get(&url).timeout(Duration::from_millis(500)).call() {
             if r.status() == 200 {
@@ -226,6 +235,19 @@ impl Settee {
     /// Stops workerd and starts it again on the same storage.
     pub fn restart(&mut self) {
         self.stop();
+        self.launch();
+    }
+
+    /// Kills workerd with SIGKILL (no chance to finish anything, as a
+    /// crash or a machine loss) and starts it again on the same storage.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on a PID we spawned and have not yet reaped.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGKILL);
+            }
+            let _ = c.wait();
+        }
         self.launch();
     }
 

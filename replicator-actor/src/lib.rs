@@ -1,50 +1,16 @@
-//! The replicator actor: one Durable Object per replication job.
+//! The replicator actors: one Durable Object per replication job, and one
+//! registry of jobs and `_replicator` documents (the same class under the
+//! name [`binding::REGISTRY_NAME`]).
 //!
-//! Replication (checkpointed pull and push driven by alarms) is built in a
-//! later issue; until then the class exists so the deployment's Durable
-//! Object migrations are final, and it answers every request with CouchDB's
-//! `not_implemented` error.
+//! The protocol itself is in [`shared::replication`]; this crate stores
+//! jobs ([`job`]), keeps the registry ([`registry`]) and, in `binding`,
+//! drives jobs with alarms over Durable Object stubs and `fetch`.
 
-use shared::error::CouchError;
-use shared::http::Response;
-
-/// The answer the actor gives until replication lands.
-pub fn not_yet() -> Response {
-    Response::error(&CouchError::not_implemented(
-        "Replication is not supported by this server yet",
-    ))
-}
+pub mod job;
+pub mod registry;
 
 #[cfg(target_arch = "wasm32")]
-mod binding {
-    use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
-
-    #[durable_object]
-    pub struct ReplicatorActor {
-        _state: State,
-    }
-
-    impl DurableObject for ReplicatorActor {
-        fn new(state: State, _env: Env) -> Self {
-            ReplicatorActor { _state: state }
-        }
-
-        async fn fetch(&self, _req: Request) -> Result<Response> {
-            let r = super::not_yet();
-            Ok(Response::from_bytes(r.body)?.with_status(r.status))
-        }
-    }
-}
+pub mod binding;
 
 #[cfg(target_arch = "wasm32")]
 pub use binding::ReplicatorActor;
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn answers_not_implemented() {
-        let r = super::not_yet();
-        assert_eq!(r.status, 501);
-        assert_eq!(r.json_body()["error"], "not_implemented");
-    }
-}

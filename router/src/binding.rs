@@ -3,6 +3,7 @@
 
 use crate::auth::{self, AuthState, Authenticated, UserStore};
 use crate::config::Config;
+use crate::replication;
 use crate::server::{self, Route};
 use db_actor::binding::{CATALOG_BINDING, CATALOG_NAME};
 use db_actor::worker_http::to_worker;
@@ -235,7 +236,17 @@ async fn route(
         }
         Route::ActiveTasks => {
             auth::require_admin(user)?;
-            CouchResponse::json(200, &json!([]))
+            CouchResponse::json(200, &replication::active_tasks(env).await?)
+        }
+        Route::Replicate => {
+            auth::require_admin(user)?;
+            server::allow(creq, &["POST"])?;
+            replication::replicate(env, creq, user).await?
+        }
+        Route::Scheduler(rest) => {
+            auth::require_admin(user)?;
+            server::allow(creq, &["GET", "HEAD"])?;
+            replication::scheduler(env, &rest).await?
         }
         Route::DbUpdates => {
             server::allow(creq, &["GET", "HEAD"])?;
@@ -392,7 +403,7 @@ async fn catalog_list(env: &Env, query: &str) -> CouchResult<Value> {
     catalog_fetch(env, &format!("list?{query}")).await
 }
 
-async fn server_uuid(env: &Env) -> CouchResult<String> {
+pub(crate) async fn server_uuid(env: &Env) -> CouchResult<String> {
     if let Some(u) = SERVER_UUID.with(|s| s.borrow().clone()) {
         return Ok(u);
     }

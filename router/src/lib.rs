@@ -11,6 +11,8 @@ pub mod server;
 
 #[cfg(target_arch = "wasm32")]
 mod binding;
+#[cfg(target_arch = "wasm32")]
+mod replication;
 
 /// Keeps the actor crates linked so their Durable Object classes are
 /// exported from this Worker's bundle.

@@ -16,6 +16,10 @@ pub enum Route {
     Session,
     ActiveTasks,
     Membership,
+    /// `POST /_replicate`.
+    Replicate,
+    /// `/_scheduler/...`, with the segments after `_scheduler`.
+    Scheduler(Vec<String>),
     /// A request for `/{db}/...`, forwarded to that database's actor.
     Database(String),
     /// `_db_updates`, served by the catalog.
@@ -26,8 +30,6 @@ pub enum Route {
 
 /// Server endpoints CouchDB 3 has that later work will add.
 const NOT_YET: &[&str] = &[
-    "_replicate",
-    "_scheduler",
     "_node",
     "_config",
     "_stats",
@@ -51,6 +53,8 @@ pub fn route(path: &[String]) -> CouchResult<Route> {
         "_active_tasks" => Route::ActiveTasks,
         "_membership" => Route::Membership,
         "_db_updates" => Route::DbUpdates,
+        "_replicate" => Route::Replicate,
+        "_scheduler" => Route::Scheduler(path[1..].to_vec()),
         s if NOT_YET.contains(&s) => Route::Unsupported(s.to_string()),
         name => {
             shared::db_name::validate(name)?;
@@ -156,9 +160,10 @@ mod tests {
             route(&p("/_users")).unwrap(),
             Route::Database("_users".into())
         );
+        assert_eq!(route(&p("/_replicate")).unwrap(), Route::Replicate);
         assert_eq!(
-            route(&p("/_replicate")).unwrap(),
-            Route::Unsupported("_replicate".into())
+            route(&p("/_scheduler/docs/_replicator/x")).unwrap(),
+            Route::Scheduler(p("docs/_replicator/x"))
         );
         assert_eq!(
             route(&p("/_bogus")).unwrap_err().error,

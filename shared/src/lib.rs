@@ -16,6 +16,7 @@ pub mod jwt;
 pub mod mango;
 pub mod multipart;
 pub mod password;
+pub mod replication;
 pub mod rev;
 pub mod rev_tree;
 pub mod security;

@@ -1,0 +1,548 @@
+//! The replication protocol end to end, natively: two databases run by the
+//! real database engine (db-actor's HTTP surface over rusqlite), the job
+//! loop between them, and the job record stored and reloaded as the actor
+//! does between alarms.
+
+use db_actor::api::{self, Reply};
+use db_actor::Database;
+use futures::executor::block_on;
+use replicator_actor::job::{self, Budget, JobRecord, JobState, JobStore, Next, Origin};
+use serde_json::{json, Value};
+use shared::config::Limits;
+use shared::http::{encode_segment, Request};
+use shared::replication::job::Ends;
+use shared::replication::params::RepParams;
+use shared::replication::peer::{Peer, PeerRequest, PeerResponse, RepError, Transport};
+use shared::sqlite::SqliteSql;
+use shared::user::UserCtx;
+use shared::users::UsersConfig;
+use std::cell::Cell;
+
+/// A database served by the engine, as the replicator sees one.
+struct Db {
+    sql: SqliteSql,
+    name: String,
+    uuid: String,
+    /// Answer `_bulk_get` with 404, as servers before CouchDB 2 did.
+    no_bulk_get: bool,
+    requests: Cell<u64>,
+}
+
+impl Db {
+    fn new(name: &str, uuid: &str) -> Db {
+        let db = Db {
+            sql: SqliteSql::memory(),
+            name: name.into(),
+            uuid: uuid.into(),
+            no_bulk_get: false,
+            requests: Cell::new(0),
+        };
+        Database::new(&db.sql, Limits::default())
+            .store
+            .init_schema()
+            .unwrap();
+        db.http("PUT", "", "", None);
+        db
+    }
+
+    fn http(&self, method: &str, path: &str, query: &str, body: Option<Value>) -> (u16, Value) {
+        let r = self.raw(
+            method,
+            path,
+            query,
+            body.map(|b| b.to_string().into_bytes()),
+        );
+        (r.status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn raw(&self, method: &str, path: &str, query: &str, body: Option<Vec<u8>>) -> PeerResponse {
+        let full = if path.is_empty() {
+            format!("/{}", encode_segment(&self.name))
+        } else {
+            format!("/{}/{path}", encode_segment(&self.name))
+        };
+        let mut req = Request::new(method, &full, query)
+            .with_header("content-type", "application/json")
+            .with_header("accept", "application/json");
+        req.body = body.unwrap_or_default();
+        req.user = UserCtx::admin("admin");
+        let db = Database::new(&self.sql, Limits::default());
+        let out = api::handle(
+            &db,
+            &req,
+            &|| shared::uuids::random_hex(),
+            UsersConfig::default(),
+        );
+        let resp = match out.reply {
+            Reply::Done(r) => r,
+            Reply::Wait { query, since } => db_actor::feed::page_response(&db, &query, since),
+            other => panic!("unexpected reply {other:?}"),
+        };
+        PeerResponse {
+            status: resp.status,
+            body: resp.body,
+        }
+    }
+
+    fn put(&self, id: &str, body: Value) -> String {
+        let (s, v) = self.http("PUT", &encode_segment(id), "", Some(body));
+        assert_eq!(s, 201, "{v}");
+        v["rev"].as_str().unwrap().to_string()
+    }
+
+    fn doc_count(&self) -> u64 {
+        self.http("GET", "", "", None).1["doc_count"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Every document's full rev tree: leaves with their histories.
+    fn trees(&self) -> Vec<(String, Value)> {
+        let (_, all) = self.http("GET", "_all_docs", "", None);
+        let ids: Vec<String> = all["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.into_iter()
+            .map(|id| {
+                let (_, mut leaves) =
+                    self.http("GET", &encode_segment(&id), "open_revs=all&revs=true", None);
+                let arr = leaves.as_array_mut().unwrap();
+                arr.sort_by_key(|l| l["ok"]["_rev"].as_str().unwrap_or_default().to_string());
+                (id, leaves)
+            })
+            .collect()
+    }
+}
+
+impl Transport for &Db {
+    async fn send(&self, req: PeerRequest) -> Result<PeerResponse, RepError> {
+        self.requests.set(self.requests.get() + 1);
+        if req.root {
+            return Ok(PeerResponse {
+                status: 200,
+                body: json!({"couchdb": "Welcome", "uuid": self.uuid})
+                    .to_string()
+                    .into_bytes(),
+            });
+        }
+        if self.no_bulk_get && req.path == "_bulk_get" {
+            return Ok(PeerResponse {
+                status: 404,
+                body: br#"{"error":"not_found","reason":"missing"}"#.to_vec(),
+            });
+        }
+        let q = req.query_string();
+        Ok(self.raw(req.method, &req.path, q.trim_start_matches('?'), req.body))
+    }
+}
+
+/// Stores records as the actor does; the clock ticks on every reading.
+struct TestHost<'a> {
+    store: &'a JobStore<'a>,
+    clock: Cell<u64>,
+}
+
+impl job::Host for TestHost<'_> {
+    fn now(&self) -> u64 {
+        self.clock.set(self.clock.get() + 1);
+        self.clock.get()
+    }
+
+    async fn save(&self, rec: &JobRecord) -> bool {
+        if !self.store.current(rec.generation) {
+            return false;
+        }
+        self.store.save(rec).unwrap();
+        true
+    }
+
+    fn new_session(&self) -> String {
+        shared::uuids::random_hex()
+    }
+}
+
+/// A host at a fixed time that keeps nothing.
+struct FixedHost(u64);
+
+impl job::Host for FixedHost {
+    fn now(&self) -> u64 {
+        self.0
+    }
+
+    async fn save(&self, _: &JobRecord) -> bool {
+        true
+    }
+
+    fn new_session(&self) -> String {
+        "s".into()
+    }
+}
+
+fn params(v: Value) -> RepParams {
+    RepParams::parse(v.as_object().unwrap()).unwrap()
+}
+
+const BUDGET: Budget = Budget {
+    work_ms: u64::MAX,
+    longpoll_ms: 0,
+    max_batches: u32::MAX,
+};
+
+/// Runs a job to its end as the actor would, storing the record after
+/// each run; `max_batches` per run simulates alarms.
+fn replicate(src: &Db, tgt: &Db, p: RepParams, max_batches: u32) -> JobRecord {
+    let store_sql = SqliteSql::memory();
+    let store = JobStore::new(&store_sql).unwrap();
+    let rec = JobRecord::new("job".into(), p, Origin::Replicate, UserCtx::admin("a"), 0);
+    store.save(&rec).unwrap();
+    let (sp, tp) = (Peer::new(src), Peer::new(tgt));
+    let ends = Ends {
+        source: &sp,
+        target: &tp,
+    };
+    let host = TestHost {
+        store: &store,
+        clock: Cell::new(1_700_000_000_000),
+    };
+    for _ in 0..10_000 {
+        // Each run starts from what storage holds, as after an eviction.
+        let mut rec = store.load().unwrap().unwrap();
+        let budget = Budget {
+            max_batches,
+            ..BUDGET
+        };
+        if block_on(job::run(&mut rec, &ends, &host, budget)) == Next::Stop {
+            return store.load().unwrap().unwrap();
+        }
+    }
+    panic!("the job did not finish");
+}
+
+#[test]
+fn one_shot_copies_everything_and_resumes_from_its_checkpoint() {
+    let a = Db::new("a", "server-1");
+    let b = Db::new("b", "server-2");
+    let docs: Vec<Value> = (0..1200)
+        .map(|i| json!({"_id": format!("d{i:05}"), "n": i}))
+        .collect();
+    let (s, _) = a.http("POST", "_bulk_docs", "", Some(json!({ "docs": docs })));
+    assert_eq!(s, 201);
+    a.put("_design/x", json!({"views": {}}));
+    let rec = replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 1);
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(b.doc_count(), 1201);
+    assert_eq!(a.trees(), b.trees());
+    let r = rec.result.unwrap();
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["history"][0]["docs_written"], 1201);
+    assert_eq!(r["history"][0]["missing_found"], 1201);
+    assert_eq!(r["replication_id_version"], 4);
+    // Three batches of 500 (changes with pending), one run each.
+    let seq = r["source_last_seq"].clone();
+    assert_eq!(seq.as_str().unwrap().split('-').next(), Some("1201"));
+    // Both ends hold the same checkpoint.
+    let cp = rec.progress.as_ref().unwrap().checkpoint_id.clone();
+    let path = format!("_local/{}", cp.trim_start_matches("_local/"));
+    let (sa, ca) = a.http("GET", &path, "", None);
+    let (sb, cb) = b.http("GET", &path, "", None);
+    assert_eq!((sa, sb), (200, 200));
+    assert_eq!(ca["session_id"], cb["session_id"]);
+    assert_eq!(ca["source_last_seq"], seq);
+
+    // Again: the checkpoint says everything is there.
+    let again = replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
+    assert_eq!(
+        again.result.unwrap(),
+        json!({"ok": true, "no_changes": true})
+    );
+
+    // New writes: only they are replicated, from the checkpoint.
+    a.put("new", json!({"x": 1}));
+    let third = replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
+    let r = third.result.unwrap();
+    assert_eq!(r["history"][0]["docs_written"], 1);
+    assert_eq!(r["history"][0]["missing_checked"], 1);
+    assert_eq!(r["history"].as_array().unwrap().len(), 2);
+    assert_eq!(b.doc_count(), 1202);
+}
+
+#[test]
+fn conflicts_on_both_ends_end_as_identical_trees() {
+    let a = Db::new("a", "s1");
+    let b = Db::new("b", "s2");
+    for i in 0..20 {
+        let id = format!("c{i}");
+        a.put(&id, json!({"side": "a", "i": i}));
+        b.put(&id, json!({"side": "b", "i": i}));
+    }
+    let r1 = a.put("shared", json!({"v": 1}));
+    replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
+    // Edit the shared doc differently on both ends, delete one on a.
+    a.put("shared", json!({"_rev": r1, "v": "a"}));
+    b.put("shared", json!({"_rev": r1, "v": "b"}));
+    let (_, d) = a.http("GET", "c0", "", None);
+    a.http(
+        "DELETE",
+        "c0",
+        &format!("rev={}", d["_rev"].as_str().unwrap()),
+        None,
+    );
+    replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
+    replicate(&b, &a, params(json!({"source": "b", "target": "a"})), 100);
+    assert_eq!(a.trees(), b.trees());
+    let (_, doc) = a.http("GET", "shared", "conflicts=true", None);
+    assert_eq!(doc["_conflicts"].as_array().unwrap().len(), 1);
+    let (_, doc_b) = b.http("GET", "shared", "conflicts=true", None);
+    assert_eq!(doc, doc_b);
+}
+
+#[test]
+fn an_evicted_job_redoes_at_most_one_batch_and_writes_each_doc_once() {
+    let a = Db::new("a", "s1");
+    let b = Db::new("b", "s2");
+    let docs: Vec<Value> = (0..950)
+        .map(|i| json!({"_id": format!("{i:04}")}))
+        .collect();
+    a.http("POST", "_bulk_docs", "", Some(json!({ "docs": docs })));
+    // One batch per run, 100 a batch: ten runs, each reloaded from storage.
+    let rec = replicate(
+        &a,
+        &b,
+        params(json!({"source": "a", "target": "b", "worker_batch_size": 100})),
+        1,
+    );
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(b.doc_count(), 950);
+    let (_, changes) = b.http("GET", "_changes", "", None);
+    assert_eq!(changes["results"].as_array().unwrap().len(), 950);
+    assert_eq!(rec.result.unwrap()["history"][0]["docs_written"], 950);
+}
+
+#[test]
+fn peers_without_bulk_get_are_read_with_open_revs() {
+    let mut a = Db::new("a", "s1");
+    a.no_bulk_get = true;
+    let b = Db::new("b", "s2");
+    let r = a.put("x", json!({"v": 1}));
+    a.put("x", json!({"_rev": r, "v": 2}));
+    a.put(
+        "att",
+        json!({"_attachments": {"f.txt": {"content_type": "text/plain", "data": "aGVsbG8="}}}),
+    );
+    let rec = replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(a.trees(), b.trees());
+    let got = b.raw("GET", "att/f.txt", "", None);
+    assert_eq!(got.body, b"hello");
+}
+
+#[test]
+fn doc_ids_and_selector_filter_what_is_replicated() {
+    let a = Db::new("a", "s1");
+    for i in 0..10 {
+        a.put(
+            &format!("d{i}"),
+            json!({"type": if i % 2 == 0 { "even" } else { "odd" }}),
+        );
+    }
+    let b = Db::new("b", "s2");
+    replicate(
+        &a,
+        &b,
+        params(json!({"source": "a", "target": "b", "doc_ids": ["d1", "d3", "zz"]})),
+        100,
+    );
+    assert_eq!(b.doc_count(), 2);
+    let c = Db::new("c", "s3");
+    replicate(
+        &a,
+        &c,
+        params(json!({"source": "a", "target": "c", "selector": {"type": "even"}})),
+        100,
+    );
+    assert_eq!(c.doc_count(), 5);
+    let (_, d) = c.http("GET", "d4", "", None);
+    assert_eq!(d["type"], "even");
+}
+
+#[test]
+fn write_failures_are_counted_without_stopping() {
+    let a = Db::new("a", "s1");
+    a.put("org.couchdb.user:bob", json!({"name": "bob"}));
+    a.put("plain", json!({"x": 1}));
+    let users = Db {
+        name: "_users".into(),
+        ..Db::new("_users", "s2")
+    };
+    users.http("PUT", "", "", None);
+    let rec = replicate(
+        &a,
+        &users,
+        params(json!({"source": "a", "target": "_users"})),
+        100,
+    );
+    assert_eq!(rec.state, JobState::Completed);
+    let h = &rec.result.unwrap()["history"][0];
+    assert_eq!(h["docs_read"], 2);
+    assert!(h["doc_write_failures"].as_u64().unwrap() >= 1, "{h}");
+}
+
+#[test]
+fn missing_source_fails_a_one_shot_and_crashes_a_document_job() {
+    let a = Db::new("a", "s1");
+    let b = Db::new("b", "s2");
+    a.http("DELETE", "", "", None);
+    let rec = replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
+    assert_eq!(rec.state, JobState::Failed);
+    assert_eq!(rec.last_error.unwrap().error, "db_not_found");
+
+    let mut doc_job = JobRecord::new(
+        "j".into(),
+        params(json!({"source": "a", "target": "b"})),
+        Origin::Doc { doc_id: "r".into() },
+        UserCtx::admin("a"),
+        0,
+    );
+    let (sp, tp) = (Peer::new(&a), Peer::new(&b));
+    let ends = Ends {
+        source: &sp,
+        target: &tp,
+    };
+    let next = block_on(job::run(&mut doc_job, &ends, &FixedHost(1000), BUDGET));
+    assert_eq!(doc_job.state, JobState::Crashing);
+    assert_eq!(next, Next::At(1000 + 5000));
+    block_on(job::run(&mut doc_job, &ends, &FixedHost(7000), BUDGET));
+    assert_eq!(doc_job.failures, 2);
+    assert_eq!(doc_job.next_run_ms, 7000 + 10_000);
+    let s = doc_job.summary();
+    assert_eq!(s["state"], "crashing");
+    assert_eq!(s["backoff_ms"], 10_000);
+}
+
+#[test]
+fn missing_target_is_created_when_asked() {
+    let a = Db::new("a", "s1");
+    a.put("x", json!({}));
+    let b = Db::new("b", "s2");
+    b.http("DELETE", "", "", None);
+    let rec = replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
+    assert_eq!(rec.state, JobState::Failed);
+    let rec = replicate(
+        &a,
+        &b,
+        params(json!({"source": "a", "target": "b", "create_target": true})),
+        100,
+    );
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(b.doc_count(), 1);
+}
+
+#[test]
+fn a_pouchdb_checkpoint_is_honoured() {
+    let a = Db::new("a", "s1");
+    let b = Db::new("b", "s2");
+    for i in 0..10 {
+        a.put(&format!("d{i}"), json!({}));
+    }
+    let first = replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
+    let cp = first.progress.unwrap().checkpoint_id;
+    let path = format!("_local/{}", cp.trim_start_matches("_local/"));
+    // PouchDB's checkpointer rewrites both docs in its own format after a
+    // session of its own that went to seq 10.
+    for db in [&a, &b] {
+        let (_, old) = db.http("GET", &path, "", None);
+        let mut hist = old["history"].as_array().unwrap().clone();
+        hist.insert(
+            0,
+            json!({"last_seq": "10-x", "session_id": "pouch-session"}),
+        );
+        db.http(
+            "PUT",
+            &path,
+            "",
+            Some(json!({"_id": cp, "_rev": old["_rev"], "session_id": "pouch-session",
+                        "last_seq": "10-x", "history": hist, "version": 1, "replicator": "pouchdb"})),
+        );
+    }
+    a.put("after", json!({}));
+    let rec = replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
+    let r = rec.result.unwrap();
+    assert_eq!(r["history"][0]["start_last_seq"], "10-x");
+    assert_eq!(r["history"][0]["missing_checked"], 1);
+    assert_eq!(r["history"][1]["session_id"], "pouch-session");
+}
+
+#[test]
+fn job_records_round_trip_through_storage() {
+    let sql = SqliteSql::memory();
+    let store = JobStore::new(&sql).unwrap();
+    assert!(store.load().unwrap().is_none());
+    let mut rec = JobRecord::new(
+        "id".into(),
+        params(json!({"source": "a", "target": "http://u:p@h/b", "doc_ids": ["x"]})),
+        Origin::Replicate,
+        UserCtx::admin("a"),
+        5,
+    );
+    store.save(&rec).unwrap();
+    assert_eq!(store.load().unwrap().unwrap(), rec);
+    assert!(store.current(0));
+    rec.generation = 1;
+    assert!(!store.current(1));
+    store.delete().unwrap();
+    assert!(store.load().unwrap().is_none());
+}
+
+/// A host whose job was stopped: every save is refused.
+struct StoppedHost;
+
+impl job::Host for StoppedHost {
+    fn now(&self) -> u64 {
+        1
+    }
+
+    async fn save(&self, _: &JobRecord) -> bool {
+        false
+    }
+
+    fn new_session(&self) -> String {
+        "s".into()
+    }
+}
+
+#[test]
+fn a_continuous_job_stopped_while_waiting_writes_nothing_more() {
+    let a = Db::new("a", "s1");
+    let b = Db::new("b", "s2");
+    a.put("first", json!({}));
+    let mut rec = JobRecord::new(
+        "j".into(),
+        params(json!({"source": "a", "target": "b", "continuous": true})),
+        Origin::Replicate,
+        UserCtx::admin("a"),
+        0,
+    );
+    let (sp, tp) = (Peer::new(&a), Peer::new(&b));
+    let ends = Ends {
+        source: &sp,
+        target: &tp,
+    };
+    // Runs until caught up and idle.
+    let next = block_on(job::run(&mut rec, &ends, &FixedHost(1), BUDGET));
+    assert_eq!(next, Next::At(1));
+    assert_eq!(rec.state, JobState::Running);
+    assert_eq!(b.doc_count(), 1);
+    // A change wakes the wait, but the job was stopped meanwhile.
+    a.put("second", json!({}));
+    assert_eq!(
+        block_on(job::run(&mut rec, &ends, &StoppedHost, BUDGET)),
+        Next::Stop
+    );
+    assert_eq!(b.doc_count(), 1);
+    // Still wanted: the change is replicated.
+    block_on(job::run(&mut rec, &ends, &FixedHost(2), BUDGET));
+    assert_eq!(b.doc_count(), 2);
+}

@@ -1,0 +1,144 @@
+//! `POST /_replicate`, `/_scheduler/jobs`, `/_scheduler/docs` and the
+//! replication rows of `_active_tasks`: the router's side of the
+//! replicator actors (see `replicator_actor::binding`).
+
+use crate::binding::server_uuid;
+use replicator_actor::binding::replicator_call;
+use replicator_actor::registry::{active_tasks as task_rows, jobs_view, REPLICATOR_DB};
+use serde_json::{json, Value};
+use shared::error::{CouchError, CouchResult};
+use shared::http::{Request, Response};
+use shared::replication::id::job_id;
+use shared::replication::params::ReplicateRequest;
+use shared::replication::REGISTRY_NAME;
+use shared::user::UserCtx;
+use worker::Env;
+
+/// How long one wait on a job lasts before the router asks again (a
+/// one-shot `_replicate` waits for as many as it takes).
+const WAIT_MS: u64 = 20_000;
+
+fn internal(e: impl std::fmt::Display) -> CouchError {
+    CouchError::internal(e.to_string().lines().next().unwrap_or_default().to_string())
+}
+
+async fn call(
+    env: &Env,
+    name: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> CouchResult<Value> {
+    let (status, v) = replicator_call(env, name, method, path, body)
+        .await
+        .map_err(internal)?;
+    if status >= 400 {
+        return Err(CouchError::new(
+            status,
+            v["error"].as_str().unwrap_or("error"),
+            v["reason"].as_str().unwrap_or(""),
+        ));
+    }
+    Ok(v)
+}
+
+/// `POST /_replicate`: a one-shot replication answers when it is done,
+/// with CouchDB's body; `continuous` answers at once (202 with
+/// `_local_id`); `cancel` stops the job.
+pub async fn replicate(env: &Env, req: &Request, user: &UserCtx) -> CouchResult<Response> {
+    let r = ReplicateRequest::parse(&req.json_body()?)?;
+    let uuid = server_uuid(env).await?;
+    let id = match (&r.replication_id, r.cancel) {
+        (Some(id), true) => id.clone(),
+        _ => job_id(&uuid, &r.params),
+    };
+    if r.cancel {
+        let v = call(env, &id, "POST", "/job/stop", None).await?;
+        if v["existed"] != true {
+            return Err(CouchError::not_found(format!("Replication {id} not found")));
+        }
+        return Ok(Response::json(200, &json!({"ok": true, "_local_id": id})));
+    }
+    let body = json!({
+        "id": id,
+        "params": r.params,
+        "origin": {"kind": "replicate"},
+        "user": user,
+    });
+    call(env, &id, "POST", "/job/start", Some(&body)).await?;
+    if r.params.continuous {
+        return Ok(Response::json(202, &json!({"ok": true, "_local_id": id})));
+    }
+    loop {
+        let v = call(env, &id, "GET", &format!("/job/wait?ms={WAIT_MS}"), None).await?;
+        match v["state"].as_str() {
+            Some("completed") => return Ok(Response::json(200, &v["result"])),
+            Some("failed") => {
+                let e = &v["error"];
+                return Err(CouchError::new(
+                    e["status"].as_u64().unwrap_or(500) as u16,
+                    e["error"].as_str().unwrap_or("replication_failed"),
+                    e["reason"].as_str().unwrap_or(""),
+                ));
+            }
+            Some("stopped") => {
+                return Err(CouchError::new(
+                    404,
+                    "not_found",
+                    format!("Replication {id} was cancelled"),
+                ))
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// `_active_tasks`: one row per running replication.
+pub async fn active_tasks(env: &Env) -> CouchResult<Value> {
+    let jobs = call(env, REGISTRY_NAME, "GET", "/registry/jobs", None).await?;
+    Ok(Value::from(task_rows(
+        jobs.as_array().map_or(&[][..], |v| v),
+    )))
+}
+
+/// `/_scheduler/jobs[/{id}]` and `/_scheduler/docs[/_replicator[/{docid}]]`.
+pub async fn scheduler(env: &Env, rest: &[String]) -> CouchResult<Response> {
+    let segs: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        ["jobs"] => {
+            let jobs = call(env, REGISTRY_NAME, "GET", "/registry/jobs", None).await?;
+            Ok(Response::json(
+                200,
+                &jobs_view(jobs.as_array().map_or(&[][..], |v| v)),
+            ))
+        }
+        ["jobs", id] => {
+            let jobs = call(env, REGISTRY_NAME, "GET", "/registry/jobs", None).await?;
+            let view = jobs_view(jobs.as_array().map_or(&[][..], |v| v));
+            view["jobs"]
+                .as_array()
+                .and_then(|a| a.iter().find(|j| j["id"] == *id))
+                .map(|j| Response::json(200, j))
+                .ok_or_else(|| CouchError::not_found("unknown"))
+        }
+        ["docs"] | ["docs", REPLICATOR_DB] => {
+            let docs = call(env, REGISTRY_NAME, "GET", "/registry/docs", None).await?;
+            let n = docs.as_array().map_or(0, Vec::len);
+            Ok(Response::json(
+                200,
+                &json!({"total_rows": n, "offset": 0, "docs": docs}),
+            ))
+        }
+        ["docs", REPLICATOR_DB, doc_id] => {
+            let docs = call(env, REGISTRY_NAME, "GET", "/registry/docs", None).await?;
+            docs.as_array()
+                .and_then(|a| a.iter().find(|d| d["doc_id"] == *doc_id))
+                .map(|d| Response::json(200, d))
+                .ok_or_else(|| CouchError::not_found("unknown"))
+        }
+        ["docs", db, ..] => Err(CouchError::not_found(format!(
+            "Database {db} is not a replicator database"
+        ))),
+        _ => Err(CouchError::not_found("missing")),
+    }
+}

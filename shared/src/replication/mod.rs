@@ -1,0 +1,28 @@
+//! CouchDB replication as pure Rust: parameters, ids, checkpoints and the
+//! batch loop, written against a [`peer::Transport`] so the replicator
+//! actor runs it over Durable Object stubs and `fetch`, and native tests
+//! run it over the database engine.
+//!
+//! - [`params`]: the `_replicate` body / `_replicator` document.
+//! - [`id`]: the job id (CouchDB's v4 inputs) and the checkpoint id
+//!   (PouchDB's, so checkpoints are shared with PouchDB).
+//! - [`checkpoint`]: the `_local` checkpoint document, choosing the start
+//!   sequence from both ends' histories, backoff, dates.
+//! - [`peer`]: the protocol spoken to one end.
+//! - [`job`]: one batch at a time, with all state in a storable value.
+
+pub mod checkpoint;
+pub mod id;
+pub mod job;
+pub mod params;
+pub mod peer;
+
+/// Binding name of the database actors' namespace.
+pub const DB_BINDING: &str = "DB";
+/// Binding name of the replicator actors' namespace.
+pub const REPLICATOR_BINDING: &str = "REPLICATOR";
+/// The registry's name in that namespace (job ids are hex, so no job can
+/// take it).
+pub const REGISTRY_NAME: &str = "_registry";
+/// The database whose documents define replication jobs.
+pub const REPLICATOR_DB: &str = "_replicator";
