@@ -61,6 +61,8 @@ const PARAMS = {
     { mb: 1, count: QUICK ? 5 : 20 },
     { mb: 20, count: QUICK ? 2 : 5 },
   ],
+  // One-shot replication of this many docs (seeded with _bulk_docs first).
+  replicationDocs: QUICK ? 10_000 : 100_000,
   // Continuous _changes listeners, and the writes whose delivery to all of
   // them is timed.
   listeners: QUICK ? 200 : 1000,
@@ -285,6 +287,7 @@ const config :Workerd.Config = (
   services = [
     (name = "settee", worker = .settee),
     (name = "storage", disk = (path = ${capnpString(data)}, writable = true)),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
   ],
   sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "settee")],
 );
@@ -295,6 +298,7 @@ const settee :Workerd.Worker = (
     (name = "index.js", esModule = embed "index.js"),
     (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
   ],
+  globalOutbound = "internet",
   bindings = [
     ${bindings.join(",\n    ")}
   ],
@@ -700,6 +704,68 @@ async function logins(server) {
   return { perSec: n / (total / 1000), maxMs: Math.max(...times) };
 }
 
+/** Fills `db` on `server` with PARAMS.replicationDocs small docs. */
+async function seed(server, db) {
+  await call(server, "PUT", `/${db}`);
+  for (let i = 0; i < PARAMS.replicationDocs; i += PARAMS.bulkBatch) {
+    const docs = [];
+    for (let j = i; j < Math.min(i + PARAMS.bulkBatch, PARAMS.replicationDocs); j++) {
+      docs.push(smallDoc(`rep-${pad(j, 7)}`, j));
+    }
+    checkBulk(server, await call(server, "POST", `/${db}/_bulk_docs`, { docs }), docs.length);
+  }
+}
+
+/** The database URL another server uses to reach `db` on `server`. */
+function remoteUrl(server, db) {
+  const u = new URL(`${server.base}/${db}`);
+  u.username = ADMIN;
+  u.password = PASSWORD;
+  return u.toString();
+}
+
+/**
+ * One-shot `POST /_replicate` on `runner` from `source` to the new database
+ * `target` on `runner` (by name for Settee, whose replicator reaches its own
+ * databases directly; by URL for PouchDB Server), timed until it answers;
+ * docs/s, with the target's doc count checked.
+ */
+async function replicate(runner, source, target) {
+  const t0 = performance.now();
+  const to = runner.name === "Settee" ? target : remoteUrl(runner, target);
+  const r = await call(runner, "POST", "/_replicate", { source, target: to, create_target: true });
+  const secs = (performance.now() - t0) / 1000;
+  if (!r.ok) fail(`${runner.name}: _replicate: ${JSON.stringify(r).slice(0, 300)}`);
+  const info = await call(runner, "GET", `/${target}`);
+  if (info.doc_count !== PARAMS.replicationDocs) fail(`${runner.name}: ${target} has ${info.doc_count} docs`);
+  return { perSec: PARAMS.replicationDocs / secs };
+}
+
+/**
+ * Replication, with both servers up at once: Settee→Settee (two databases
+ * of one server), PouchDB Server→Settee (Settee's replicator pulling over
+ * HTTP), and PouchDB Server→PouchDB Server for comparison.
+ */
+async function replicationScenarios(workerd, bundle) {
+  const settee = await startSettee(workerd, bundle);
+  const pouch = await startPouch();
+  try {
+    log(`replication: seeding ${PARAMS.replicationDocs} docs on each server`);
+    await seed(settee, "rep-src");
+    await seed(pouch, "rep-src");
+    log("replication: Settee -> Settee");
+    const setteeToSettee = await replicate(settee, "rep-src", "rep-dst");
+    log("replication: PouchDB Server -> Settee");
+    const pouchToSettee = await replicate(settee, remoteUrl(pouch, "rep-src"), "rep-from-pouch");
+    log("replication: PouchDB Server -> PouchDB Server");
+    const pouchToPouch = await replicate(pouch, remoteUrl(pouch, "rep-src"), "rep-dst");
+    return { setteeToSettee, pouchToSettee, pouchToPouch };
+  } finally {
+    await settee.stop();
+    await pouch.stop();
+  }
+}
+
 /** A _bulk_docs answer must have one ok row per doc. */
 function checkBulk(server, rows, n) {
   const bad = Array.isArray(rows) ? rows.filter((r) => !r.ok || r.error) : [rows];
@@ -814,7 +880,7 @@ function aggregate(rounds) {
   return out;
 }
 
-function report(settee, pouch, ceiling, info) {
+function report(settee, pouch, ceiling, info, rep) {
   const rows = [
     ["single-doc PUT (docs/s)", settee.put, pouch.put, ceiling.put],
     ["single-doc GET (docs/s)", settee.get, pouch.get, ceiling.get],
@@ -837,6 +903,16 @@ function report(settee, pouch, ceiling, info) {
     ...rows.map(([name, s, p, c]) =>
       `| ${name} | ${fmt(s.perSec)} | ${fmt(p.perSec)} | ${ratio(s.perSec, p.perSec)} | ` +
       `${c ? fmt(c.perSec) : "–"} | ${c ? `${((100 * s.perSec) / c.perSec).toFixed(0)}%` : "–"} |`),
+  ];
+  const fmtRep = (r) => fmt(median(r.map((x) => x.perSec)));
+  const replication = [
+    `| One-shot replication of ${PARAMS.replicationDocs} docs (docs/s) | rounds | median |`,
+    "| --- | --- | ---: |",
+    ...[
+      ["Settee → Settee (Settee's replicator)", "setteeToSettee"],
+      ["PouchDB Server → Settee (Settee's replicator)", "pouchToSettee"],
+      ["PouchDB Server → PouchDB Server (PouchDB's replicator)", "pouchToPouch"],
+    ].map(([name, k]) => `| ${name} | ${rep.map((r) => fmt(r[k].perSec)).join(" / ")} | ${fmtRep(rep.map((r) => r[k]))} |`),
   ];
   const perRound = [
     "| Scenario, each round | Settee | PouchDB Server | Ceiling |",
@@ -882,7 +958,7 @@ function report(settee, pouch, ceiling, info) {
     `Versions: ${info.workerd}; pouchdb-server ${info.pouchdbServer}; ${info.wrk}; Node ${info.node}. ` +
       `CPU: ${info.cpu}. Settee bundle: ${info.bundle}.`,
   ];
-  return [...main, "", ...perRound, "", ...detail, "", ...setup].join("\n");
+  return [...main, "", ...replication, "", ...perRound, "", ...detail, "", ...setup].join("\n");
 }
 
 // ---------------------------------------------------------------- main
@@ -916,8 +992,14 @@ async function main() {
     }
   }
 
+  const rep = [];
+  for (let round = 1; round <= PARAMS.rounds; round++) {
+    log(`replication round ${round} of ${PARAMS.rounds}`);
+    rep.push(await replicationScenarios(workerd, bundle));
+  }
+
   const [ceiling, settee, pouch] = servers.map(([name]) => aggregate(results[name]));
-  const table = report(settee, pouch, ceiling, info);
+  const table = report(settee, pouch, ceiling, info, rep);
   console.log(`\n${table}`);
   if (QUICK) return; // a harness check, not a result
   const out = path.join(BENCH, "results");
@@ -925,7 +1007,7 @@ async function main() {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   fs.writeFileSync(
     path.join(out, `bench-${stamp}.json`),
-    JSON.stringify({ date: new Date().toISOString(), params: PARAMS, info, results }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), params: PARAMS, info, results, replication: rep }, null, 2),
   );
   fs.writeFileSync(path.join(out, "latest.md"), `${table}\n`);
 }

@@ -204,21 +204,16 @@ fn route(
                 &db.bulk_get(&body, &ReadOpts::from_request(req)?)?,
             ))
         }
-        ["_revs_diff"] => {
+        [op @ ("_revs_diff" | "_missing_revs")] => {
             only(req, "POST")?;
-            access.list("_revs_diff")?;
-            done(Response::json(
-                200,
-                &db.revs_diff(&req.json_object_body()?)?,
-            ))
-        }
-        ["_missing_revs"] => {
-            only(req, "POST")?;
-            access.list("_missing_revs")?;
-            done(Response::json(
-                200,
-                &db.missing_revs(&req.json_object_body()?)?,
-            ))
+            access.list(op)?;
+            let body = req.json_object_body()?;
+            let answer = if *op == "_revs_diff" {
+                db.revs_diff(&body)?
+            } else {
+                db.missing_revs(&body)?
+            };
+            done(Response::json(200, &answer))
         }
         ["_ensure_full_commit"] => {
             only(req, "POST")?;

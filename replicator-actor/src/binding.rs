@@ -121,15 +121,20 @@ impl Transport for LocalDb<'_> {
             req.path,
             req.query_string()
         );
-        let mut resp = actor_call(&stub, method(req.method), &url, headers, req.body)
+        let resp = actor_call(&stub, method(req.method), &url, headers, req.body)
             .await
             .map_err(transport_error)?;
-        let body = resp.bytes().await.map_err(transport_error)?;
-        Ok(PeerResponse {
-            status: resp.status_code(),
-            body,
-        })
+        peer_response(resp).await
     }
+}
+
+/// A peer's answer, read whole.
+async fn peer_response(mut resp: Response) -> std::result::Result<PeerResponse, RepError> {
+    let body = resp.bytes().await.map_err(transport_error)?;
+    Ok(PeerResponse {
+        status: resp.status_code(),
+        body,
+    })
 }
 
 /// A database at a URL, over `fetch`.
@@ -163,15 +168,11 @@ impl Transport for RemoteDb<'_> {
             init.with_body(Some(js_sys::Uint8Array::from(b.as_slice()).into()));
         }
         let request = Request::new_with_init(&url, &init).map_err(transport_error)?;
-        let mut resp = worker::Fetch::Request(request)
+        let resp = worker::Fetch::Request(request)
             .send()
             .await
             .map_err(transport_error)?;
-        let body = resp.bytes().await.map_err(transport_error)?;
-        Ok(PeerResponse {
-            status: resp.status_code(),
-            body,
-        })
+        peer_response(resp).await
     }
 }
 
