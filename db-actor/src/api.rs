@@ -209,9 +209,9 @@ fn route(
             access.list(op)?;
             let body = req.json_object_body()?;
             let answer = if *op == "_revs_diff" {
-                db.revs_diff(&body)?
+                json!(db.revs_diff(&body)?)
             } else {
-                db.missing_revs(&body)?
+                json!(db.missing_revs(&body)?)
             };
             done(Response::json(200, &answer))
         }
