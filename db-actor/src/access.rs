@@ -1,10 +1,11 @@
 //! Who may do what in one database: its `_security` object, the rule that
-//! design documents need a database admin, and the `_users` database's
-//! per-document rules.
+//! design documents need a database admin, and the per-document rules of
+//! `_users` and `_replicator`.
 
 use crate::database::Database;
 use shared::doc::{self, IncomingDoc};
 use shared::error::{CouchError, CouchResult};
+use shared::replication::{docs as replicator_docs, REPLICATOR_DB};
 use shared::security::Security;
 use shared::user::UserCtx;
 use shared::users::{self, UsersConfig, USERS_DB};
@@ -14,6 +15,8 @@ pub struct Access<'a> {
     pub security: Security,
     /// This is the `_users` database.
     pub users_db: bool,
+    /// This is the `_replicator` database.
+    pub replicator_db: bool,
     pub users: UsersConfig,
 }
 
@@ -24,6 +27,7 @@ impl<'a> Access<'a> {
             user,
             security: Security::from_json(&meta.security),
             users_db: meta.name == USERS_DB,
+            replicator_db: meta.name == REPLICATOR_DB,
             users,
         })
     }
@@ -73,7 +77,22 @@ impl<'a> Access<'a> {
                 &self.users,
             )?;
         }
+        if self.replicator_db && !doc::is_design(id) {
+            let old = db.winner_body(id)?;
+            replicator_docs::before_write(
+                &mut doc.body,
+                old.as_ref(),
+                self.user,
+                self.is_db_admin(),
+            )?;
+        }
         Ok(())
+    }
+
+    /// Whether documents read through this request must be redacted for
+    /// the reader (`_replicator` credentials of other owners).
+    pub fn redacting_reader(&self) -> Option<UserCtx> {
+        (self.replicator_db && !self.is_db_admin()).then(|| self.user.clone())
     }
 
     /// Checks one document read.

@@ -206,7 +206,7 @@ impl Database<'_> {
                     };
                     self.render_rev(meta, &rec, &rev, &opts)?
                 } else {
-                    let body = self.store.body(id, &rev)?;
+                    let body = self.stored_body(id, &rev)?;
                     body.map(|b| shared::doc::render(id, &rev.to_string(), false, &b, &[]))
                 };
                 row.extend_from_slice(doc.as_deref().unwrap_or(b"null"));

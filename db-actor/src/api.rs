@@ -158,6 +158,7 @@ fn route(
         };
     }
     let access = Access::load(db, &req.user, users)?;
+    db.redact_for.replace(access.redacting_reader());
     match rest.as_slice() {
         [] => match m {
             "GET" | "HEAD" => {
@@ -346,9 +347,17 @@ fn all_docs(db: &Database, req: &Request, index: Index, access: &Access) -> Couc
 
 fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
     let body = query_body(req)?;
-    let q = ChangesQuery::from_request(req, body.as_ref())?;
+    let mut q = ChangesQuery::from_request(req, body.as_ref())?;
+    // Kept-open feeds read through a fresh engine later: the redaction
+    // travels with the query.
+    q.redact_for = db.redact_for.borrow().clone();
     let since = db.resolve_since(&q)?;
     if q.feed == Feed::WebSocket {
+        if q.redact_for.is_some() && q.include_docs {
+            return Err(CouchError::forbidden(
+                "Only admins can follow this database's documents over a WebSocket.",
+            ));
+        }
         if !req
             .header("upgrade")
             .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))

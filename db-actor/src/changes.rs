@@ -122,6 +122,9 @@ impl Database<'_> {
 
     /// The changes after `since` that `q` selects.
     pub fn changes(&self, q: &ChangesQuery, since: u64) -> CouchResult<ChangesPage> {
+        if q.redact_for.is_some() {
+            self.redact_for.replace(q.redact_for.clone());
+        }
         let meta = self.meta()?;
         let update_seq = self.store.stats()?.update_seq;
         let limit = q.limit.unwrap_or(u64::MAX).max(1);

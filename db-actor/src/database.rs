@@ -8,6 +8,7 @@ use shared::config::{Limits, DEFAULT_REVS_LIMIT};
 use shared::error::{CouchError, CouchResult};
 use shared::seq;
 use shared::sql::{in_transaction, Sql};
+use shared::user::UserCtx;
 use std::cell::RefCell;
 
 /// CouchDB 3's `default_security = admin_only`.
@@ -25,6 +26,9 @@ pub struct Database<'a> {
     shared: Option<&'a RefCell<Option<DbMeta>>>,
     /// The R2 bucket for large attachment contents, when one is bound.
     pub remote: Option<&'a RemoteBlobs>,
+    /// A reader from whom documents' credentials are hidden (`_replicator`
+    /// documents of other owners), set per request.
+    pub redact_for: RefCell<Option<UserCtx>>,
 }
 
 /// What identifies a database incarnation, read from `meta`.
@@ -51,6 +55,7 @@ impl<'a> Database<'a> {
             local: RefCell::new(None),
             shared: None,
             remote: None,
+            redact_for: RefCell::new(None),
         }
     }
 

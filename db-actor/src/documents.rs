@@ -222,6 +222,24 @@ impl Database<'_> {
             .ok_or_else(|| CouchError::doc_not_found(false))
     }
 
+    /// A revision's stored body as this request's reader may see it
+    /// (credentials of others' `_replicator` documents removed).
+    pub fn stored_body(&self, id: &str, rev: &Rev) -> CouchResult<Option<Vec<u8>>> {
+        let Some(body) = self.store.body(id, rev)? else {
+            return Ok(None);
+        };
+        let Some(reader) = self.redact_for.borrow().clone() else {
+            return Ok(Some(body));
+        };
+        let Ok(mut map) = serde_json::from_slice::<serde_json::Map<String, Value>>(&body) else {
+            return Ok(Some(body));
+        };
+        if shared::replication::docs::redact(&mut map, &reader) {
+            return Ok(Some(serde_json::to_vec(&map)?));
+        }
+        Ok(Some(body))
+    }
+
     /// Renders one revision of a document with the requested extras, or
     /// `None` when that revision's body is not kept.
     pub fn render_rev(
@@ -234,7 +252,7 @@ impl Database<'_> {
         let Some(node) = rec.tree.get(rev) else {
             return Ok(None);
         };
-        let Some(body) = self.store.body(&rec.id, rev)? else {
+        let Some(body) = self.stored_body(&rec.id, rev)? else {
             return Ok(None);
         };
         let body = self.inline_attachments(rec, rev, body, opts)?;

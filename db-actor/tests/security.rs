@@ -280,3 +280,89 @@ fn users_database_rules() {
     );
     assert!(rev.starts_with("1-"));
 }
+
+/// `_replicator`: documents get their writer as `owner`; users may not
+/// touch others' documents and see them without credentials, in every
+/// way of reading; admins see everything.
+#[test]
+fn replicator_documents_have_owners_and_hide_credentials() {
+    let db = Db::named("_replicator");
+    let sec = json!({"members": {"roles": ["replicators"]}});
+    assert_eq!(db.json("PUT", "/_replicator/_security", Some(sec)).0, 200);
+    let (ann, bob) = (
+        user(Some("ann"), &["replicators"]),
+        user(Some("bob"), &["replicators"]),
+    );
+    let secret_doc = json!({"source": "https://bob:s3cret@example.com/a",
+        "target": {"url": "http://t/b", "headers": {"Authorization": "Basic Ym9iOnMzY3JldA=="}}});
+    let (st, v) = db.as_user(&bob, "PUT", "/_replicator/bobs", Some(secret_doc));
+    assert_eq!(st, 201, "{v}");
+    let (_, own) = db.as_user(&bob, "GET", "/_replicator/bobs", None);
+    assert_eq!(own["owner"], "bob");
+    assert_eq!(own["source"], "https://bob:s3cret@example.com/a");
+
+    let (_, seen) = db.as_user(&ann, "GET", "/_replicator/bobs", None);
+    assert_eq!(seen["source"], "https://example.com/a");
+    assert_eq!(seen["target"], json!({"url": "http://t/b"}));
+    let leaks = |v: &Value| v.to_string().contains("s3cret") || v.to_string().contains("Ym9i");
+    for url in [
+        "/_replicator/_all_docs?include_docs=true",
+        "/_replicator/_changes?include_docs=true",
+        "/_replicator/_changes?feed=continuous&include_docs=true&timeout=0",
+    ] {
+        let r = db.request_as(
+            &ann,
+            shared::http::Request::new(
+                "GET",
+                url.split('?').next().unwrap(),
+                url.split('?').nth(1).unwrap(),
+            ),
+        );
+        assert_eq!(r.status, 200, "{url}");
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("s3cret"),
+            "{url}"
+        );
+    }
+    let (_, bulk) = db.as_user(
+        &ann,
+        "POST",
+        "/_replicator/_bulk_get",
+        Some(json!({"docs": [{"id": "bobs"}]})),
+    );
+    assert!(!leaks(&bulk), "{bulk}");
+    let (_, found) = db.as_user(
+        &ann,
+        "POST",
+        "/_replicator/_find",
+        Some(json!({"selector": {}})),
+    );
+    assert!(!leaks(&found), "{found}");
+
+    // Ann may not edit Bob's document, nor write one in his name.
+    let rev = own["_rev"].as_str().unwrap();
+    let edit = json!({"_rev": rev, "source": "a", "target": "b"});
+    assert_eq!(
+        db.as_user(&ann, "PUT", "/_replicator/bobs", Some(edit)).0,
+        403
+    );
+    let forged = json!({"owner": "bob", "source": "a", "target": "b"});
+    assert_eq!(
+        db.as_user(&ann, "PUT", "/_replicator/forged", Some(forged))
+            .0,
+        403
+    );
+    assert_eq!(
+        db.as_user(
+            &ann,
+            "DELETE",
+            &format!("/_replicator/bobs?rev={rev}"),
+            None
+        )
+        .0,
+        403
+    );
+    // The admin sees the credentials.
+    let (_, all) = db.json("GET", "/_replicator/bobs", None);
+    assert_eq!(all["source"], "https://bob:s3cret@example.com/a");
+}

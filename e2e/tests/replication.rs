@@ -430,3 +430,90 @@ fn a_job_survives_sigkill_and_resumes_from_its_checkpoint() {
     assert!(sample.get("_conflicts").is_none(), "{sample}");
     assert_eq!(sample["_revisions"]["start"], 1);
 }
+
+/// A user's `_replicator` document runs as that user: it copies a database
+/// the user may read, fails on one they may not, and other users see the
+/// document without its credentials.
+#[test]
+fn replicator_documents_run_as_their_owner() {
+    let s = Settee::start();
+    for db in ["_replicator", "open", "open-copy", "secret"] {
+        put_db(&s, db);
+    }
+    let pat =
+        json!({"type": "user", "name": "pat", "roles": ["replicators"], "password": "pat-pw"});
+    assert_eq!(
+        send(s.admin("PUT", "/_users/org.couchdb.user:pat"), Some(&pat)).0,
+        201
+    );
+    let members = json!({"members": {"roles": ["replicators"]}});
+    for db in ["_replicator", "open", "open-copy"] {
+        assert_eq!(
+            send(s.admin("PUT", &format!("/{db}/_security")), Some(&members)).0,
+            200
+        );
+    }
+    bulk(
+        &s,
+        "open",
+        (0..10).map(|i| json!({"_id": format!("o{i}")})).collect(),
+    );
+    bulk(
+        &s,
+        "secret",
+        (0..10).map(|i| json!({"_id": format!("s{i}")})).collect(),
+    );
+    let as_pat = |method: &str, path: &str| {
+        s.anon(method, path)
+            .set("authorization", &e2e::basic("pat", "pat-pw"))
+    };
+    let (st, v) = send(
+        as_pat("PUT", "/_replicator/mine"),
+        Some(&json!({"source": "open", "target": "open-copy"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(
+        send(as_pat("GET", "/_replicator/mine"), None).1["owner"],
+        "pat"
+    );
+    wait_for(20, "pat's job completed", || {
+        scheduler_doc(&s, "mine")["state"] == "completed"
+    });
+    assert_eq!(doc_count(&s, "open-copy"), 10);
+
+    send(
+        as_pat("PUT", "/_replicator/steal"),
+        Some(&json!({"source": "secret", "target": "open-copy"})),
+    );
+    wait_for(20, "the job on a forbidden source fails", || {
+        matches!(
+            scheduler_doc(&s, "steal")["state"].as_str(),
+            Some("crashing" | "failed")
+        )
+    });
+    let steal = scheduler_doc(&s, "steal");
+    assert!(
+        steal.to_string().contains("forbidden") || steal.to_string().contains("unauthorized"),
+        "{steal}"
+    );
+    assert_eq!(doc_count(&s, "open-copy"), 10, "nothing of secret arrived");
+
+    // The admin's document, with credentials, seen by pat.
+    send(
+        s.admin("PUT", "/_replicator/admins"),
+        Some(&json!({"source": "http://admin:hunter2@127.0.0.1:1/x", "target": "y"})),
+    );
+    let (_, seen) = send(as_pat("GET", "/_replicator/admins"), None);
+    assert_eq!(seen["source"], "http://127.0.0.1:1/x");
+    assert_eq!(
+        send(
+            as_pat(
+                "DELETE",
+                &format!("/_replicator/admins?rev={}", seen["_rev"].as_str().unwrap())
+            ),
+            None
+        )
+        .0,
+        403
+    );
+}

@@ -540,6 +540,41 @@ impl Inner {
         }
     }
 
+    /// Whom a `_replicator` document's job acts as on local databases: its
+    /// owner with the roles of their `_users` document, so a user cannot
+    /// replicate what they could not read. The server admin, and documents
+    /// from before owners were kept, act as admin.
+    async fn owner_ctx(&self, owner: Option<&str>) -> std::result::Result<UserCtx, CouchError> {
+        let admin = self
+            .env
+            .secret("COUCHDB_USER")
+            .map(|s| s.to_string())
+            .or_else(|_| self.env.var("COUCHDB_USER").map(|v| v.to_string()))
+            .ok();
+        let Some(name) = owner.filter(|o| Some(*o) != admin.as_deref()) else {
+            return Ok(UserCtx::admin(owner.unwrap_or("_replicator")));
+        };
+        let users = Peer::new(LocalDb {
+            env: &self.env,
+            db: shared::users::USERS_DB.into(),
+            user: UserCtx::admin("_replicator"),
+        });
+        let id = format!("{}{name}", shared::users::USER_PREFIX);
+        let r = users
+            .transport
+            .send(PeerRequest::new("GET", encode_segment(&id)))
+            .await
+            .map_err(|e| e.to_couch())?;
+        let roles = match r.status {
+            200 => UserCtx::roles_from(r.json().map_err(|e| e.to_couch())?.get("roles")),
+            _ => vec![],
+        };
+        Ok(UserCtx {
+            name: Some(name.to_string()),
+            roles,
+        })
+    }
+
     async fn act(&self, a: Action) -> std::result::Result<(), CouchError> {
         match a {
             Action::Stop(id) => {
@@ -552,12 +587,14 @@ impl Inner {
                 job_id,
                 doc_id,
                 params,
+                owner,
             } => {
+                let user = self.owner_ctx(owner.as_deref()).await?;
                 let body = json!({
                     "id": job_id,
                     "params": params,
                     "origin": Origin::Doc { doc_id },
-                    "user": UserCtx::admin("_replicator"),
+                    "user": user,
                 });
                 replicator_call(&self.env, &job_id, "POST", "/job/start", Some(&body))
                     .await

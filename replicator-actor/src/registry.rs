@@ -37,6 +37,9 @@ pub enum Action {
         job_id: String,
         doc_id: String,
         params: Box<RepParams>,
+        /// The document's `owner`: the job acts as this user on local
+        /// databases.
+        owner: Option<String>,
     },
 }
 
@@ -175,6 +178,9 @@ impl<'a> Registry<'a> {
                     job_id: id,
                     doc_id: doc_id.to_string(),
                     params: Box::new(params),
+                    owner: row["doc"][shared::replication::docs::OWNER]
+                        .as_str()
+                        .map(String::from),
                 });
             }
             Err(e) => {

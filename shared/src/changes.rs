@@ -58,6 +58,9 @@ pub struct ChangesQuery {
     pub heartbeat: Option<u64>,
     /// Milliseconds to wait for a change before answering.
     pub timeout: Option<u64>,
+    /// Set by the database, never from the request: a reader whose view
+    /// of documents is redacted (see `replication::docs`).
+    pub redact_for: Option<crate::user::UserCtx>,
 }
 
 /// CouchDB's default wait of a long-poll with neither heartbeat nor timeout.
@@ -132,6 +135,7 @@ impl ChangesQuery {
             filter,
             heartbeat,
             timeout: req.uint_param("timeout")?,
+            redact_for: None,
         })
     }
 

@@ -10,8 +10,10 @@
 //!   sequence from both ends' histories, backoff, dates.
 //! - [`peer`]: the protocol spoken to one end.
 //! - [`job`]: one batch at a time, with all state in a storable value.
+//! - [`docs`]: the `_replicator` database's owner and credentials rules.
 
 pub mod checkpoint;
+pub mod docs;
 pub mod id;
 pub mod job;
 pub mod params;
