@@ -150,7 +150,16 @@ impl Database<'_> {
             return Ok(data);
         }
         match (self.store.remote_state(digest)?, self.remote) {
-            (Some(_), Some(r)) => Ok(r.get(digest).map(|d| d.to_vec()).unwrap_or_default()),
+            (Some(_), Some(r)) => match r.get(digest) {
+                Some(data) => Ok(data.to_vec()),
+                None if r.rerunnable() => Ok(Vec::new()),
+                None => Err(CouchError::new(
+                    503,
+                    "service_unavailable",
+                    "Attachment content kept in R2 cannot be inlined in a live feed; \
+                     fetch it with GET /{db}/{doc}/{attachment}",
+                )),
+            },
             (Some(_), None) => Err(CouchError::internal(
                 "attachment content is in the R2 bucket, but no ATTACHMENTS bucket is bound",
             )),

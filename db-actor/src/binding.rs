@@ -338,6 +338,7 @@ impl DurableObject for DbActor {
         let bucket = self.inner.bucket.as_ref();
         if let Some((_, remote)) = bucket {
             remote.clear();
+            remote.set_rerunnable(true);
         }
         let before = bucket.and_then(|_| self.inner.db().meta().ok());
         let mut outcome = self.handle(&creq);
@@ -353,6 +354,8 @@ impl DurableObject for DbActor {
             if let Err(e) = self.inner.sync_bucket(b, remote).await {
                 worker::console_error!("R2 attachment sync failed (will retry): {e}");
             }
+            // Kept-open feeds read later, without a rerun.
+            remote.set_rerunnable(false);
             if let (Some(DbEvent::Deleted), Some(m)) = (&outcome.event, before) {
                 if let Err(e) = drop_prefix(b, &remote::prefix(&m.name, &m.instance)).await {
                     worker::console_error!("dropping R2 contents of {} failed: {e}", m.name);

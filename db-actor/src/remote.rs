@@ -8,7 +8,7 @@
 //! and renders a placeholder; the binding fetches what is wanted and runs
 //! the (read-only) request again with the contents at hand.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
@@ -25,14 +25,28 @@ pub struct RemoteBlobs {
     wanted: RefCell<BTreeSet<String>>,
     /// Uploaded contents compaction dropped: to delete from the bucket.
     doomed: RefCell<Vec<String>>,
+    /// The request can be run again with what it wanted; when not (a
+    /// stream already answering), a content not at hand is an error rather
+    /// than a placeholder.
+    rerunnable: Cell<bool>,
 }
 
 impl RemoteBlobs {
     pub fn new(threshold: u64) -> Self {
         RemoteBlobs {
             threshold,
+            rerunnable: Cell::new(true),
             ..Default::default()
         }
+    }
+
+    /// Whether a missing content may be noted as wanted (see `rerunnable`).
+    pub fn set_rerunnable(&self, yes: bool) {
+        self.rerunnable.set(yes);
+    }
+
+    pub fn rerunnable(&self) -> bool {
+        self.rerunnable.get()
     }
 
     /// Whether content of `len` bytes belongs in the bucket.

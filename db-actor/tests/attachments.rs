@@ -348,6 +348,17 @@ fn large_contents_go_to_the_bucket() {
     let (_, inline) = db.json("GET", "/db/d?attachments=true", None);
     assert_eq!(inline["_attachments"]["big.bin"]["data"], b64(&big));
     assert_eq!(db.call("GET", "/db/d/small.txt", None).body, b"tiny");
+    // A stream cannot be run again: a content not at hand is an error row,
+    // never empty data under the real digest.
+    remote.clear();
+    remote.set_rerunnable(false);
+    let feed = db.call(
+        "GET",
+        "/db/_changes?feed=continuous&include_docs=true&attachments=true&timeout=0",
+        None,
+    );
+    assert!(String::from_utf8_lossy(&feed.body).contains("service_unavailable"));
+    remote.set_rerunnable(true);
 
     // Same content again is not staged twice; a stub keeps it.
     let (_, doc) = db.json("GET", "/db/d", None);
