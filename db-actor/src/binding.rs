@@ -47,6 +47,10 @@ struct Inner {
     update_pending: Cell<bool>,
     /// The `ATTACHMENTS` R2 bucket, when bound, and what requests need of it.
     bucket: Option<(worker::Bucket, RemoteBlobs)>,
+    /// Staged contents may be waiting for upload: true after a write, after
+    /// a failed upload, and at start-up (an earlier instance may have died
+    /// between its write and the upload).
+    unsynced: Cell<bool>,
 }
 
 /// How often, at most, a database reports writes to the catalog.
@@ -270,6 +274,15 @@ fn bucket_from_env(env: &Env) -> Option<(worker::Bucket, RemoteBlobs)> {
     Some((bucket, RemoteBlobs::new(threshold)))
 }
 
+/// A Worker setting as a secret, else as a plain var (admins and keys are
+/// secrets in production and `.dev.vars` text locally).
+pub fn env_text(env: &Env, key: &str) -> Option<String> {
+    env.secret(key)
+        .ok()
+        .map(|s| s.to_string())
+        .or_else(|| env.var(key).ok().map(|v| v.to_string()))
+}
+
 pub fn limits_from_env(env: &Env) -> Limits {
     Limits::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()))
 }
@@ -314,6 +327,7 @@ impl DurableObject for DbActor {
             waiters: RefCell::new(Vec::new()),
             update_pending: Cell::new(false),
             bucket,
+            unsynced: Cell::new(true),
             meta: RefCell::new(None),
             state,
         };
@@ -351,8 +365,17 @@ impl DurableObject for DbActor {
                 }
                 outcome = self.handle(&creq);
             }
-            if let Err(e) = self.inner.sync_bucket(b, remote).await {
-                worker::console_error!("R2 attachment sync failed (will retry): {e}");
+            if outcome.event.is_some() {
+                self.inner.unsynced.set(true);
+            }
+            // Reads leave nothing to upload: they skip the staged-content query.
+            if self.inner.unsynced.get() || remote.has_doomed() {
+                match self.inner.sync_bucket(b, remote).await {
+                    Ok(()) => self.inner.unsynced.set(false),
+                    Err(e) => {
+                        worker::console_error!("R2 attachment sync failed (will retry): {e}")
+                    }
+                }
             }
             // Kept-open feeds read later, without a rerun.
             remote.set_rerunnable(false);

@@ -178,14 +178,16 @@ impl Database<'_> {
                 Ok(recs)
             }
             Filter::Design => self.scan(q, since, limit, |r| Ok(r.id.starts_with("_design/"))),
-            Filter::Selector(sel) => self.scan(q, since, limit, |r| {
+            Filter::Selector(sel) => {
                 let meta = self.meta()?;
                 let opts = ReadOpts::default();
-                Ok(match self.render_rev(&meta, r, &r.winner, &opts)? {
-                    Some(json) => sel.matches(&serde_json::from_slice(&json)?),
-                    None => false,
+                self.scan(q, since, limit, |r| {
+                    Ok(match self.render_rev(&meta, r, &r.winner, &opts)? {
+                        Some(json) => sel.matches(&serde_json::from_slice(&json)?),
+                        None => false,
+                    })
                 })
-            }),
+            }
         }
     }
 

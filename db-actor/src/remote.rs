@@ -82,6 +82,11 @@ impl RemoteBlobs {
         self.doomed.borrow_mut().push(digest.to_string());
     }
 
+    /// Whether compaction left contents to delete from the bucket.
+    pub fn has_doomed(&self) -> bool {
+        !self.doomed.borrow().is_empty()
+    }
+
     /// Contents to delete from the bucket, emptied.
     pub fn take_doomed(&self) -> Vec<String> {
         std::mem::take(&mut *self.doomed.borrow_mut())

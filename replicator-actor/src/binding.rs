@@ -15,7 +15,7 @@
 
 use crate::job::{self, Budget, JobRecord, JobState, JobStore, Next, Origin};
 use crate::registry::{Action, Registry, REPLICATOR_DB};
-use db_actor::binding::{CATALOG_BINDING, CATALOG_NAME};
+use db_actor::binding::{env_text, CATALOG_BINDING, CATALOG_NAME};
 use db_actor::do_sql::DoSql;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
@@ -545,12 +545,7 @@ impl Inner {
     /// replicate what they could not read. The server admin, and documents
     /// from before owners were kept, act as admin.
     async fn owner_ctx(&self, owner: Option<&str>) -> std::result::Result<UserCtx, CouchError> {
-        let admin = self
-            .env
-            .secret("COUCHDB_USER")
-            .map(|s| s.to_string())
-            .or_else(|_| self.env.var("COUCHDB_USER").map(|v| v.to_string()))
-            .ok();
+        let admin = env_text(&self.env, "COUCHDB_USER");
         let Some(name) = owner.filter(|o| Some(*o) != admin.as_deref()) else {
             return Ok(UserCtx::admin(owner.unwrap_or("_replicator")));
         };

@@ -5,7 +5,7 @@ use crate::auth::{self, AuthState, Authenticated, UserStore};
 use crate::config::Config;
 use crate::replication;
 use crate::server::{self, Route};
-use db_actor::binding::{CATALOG_BINDING, CATALOG_NAME};
+use db_actor::binding::{env_text, CATALOG_BINDING, CATALOG_NAME};
 use db_actor::worker_http::to_worker;
 use futures::future::join_all;
 use serde_json::{json, Map, Value};
@@ -29,13 +29,6 @@ thread_local! {
     static AUTH_STATE: &'static RefCell<AuthState> = Box::leak(Box::default());
 }
 
-fn env_lookup(env: &Env, key: &str) -> Option<String> {
-    env.secret(key)
-        .ok()
-        .map(|s| s.to_string())
-        .or_else(|| env.var(key).ok().map(|v| v.to_string()))
-}
-
 fn now_secs() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
@@ -46,9 +39,8 @@ fn config(env: &Env) -> &'static Config {
     thread_local! {
         static CONFIG: std::cell::OnceCell<&'static Config> = const { std::cell::OnceCell::new() };
     }
-    CONFIG.with(|c| {
-        *c.get_or_init(|| Box::leak(Box::new(Config::from_lookup(|k| env_lookup(env, k)))))
-    })
+    CONFIG
+        .with(|c| *c.get_or_init(|| Box::leak(Box::new(Config::from_lookup(|k| env_text(env, k))))))
 }
 
 #[event(fetch)]
