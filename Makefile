@@ -48,7 +48,7 @@ deploy-check: build
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p router --target wasm32-unknown-unknown -- -D warnings
+	. ./$(TOOLS_ENV) && cargo clippy -p router --target wasm32-unknown-unknown -- -D warnings
 
 fmt:
 	cargo fmt --all

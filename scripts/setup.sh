@@ -21,6 +21,15 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   rustup target add wasm32-unknown-unknown
 fi
 
+# QuickJS (the JavaScript engine for design documents) is C: building it
+# for wasm32 needs clang and llvm-ar; Debian's gcc cannot target wasm.
+if ! command -v clang-19 >/dev/null || ! command -v llvm-ar-19 >/dev/null; then
+  say "installing clang-19 and llvm-19 (for QuickJS on wasm32)"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q clang-19 llvm-19 lld-19 >/dev/null
+fi
+
 [ -f Cargo.lock ] || cargo generate-lockfile
 wbg=$(locked wasm-bindgen)
 wb=$(locked worker)
@@ -56,5 +65,7 @@ export WASM_OPT_BIN=$root/node_modules/.bin/wasm-opt
 export ESBUILD_BIN=$root/node_modules/.bin/esbuild
 export WORKER_BUILD=$tools/worker-build-$wb/bin/worker-build
 export WORKERD_BIN=$root/node_modules/@cloudflare/workerd-linux-64/bin/workerd
+export CC_wasm32_unknown_unknown=clang-19
+export AR_wasm32_unknown_unknown=llvm-ar-19
 ENV
 say "tools ready"

@@ -66,6 +66,7 @@ impl<'a> Access<'a> {
         if doc::is_design(id) {
             self.db_admin()?;
         }
+        db.validate_write(id, doc, self.user)?;
         if self.users_db {
             let old = db.winner_body(id)?;
             users::before_write(

@@ -19,6 +19,7 @@ use shared::rev::Rev;
 use shared::security::check_server_admin;
 use shared::users::{UsersConfig, USERS_DB};
 use shared::uuids;
+use shared::view::ViewQuery;
 
 /// What a request did to the database, for the binding to announce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,6 +246,9 @@ fn route(
             if rest == ["_compact"] {
                 db.compact_attachments()?;
             }
+            if rest == ["_view_cleanup"] {
+                db.view_cleanup()?;
+            }
             done(Response::json(202, &json!({"ok": true})))
         }
         ["_find"] => {
@@ -286,9 +290,42 @@ fn route(
         }
         ["_local", id] => document(db, req, name, &format!("{LOCAL_PREFIX}{id}"), &access),
         ["_design", ddoc] => document(db, req, name, &format!("_design/{ddoc}"), &access),
-        ["_design", _, "_view" | "_show" | "_list" | "_update" | "_rewrite" | "_info", ..] => {
+        ["_design", ddoc, "_view", view] => {
+            access.list("_view")?;
+            let body = query_body(req)?;
+            if let Some(keys) = body.as_ref().and_then(|b| b.get("queries")) {
+                let queries = keys
+                    .as_array()
+                    .ok_or_else(|| CouchError::bad_request("`queries` member must be an array"))?;
+                return done(Response::json(
+                    200,
+                    &db.query_view_multi(ddoc, view, queries)?,
+                ));
+            }
+            let q = ViewQuery::from_request(req, body.as_ref())?;
+            done(Response::json(200, &db.query_view(ddoc, view, &q)?))
+        }
+        ["_design", ddoc, "_view", view, "queries"] => {
+            only(req, "POST")?;
+            access.list("_view")?;
+            require_json(req)?;
+            let body = req.json_object_body()?;
+            let queries = body
+                .get("queries")
+                .and_then(Value::as_array)
+                .ok_or_else(|| CouchError::bad_request("`queries` member must be an array"))?;
+            done(Response::json(
+                200,
+                &db.query_view_multi(ddoc, view, queries)?,
+            ))
+        }
+        ["_design", ddoc, "_info"] => {
+            access.member()?;
+            done(Response::json(200, &db.design_info(ddoc)?))
+        }
+        ["_design", _, "_show" | "_list" | "_update" | "_rewrite", ..] => {
             Err(CouchError::not_implemented(
-                "Views and design document functions are not supported by this server yet",
+                "Show, list, update and rewrite functions are not supported by this server",
             ))
         }
         ["_design", ddoc, att @ ..] => attachment(

@@ -13,10 +13,12 @@ pub mod changes;
 pub mod database;
 pub mod documents;
 pub mod feed;
+pub mod js;
 pub mod local_docs;
 pub mod mango;
 pub mod remote;
 pub mod store;
+pub mod views;
 
 #[cfg(target_arch = "wasm32")]
 pub mod binding;

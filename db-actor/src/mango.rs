@@ -54,7 +54,7 @@ struct Stats {
 
 impl Database<'_> {
     /// Ids of the live design documents.
-    fn design_ids(&self) -> CouchResult<Vec<String>> {
+    pub(crate) fn design_ids(&self) -> CouchResult<Vec<String>> {
         let range = KeyRange {
             lo: Some(("_design/".into(), true)),
             hi: Some(("_design0".into(), false)),

@@ -27,6 +27,13 @@
 //! - `mango_rows`: one row per indexed document: the index, the document's
 //!   composite key (`shared::mango`, memcmp-ordered) and its id, so a query
 //!   is a range scan of the primary key.
+//! - `view_indexes`: one row per map/reduce view index, by the signature
+//!   of its definition (`shared::view::ViewDef::signature`), with the
+//!   update sequence it is current to.
+//! - `view_rows`: the emitted rows: the index, the key's collation
+//!   encoding (memcmp-ordered BLOB, so ranges are index scans), the
+//!   document id, the emit's position in that document, and the key and
+//!   value as JSON.
 
 use shared::all_docs::KeyRange;
 use shared::error::{CouchError, CouchResult};
@@ -60,6 +67,12 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS mango_rows (idx INTEGER NOT NULL, key BLOB NOT NULL, \
      doc_id TEXT NOT NULL, PRIMARY KEY (idx, key, doc_id)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS mango_rows_by_doc ON mango_rows (idx, doc_id)",
+    "CREATE TABLE IF NOT EXISTS view_indexes (id INTEGER PRIMARY KEY, sig TEXT NOT NULL UNIQUE, \
+     seq INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS view_rows (idx INTEGER NOT NULL, key BLOB NOT NULL, \
+     doc_id TEXT NOT NULL, n INTEGER NOT NULL, key_json TEXT NOT NULL, value_json TEXT NOT NULL, \
+     PRIMARY KEY (idx, key, doc_id, n)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS view_rows_by_doc ON view_rows (idx, doc_id)",
 ];
 
 const TABLES: &[&str] = &[
@@ -73,6 +86,8 @@ const TABLES: &[&str] = &[
     "att_remote",
     "mango_indexes",
     "mango_rows",
+    "view_indexes",
+    "view_rows",
 ];
 
 /// A Mango index's bookkeeping row.
@@ -736,5 +751,186 @@ impl<'a> Store<'a> {
                 (key, text(&mut r, 1))
             })
             .collect())
+    }
+
+    // --- View indexes -----------------------------------------------------
+
+    /// The storage id and sequence of the index with signature `sig`,
+    /// registered empty when new.
+    pub fn view_index(&self, sig: &str) -> CouchResult<(i64, u64)> {
+        let rows = self.sql.query(
+            "SELECT id, seq FROM view_indexes WHERE sig = ?",
+            &[sig.into()],
+        )?;
+        if let Some(r) = rows.first() {
+            return Ok((r[0].as_i64().unwrap_or(0), int(r, 1)));
+        }
+        self.sql.exec(
+            "INSERT INTO view_indexes (sig, seq) VALUES (?, 0)",
+            &[sig.into()],
+        )?;
+        Ok((
+            self.sql
+                .query_i64("SELECT id FROM view_indexes WHERE sig = ?", &[sig.into()])?,
+            0,
+        ))
+    }
+
+    pub fn set_view_seq(&self, idx: i64, seq: u64) -> CouchResult<()> {
+        self.sql.exec(
+            "UPDATE view_indexes SET seq = ? WHERE id = ?",
+            &[seq.into(), idx.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Signatures of every view index built so far.
+    pub fn view_signatures(&self) -> CouchResult<Vec<(i64, String)>> {
+        Ok(self
+            .sql
+            .query("SELECT id, sig FROM view_indexes", &[])?
+            .into_iter()
+            .map(|mut r| (r[0].as_i64().unwrap_or(0), text(&mut r, 1)))
+            .collect())
+    }
+
+    pub fn drop_view_index(&self, idx: i64) -> CouchResult<()> {
+        self.sql
+            .exec("DELETE FROM view_rows WHERE idx = ?", &[idx.into()])?;
+        self.sql
+            .exec("DELETE FROM view_indexes WHERE id = ?", &[idx.into()])?;
+        Ok(())
+    }
+
+    /// Replaces a document's rows in a view index.
+    pub fn set_view_rows(&self, idx: i64, doc_id: &str, rows: &[ViewRow]) -> CouchResult<()> {
+        self.sql.exec(
+            "DELETE FROM view_rows WHERE idx = ? AND doc_id = ?",
+            &[idx.into(), doc_id.into()],
+        )?;
+        for (n, r) in rows.iter().enumerate() {
+            self.sql.exec(
+                "INSERT INTO view_rows (idx, key, doc_id, n, key_json, value_json) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                &[
+                    idx.into(),
+                    r.sort_key.clone().into(),
+                    doc_id.into(),
+                    (n as i64).into(),
+                    r.key.clone().into(),
+                    r.value.clone().into(),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Rows of a view index within `range`, in its direction, after
+    /// skipping `offset`.
+    pub fn view_scan(
+        &self,
+        idx: i64,
+        range: &ViewRange,
+        offset: u64,
+        limit: u64,
+    ) -> CouchResult<Vec<ViewRow>> {
+        let (cond, mut params) = range.condition();
+        let order = if range.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT key, doc_id, key_json, value_json FROM view_rows WHERE idx = ?{cond} \
+             ORDER BY key {order}, doc_id {order}, n {order} LIMIT ? OFFSET ?"
+        );
+        params.insert(0, idx.into());
+        params.push(limit.min(i64::MAX as u64).into());
+        params.push(offset.into());
+        Ok(self
+            .sql
+            .query(&sql, &params)?
+            .into_iter()
+            .map(|mut r| ViewRow {
+                sort_key: std::mem::replace(&mut r[0], Value::Null)
+                    .into_bytes()
+                    .unwrap_or_default(),
+                doc_id: text(&mut r, 1),
+                key: text(&mut r, 2),
+                value: text(&mut r, 3),
+            })
+            .collect())
+    }
+
+    /// How many rows of a view index lie within `range` (all: the default
+    /// range).
+    pub fn view_count(&self, idx: i64, range: &ViewRange) -> CouchResult<u64> {
+        let (cond, mut params) = range.condition();
+        params.insert(0, idx.into());
+        Ok(self
+            .sql
+            .query_i64(
+                &format!("SELECT COUNT(*) FROM view_rows WHERE idx = ?{cond}"),
+                &params,
+            )?
+            .max(0) as u64)
+    }
+}
+
+/// One stored view row; `key` and `value` are JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewRow {
+    pub sort_key: Vec<u8>,
+    pub doc_id: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// One end of a view scan: an encoded key, optionally narrowed by a
+/// document id, and whether rows equal to it are inside.
+#[derive(Debug, Clone, Default)]
+pub struct ViewBound {
+    pub key: Vec<u8>,
+    pub doc_id: Option<String>,
+    pub inclusive: bool,
+}
+
+/// The rows a view query covers, in index order or reversed.
+#[derive(Debug, Clone, Default)]
+pub struct ViewRange {
+    pub start: Option<ViewBound>,
+    pub end: Option<ViewBound>,
+    pub descending: bool,
+}
+
+impl ViewRange {
+    /// The SQL condition (` AND ...`) and its parameters.
+    fn condition(&self) -> (String, Vec<Value>) {
+        let mut sql = String::new();
+        let mut params = Vec::new();
+        // Moving forward, rows come after the start and before the end.
+        for (bound, after) in [
+            (&self.start, !self.descending),
+            (&self.end, self.descending),
+        ] {
+            let Some(b) = bound else { continue };
+            let (strict, eq) = match (after, b.inclusive) {
+                (true, true) => (">", ">="),
+                (true, false) => (">", ">"),
+                (false, true) => ("<", "<="),
+                (false, false) => ("<", "<"),
+            };
+            match &b.doc_id {
+                Some(id) => {
+                    sql.push_str(&format!(
+                        " AND (key {strict} ? OR (key = ? AND doc_id {eq} ?))"
+                    ));
+                    params.push(b.key.clone().into());
+                    params.push(b.key.clone().into());
+                    params.push(id.as_str().into());
+                }
+                None => {
+                    sql.push_str(&format!(" AND key {eq} ?"));
+                    params.push(b.key.clone().into());
+                }
+            }
+        }
+        (sql, params)
     }
 }

@@ -42,13 +42,13 @@ pub struct AllDocsQuery {
 }
 
 /// Reads an option from the POST body first, then the query string.
-struct Opts<'a> {
-    req: &'a Request,
-    body: Option<&'a Map<String, Value>>,
+pub(crate) struct Opts<'a> {
+    pub(crate) req: &'a Request,
+    pub(crate) body: Option<&'a Map<String, Value>>,
 }
 
 impl Opts<'_> {
-    fn json(&self, names: &[&str]) -> CouchResult<Option<Value>> {
+    pub(crate) fn json(&self, names: &[&str]) -> CouchResult<Option<Value>> {
         for n in names {
             if let Some(v) = self.body.and_then(|b| b.get(*n)) {
                 return Ok(Some(v.clone()));
@@ -60,14 +60,14 @@ impl Opts<'_> {
         Ok(None)
     }
 
-    fn bool(&self, name: &str, default: bool) -> CouchResult<bool> {
+    pub(crate) fn bool(&self, name: &str, default: bool) -> CouchResult<bool> {
         if let Some(v) = self.body.and_then(|b| b.get(name)) {
             return v.as_bool().ok_or_else(|| bad_param(name, v));
         }
         Ok(self.req.bool_param(name)?.unwrap_or(default))
     }
 
-    fn uint(&self, name: &str) -> CouchResult<Option<u64>> {
+    pub(crate) fn uint(&self, name: &str) -> CouchResult<Option<u64>> {
         if let Some(v) = self.body.and_then(|b| b.get(name)) {
             return v.as_u64().map(Some).ok_or_else(|| bad_param(name, v));
         }
@@ -75,7 +75,7 @@ impl Opts<'_> {
     }
 }
 
-fn bad_param(name: &str, v: &Value) -> CouchError {
+pub(crate) fn bad_param(name: &str, v: &Value) -> CouchError {
     CouchError::new(
         400,
         "query_parse_error",

@@ -29,5 +29,6 @@ pub mod sqlite;
 pub mod user;
 pub mod users;
 pub mod uuids;
+pub mod view;
 
 pub use error::{CouchError, CouchResult};

@@ -1,0 +1,472 @@
+//! The JavaScript sandbox for design-document functions (map, reduce,
+//! `validate_doc_update`), on QuickJS (rquickjs), as CouchDB 3.4 runs them.
+//!
+//! Workers forbid `eval` in V8, so the engine is QuickJS compiled to wasm.
+//! Hostile functions are contained by three budgets, each of which ends
+//! only the call that exceeds it:
+//! - **steps**: QuickJS calls the interrupt handler every few thousand
+//!   bytecode operations; we count those calls (wall clocks do not advance
+//!   during synchronous code on Workers), so an endless loop is stopped.
+//! - **memory**: a counting allocator refuses allocations beyond the
+//!   budget (`JS_SetMemoryLimit` has no effect on wasm32), so a memory bomb
+//!   gets `out of memory`.
+//! - **stack**: 64 KiB of QuickJS stack; deeper recursion throws
+//!   `stack overflow` before V8's own native stack is at risk.
+//!
+//! After a call that hit a budget, [`Engine::healthy`] is false and the
+//! caller builds a fresh engine: QuickJS state after an interrupt or an
+//! allocation failure is not worth trusting.
+
+use rquickjs::allocator::{Allocator, RustAllocator};
+use rquickjs::{Context, Function, Runtime};
+use serde_json::Value;
+use std::cell::Cell;
+use std::rc::Rc;
+
+/// Interrupt-handler calls allowed per function call (QuickJS-ng calls it
+/// every 10,000 branch operations or so): ~20M operations, well under a
+/// second.
+pub const STEP_BUDGET: u64 = 2_000;
+/// Memory one engine may hold, all functions and their data together.
+pub const MEMORY_BUDGET: usize = 32 * 1024 * 1024;
+/// QuickJS's stack limit (see the module docs). Native builds measure
+/// the machine stack, whose (debug) frames are far larger than wasm's.
+#[cfg(target_arch = "wasm32")]
+pub const STACK_BYTES: usize = 64 * 1024;
+#[cfg(not(target_arch = "wasm32"))]
+pub const STACK_BYTES: usize = 1024 * 1024;
+
+/// How a call into JavaScript failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsError {
+    /// The function threw: the thrown value as JSON (`{"forbidden": ...}`
+    /// for validation, an `Error`'s `{"name","message"}` otherwise).
+    Thrown(Value),
+    /// The step budget ran out (an endless or too long loop).
+    Timeout,
+    /// The memory budget ran out.
+    OutOfMemory,
+    /// The source is not a function, or does not compile.
+    Compile(String),
+}
+
+impl std::fmt::Display for JsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JsError::Thrown(v) => match v.get("message").and_then(Value::as_str) {
+                Some(m) => write!(
+                    f,
+                    "{}: {m}",
+                    v.get("name").and_then(Value::as_str).unwrap_or("Error")
+                ),
+                None => write!(f, "{v}"),
+            },
+            JsError::Timeout => write!(f, "the function ran too long and was stopped"),
+            JsError::OutOfMemory => write!(f, "the function used too much memory and was stopped"),
+            JsError::Compile(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// CouchDB's query-server environment, plus the entry points the engine
+/// calls. Every entry point takes and returns JSON text and reports a
+/// throw as `{"thrown": ...}`, so one string crosses the boundary.
+const PRELUDE: &str = r#"
+var __fns = [];
+var __emitted = null;
+var __logged = [];
+function emit(key, value) {
+  if (__emitted === null) throw new Error("emit is only available in map functions");
+  __emitted.push([key === undefined ? null : key, value === undefined ? null : value]);
+}
+function sum(values) { var s = 0; for (var i = 0; i < values.length; i++) s += values[i]; return s; }
+function isArray(v) { return Array.isArray(v); }
+function toJSON(v) { return JSON.stringify(v); }
+function log(m) { if (__logged.length < 100) __logged.push(typeof m === "string" ? m : JSON.stringify(m)); }
+function __thrown(e) {
+  if (e instanceof Error) return JSON.stringify({thrown: {name: e.name, message: String(e.message)}});
+  try { return JSON.stringify({thrown: e === undefined ? null : e}); }
+  catch (_) { return JSON.stringify({thrown: {name: "Error", message: String(e)}}); }
+}
+// CommonJS modules stored in the design document, as CouchDB's `require`.
+function __requirer(ddoc, dir, cache) {
+  return function (path) {
+    var parts = path.split("/"), at = path.charAt(0) === "." ? dir.slice() : [];
+    for (var i = 0; i < parts.length; i++) {
+      if (parts[i] === "..") { if (!at.length) throw new Error("invalid require path: " + path); at.pop(); }
+      else if (parts[i] !== "." && parts[i] !== "") at.push(parts[i]);
+    }
+    var key = at.join("/");
+    if (Object.prototype.hasOwnProperty.call(cache, key)) return cache[key].exports;
+    var src = ddoc;
+    for (var j = 0; j < at.length; j++) src = src == null ? undefined : src[at[j]];
+    if (typeof src !== "string") throw new Error("require: module not found: " + path);
+    var module = {id: key, exports: {}};
+    cache[key] = module;
+    var body = (0, eval)("(function (module, exports, require) {" + src + "\n})");
+    body(module, module.exports, __requirer(ddoc, at.slice(0, -1), cache));
+    return module.exports;
+  };
+}
+function __compile(src, ddocJson) {
+  try {
+    var require = __requirer(JSON.parse(ddocJson), [], {});
+    var f = (0, eval)("(function (require) { return (" + src + "\n); })")(require);
+    if (typeof f !== "function") return JSON.stringify({error: "expression does not eval to a function: " + src.slice(0, 100)});
+    __fns.push(f);
+    return JSON.stringify({ok: __fns.length - 1});
+  } catch (e) {
+    return JSON.stringify({error: String(e)});
+  }
+}
+function __map(i, docJson) {
+  __emitted = [];
+  try { __fns[i](JSON.parse(docJson)); return JSON.stringify({ok: __emitted}); }
+  catch (e) { return __thrown(e); }
+  finally { __emitted = null; }
+}
+function __call(i, argsJson) {
+  try {
+    var r = __fns[i].apply(null, JSON.parse(argsJson));
+    return JSON.stringify({ok: r === undefined ? null : r});
+  } catch (e) { return __thrown(e); }
+}
+"#;
+
+/// Counts the bytes QuickJS holds and refuses to go beyond a budget.
+struct CountingAllocator {
+    used: Rc<Cell<usize>>,
+    limit: usize,
+    refused: Rc<Cell<bool>>,
+}
+
+impl CountingAllocator {
+    fn admit(&self, more: usize) -> bool {
+        let ok = self.used.get().saturating_add(more) <= self.limit;
+        if !ok {
+            self.refused.set(true);
+        }
+        ok
+    }
+}
+
+// SAFETY: every pointer comes from `RustAllocator`, which meets the
+// trait's contract; this only counts and refuses.
+unsafe impl Allocator for CountingAllocator {
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        if !self.admit(size) {
+            return std::ptr::null_mut();
+        }
+        let p = RustAllocator.alloc(size);
+        if !p.is_null() {
+            // SAFETY: `p` was just allocated by `RustAllocator`.
+            self.used
+                .set(self.used.get() + unsafe { RustAllocator::usable_size(p) });
+        }
+        p
+    }
+
+    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
+        match count.checked_mul(size) {
+            Some(total) if self.admit(total) => {
+                let p = RustAllocator.calloc(count, size);
+                if !p.is_null() {
+                    // SAFETY: as in `alloc`.
+                    self.used
+                        .set(self.used.get() + unsafe { RustAllocator::usable_size(p) });
+                }
+                p
+            }
+            _ => std::ptr::null_mut(),
+        }
+    }
+
+    unsafe fn dealloc(&mut self, ptr: *mut u8) {
+        self.used.set(
+            self.used
+                .get()
+                .saturating_sub(RustAllocator::usable_size(ptr)),
+        );
+        RustAllocator.dealloc(ptr);
+    }
+
+    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
+        if ptr.is_null() {
+            return self.alloc(new_size);
+        }
+        let old = RustAllocator::usable_size(ptr);
+        if new_size > old && !self.admit(new_size - old) {
+            return std::ptr::null_mut();
+        }
+        let p = RustAllocator.realloc(ptr, new_size);
+        if !p.is_null() {
+            self.used
+                .set(self.used.get() - old + RustAllocator::usable_size(p));
+        }
+        p
+    }
+
+    unsafe fn usable_size(ptr: *mut u8) -> usize {
+        RustAllocator::usable_size(ptr)
+    }
+}
+
+/// One QuickJS runtime with CouchDB's environment and compiled functions.
+pub struct Engine {
+    // The context must go before the runtime it belongs to.
+    ctx: Context,
+    _rt: Runtime,
+    steps: Rc<Cell<u64>>,
+    refused: Rc<Cell<bool>>,
+    broken: Cell<bool>,
+}
+
+/// A compiled function's handle in its [`Engine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FnId(u32);
+
+impl Engine {
+    pub fn new() -> Result<Engine, JsError> {
+        let refused = Rc::new(Cell::new(false));
+        let rt = Runtime::new_with_alloc(CountingAllocator {
+            used: Rc::new(Cell::new(0)),
+            limit: MEMORY_BUDGET,
+            refused: refused.clone(),
+        })
+        .map_err(|e| JsError::Compile(format!("cannot start the JavaScript engine: {e}")))?;
+        rt.set_max_stack_size(STACK_BYTES);
+        let steps = Rc::new(Cell::new(0u64));
+        let counter = steps.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            counter.set(counter.get() + 1);
+            counter.get() > STEP_BUDGET
+        })));
+        let ctx = Context::full(&rt)
+            .map_err(|e| JsError::Compile(format!("cannot start the JavaScript engine: {e}")))?;
+        ctx.with(|ctx| ctx.eval::<(), _>(PRELUDE))
+            .map_err(|e| JsError::Compile(format!("prelude: {e}")))?;
+        Ok(Engine {
+            ctx,
+            _rt: rt,
+            steps,
+            refused,
+            broken: Cell::new(false),
+        })
+    }
+
+    /// False once a call hit a budget: build a new engine.
+    pub fn healthy(&self) -> bool {
+        !self.broken.get()
+    }
+
+    /// Calls a prelude entry point with string arguments; its JSON answer.
+    fn invoke(&self, entry: &str, a: u32, b: &str) -> Result<Value, JsError> {
+        if self.broken.get() {
+            return Err(JsError::Compile("the engine was stopped".into()));
+        }
+        self.steps.set(0);
+        self.refused.set(false);
+        let out: Result<String, String> = self.ctx.with(|ctx| {
+            let f: Function = ctx.globals().get(entry).map_err(|e| e.to_string())?;
+            f.call::<_, String>((a, b)).map_err(|e| {
+                let caught = ctx.catch();
+                format!("{e}: {caught:?}")
+            })
+        });
+        let failed = self.steps.get() > STEP_BUDGET || self.refused.get();
+        if failed {
+            self.broken.set(true);
+            return Err(if self.steps.get() > STEP_BUDGET {
+                JsError::Timeout
+            } else {
+                JsError::OutOfMemory
+            });
+        }
+        let text = out.map_err(|m| {
+            self.broken.set(true);
+            JsError::Thrown(serde_json::json!({"name": "InternalError", "message": m}))
+        })?;
+        let mut v: Value = serde_json::from_str(&text)
+            .map_err(|e| JsError::Compile(format!("unreadable answer: {e}")))?;
+        if let Some(t) = v.get_mut("thrown") {
+            return Err(JsError::Thrown(t.take()));
+        }
+        Ok(v.get_mut("ok").map(Value::take).unwrap_or(Value::Null))
+    }
+
+    /// Compiles a function's source; `ddoc` is its design document, where
+    /// `require` finds CommonJS modules.
+    pub fn compile(&self, source: &str, ddoc: &Value) -> Result<FnId, JsError> {
+        let text = self.ctx.with(|ctx| {
+            let f: Function = ctx.globals().get("__compile").map_err(|e| e.to_string())?;
+            f.call::<_, String>((source, ddoc.to_string()))
+                .map_err(|e| e.to_string())
+        });
+        let v: Value = serde_json::from_str(&text.map_err(JsError::Compile)?)
+            .map_err(|e| JsError::Compile(e.to_string()))?;
+        match v.get("ok").and_then(Value::as_u64) {
+            Some(n) => Ok(FnId(n as u32)),
+            None => Err(JsError::Compile(
+                v.get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("compilation failed")
+                    .to_string(),
+            )),
+        }
+    }
+
+    /// Runs a map function over one document: the `(key, value)` pairs it
+    /// emitted.
+    pub fn map(&self, f: FnId, doc_json: &str) -> Result<Vec<(Value, Value)>, JsError> {
+        let rows = self.invoke("__map", f.0, doc_json)?;
+        Ok(match rows {
+            Value::Array(rows) => rows
+                .into_iter()
+                .filter_map(|r| match r {
+                    Value::Array(mut kv) if kv.len() == 2 => {
+                        let v = kv.pop()?;
+                        Some((kv.pop()?, v))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        })
+    }
+
+    /// Calls a function with JSON arguments; its JSON result.
+    pub fn call(&self, f: FnId, args: &[&Value]) -> Result<Value, JsError> {
+        self.invoke("__call", f.0, &serde_json::to_string(args).expect("json"))
+    }
+}
+
+/// The host clock QuickJS's `Date` reads on wasm32; defined here so the
+/// module has no stray `env` import.
+#[cfg(target_arch = "wasm32")]
+#[no_mangle]
+pub extern "C" fn __rquickjs_host_now_us() -> f64 {
+    js_sys::Date::now() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn compiled(src: &str) -> (Engine, FnId) {
+        let e = Engine::new().unwrap();
+        let f = e.compile(src, &json!({})).unwrap();
+        (e, f)
+    }
+
+    #[test]
+    fn map_emits_rows_with_undefined_as_null() {
+        let (e, f) =
+            compiled("function (doc) { if (doc.email) emit(doc.email, null); emit([doc.a, 1]); }");
+        let rows = e.map(f, r#"{"email":"x@y","a":2}"#).unwrap();
+        assert_eq!(
+            rows,
+            vec![(json!("x@y"), json!(null)), (json!([2, 1]), json!(null))]
+        );
+        assert_eq!(e.map(f, r#"{"a":"b"}"#).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_throwing_map_reports_the_error_and_the_engine_goes_on() {
+        let (e, f) = compiled("function (doc) { emit(doc.x.y, 1); }");
+        assert!(matches!(e.map(f, "{}"), Err(JsError::Thrown(_))));
+        assert!(e.healthy());
+        assert_eq!(e.map(f, r#"{"x":{"y":3}}"#).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn thrown_objects_come_back_as_json() {
+        let (e, f) = compiled("function (n, o, u, s) { throw({forbidden: 'no ' + n.a}); }");
+        let err = e.call(f, &[&json!({"a": 1}), &json!(null), &json!({}), &json!({})]);
+        assert_eq!(err, Err(JsError::Thrown(json!({"forbidden": "no 1"}))));
+    }
+
+    #[test]
+    fn helpers_sum_is_array_to_json_and_log() {
+        let (e, f) = compiled(
+            "function (k, v, re) { log(v); return [sum(v), isArray(v), toJSON({a: 1})]; }",
+        );
+        let r = e.call(f, &[&json!(null), &json!([1, 2, 3.5]), &json!(true)]);
+        assert_eq!(r.unwrap(), json!([6.5, true, "{\"a\":1}"]));
+    }
+
+    #[test]
+    fn require_loads_commonjs_modules_from_the_design_doc() {
+        let ddoc = json!({"views": {"lib": {
+            "util": "var h = require('./helper'); exports.twice = function (x) { return h.k * x; };",
+            "helper": "exports.k = 2;"
+        }}});
+        let e = Engine::new().unwrap();
+        let f = e
+            .compile(
+                "function (doc) { emit(require('views/lib/util').twice(doc.n), null); }",
+                &ddoc,
+            )
+            .unwrap();
+        assert_eq!(e.map(f, r#"{"n":21}"#).unwrap()[0].0, json!(42));
+    }
+
+    #[test]
+    fn sources_that_are_not_functions_are_refused() {
+        let e = Engine::new().unwrap();
+        assert!(matches!(
+            e.compile("42", &json!({})),
+            Err(JsError::Compile(_))
+        ));
+        assert!(matches!(
+            e.compile("function (", &json!({})),
+            Err(JsError::Compile(_))
+        ));
+    }
+
+    #[test]
+    fn an_endless_loop_is_stopped() {
+        let (e, f) = compiled("function (doc) { while (true) {} }");
+        assert_eq!(e.map(f, "{}"), Err(JsError::Timeout));
+        assert!(!e.healthy());
+        let (e, f) =
+            compiled("function (doc) { try { while (true) {} } catch (x) {} emit(1, 1); }");
+        assert_eq!(e.map(f, "{}"), Err(JsError::Timeout));
+    }
+
+    #[test]
+    fn exponential_recursion_and_catastrophic_regexes_are_stopped() {
+        let (e, f) = compiled("function (doc) { function f(n) { return n < 2 ? n : f(n-1) + f(n-2); } emit(f(60), 1); }");
+        assert_eq!(e.map(f, "{}"), Err(JsError::Timeout));
+        let (e, f) = compiled(
+            "function (doc) { emit(/^(a+)+$/.test('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!'), 1); }",
+        );
+        assert!(matches!(
+            e.map(f, "{}"),
+            Err(JsError::Timeout | JsError::Thrown(_))
+        ));
+    }
+
+    #[test]
+    fn a_memory_bomb_runs_out_of_memory() {
+        let (e, f) = compiled(
+            "function (doc) { var a = []; while (true) a.push(new Array(100000).join('x')); }",
+        );
+        let r = e.map(f, "{}");
+        assert!(
+            matches!(r, Err(JsError::OutOfMemory | JsError::Timeout)),
+            "{r:?}"
+        );
+        assert!(Engine::new().is_ok());
+    }
+
+    #[test]
+    fn deep_recursion_overflows_the_stack_cleanly() {
+        let (e, f) =
+            compiled("function (doc) { function f(n) { return f(n + 1) + 1; } emit(f(0), 1); }");
+        match e.map(f, "{}") {
+            Err(JsError::Thrown(v)) => assert!(v.to_string().contains("stack"), "{v}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

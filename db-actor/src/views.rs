@@ -1,0 +1,531 @@
+//! Map/reduce views over the database: index maintenance from the update
+//! sequence, queries (ranges, keys, grouping, reduce) and
+//! `validate_doc_update`. Definitions and built-in reduces are in
+//! `shared::view`; JavaScript runs in [`crate::js`].
+
+use crate::database::Database;
+use crate::documents::ReadOpts;
+use crate::js::{Engine, FnId, JsError};
+use crate::store::{ViewBound, ViewRange, ViewRow};
+use serde_json::{json, Map, Value};
+use shared::doc::IncomingDoc;
+use shared::error::{CouchError, CouchResult};
+use shared::user::UserCtx;
+use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewQuery};
+use std::cell::RefCell;
+
+/// Documents mapped per transaction while an index catches up.
+const BATCH: u64 = 500;
+/// Rows handed to a JavaScript reduce at once (then rereduced).
+const REDUCE_CHUNK: usize = 500;
+/// Rows read per statement while reducing.
+const SCAN_PAGE: u64 = 5_000;
+
+/// How a JavaScript failure ends the request.
+fn js_failure(what: &str, e: &JsError) -> CouchError {
+    match e {
+        JsError::Timeout | JsError::OutOfMemory => {
+            CouchError::new(500, "os_process_error", format!("{what}: {e}"))
+        }
+        JsError::Compile(m) => CouchError::new(400, "compilation_error", format!("{what}: {m}")),
+        JsError::Thrown(_) => CouchError::new(500, "javascript_error", format!("{what}: {e}")),
+    }
+}
+
+/// A view resolved from its design document.
+struct Resolved {
+    def: ViewDef,
+    ddoc: Map<String, Value>,
+}
+
+/// The reduce half of a view.
+enum Reducer {
+    Builtin(Builtin),
+    Js(Engine, FnId),
+}
+
+impl Reducer {
+    fn new(src: &str, ddoc: &Value) -> CouchResult<Reducer> {
+        match Builtin::parse(src) {
+            Some(b) => Ok(Reducer::Builtin(b?)),
+            None => {
+                let engine = Engine::new().map_err(|e| js_failure("reduce", &e))?;
+                let f = engine
+                    .compile(src, ddoc)
+                    .map_err(|e| js_failure("reduce", &e))?;
+                Ok(Reducer::Js(engine, f))
+            }
+        }
+    }
+
+    /// Reduces one group's rows: natively, or in JavaScript chunk by chunk
+    /// with a final rereduce, as CouchDB's B-tree nodes do.
+    fn reduce(&self, rows: &[(Value, String, Value)]) -> CouchResult<Value> {
+        match self {
+            Reducer::Builtin(b) => {
+                let kv: Vec<(Value, Value)> = rows
+                    .iter()
+                    .map(|(k, _, v)| (k.clone(), v.clone()))
+                    .collect();
+                b.reduce(&kv)
+            }
+            Reducer::Js(engine, f) => {
+                let mut partials = Vec::new();
+                for chunk in rows.chunks(REDUCE_CHUNK) {
+                    let keys =
+                        Value::Array(chunk.iter().map(|(k, id, _)| json!([k, id])).collect());
+                    let values = Value::Array(chunk.iter().map(|(_, _, v)| v.clone()).collect());
+                    let input = values.to_string().len();
+                    let out = engine
+                        .call(*f, &[&keys, &values, &json!(false)])
+                        .map_err(|e| js_failure("reduce", &e))?;
+                    view::check_reduce_limit(input, &out)?;
+                    partials.push(out);
+                }
+                if partials.len() == 1 {
+                    return Ok(partials.pop().expect("one"));
+                }
+                let values = Value::Array(partials);
+                engine
+                    .call(*f, &[&Value::Null, &values, &json!(true)])
+                    .map_err(|e| js_failure("rereduce", &e))
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The compiled `validate_doc_update` functions of the design documents
+    /// last seen, by their sources: writes reuse one engine.
+    static VALIDATORS: RefCell<Option<(String, Engine, Vec<FnId>)>> = const { RefCell::new(None) };
+}
+
+impl Database<'_> {
+    fn resolve(&self, ddoc: &str, name: &str) -> CouchResult<Resolved> {
+        self.meta()?;
+        let ddoc = self
+            .winner_body(&format!("_design/{ddoc}"))?
+            .ok_or_else(|| CouchError::not_found("missing"))?;
+        let def = ViewDef::from_design_doc(&ddoc, name)?;
+        Ok(Resolved { def, ddoc })
+    }
+
+    /// Brings a view's index up to the update sequence. Documents whose map
+    /// throws are skipped (as in CouchDB); a function stopped by a budget
+    /// fails the request, leaving the index where its last batch ended.
+    fn update_index(&self, v: &Resolved, idx: i64, mut seq: u64) -> CouchResult<()> {
+        let mut engine: Option<(Engine, FnId)> = None;
+        let ddoc = Value::Object(v.ddoc.clone());
+        loop {
+            let done = self.transact(|| {
+                let recs = self.store.docs_by_seq(seq, false, BATCH)?;
+                for rec in &recs {
+                    let mut rows = Vec::new();
+                    let design = rec.id.starts_with("_design/");
+                    let body = if rec.deleted || (design && !v.def.include_design) {
+                        None
+                    } else {
+                        self.store.body(&rec.id, &rec.winner)?
+                    };
+                    if let Some(Ok(Value::Object(mut doc))) =
+                        body.map(|b| serde_json::from_slice::<Value>(&b))
+                    {
+                        doc.insert("_id".into(), json!(rec.id));
+                        doc.insert("_rev".into(), json!(rec.winner.to_string()));
+                        if v.def.local_seq {
+                            doc.insert("_local_seq".into(), json!(rec.seq));
+                        }
+                        if engine.is_none() {
+                            let e = Engine::new().map_err(|e| js_failure("map", &e))?;
+                            let f = e
+                                .compile(&v.def.map, &ddoc)
+                                .map_err(|e| js_failure("map", &e))?;
+                            engine = Some((e, f));
+                        }
+                        let (e, f) = engine.as_ref().expect("set");
+                        match e.map(*f, &Value::Object(doc).to_string()) {
+                            Ok(emitted) => {
+                                for (k, val) in emitted {
+                                    rows.push(ViewRow {
+                                        sort_key: v.def.encode(&k),
+                                        doc_id: rec.id.clone(),
+                                        key: k.to_string(),
+                                        value: val.to_string(),
+                                    });
+                                }
+                            }
+                            Err(JsError::Thrown(_)) => {}
+                            Err(err) => return Err(js_failure("map", &err)),
+                        }
+                    }
+                    self.store.set_view_rows(idx, &rec.id, &rows)?;
+                    seq = rec.seq;
+                }
+                self.store.set_view_seq(idx, seq)?;
+                Ok((recs.len() as u64) < BATCH)
+            })?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// `GET|POST /db/_design/{ddoc}/_view/{view}`.
+    pub fn query_view(&self, ddoc: &str, name: &str, q: &ViewQuery) -> CouchResult<Value> {
+        let v = self.resolve(ddoc, name)?;
+        let idx = self.fresh_index(&v, q)?;
+        self.run_query(&v, idx, q)
+    }
+
+    /// `POST .../_view/{view}/queries`: one index update, many queries.
+    pub fn query_view_multi(
+        &self,
+        ddoc: &str,
+        name: &str,
+        queries: &[Value],
+    ) -> CouchResult<Value> {
+        let v = self.resolve(ddoc, name)?;
+        let parsed = queries
+            .iter()
+            .map(|q| match q {
+                Value::Object(o) => ViewQuery::from_object(o),
+                _ => Err(CouchError::bad_request("Each query must be a JSON object")),
+            })
+            .collect::<CouchResult<Vec<_>>>()?;
+        let mut results = Vec::new();
+        for q in &parsed {
+            let idx = self.fresh_index(&v, q)?;
+            results.push(self.run_query(&v, idx, q)?);
+        }
+        Ok(json!({ "results": results }))
+    }
+
+    /// The index of a view, updated unless the query says not to.
+    fn fresh_index(&self, v: &Resolved, q: &ViewQuery) -> CouchResult<i64> {
+        let (idx, seq) = self.transact(|| self.store.view_index(&v.def.signature(&v.ddoc)))?;
+        if q.update == Update::True {
+            self.update_index(v, idx, seq)?;
+        }
+        Ok(idx)
+    }
+
+    fn range(
+        def: &ViewDef,
+        q: &ViewQuery,
+        start: Option<&Value>,
+        end: Option<&Value>,
+    ) -> ViewRange {
+        ViewRange {
+            start: start.map(|k| ViewBound {
+                key: def.encode(k),
+                doc_id: q.start_docid.clone(),
+                inclusive: true,
+            }),
+            end: end.map(|k| ViewBound {
+                key: def.encode(k),
+                doc_id: q.end_docid.clone(),
+                inclusive: q.inclusive_end,
+            }),
+            descending: q.descending,
+        }
+    }
+
+    /// The ranges a query reads: one per key of `keys`, else one.
+    fn ranges(def: &ViewDef, q: &ViewQuery) -> Vec<ViewRange> {
+        match &q.keys {
+            Some(keys) => keys
+                .iter()
+                .map(|k| {
+                    let exact = ViewQuery {
+                        start_docid: None,
+                        end_docid: None,
+                        inclusive_end: true,
+                        ..q.clone()
+                    };
+                    Self::range(def, &exact, Some(k), Some(k))
+                })
+                .collect(),
+            None => vec![Self::range(def, q, q.start.as_ref(), q.end.as_ref())],
+        }
+    }
+
+    fn run_query(&self, v: &Resolved, idx: i64, q: &ViewQuery) -> CouchResult<Value> {
+        let reduce = q.check(v.def.reduce.is_some())?;
+        let mut out = if reduce {
+            self.reduced(v, idx, q)?
+        } else {
+            self.mapped(v, idx, q)?
+        };
+        if q.update_seq {
+            let seq = self.store.stats()?.update_seq;
+            out["update_seq"] = json!(self.meta()?.seq(seq));
+        }
+        Ok(out)
+    }
+
+    fn mapped(&self, v: &Resolved, idx: i64, q: &ViewQuery) -> CouchResult<Value> {
+        let total = self.store.view_count(idx, &ViewRange::default())?;
+        let ranges = Self::ranges(&v.def, q);
+        let limit = q.limit.unwrap_or(u64::MAX);
+        let rows = if ranges.len() == 1 {
+            self.store.view_scan(idx, &ranges[0], q.skip, limit)?
+        } else {
+            let mut all = Vec::new();
+            for r in &ranges {
+                all.extend(self.store.view_scan(idx, r, 0, u64::MAX)?);
+            }
+            all.into_iter()
+                .skip(q.skip as usize)
+                .take(limit.min(usize::MAX as u64) as usize)
+                .collect()
+        };
+        let offset = match (&q.keys, &ranges[0].start) {
+            (None, Some(start)) => {
+                let before = ViewRange {
+                    start: None,
+                    end: Some(ViewBound {
+                        inclusive: false,
+                        ..start.clone()
+                    }),
+                    descending: q.descending,
+                };
+                self.store.view_count(idx, &before)? + q.skip
+            }
+            _ => q.skip,
+        };
+        let read = ReadOpts {
+            conflicts: q.conflicts,
+            ..ReadOpts::default()
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let key: Value = serde_json::from_str(&r.key)?;
+            let value: Value = serde_json::from_str(&r.value)?;
+            let mut row = json!({"id": r.doc_id, "key": key, "value": value});
+            if q.include_docs {
+                // A value with an `_id` links to another document.
+                let (id, rev) = match value.get("_id").and_then(Value::as_str) {
+                    Some(linked) => (
+                        linked.to_string(),
+                        value
+                            .get("_rev")
+                            .and_then(Value::as_str)
+                            .and_then(|r| r.parse().ok()),
+                    ),
+                    None => (r.doc_id.clone(), None),
+                };
+                row["doc"] = match self.get_doc(&id, rev.as_ref(), &read) {
+                    Ok((_, body)) => serde_json::from_slice(&body)?,
+                    Err(_) => Value::Null,
+                };
+            }
+            out.push(row);
+        }
+        Ok(json!({"total_rows": total, "offset": offset, "rows": out}))
+    }
+
+    fn reduced(&self, v: &Resolved, idx: i64, q: &ViewQuery) -> CouchResult<Value> {
+        let reducer = Reducer::new(
+            v.def.reduce.as_deref().expect("checked"),
+            &Value::Object(v.ddoc.clone()),
+        )?;
+        let level = q.group_level.unwrap_or(GroupLevel::Level(0));
+        let mut groups: Vec<Value> = Vec::new();
+        let mut current: Option<(Vec<u8>, Value)> = None;
+        let mut members: Vec<(Value, String, Value)> = Vec::new();
+        let mut flush = |current: &mut Option<(Vec<u8>, Value)>,
+                         members: &mut Vec<(Value, String, Value)>|
+         -> CouchResult<()> {
+            if let Some((_, key)) = current.take() {
+                let value = reducer.reduce(members)?;
+                groups.push(json!({"key": key, "value": value}));
+            }
+            members.clear();
+            Ok(())
+        };
+        for range in Self::ranges(&v.def, q) {
+            let mut offset = 0;
+            loop {
+                let page = self.store.view_scan(idx, &range, offset, SCAN_PAGE)?;
+                offset += page.len() as u64;
+                for r in &page {
+                    let key: Value = serde_json::from_str(&r.key)?;
+                    let gk = view::group_key(&key, level);
+                    let enc = v.def.encode(&gk);
+                    if current.as_ref().is_some_and(|(e, _)| *e != enc) {
+                        flush(&mut current, &mut members)?;
+                    }
+                    if current.is_none() {
+                        current = Some((enc, gk));
+                    }
+                    members.push((key, r.doc_id.clone(), serde_json::from_str(&r.value)?));
+                }
+                if (page.len() as u64) < SCAN_PAGE {
+                    break;
+                }
+            }
+            if q.keys.is_some() {
+                flush(&mut current, &mut members)?;
+            }
+        }
+        flush(&mut current, &mut members)?;
+        drop(flush);
+        let limit = q.limit.unwrap_or(u64::MAX).min(usize::MAX as u64) as usize;
+        let rows: Vec<Value> = groups
+            .into_iter()
+            .skip(q.skip as usize)
+            .take(limit)
+            .collect();
+        Ok(json!({ "rows": rows }))
+    }
+
+    /// `POST /db/_view_cleanup`: drops indexes no design document uses.
+    pub fn view_cleanup(&self) -> CouchResult<()> {
+        let mut live = std::collections::HashSet::new();
+        for id in self.design_ids()? {
+            let Some(ddoc) = self.winner_body(&id)? else {
+                continue;
+            };
+            let names: Vec<String> = ddoc
+                .get("views")
+                .and_then(Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            for n in names {
+                if let Ok(def) = ViewDef::from_design_doc(&ddoc, &n) {
+                    live.insert(def.signature(&ddoc));
+                }
+            }
+        }
+        self.transact(|| {
+            for (idx, sig) in self.store.view_signatures()? {
+                if !live.contains(&sig) {
+                    self.store.drop_view_index(idx)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// `GET /db/_design/{ddoc}/_info`.
+    pub fn design_info(&self, ddoc: &str) -> CouchResult<Value> {
+        self.meta()?;
+        let body = self
+            .winner_body(&format!("_design/{ddoc}"))?
+            .ok_or_else(|| CouchError::not_found("missing"))?;
+        let mut sigs = Vec::new();
+        if let Some(views) = body.get("views").and_then(Value::as_object) {
+            for n in views.keys() {
+                if let Ok(def) = ViewDef::from_design_doc(&body, n) {
+                    sigs.push(def.signature(&body));
+                }
+            }
+        }
+        let stats = self.store.stats()?;
+        let signature = sigs.join("");
+        Ok(json!({
+            "name": ddoc,
+            "view_index": {
+                "signature": &signature[..signature.len().min(32)],
+                "language": body.get("language").cloned().unwrap_or(json!("javascript")),
+                "update_seq": stats.update_seq,
+                "purge_seq": 0,
+                "updater_running": false,
+                "compact_running": false,
+                "waiting_clients": 0,
+                "waiting_commit": false,
+                "sizes": {"active": 0, "external": 0, "file": 0},
+            }
+        }))
+    }
+
+    /// Runs every design document's `validate_doc_update` on a write of
+    /// `id` (not design or local documents, which only admins write).
+    pub fn validate_write(&self, id: &str, doc: &IncomingDoc, user: &UserCtx) -> CouchResult<()> {
+        if id.starts_with("_design/") {
+            return Ok(());
+        }
+        let mut sources = Vec::new();
+        for ddoc_id in self.design_ids()? {
+            let Some(ddoc) = self.winner_body(&ddoc_id)? else {
+                continue;
+            };
+            if let Some(src) = ddoc.get("validate_doc_update").and_then(Value::as_str) {
+                sources.push((src.to_string(), Value::Object(ddoc.clone())));
+            }
+        }
+        if sources.is_empty() {
+            return Ok(());
+        }
+        let meta = self.meta()?;
+        let mut new_doc = doc.body.clone();
+        new_doc.insert("_id".into(), json!(id));
+        if let Some(rev) = &doc.rev {
+            new_doc.insert("_rev".into(), json!(rev.to_string()));
+        }
+        if doc.deleted {
+            new_doc.insert("_deleted".into(), json!(true));
+        }
+        let old_doc = match self.store.load_doc(id)? {
+            Some(rec) if !rec.deleted => self
+                .store
+                .body(id, &rec.winner)?
+                .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
+                .map(|mut m| {
+                    m.insert("_id".into(), json!(id));
+                    m.insert("_rev".into(), json!(rec.winner.to_string()));
+                    Value::Object(m)
+                })
+                .unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        let user_ctx = json!({"db": meta.name, "name": user.name, "roles": user.roles});
+        let args = [&Value::Object(new_doc), &old_doc, &user_ctx, &meta.security];
+        let key: String = sources
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\u{0}");
+        VALIDATORS.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let fresh = !matches!(&*slot, Some((k, e, _)) if *k == key && e.healthy());
+            if fresh {
+                let engine = Engine::new().map_err(|e| js_failure("validate_doc_update", &e))?;
+                let fns = sources
+                    .iter()
+                    .map(|(src, ddoc)| engine.compile(src, ddoc))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| js_failure("validate_doc_update", &e))?;
+                *slot = Some((key.clone(), engine, fns));
+            }
+            let (_, engine, fns) = slot.as_ref().expect("set");
+            for f in fns {
+                match engine.call(*f, &args) {
+                    Ok(_) => {}
+                    Err(JsError::Thrown(t)) => return Err(denial(&t)),
+                    Err(e) => return Err(js_failure("validate_doc_update", &e)),
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// What a validation function threw, as CouchDB answers it.
+fn denial(thrown: &Value) -> CouchError {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if let Some(m) = thrown.get("forbidden") {
+        return CouchError::forbidden(text(m));
+    }
+    if let Some(m) = thrown.get("unauthorized") {
+        return CouchError::unauthorized(text(m));
+    }
+    let reason = match thrown.get("message") {
+        Some(m) => text(m),
+        None => text(thrown),
+    };
+    CouchError::new(500, "doc_validation", reason)
+}

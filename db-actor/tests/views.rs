@@ -1,0 +1,371 @@
+//! Map/reduce views and `validate_doc_update` natively, with the seed
+//! guide's design documents and CouchDB 3's documented answers.
+
+mod common;
+
+use common::Db;
+use serde_json::{json, Value};
+use shared::user::UserCtx;
+
+fn ok(db: &Db, method: &str, url: &str, body: Option<Value>) -> Value {
+    let (s, v) = db.json(method, url, body);
+    assert!(s < 300, "{method} {url} -> {s} {v}");
+    v
+}
+
+fn keys(v: &Value) -> Vec<Value> {
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].clone())
+        .collect()
+}
+
+fn shop() -> Db {
+    let db = Db::new();
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/products",
+        Some(json!({"views": {
+            "by_category": {"map": "function(doc) { if (doc.type === \"product\" && doc.category) { emit(doc.category, doc); } }"},
+            "by_price_range": {"map": "function(doc) { if (doc.type === \"product\" && doc.price) { emit(Math.floor(doc.price / 100) * 100, doc); } }"},
+            "category_stats": {
+                "map": "function(doc) { if (doc.type === \"product\" && doc.category) { emit(doc.category, doc.price); } }",
+                "reduce": "function(keys, values, rereduce) { if (rereduce) { var result = { sum: 0, count: 0, min: null, max: null }; for (var i = 0; i < values.length; i++) { result.sum += values[i].sum; result.count += values[i].count; result.min = result.min === null ? values[i].min : Math.min(result.min, values[i].min); result.max = result.max === null ? values[i].max : Math.max(result.max, values[i].max); } return result; } else { return { sum: values.reduce(function(a, b) { return a + b; }, 0), count: values.length, min: Math.min.apply(null, values), max: Math.max.apply(null, values) }; } }"
+            },
+            "count": {"map": "function(doc) { if (doc.price) emit([doc.category, doc.price], doc.price); }", "reduce": "_count"},
+            "sum": {"map": "function(doc) { if (doc.price) emit([doc.category, doc.price], doc.price); }", "reduce": "_sum"},
+            "stats": {"map": "function(doc) { if (doc.price) emit(doc.category, doc.price); }", "reduce": "_stats"}
+        }})),
+    );
+    let docs: Vec<Value> = (0..1200)
+        .map(|i| {
+            let cat = ["Books", "Electronics", "Garden"][i % 3];
+            json!({"_id": format!("p{i:04}"), "type": "product", "category": cat, "price": (i % 7) * 50 + 10})
+        })
+        .collect();
+    ok(&db, "POST", "/db/_bulk_docs", Some(json!({"docs": docs})));
+    db
+}
+
+#[test]
+fn seed_guide_views_answer_as_couchdb() {
+    let db = shop();
+    let v = ok(
+        &db,
+        "GET",
+        "/db/_design/products/_view/by_category?key=%22Electronics%22&limit=2",
+        None,
+    );
+    assert_eq!(v["total_rows"], json!(1200));
+    assert_eq!(v["offset"], json!(400));
+    assert_eq!(v["rows"][0]["id"], json!("p0001"));
+    assert_eq!(v["rows"][0]["value"]["category"], json!("Electronics"));
+    let v = ok(
+        &db,
+        "GET",
+        "/db/_design/products/_view/category_stats?group=true",
+        None,
+    );
+    assert_eq!(
+        keys(&v),
+        vec![json!("Books"), json!("Electronics"), json!("Garden")]
+    );
+    let books: i64 = (0..1200)
+        .filter(|i| i % 3 == 0)
+        .map(|i| (i % 7) * 50 + 10)
+        .sum();
+    assert_eq!(v["rows"][0]["value"]["sum"], json!(books));
+    assert_eq!(v["rows"][0]["value"]["count"], json!(400));
+    assert_eq!(v["rows"][0]["value"]["min"], json!(10));
+    assert_eq!(v["rows"][0]["value"]["max"], json!(310));
+    let v = ok(
+        &db,
+        "GET",
+        "/db/_design/products/_view/by_price_range?startkey=100&endkey=200&reduce=false",
+        None,
+    );
+    assert!(keys(&v)
+        .iter()
+        .all(|k| *k == json!(100) || *k == json!(200)));
+}
+
+#[test]
+fn builtin_reduces_group_levels_and_ranges() {
+    let db = shop();
+    let v = ok(&db, "GET", "/db/_design/products/_view/count", None);
+    assert_eq!(v, json!({"rows": [{"key": null, "value": 1200}]}));
+    let v = ok(
+        &db,
+        "GET",
+        "/db/_design/products/_view/count?group_level=1",
+        None,
+    );
+    assert_eq!(v["rows"][1], json!({"key": ["Electronics"], "value": 400}));
+    let v = ok(
+        &db,
+        "GET",
+        "/db/_design/products/_view/sum?group=true&limit=2&skip=1",
+        None,
+    );
+    assert_eq!(v["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(v["rows"][0]["key"], json!(["Books", 60]));
+    let v = ok(
+        &db,
+        "GET",
+        "/db/_design/products/_view/stats?key=%22Garden%22",
+        None,
+    );
+    assert_eq!(v["rows"][0]["value"]["count"], json!(400));
+    // Ranges over compound keys, both directions.
+    let v = ok(&db, "GET", "/db/_design/products/_view/count?reduce=false&startkey=%5B%22Books%22%2C300%5D&endkey=%5B%22Electronics%22%5D&inclusive_end=false", None);
+    assert!(keys(&v)
+        .iter()
+        .all(|k| k[0] == json!("Books") && k[1].as_i64().unwrap() >= 300));
+    let v = ok(
+        &db,
+        "GET",
+        "/db/_design/products/_view/count?reduce=false&descending=true&limit=1",
+        None,
+    );
+    assert_eq!(v["rows"][0]["key"], json!(["Garden", 310]));
+    // keys, in the order given.
+    let v = ok(
+        &db,
+        "POST",
+        "/db/_design/products/_view/stats",
+        Some(json!({"keys": ["Garden", "Books"], "group": true})),
+    );
+    assert_eq!(keys(&v), vec![json!("Garden"), json!("Books")]);
+    let v = ok(
+        &db,
+        "POST",
+        "/db/_design/products/_view/by_category/queries",
+        Some(json!({"queries": [{"key": "Books", "limit": 1}, {"keys": ["Garden"], "limit": 2}]})),
+    );
+    assert_eq!(v["results"][0]["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(v["results"][1]["rows"][1]["key"], json!("Garden"));
+    // startkey_docid narrows within equal keys.
+    let v = ok(&db, "GET", "/db/_design/products/_view/by_category?startkey=%22Books%22&startkey_docid=p1197&endkey=%22Books%22", None);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn index_follows_updates_and_deletions() {
+    let db = Db::new();
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/d",
+        Some(json!({"views": {"v": {"map": "function(d) { emit(d.n, null); }"}}})),
+    );
+    let r = ok(&db, "PUT", "/db/a", Some(json!({"n": 1})));
+    ok(&db, "PUT", "/db/b", Some(json!({"n": 2})));
+    assert_eq!(
+        keys(&ok(&db, "GET", "/db/_design/d/_view/v", None)),
+        vec![json!(1), json!(2)]
+    );
+    ok(&db, "PUT", "/db/a", Some(json!({"n": 3, "_rev": r["rev"]})));
+    ok(&db, "PUT", "/db/c", Some(json!({"n": "x"})));
+    let v = ok(
+        &db,
+        "GET",
+        "/db/_design/d/_view/v?include_docs=true&update_seq=true",
+        None,
+    );
+    assert_eq!(keys(&v), vec![json!(2), json!(3), json!("x")]);
+    assert_eq!(v["rows"][1]["doc"]["n"], json!(3));
+    assert!(v["update_seq"].as_str().unwrap().starts_with("5-"));
+    let b = ok(&db, "GET", "/db/b", None);
+    ok(
+        &db,
+        "DELETE",
+        &format!("/db/b?rev={}", b["_rev"].as_str().unwrap()),
+        None,
+    );
+    // update=false answers from the index as it stands.
+    assert_eq!(
+        keys(&ok(&db, "GET", "/db/_design/d/_view/v?update=false", None)).len(),
+        3
+    );
+    assert_eq!(
+        keys(&ok(&db, "GET", "/db/_design/d/_view/v", None)).len(),
+        2
+    );
+    // Editing the map rebuilds; cleanup drops the old index.
+    let d = ok(&db, "GET", "/db/_design/d", None);
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/d",
+        Some(
+            json!({"_rev": d["_rev"], "views": {"v": {"map": "function(d) { emit(String(d.n), 1); }"}}}),
+        ),
+    );
+    assert_eq!(
+        keys(&ok(&db, "GET", "/db/_design/d/_view/v", None)),
+        vec![json!("3"), json!("x")]
+    );
+    ok(&db, "POST", "/db/_view_cleanup", None);
+    let n = db.engine().store.view_signatures().unwrap().len();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn view_errors_as_couchdb() {
+    let db = shop();
+    let err = |url: &str| {
+        let (s, v) = db.json("GET", url, None);
+        (
+            s,
+            v["error"].as_str().unwrap().to_string(),
+            v["reason"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(
+        err("/db/_design/nope/_view/x"),
+        (404, "not_found".into(), "missing".into())
+    );
+    assert_eq!(
+        err("/db/_design/products/_view/x"),
+        (404, "not_found".into(), "missing_named_view".into())
+    );
+    assert_eq!(
+        err("/db/_design/products/_view/by_category?reduce=true").1,
+        "query_parse_error"
+    );
+    assert_eq!(
+        err("/db/_design/products/_view/by_category?group=true").1,
+        "query_parse_error"
+    );
+    assert_eq!(
+        err("/db/_design/products/_view/count?include_docs=true").1,
+        "query_parse_error"
+    );
+    assert_eq!(
+        err("/db/_design/products/_view/count?startkey=2&endkey=1").1,
+        "query_parse_error"
+    );
+    assert_eq!(err("/db/_design/products/_view/count?limit=x").0, 400);
+}
+
+#[test]
+fn a_map_that_throws_skips_the_document_and_hostile_maps_fail_the_request() {
+    let db = Db::new();
+    ok(&db, "PUT", "/db/a", Some(json!({"x": {"y": 1}})));
+    ok(&db, "PUT", "/db/b", Some(json!({})));
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/d",
+        Some(json!({"views": {
+            "throws": {"map": "function(d) { emit(d.x.y, null); }"},
+            "loops": {"map": "function(d) { while (true) {} }"},
+            "bomb": {"map": "function(d) { var a = []; for (;;) a.push(new Array(1e5).join('x')); }"},
+            "bad": {"map": "function(d) {"}
+        }})),
+    );
+    assert_eq!(
+        keys(&ok(&db, "GET", "/db/_design/d/_view/throws", None)),
+        vec![json!(1)]
+    );
+    for v in ["loops", "bomb"] {
+        let (s, body) = db.json("GET", &format!("/db/_design/d/_view/{v}"), None);
+        assert_eq!(
+            (s, body["error"].as_str().unwrap()),
+            (500, "os_process_error"),
+            "{v}"
+        );
+    }
+    let (s, body) = db.json("GET", "/db/_design/d/_view/bad", None);
+    assert_eq!(
+        (s, body["error"].as_str().unwrap()),
+        (400, "compilation_error")
+    );
+    // The database serves the next request.
+    assert_eq!(
+        keys(&ok(&db, "GET", "/db/_design/d/_view/throws", None)),
+        vec![json!(1)]
+    );
+}
+
+#[test]
+fn validate_doc_update_guards_every_write() {
+    let db = Db::new();
+    ok(
+        &db,
+        "PUT",
+        "/db/_security",
+        Some(json!({"members": {"names": ["bob"]}, "admins": {}})),
+    );
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/v",
+        Some(json!({"validate_doc_update":
+        "function(newDoc, oldDoc, userCtx, secObj) { if (!newDoc.title && !newDoc._deleted) throw({forbidden: 'title required'}); if (newDoc.owner && newDoc.owner !== userCtx.name) throw({unauthorized: 'not yours'}); if (newDoc.loop) while (true) {} if (oldDoc && oldDoc.locked) throw({forbidden: 'locked ' + secObj.members.names[0]}); }"})),
+    );
+    let bob = UserCtx {
+        name: Some("bob".into()),
+        roles: vec![],
+    };
+    let (s, v) = db.as_user(&bob, "PUT", "/db/a", Some(json!({"x": 1})));
+    assert_eq!(
+        (
+            s,
+            v["error"].as_str().unwrap(),
+            v["reason"].as_str().unwrap()
+        ),
+        (403, "forbidden", "title required")
+    );
+    let (s, _) = db.as_user(
+        &bob,
+        "PUT",
+        "/db/a",
+        Some(json!({"title": "t", "owner": "eve"})),
+    );
+    assert_eq!(s, 401);
+    let (s, v) = db.as_user(
+        &bob,
+        "PUT",
+        "/db/a",
+        Some(json!({"title": "t", "locked": true})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = db.as_user(
+        &bob,
+        "PUT",
+        "/db/a",
+        Some(json!({"title": "u", "_rev": v["rev"]})),
+    );
+    assert_eq!((s, v["reason"].as_str().unwrap()), (403, "locked bob"));
+    let (s, v) = db.as_user(
+        &bob,
+        "PUT",
+        "/db/b",
+        Some(json!({"title": "t", "loop": true})),
+    );
+    assert_eq!((s, v["error"].as_str().unwrap()), (500, "os_process_error"));
+    // Per document in _bulk_docs, replicated writes included.
+    let (s, v) = db.as_user(
+        &bob,
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"docs": [{"_id": "c", "title": "ok"}, {"_id": "d"}]})),
+    );
+    assert_eq!(s, 201);
+    assert_eq!(v[0]["ok"], json!(true));
+    assert_eq!(v[1]["error"], json!("forbidden"));
+    let (_, v) = db.as_user(
+        &bob,
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"new_edits": false, "docs": [{"_id": "e", "_rev": "1-abc"}]})),
+    );
+    assert_eq!(v[0]["error"], json!("forbidden"), "{v}");
+    // Nothing was lost or half-written.
+    assert_eq!(db.json("GET", "/db/d", None).0, 404);
+    assert_eq!(ok(&db, "GET", "/db/c", None)["title"], json!("ok"));
+}
