@@ -4,7 +4,7 @@
 use crate::database::{Database, DbMeta};
 use crate::documents::ReadOpts;
 use crate::store::DocRecord;
-use serde_json::json;
+use serde_json::{json, Value};
 use shared::changes::{ChangesQuery, Filter};
 use shared::error::CouchResult;
 use shared::seq::Since;
@@ -178,6 +178,14 @@ impl Database<'_> {
                 Ok(recs)
             }
             Filter::Design => self.scan(q, since, limit, |r| Ok(r.id.starts_with("_design/"))),
+            Filter::Js { ddoc, name, req } => {
+                let test = self.filter_fn(ddoc, name)?;
+                self.filtered(q, since, limit, |doc| test.filter(doc, req))
+            }
+            Filter::View { ddoc, name } => {
+                let test = self.view_filter(ddoc, name)?;
+                self.filtered(q, since, limit, |doc| test.emits(doc))
+            }
             Filter::Selector(sel) => {
                 let meta = self.meta()?;
                 let opts = ReadOpts::default();
@@ -189,6 +197,26 @@ impl Database<'_> {
                 })
             }
         }
+    }
+
+    /// Changes whose winning revision (a deletion as `{"_id", "_rev",
+    /// "_deleted": true}`) `keep` accepts.
+    fn filtered(
+        &self,
+        q: &ChangesQuery,
+        since: u64,
+        limit: u64,
+        keep: impl Fn(&Value) -> CouchResult<bool>,
+    ) -> CouchResult<Vec<DocRecord>> {
+        let meta = self.meta()?;
+        let opts = ReadOpts::default();
+        self.scan(q, since, limit, |r| {
+            let doc = match self.render_rev(&meta, r, &r.winner, &opts)? {
+                Some(json) => serde_json::from_slice(&json)?,
+                None => json!({"_id": r.id, "_rev": r.winner.to_string(), "_deleted": true}),
+            };
+            keep(&doc)
+        })
     }
 
     /// Changes after `since` whose records `keep` accepts, read in batches

@@ -94,6 +94,47 @@ impl Reducer {
     }
 }
 
+/// A compiled filter or view map, for `_changes` filters.
+pub struct DocTest {
+    engine: Engine,
+    f: FnId,
+}
+
+impl DocTest {
+    /// A filter function's verdict (truthy = keep). One that throws for
+    /// a document drops it; one stopped by a budget fails the request.
+    pub fn filter(&self, doc: &Value, req: &Value) -> CouchResult<bool> {
+        match self.engine.call(self.f, &[doc, req]) {
+            Ok(v) => Ok(truthy(&v)),
+            Err(JsError::Thrown(_)) => Ok(false),
+            Err(e) => Err(js_failure("filter", &e)),
+        }
+    }
+
+    /// Whether a view's map emits anything for the document.
+    pub fn emits(&self, doc: &Value) -> CouchResult<bool> {
+        if doc.get("_deleted") == Some(&Value::Bool(true)) {
+            return Ok(false);
+        }
+        match self.engine.map(self.f, &doc.to_string()) {
+            Ok(rows) => Ok(!rows.is_empty()),
+            Err(JsError::Thrown(_)) => Ok(false),
+            Err(e) => Err(js_failure("map", &e)),
+        }
+    }
+}
+
+/// JavaScript truthiness of a JSON result.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
 thread_local! {
     /// The compiled `validate_doc_update` functions of the design documents
     /// last seen, by their sources: writes reuse one engine.
@@ -369,7 +410,6 @@ impl Database<'_> {
             }
         }
         flush(&mut current, &mut members)?;
-        drop(flush);
         let limit = q.limit.unwrap_or(u64::MAX).min(usize::MAX as u64) as usize;
         let rows: Vec<Value> = groups
             .into_iter()
@@ -377,6 +417,34 @@ impl Database<'_> {
             .take(limit)
             .collect();
         Ok(json!({ "rows": rows }))
+    }
+
+    fn compiled(&self, ddoc: &Map<String, Value>, src: &str, what: &str) -> CouchResult<DocTest> {
+        let engine = Engine::new().map_err(|e| js_failure(what, &e))?;
+        let f = engine
+            .compile(src, &Value::Object(ddoc.clone()))
+            .map_err(|e| js_failure(what, &e))?;
+        Ok(DocTest { engine, f })
+    }
+
+    /// The filter function `filters.{name}` of `_design/{ddoc}`.
+    pub fn filter_fn(&self, ddoc: &str, name: &str) -> CouchResult<DocTest> {
+        let body = self
+            .winner_body(&format!("_design/{ddoc}"))?
+            .ok_or_else(|| CouchError::not_found("missing"))?;
+        let src = body
+            .get("filters")
+            .and_then(|f| f.get(name))
+            .and_then(Value::as_str)
+            .ok_or_else(|| CouchError::not_found(format!("missing json key: {name}")))?
+            .to_string();
+        self.compiled(&body, &src, "filter")
+    }
+
+    /// The map of view `name` of `_design/{ddoc}`, for `filter=_view`.
+    pub fn view_filter(&self, ddoc: &str, name: &str) -> CouchResult<DocTest> {
+        let v = self.resolve(ddoc, name)?;
+        self.compiled(&v.ddoc, &v.def.map, "map")
     }
 
     /// `POST /db/_view_cleanup`: drops indexes no design document uses.

@@ -369,3 +369,66 @@ fn validate_doc_update_guards_every_write() {
     assert_eq!(db.json("GET", "/db/d", None).0, 404);
     assert_eq!(ok(&db, "GET", "/db/c", None)["title"], json!("ok"));
 }
+
+#[test]
+fn changes_filters_run_javascript() {
+    let db = Db::new();
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/f",
+        Some(json!({
+            "filters": {
+                "typed": "function(doc, req) { return doc.type === req.query.type; }",
+                "gone": "function(doc, req) { return doc._deleted; }",
+                "loops": "function(doc, req) { while (true) {} }"
+            },
+            "views": {"odd": {"map": "function(doc) { if (doc.n % 2) emit(doc.n, null); }"}}
+        })),
+    );
+    for i in 0..6 {
+        ok(
+            &db,
+            "PUT",
+            &format!("/db/d{i}"),
+            Some(json!({"n": i, "type": if i < 2 { "a" } else { "b" }})),
+        );
+    }
+    let r = ok(&db, "GET", "/db/d5", None);
+    ok(
+        &db,
+        "DELETE",
+        &format!("/db/d5?rev={}", r["_rev"].as_str().unwrap()),
+        None,
+    );
+    let ids = |v: &Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&ok(&db, "GET", "/db/_changes?filter=f/typed&type=a", None)),
+        ["d0", "d1"]
+    );
+    assert_eq!(
+        ids(&ok(&db, "GET", "/db/_changes?filter=f/gone", None)),
+        ["d5"]
+    );
+    assert_eq!(
+        ids(&ok(
+            &db,
+            "GET",
+            "/db/_changes?filter=_view&view=f/odd",
+            None
+        )),
+        ["d1", "d3"]
+    );
+    let (s, v) = db.json("GET", "/db/_changes?filter=f/loops", None);
+    assert_eq!((s, v["error"].as_str().unwrap()), (500, "os_process_error"));
+    assert_eq!(db.json("GET", "/db/_changes?filter=f/nope", None).0, 404);
+    assert_eq!(db.json("GET", "/db/_changes?filter=nope/x", None).0, 404);
+    assert_eq!(db.json("GET", "/db/_changes?filter=bad", None).0, 400);
+}

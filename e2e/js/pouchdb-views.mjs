@@ -96,6 +96,15 @@ try {
     }
   }
   console.log(`${queries.length} queries: Settee's views match PouchDB's local map/reduce`);
+  // Filtered replication runs the JavaScript filter on Settee.
+  await remote.put({ _id: '_design/f', filters: { cheap: 'function (doc, req) { return doc.n < Number(req.query.below); }' } });
+  const target = new Local('filtered');
+  const rep = await target.replicate.from(remote, { filter: 'f/cheap', query_params: { below: -40 } });
+  const want = docs.filter((d) => d.n < -40).map((d) => d._id).sort();
+  const got = (await target.allDocs()).rows.map((r) => r.id).sort();
+  assert.deepEqual(got, want);
+  assert.equal(rep.docs_written, want.length);
+  console.log(`filtered replication: ${want.length} of ${docs.length} documents`);
 } finally {
   await remote.destroy().catch(() => {});
   rmSync(dir, { recursive: true, force: true });

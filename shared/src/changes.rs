@@ -27,6 +27,18 @@ pub enum Filter {
     /// `filter=_selector`: documents whose winning revision a Mango
     /// selector matches.
     Selector(Selector),
+    /// `filter=ddoc/name`: a JavaScript filter function, called with each
+    /// document and `req` (the request's `query`, `method` and `userCtx`).
+    Js {
+        ddoc: String,
+        name: String,
+        req: Value,
+    },
+    /// `filter=_view&view=ddoc/name`: documents the view's map emits for.
+    View {
+        ddoc: String,
+        name: String,
+    },
 }
 
 impl PartialEq for Filter {
@@ -35,6 +47,17 @@ impl PartialEq for Filter {
             (Filter::All, Filter::All) | (Filter::Design, Filter::Design) => true,
             (Filter::DocIds(a), Filter::DocIds(b)) => a == b,
             (Filter::Selector(a), Filter::Selector(b)) => a.to_json() == b.to_json(),
+            (
+                Filter::Js { ddoc, name, req },
+                Filter::Js {
+                    ddoc: d2,
+                    name: n2,
+                    req: r2,
+                },
+            ) => (ddoc, name, req) == (d2, n2, r2),
+            (Filter::View { ddoc, name }, Filter::View { ddoc: d2, name: n2 }) => {
+                (ddoc, name) == (d2, n2)
+            }
             _ => false,
         }
     }
@@ -111,15 +134,32 @@ impl ChangesQuery {
             Some("_doc_ids") => Filter::DocIds(doc_ids(req, body)?),
             Some("_design") => Filter::Design,
             Some("_selector") => Filter::Selector(selector(req, body)?),
+            Some("_view") => {
+                let (ddoc, name) = design_path(req.param("view").unwrap_or(""), "view")?;
+                Filter::View { ddoc, name }
+            }
             Some(f) if f.starts_with('_') => {
-                return Err(CouchError::not_implemented(format!(
-                    "The `{f}` filter is not supported by this server yet"
+                return Err(CouchError::bad_request(format!(
+                    "unknown builtin filter name: {f}"
                 )))
             }
-            Some(_) => {
-                return Err(CouchError::not_implemented(
-                    "JavaScript filter functions are not supported by this server yet",
-                ))
+            Some(f) => {
+                let (ddoc, name) = design_path(f, "filter")?;
+                let query: serde_json::Map<String, Value> = req
+                    .query
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                Filter::Js {
+                    ddoc,
+                    name,
+                    req: serde_json::json!({
+                        "method": req.method,
+                        "query": query,
+                        "body": body.map_or(Value::String("undefined".into()), |b| Value::Object(b.clone())),
+                        "userCtx": {"name": req.user.name, "roles": req.user.roles},
+                    }),
+                }
             }
         };
         Ok(ChangesQuery {
@@ -182,6 +222,17 @@ fn doc_ids(req: &Request, body: Option<&Map<String, Value>>) -> CouchResult<Vec<
             })
         })
         .collect()
+}
+
+/// `ddoc/name` (or `_design/ddoc/name`) of a filter or view parameter.
+fn design_path(p: &str, what: &str) -> CouchResult<(String, String)> {
+    let p = p.strip_prefix("_design/").unwrap_or(p);
+    match p.split_once('/') {
+        Some((d, n)) if !d.is_empty() && !n.is_empty() => Ok((d.to_string(), n.to_string())),
+        _ => Err(CouchError::bad_request(format!(
+            "`{what}` must be of the form `designname/functionname`"
+        ))),
+    }
 }
 
 #[cfg(test)]
