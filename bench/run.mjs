@@ -54,6 +54,8 @@ const PARAMS = {
   // _find queries timed: full scans (slow), indexed (fast).
   findScans: QUICK ? 2 : 5,
   findQueries: QUICK ? 10 : 50,
+  // Reduce queries timed, each over every row of the view.
+  viewQueries: QUICK ? 3 : 10,
   // Distinct users whose first login is timed (password hashing).
   logins: QUICK ? 5 : 20,
   // Attachment uploads then downloads of random (incompressible) bytes.
@@ -531,6 +533,9 @@ async function couchScenarios(server) {
   log(`${server.name}: _find, unindexed and indexed`);
   Object.assign(res, await findScenarios(server));
 
+  log(`${server.name}: JavaScript views: build, _count, _sum, grouped`);
+  Object.assign(res, await viewScenarios(server));
+
   log(`${server.name}: ${PARAMS.logins} cookie logins of distinct users`);
   res.login = await logins(server);
 
@@ -660,12 +665,53 @@ async function findScenarios(server) {
   };
   const out = {};
   out.findScan = await time({ selector, limit: 100, execution_stats: true }, PARAMS.findScans);
-  await call(server, "POST", `/${BULK_DB}/_index`, { index: { fields: ["type", "n"] }, name: "type-n", ddoc: "bench" });
   const indexed = { selector, sort: ["type", "n"], limit: 100, execution_stats: true };
+  // Creating the index and its first query are timed together: servers
+  // differ in which of the two builds it (PouchDB Server in POST /_index).
   const t0 = performance.now();
+  await call(server, "POST", `/${BULK_DB}/_index`, { index: { fields: ["type", "n"] }, name: "type-n", ddoc: "bench" });
   await call(server, "POST", `/${BULK_DB}/_find`, indexed);
   out.indexBuild = { perSec: PARAMS.bulkDocs / ((performance.now() - t0) / 1000) };
   out.findIndexed = await time(indexed, PARAMS.findQueries);
+  return out;
+}
+
+/**
+ * JavaScript views over the _bulk_docs database: the first query of a new
+ * design document builds the index (docs/s through the map function); then
+ * `_count` and `_sum` over every row, and a grouped `_count` (1,000
+ * groups), each repeated and reported as queries/s.
+ */
+async function viewScenarios(server) {
+  const ddoc = {
+    views: {
+      by_n: { map: "function (doc) { if (doc.type === 'bench') emit([doc.n % 1000, doc.n], doc.n); }", reduce: "_sum" },
+      count: { map: "function (doc) { if (doc.type === 'bench') emit([doc.n % 1000, doc.n], 1); }", reduce: "_count" },
+    },
+  };
+  await call(server, "PUT", `/${BULK_DB}/_design/views`, ddoc);
+  const out = {};
+  let t0 = performance.now();
+  const first = await call(server, "GET", `/${BULK_DB}/_design/views/_view/by_n?limit=1&reduce=false`);
+  out.viewBuild = { perSec: PARAMS.bulkDocs / ((performance.now() - t0) / 1000) };
+  if (first.total_rows !== PARAMS.bulkDocs) fail(`${server.name}: view has ${first.total_rows} rows`);
+  await call(server, "GET", `/${BULK_DB}/_design/views/_view/count?limit=1`); // builds the second view
+  const time = async (url, check) => {
+    const n = PARAMS.viewQueries;
+    t0 = performance.now();
+    for (let i = 0; i < n; i++) check(await call(server, "GET", url));
+    return { perSec: n / ((performance.now() - t0) / 1000) };
+  };
+  const total = (PARAMS.bulkDocs * (PARAMS.bulkDocs - 1)) / 2;
+  out.viewCount = await time(`/${BULK_DB}/_design/views/_view/count`, (r) => {
+    if (r.rows[0].value !== PARAMS.bulkDocs) fail(`${server.name}: _count gave ${JSON.stringify(r.rows)}`);
+  });
+  out.viewSum = await time(`/${BULK_DB}/_design/views/_view/by_n`, (r) => {
+    if (r.rows[0].value !== total) fail(`${server.name}: _sum gave ${JSON.stringify(r.rows)}`);
+  });
+  out.viewGroup = await time(`/${BULK_DB}/_design/views/_view/count?group_level=1`, (r) => {
+    if (r.rows.length !== Math.min(1000, PARAMS.bulkDocs)) fail(`${server.name}: ${r.rows.length} groups`);
+  });
   return out;
 }
 
@@ -888,8 +934,12 @@ function report(settee, pouch, ceiling, info, rep) {
     [`_all_docs (rows/s)`, settee.allDocs, pouch.allDocs],
     [`_changes (rows/s)`, settee.changes, pouch.changes],
     [`_find, no index (queries/s)`, settee.findScan, pouch.findScan],
-    [`_index build (docs/s)`, settee.indexBuild, pouch.indexBuild],
+    [`_index create + first _find (docs/s)`, settee.indexBuild, pouch.indexBuild],
     [`_find, indexed + sort (queries/s)`, settee.findIndexed, pouch.findIndexed],
+    [`JS view build, first query (docs/s)`, settee.viewBuild, pouch.viewBuild],
+    [`view _count over all rows (queries/s)`, settee.viewCount, pouch.viewCount],
+    [`view _sum over all rows (queries/s)`, settee.viewSum, pouch.viewSum],
+    [`view grouped _count, 1,000 groups (queries/s)`, settee.viewGroup, pouch.viewGroup],
     [`cookie logins (logins/s)`, settee.login, pouch.login],
     ...PARAMS.attachments.flatMap(({ mb }) => [
       [`attachment upload, ${mb} MB (MB/s)`, settee[`attUp${mb}`], pouch[`attUp${mb}`]],

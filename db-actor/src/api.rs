@@ -323,11 +323,22 @@ fn route(
             access.member()?;
             done(Response::json(200, &db.design_info(ddoc)?))
         }
-        ["_design", _, "_show" | "_list" | "_update" | "_rewrite", ..] => {
-            Err(CouchError::not_implemented(
-                "Show, list, update and rewrite functions are not supported by this server",
-            ))
+        ["_design", ddoc, "_update", fname, id @ ..] => {
+            if !matches!(m, "POST" | "PUT") {
+                return method_not_allowed("POST,PUT");
+            }
+            access.member()?;
+            let id = (!id.is_empty()).then(|| id.join("/"));
+            let (r, saved) =
+                crate::update_handlers::handle(db, req, &access, ddoc, fname, id.as_deref())?;
+            Ok(Outcome {
+                reply: Reply::Done(r),
+                event: saved.then_some(DbEvent::Updated),
+            })
         }
+        ["_design", _, "_show" | "_list" | "_rewrite", ..] => Err(CouchError::not_implemented(
+            "Show, list and rewrite functions are not supported by this server",
+        )),
         ["_design", ddoc, att @ ..] => attachment(
             db,
             req,

@@ -18,6 +18,7 @@ pub mod local_docs;
 pub mod mango;
 pub mod remote;
 pub mod store;
+pub mod update_handlers;
 pub mod views;
 
 #[cfg(target_arch = "wasm32")]

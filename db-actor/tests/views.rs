@@ -432,3 +432,50 @@ fn changes_filters_run_javascript() {
     assert_eq!(db.json("GET", "/db/_changes?filter=nope/x", None).0, 404);
     assert_eq!(db.json("GET", "/db/_changes?filter=bad", None).0, 400);
 }
+
+#[test]
+fn update_handlers_write_and_answer() {
+    let db = Db::new();
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/u",
+        Some(json!({
+            "updates": {
+                "stamp": "function(doc, req) { if (!doc) { if (req.id) return [{_id: req.id, count: 1}, 'created']; return [null, {code: 400, json: {error: 'no id'}}]; } doc.count += 1; doc.by = req.query.by; return [doc, {json: {count: doc.count}}]; }",
+                "echo": "function(doc, req) { return [null, {body: req.form.a + ':' + req.method, headers: {'X-Thing': 'yes'}}]; }",
+                "loops": "function(doc, req) { while (true) {} }",
+                "bad": "function(doc, req) { return [{title: 1}, 'x']; }"
+            },
+            "validate_doc_update": "function(n) { if (n.count > 2) throw({forbidden: 'too many'}); }"
+        })),
+    );
+    let r = db.request(
+        shared::http::Request::new("PUT", "/db/_design/u/_update/stamp/a", "")
+            .with_header("content-type", "application/json"),
+    );
+    assert_eq!((r.status, r.body.as_slice()), (201, b"created".as_slice()));
+    assert_eq!(r.header("x-couch-id"), Some("a"));
+    assert!(r.header("x-couch-update-newrev").unwrap().starts_with("1-"));
+    let (s, v) = db.json("POST", "/db/_design/u/_update/stamp/a?by=me", None);
+    assert_eq!((s, v), (201, json!({"count": 2})));
+    assert_eq!(ok(&db, "GET", "/db/a", None)["by"], json!("me"));
+    // validate_doc_update applies to handler writes too.
+    assert_eq!(
+        db.json("POST", "/db/_design/u/_update/stamp/a", None).0,
+        403
+    );
+    assert_eq!(db.json("POST", "/db/_design/u/_update/stamp", None).0, 400);
+    let r = db.request(
+        shared::http::Request::new("POST", "/db/_design/u/_update/echo", "")
+            .with_header("content-type", "application/x-www-form-urlencoded")
+            .with_body("a=1&b=2"),
+    );
+    assert_eq!((r.status, r.body.as_slice()), (200, b"1:POST".as_slice()));
+    assert_eq!(r.header("x-thing"), Some("yes"));
+    let (s, v) = db.json("POST", "/db/_design/u/_update/loops", None);
+    assert_eq!((s, v["error"].as_str().unwrap()), (500, "os_process_error"));
+    assert_eq!(db.json("POST", "/db/_design/u/_update/bad", None).0, 400);
+    assert_eq!(db.json("POST", "/db/_design/u/_update/nope", None).0, 404);
+    assert_eq!(db.json("GET", "/db/_design/u/_update/echo", None).0, 405);
+}

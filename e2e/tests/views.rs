@@ -109,3 +109,9 @@ fn pouchdb_queries_match_its_local_map_reduce() {
     let s = Settee::start();
     run_client("node", "js/pouchdb-views.mjs", &[&s.admin_url("")]);
 }
+
+#[test]
+fn nano_views_update_handlers_and_filters() {
+    let s = Settee::start();
+    run_client("node", "js/nano-views.mjs", &[&s.admin_url("")]);
+}
