@@ -5,6 +5,7 @@
 
 use crate::access::Access;
 use crate::js::{Engine, JsError};
+use crate::views::design_function;
 use crate::Database;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -59,18 +60,12 @@ pub fn handle(
     doc_id: Option<&str>,
 ) -> CouchResult<(Response, bool)> {
     let meta = db.meta()?;
-    let design = db
-        .winner_body(&format!("_design/{ddoc}"))?
-        .ok_or_else(|| CouchError::not_found("missing"))?;
-    let src = design
-        .get("updates")
-        .and_then(|u| u.get(name))
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            CouchError::not_found(format!(
-                "missing update function {name} on design doc _design/{ddoc}"
-            ))
-        })?;
+    let design = db.design_doc(ddoc)?;
+    let src = &design_function(&design, "updates", name).map_err(|_| {
+        CouchError::not_found(format!(
+            "missing update function {name} on design doc _design/{ddoc}"
+        ))
+    })?;
     let failed = |e: JsError| match e {
         JsError::Thrown(t) if t.get("forbidden").is_some() => {
             CouchError::forbidden(t["forbidden"].as_str().unwrap_or_default())

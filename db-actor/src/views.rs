@@ -142,11 +142,15 @@ thread_local! {
 }
 
 impl Database<'_> {
-    fn resolve(&self, ddoc: &str, name: &str) -> CouchResult<Resolved> {
+    /// The body of `_design/{ddoc}`, or CouchDB's 404 `missing`.
+    pub fn design_doc(&self, ddoc: &str) -> CouchResult<Map<String, Value>> {
         self.meta()?;
-        let ddoc = self
-            .winner_body(&format!("_design/{ddoc}"))?
-            .ok_or_else(|| CouchError::not_found("missing"))?;
+        self.winner_body(&format!("_design/{ddoc}"))?
+            .ok_or_else(|| CouchError::not_found("missing"))
+    }
+
+    fn resolve(&self, ddoc: &str, name: &str) -> CouchResult<Resolved> {
+        let ddoc = self.design_doc(ddoc)?;
         let def = ViewDef::from_design_doc(&ddoc, name)?;
         Ok(Resolved { def, ddoc })
     }
@@ -429,15 +433,8 @@ impl Database<'_> {
 
     /// The filter function `filters.{name}` of `_design/{ddoc}`.
     pub fn filter_fn(&self, ddoc: &str, name: &str) -> CouchResult<DocTest> {
-        let body = self
-            .winner_body(&format!("_design/{ddoc}"))?
-            .ok_or_else(|| CouchError::not_found("missing"))?;
-        let src = body
-            .get("filters")
-            .and_then(|f| f.get(name))
-            .and_then(Value::as_str)
-            .ok_or_else(|| CouchError::not_found(format!("missing json key: {name}")))?
-            .to_string();
+        let body = self.design_doc(ddoc)?;
+        let src = design_function(&body, "filters", name)?;
         self.compiled(&body, &src, "filter")
     }
 
@@ -477,10 +474,7 @@ impl Database<'_> {
 
     /// `GET /db/_design/{ddoc}/_info`.
     pub fn design_info(&self, ddoc: &str) -> CouchResult<Value> {
-        self.meta()?;
-        let body = self
-            .winner_body(&format!("_design/{ddoc}"))?
-            .ok_or_else(|| CouchError::not_found("missing"))?;
+        let body = self.design_doc(ddoc)?;
         let mut sigs = Vec::new();
         if let Some(views) = body.get("views").and_then(Value::as_object) {
             for n in views.keys() {
@@ -577,6 +571,19 @@ impl Database<'_> {
             Ok(())
         })
     }
+}
+
+/// The source of `{section}.{name}` in a design document (404 if absent).
+pub fn design_function(
+    ddoc: &Map<String, Value>,
+    section: &str,
+    name: &str,
+) -> CouchResult<String> {
+    ddoc.get(section)
+        .and_then(|f| f.get(name))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| CouchError::not_found(format!("missing json key: {name}")))
 }
 
 /// What a validation function threw, as CouchDB answers it.
