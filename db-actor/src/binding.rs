@@ -241,6 +241,14 @@ fn note_update(inner: &Rc<Inner>, name: String) {
         if let Err(e) = inner.report("updated", &name).await {
             worker::console_error!("_db_updates report for {name} failed: {e}");
         }
+        match inner.db().refresh_views() {
+            Ok(failures) => {
+                for e in failures {
+                    worker::console_error!("view update in {name} failed: {}", e.reason);
+                }
+            }
+            Err(e) => worker::console_error!("view update in {name} failed: {}", e.reason),
+        }
     });
 }
 

@@ -444,6 +444,41 @@ impl Database<'_> {
         self.compiled(&v.ddoc, &v.def.map, "map")
     }
 
+    /// Brings every view index up to date, as the actor does in the
+    /// background after writes (so the first query after a bulk load does
+    /// not build it). Design documents with `"autoupdate": false` are left
+    /// alone. Returns the failures, for the log.
+    pub fn refresh_views(&self) -> CouchResult<Vec<CouchError>> {
+        let mut failures = Vec::new();
+        for id in self.design_ids()? {
+            let Some(ddoc) = self.winner_body(&id)? else {
+                continue;
+            };
+            if ddoc.get("autoupdate") == Some(&Value::Bool(false)) {
+                continue;
+            }
+            let names: Vec<String> = ddoc
+                .get("views")
+                .and_then(Value::as_object)
+                .map(|m| m.keys().filter(|k| *k != "lib").cloned().collect())
+                .unwrap_or_default();
+            for name in names {
+                let Ok(def) = ViewDef::from_design_doc(&ddoc, &name) else {
+                    continue;
+                };
+                let v = Resolved {
+                    def,
+                    ddoc: ddoc.clone(),
+                };
+                let q = ViewQuery::from_object(&Map::new())?;
+                if let Err(e) = self.fresh_index(&v, &q) {
+                    failures.push(e);
+                }
+            }
+        }
+        Ok(failures)
+    }
+
     /// `POST /db/_view_cleanup`: drops indexes no design document uses.
     pub fn view_cleanup(&self) -> CouchResult<()> {
         let mut live = std::collections::HashSet::new();

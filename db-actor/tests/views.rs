@@ -479,3 +479,42 @@ fn update_handlers_write_and_answer() {
     assert_eq!(db.json("POST", "/db/_design/u/_update/nope", None).0, 404);
     assert_eq!(db.json("GET", "/db/_design/u/_update/echo", None).0, 405);
 }
+
+#[test]
+fn background_refresh_builds_every_view_but_autoupdate_false() {
+    let db = Db::new();
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/on",
+        Some(json!({"views": {"v": {"map": "function(d) { emit(d.n, null); }"}}})),
+    );
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/off",
+        Some(
+            json!({"autoupdate": false, "views": {"v": {"map": "function(d) { emit(d.n, 1); }"}}}),
+        ),
+    );
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/bad",
+        Some(json!({"views": {"v": {"map": "function(d) { while (true) {} }"}}})),
+    );
+    ok(&db, "PUT", "/db/a", Some(json!({"n": 1})));
+    let failures = db.engine().refresh_views().unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        keys(&ok(&db, "GET", "/db/_design/on/_view/v?update=false", None)),
+        vec![json!(1)]
+    );
+    assert!(keys(&ok(
+        &db,
+        "GET",
+        "/db/_design/off/_view/v?update=false",
+        None
+    ))
+    .is_empty());
+}
