@@ -136,6 +136,9 @@ fn truthy(v: &Value) -> bool {
 }
 
 thread_local! {
+    /// Views whose background update failed, by signature: not retried in
+    /// the background (an edited map has a new signature).
+    static STALLED: RefCell<std::collections::HashSet<String>> = RefCell::default();
     /// The compiled `validate_doc_update` functions of the design documents
     /// last seen, by their sources: writes reuse one engine.
     static VALIDATORS: RefCell<Option<(String, Engine, Vec<FnId>)>> = const { RefCell::new(None) };
@@ -466,12 +469,19 @@ impl Database<'_> {
                 let Ok(def) = ViewDef::from_design_doc(&ddoc, &name) else {
                     continue;
                 };
+                let sig = def.signature(&ddoc);
+                if STALLED.with(|s| s.borrow().contains(&sig)) {
+                    continue;
+                }
                 let v = Resolved {
                     def,
                     ddoc: ddoc.clone(),
                 };
                 let q = ViewQuery::from_object(&Map::new())?;
                 if let Err(e) = self.fresh_index(&v, &q) {
+                    // A map stopped by a budget would stop again on every
+                    // write: only queries retry it.
+                    STALLED.with(|s| s.borrow_mut().insert(sig));
                     failures.push(e);
                 }
             }
