@@ -55,7 +55,7 @@ const PARAMS = {
   findScans: QUICK ? 2 : 5,
   findQueries: QUICK ? 10 : 50,
   // Reduce queries timed, each over every row of the view.
-  viewQueries: QUICK ? 3 : 10,
+  viewQueries: QUICK ? 2 : 3,
   // Distinct users whose first login is timed (password hashing).
   logins: QUICK ? 5 : 20,
   // Attachment uploads then downloads of random (incompressible) bytes.
