@@ -460,15 +460,7 @@ impl Database<'_> {
             if ddoc.get("autoupdate") == Some(&Value::Bool(false)) {
                 continue;
             }
-            let names: Vec<String> = ddoc
-                .get("views")
-                .and_then(Value::as_object)
-                .map(|m| m.keys().filter(|k| *k != "lib").cloned().collect())
-                .unwrap_or_default();
-            for name in names {
-                let Ok(def) = ViewDef::from_design_doc(&ddoc, &name) else {
-                    continue;
-                };
+            for def in ViewDef::all(&ddoc) {
                 let sig = def.signature(&ddoc);
                 if STALLED.with(|s| s.borrow().contains(&sig)) {
                     continue;
@@ -496,16 +488,7 @@ impl Database<'_> {
             let Some(ddoc) = self.winner_body(&id)? else {
                 continue;
             };
-            let names: Vec<String> = ddoc
-                .get("views")
-                .and_then(Value::as_object)
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
-            for n in names {
-                if let Ok(def) = ViewDef::from_design_doc(&ddoc, &n) {
-                    live.insert(def.signature(&ddoc));
-                }
-            }
+            live.extend(ViewDef::all(&ddoc).iter().map(|d| d.signature(&ddoc)));
         }
         self.transact(|| {
             for (idx, sig) in self.store.view_signatures()? {
@@ -520,14 +503,10 @@ impl Database<'_> {
     /// `GET /db/_design/{ddoc}/_info`.
     pub fn design_info(&self, ddoc: &str) -> CouchResult<Value> {
         let body = self.design_doc(ddoc)?;
-        let mut sigs = Vec::new();
-        if let Some(views) = body.get("views").and_then(Value::as_object) {
-            for n in views.keys() {
-                if let Ok(def) = ViewDef::from_design_doc(&body, n) {
-                    sigs.push(def.signature(&body));
-                }
-            }
-        }
+        let sigs: Vec<String> = ViewDef::all(&body)
+            .iter()
+            .map(|d| d.signature(&body))
+            .collect();
         let stats = self.store.stats()?;
         let signature = sigs.join("");
         Ok(json!({

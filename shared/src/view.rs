@@ -241,6 +241,20 @@ impl ViewDef {
         })
     }
 
+    /// Every valid view of a design document (the `lib` entry is code,
+    /// not a view).
+    pub fn all(ddoc: &Map<String, Value>) -> Vec<ViewDef> {
+        ddoc.get("views")
+            .and_then(Value::as_object)
+            .map(|views| {
+                views
+                    .keys()
+                    .filter_map(|n| ViewDef::from_design_doc(ddoc, n).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// What the index depends on: the map, its options and the design
     /// document's CommonJS code (a changed reduce needs no rebuild).
     pub fn signature(&self, ddoc: &Map<String, Value>) -> String {
