@@ -8,6 +8,7 @@ use crate::database::DbMeta;
 use crate::do_sql::DoSql;
 use crate::feed::{self, ChangeSource};
 use crate::remote::{self, RemoteBlobs};
+use crate::views::{Refresh, ViewName};
 use crate::worker_http::{from_worker, to_worker};
 use crate::Database;
 use futures::channel::oneshot;
@@ -51,10 +52,23 @@ struct Inner {
     /// a failed upload, and at start-up (an earlier instance may have died
     /// between its write and the upload).
     unsynced: Cell<bool>,
+    /// Views the next alarm must build: queries wait for them (or asked
+    /// for them with `update=lazy`).
+    views_wanted: RefCell<Vec<ViewName>>,
+    /// Queries waiting for the alarm to finish the views they need.
+    build_waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    /// An alarm is set (a hint: one set by an earlier instance is unknown).
+    alarm_armed: Cell<bool>,
 }
 
 /// How often, at most, a database reports writes to the catalog.
 const UPDATE_REPORT_MS: u64 = 500;
+/// How long a query waits for an index build round before looking again
+/// (in case an alarm was lost with an earlier instance).
+const BUILD_WAIT_MS: u64 = 30_000;
+/// Documents a query that waited for a build may map itself when it runs
+/// again: enough for the writes that came meanwhile, far below a budget.
+const RERUN_BUILD_BUDGET: u64 = 1_000;
 
 impl Inner {
     fn db(&self) -> Database<'_> {
@@ -191,6 +205,58 @@ impl Inner {
         rx
     }
 
+    /// Has the alarm build `views` (besides every auto-updated view).
+    async fn schedule_build(&self, views: Vec<ViewName>) -> Result<()> {
+        {
+            let mut wanted = self.views_wanted.borrow_mut();
+            for v in views {
+                if !wanted.contains(&v) {
+                    wanted.push(v);
+                }
+            }
+        }
+        if !self.alarm_armed.replace(true) {
+            self.state.storage().set_alarm(0i64).await?;
+        }
+        Ok(())
+    }
+
+    /// One round of index building, as the alarm runs it: the wanted views
+    /// first, then the auto-updated ones, within one invocation's budget.
+    /// Another alarm follows while any is unfinished; waiting queries run
+    /// again once none they wait for is.
+    async fn build_round(&self) -> Result<()> {
+        self.alarm_armed.set(false);
+        let wanted = self.views_wanted.take();
+        let db = self.db();
+        let name = db.meta().map(|m| m.name).unwrap_or_default();
+        let round = match db.refresh_views(&wanted) {
+            Ok(r) => r,
+            Err(e) => {
+                worker::console_error!("view update in {name} failed: {}", e.reason);
+                Refresh::default()
+            }
+        };
+        for e in &round.failures {
+            worker::console_error!("view update in {name} failed: {}", e.reason);
+        }
+        let still: Vec<ViewName> = round
+            .unfinished
+            .iter()
+            .filter(|v| wanted.contains(v))
+            .cloned()
+            .collect();
+        if still.is_empty() {
+            for w in self.build_waiters.borrow_mut().drain(..) {
+                let _ = w.send(());
+            }
+        }
+        if !round.unfinished.is_empty() {
+            self.schedule_build(still).await?;
+        }
+        Ok(())
+    }
+
     /// Tells the replicator registry that `_replicator` changed (documents
     /// written by any means: PUT, `_bulk_docs`, replication into it). The
     /// registry reads the changes itself, in its own alarm.
@@ -241,13 +307,12 @@ fn note_update(inner: &Rc<Inner>, name: String) {
         if let Err(e) = inner.report("updated", &name).await {
             worker::console_error!("_db_updates report for {name} failed: {e}");
         }
-        match inner.db().refresh_views() {
-            Ok(failures) => {
-                for e in failures {
-                    worker::console_error!("view update in {name} failed: {}", e.reason);
-                }
+        // Indexes follow writes in the alarm, so the first query after a
+        // bulk load finds them built.
+        if inner.db().has_views().unwrap_or(false) {
+            if let Err(e) = inner.schedule_build(Vec::new()).await {
+                worker::console_error!("scheduling view updates in {name} failed: {e}");
             }
-            Err(e) => worker::console_error!("view update in {name} failed: {}", e.reason),
         }
     });
 }
@@ -314,10 +379,41 @@ pub struct DbActor {
 }
 
 impl DbActor {
-    fn handle(&self, creq: &shared::http::Request) -> api::Outcome {
+    /// Answers a request, with the views it found unfinished (it must wait
+    /// for them and run again) and those it wants updated afterwards.
+    /// `rerun`: it waited for a build before, so its own budget is small.
+    fn handle(
+        &self,
+        creq: &shared::http::Request,
+        rerun: bool,
+    ) -> (api::Outcome, Vec<ViewName>, Vec<ViewName>) {
         let db = self.inner.db();
+        if rerun {
+            db.builds.limit(RERUN_BUILD_BUDGET);
+        }
         let instance = || shared::uuids::next()[24..].to_string();
-        api::handle(&db, creq, &instance, self.inner.users)
+        let outcome = api::handle(&db, creq, &instance, self.inner.users);
+        let (awaited, lazy) = db.builds.take();
+        (outcome, awaited, lazy)
+    }
+
+    /// Answers a request, waiting while the alarm builds the indexes it
+    /// needs: each invocation stays within its CPU budget however large
+    /// the build.
+    async fn handle_building(&self, creq: &shared::http::Request) -> Result<api::Outcome> {
+        let (mut outcome, mut awaited, mut lazy) = self.handle(creq, false);
+        while !awaited.is_empty() {
+            let (tx, rx) = oneshot::channel();
+            self.inner.build_waiters.borrow_mut().push(tx);
+            self.inner.schedule_build(awaited).await?;
+            let wait = worker::Delay::from(Duration::from_millis(BUILD_WAIT_MS));
+            select(rx, wait).await;
+            (outcome, awaited, lazy) = self.handle(creq, true);
+        }
+        if !lazy.is_empty() {
+            self.inner.schedule_build(lazy).await?;
+        }
+        Ok(outcome)
     }
 }
 
@@ -334,6 +430,9 @@ impl DurableObject for DbActor {
             users,
             waiters: RefCell::new(Vec::new()),
             update_pending: Cell::new(false),
+            views_wanted: RefCell::new(Vec::new()),
+            build_waiters: RefCell::new(Vec::new()),
+            alarm_armed: Cell::new(false),
             bucket,
             unsynced: Cell::new(true),
             meta: RefCell::new(None),
@@ -363,7 +462,7 @@ impl DurableObject for DbActor {
             remote.set_rerunnable(true);
         }
         let before = bucket.and_then(|_| self.inner.db().meta().ok());
-        let mut outcome = self.handle(&creq);
+        let mut outcome = self.handle_building(&creq).await?;
         // A read that needs contents from the bucket runs again with them
         // (writes never read contents; at most a few rounds).
         if let Some((b, remote)) = bucket {
@@ -371,7 +470,7 @@ impl DurableObject for DbActor {
                 if outcome.event.is_some() || !self.inner.fetch_wanted(b, remote).await? {
                     break;
                 }
-                outcome = self.handle(&creq);
+                outcome = self.handle_building(&creq).await?;
             }
             if outcome.event.is_some() {
                 self.inner.unsynced.set(true);
@@ -419,6 +518,12 @@ impl DurableObject for DbActor {
             }
             reply => open_feed(&self.inner, reply, head),
         }
+    }
+
+    /// Builds view indexes (see [`Inner::build_round`]).
+    async fn alarm(&self) -> Result<Response> {
+        self.inner.build_round().await?;
+        Response::empty()
     }
 
     /// A subscriber may send `{"since": SEQ}` to resume from a sequence.

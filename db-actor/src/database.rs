@@ -3,6 +3,7 @@
 
 use crate::remote::RemoteBlobs;
 use crate::store::{Stats, Store};
+use crate::views::Builds;
 use serde_json::{json, Value};
 use shared::config::{Limits, DEFAULT_REVS_LIMIT};
 use shared::error::{CouchError, CouchResult};
@@ -29,6 +30,9 @@ pub struct Database<'a> {
     /// A reader from whom documents' credentials are hidden (`_replicator`
     /// documents of other owners), set per request.
     pub redact_for: RefCell<Option<UserCtx>>,
+    /// This invocation's budget for view index building, and the views it
+    /// left for the actor's alarm.
+    pub builds: Builds,
 }
 
 /// What identifies a database incarnation, read from `meta`.
@@ -56,6 +60,7 @@ impl<'a> Database<'a> {
             shared: None,
             remote: None,
             redact_for: RefCell::new(None),
+            builds: Builds::new(limits.view_build_batch),
         }
     }
 

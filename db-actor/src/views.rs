@@ -12,7 +12,7 @@ use shared::doc::IncomingDoc;
 use shared::error::{CouchError, CouchResult};
 use shared::user::UserCtx;
 use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewQuery};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// Documents mapped per transaction while an index catches up.
 const BATCH: u64 = 500;
@@ -32,8 +32,64 @@ fn js_failure(what: &str, e: &JsError) -> CouchError {
     }
 }
 
+/// A view by design document (without `_design/`) and view name.
+pub type ViewName = (String, String);
+
+/// One invocation's share of index building. The Workers runtime stops an
+/// invocation that uses too much CPU, so a build spends at most the budget
+/// and leaves the rest to the actor's alarm (each alarm has a budget of its
+/// own); a query that needs the index waits for those alarms and runs again.
+pub struct Builds {
+    /// Documents this invocation may still map (a large body counts as
+    /// several).
+    left: Cell<u64>,
+    /// Views a query found unfinished: they must be brought up to date
+    /// before it can answer.
+    awaited: RefCell<Vec<ViewName>>,
+    /// Views a query asked to update after answering (`update=lazy`).
+    lazy: RefCell<Vec<ViewName>>,
+}
+
+/// Bytes of document body that cost as much as one more document.
+const BUDGET_BYTES_PER_DOC: u64 = 4_096;
+
+impl Builds {
+    pub fn new(budget: u64) -> Builds {
+        Builds {
+            left: Cell::new(budget),
+            awaited: RefCell::default(),
+            lazy: RefCell::default(),
+        }
+    }
+
+    /// The views a query waits for, and those to update in the background.
+    pub fn take(&self) -> (Vec<ViewName>, Vec<ViewName>) {
+        (self.awaited.take(), self.lazy.take())
+    }
+
+    /// Lowers the budget to at most `n` documents.
+    pub fn limit(&self, n: u64) {
+        self.left.set(self.left.get().min(n));
+    }
+
+    fn spend(&self, body_len: usize) {
+        let cost = 1 + body_len as u64 / BUDGET_BYTES_PER_DOC;
+        self.left.set(self.left.get().saturating_sub(cost));
+    }
+}
+
+/// What a background build round did.
+#[derive(Default)]
+pub struct Refresh {
+    /// Views whose build failed, for the log.
+    pub failures: Vec<CouchError>,
+    /// Views the budget did not reach the end of: another round is due.
+    pub unfinished: Vec<ViewName>,
+}
+
 /// A view resolved from its design document.
 struct Resolved {
+    name: ViewName,
     def: ViewDef,
     ddoc: Map<String, Value>,
 }
@@ -152,21 +208,34 @@ impl Database<'_> {
             .ok_or_else(|| CouchError::not_found("missing"))
     }
 
-    fn resolve(&self, ddoc: &str, name: &str) -> CouchResult<Resolved> {
-        let ddoc = self.design_doc(ddoc)?;
+    fn resolve(&self, ddoc_name: &str, name: &str) -> CouchResult<Resolved> {
+        let ddoc = self.design_doc(ddoc_name)?;
         let def = ViewDef::from_design_doc(&ddoc, name)?;
-        Ok(Resolved { def, ddoc })
+        Ok(Resolved {
+            name: (ddoc_name.to_string(), name.to_string()),
+            def,
+            ddoc,
+        })
     }
 
-    /// Brings a view's index up to the update sequence. Documents whose map
-    /// throws are skipped (as in CouchDB); a function stopped by a budget
-    /// fails the request, leaving the index where its last batch ended.
-    fn update_index(&self, v: &Resolved, idx: i64, mut seq: u64) -> CouchResult<()> {
+    /// Brings a view's index up to the update sequence, as far as this
+    /// invocation's budget goes: false if it ran out first. Documents
+    /// whose map throws are skipped (as in CouchDB); a function stopped by
+    /// a sandbox budget fails the request, leaving the index where its last
+    /// batch ended.
+    fn update_index(&self, v: &Resolved, idx: i64, mut seq: u64) -> CouchResult<bool> {
         let mut engine: Option<(Engine, FnId)> = None;
         let ddoc = Value::Object(v.ddoc.clone());
         loop {
+            let left = self.builds.left.get();
             let done = self.transact(|| {
-                let recs = self.store.docs_by_seq(seq, false, BATCH)?;
+                let recs = self.store.docs_by_seq(seq, false, BATCH.min(left).max(1))?;
+                if recs.is_empty() {
+                    return Ok(true);
+                }
+                if left == 0 {
+                    return Ok(false);
+                }
                 for rec in &recs {
                     let mut rows = Vec::new();
                     let design = rec.id.starts_with("_design/");
@@ -175,6 +244,7 @@ impl Database<'_> {
                     } else {
                         self.store.body(&rec.id, &rec.winner)?
                     };
+                    self.builds.spend(body.as_ref().map_or(0, Vec::len));
                     if let Some(Ok(Value::Object(mut doc))) =
                         body.map(|b| serde_json::from_slice::<Value>(&b))
                     {
@@ -210,10 +280,13 @@ impl Database<'_> {
                     seq = rec.seq;
                 }
                 self.store.set_view_seq(idx, seq)?;
-                Ok((recs.len() as u64) < BATCH)
+                Ok((recs.len() as u64) < BATCH.min(left))
             })?;
             if done {
-                return Ok(());
+                return Ok(true);
+            }
+            if self.builds.left.get() == 0 {
+                return Ok(false);
             }
         }
     }
@@ -248,13 +321,27 @@ impl Database<'_> {
         Ok(json!({ "results": results }))
     }
 
-    /// The index of a view, updated unless the query says not to.
+    /// The index of a view, updated unless the query says not to. A build
+    /// longer than this invocation's budget is left to the actor's alarm:
+    /// the query fails with `timeout` and notes the view in
+    /// [`Builds`], so the actor can wait for the build and run it again.
     fn fresh_index(&self, v: &Resolved, q: &ViewQuery) -> CouchResult<i64> {
         let (idx, seq) = self.transact(|| self.store.view_index(&v.def.signature(&v.ddoc)))?;
-        if q.update == Update::True {
-            self.update_index(v, idx, seq)?;
+        match q.update {
+            Update::True if !self.update_index(v, idx, seq)? => {
+                self.builds.awaited.borrow_mut().push(v.name.clone());
+                Err(CouchError::new(
+                    500,
+                    "timeout",
+                    "The view index is still being built; retry the request",
+                ))
+            }
+            Update::Lazy => {
+                self.builds.lazy.borrow_mut().push(v.name.clone());
+                Ok(idx)
+            }
+            _ => Ok(idx),
         }
-        Ok(idx)
     }
 
     fn range(
@@ -447,12 +534,20 @@ impl Database<'_> {
         self.compiled(&v.ddoc, &v.def.map, "map")
     }
 
-    /// Brings every view index up to date, as the actor does in the
-    /// background after writes (so the first query after a bulk load does
-    /// not build it). Design documents with `"autoupdate": false` are left
-    /// alone. Returns the failures, for the log.
-    pub fn refresh_views(&self) -> CouchResult<Vec<CouchError>> {
-        let mut failures = Vec::new();
+    /// One round of background index building, as the actor's alarm runs
+    /// it: first the views queries are waiting for (`wanted`), then every
+    /// view of every design document without `"autoupdate": false`, as
+    /// far as the budget goes. So the first query after a bulk load finds
+    /// its index built.
+    pub fn refresh_views(&self, wanted: &[ViewName]) -> CouchResult<Refresh> {
+        let mut out = Refresh::default();
+        let mut views: Vec<(Resolved, bool)> = Vec::new();
+        for (ddoc, view) in wanted {
+            match self.resolve(ddoc, view) {
+                Ok(v) => views.push((v, true)),
+                Err(e) => out.failures.push(e),
+            }
+        }
         for id in self.design_ids()? {
             let Some(ddoc) = self.winner_body(&id)? else {
                 continue;
@@ -460,25 +555,52 @@ impl Database<'_> {
             if ddoc.get("autoupdate") == Some(&Value::Bool(false)) {
                 continue;
             }
-            for def in ViewDef::all(&ddoc) {
-                let sig = def.signature(&ddoc);
-                if STALLED.with(|s| s.borrow().contains(&sig)) {
-                    continue;
-                }
-                let v = Resolved {
-                    def,
-                    ddoc: ddoc.clone(),
-                };
-                let q = ViewQuery::from_object(&Map::new())?;
-                if let Err(e) = self.fresh_index(&v, &q) {
-                    // A map stopped by a budget would stop again on every
-                    // write: only queries retry it.
-                    STALLED.with(|s| s.borrow_mut().insert(sig));
-                    failures.push(e);
+            let ddoc_name = id.trim_start_matches("_design/").to_string();
+            for (view, def) in ViewDef::all(&ddoc) {
+                let name = (ddoc_name.clone(), view);
+                if !wanted.contains(&name) {
+                    let ddoc = ddoc.clone();
+                    views.push((Resolved { name, def, ddoc }, false));
                 }
             }
         }
-        Ok(failures)
+        for (v, asked) in views {
+            let sig = v.def.signature(&v.ddoc);
+            if !asked && STALLED.with(|s| s.borrow().contains(&sig)) {
+                continue;
+            }
+            if self.builds.left.get() == 0 {
+                out.unfinished.push(v.name);
+                continue;
+            }
+            let built = self
+                .transact(|| self.store.view_index(&sig))
+                .and_then(|(idx, seq)| self.update_index(&v, idx, seq));
+            match built {
+                Ok(true) => {}
+                Ok(false) => out.unfinished.push(v.name),
+                Err(e) => {
+                    // A map stopped by a sandbox budget would stop again
+                    // on every write: only queries retry it.
+                    STALLED.with(|s| s.borrow_mut().insert(sig));
+                    out.failures.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether any design document defines a view (else writes need no
+    /// background index building).
+    pub fn has_views(&self) -> CouchResult<bool> {
+        for id in self.design_ids()? {
+            if let Some(ddoc) = self.winner_body(&id)? {
+                if !ViewDef::all(&ddoc).is_empty() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// `POST /db/_view_cleanup`: drops indexes no design document uses.
@@ -488,7 +610,7 @@ impl Database<'_> {
             let Some(ddoc) = self.winner_body(&id)? else {
                 continue;
             };
-            live.extend(ViewDef::all(&ddoc).iter().map(|d| d.signature(&ddoc)));
+            live.extend(ViewDef::all(&ddoc).iter().map(|(_, d)| d.signature(&ddoc)));
         }
         self.transact(|| {
             for (idx, sig) in self.store.view_signatures()? {
@@ -505,7 +627,7 @@ impl Database<'_> {
         let body = self.design_doc(ddoc)?;
         let sigs: Vec<String> = ViewDef::all(&body)
             .iter()
-            .map(|d| d.signature(&body))
+            .map(|(_, d)| d.signature(&body))
             .collect();
         let stats = self.store.stats()?;
         let signature = sigs.join("");

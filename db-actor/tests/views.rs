@@ -504,8 +504,9 @@ fn background_refresh_builds_every_view_but_autoupdate_false() {
         Some(json!({"views": {"v": {"map": "function(d) { while (true) {} }"}}})),
     );
     ok(&db, "PUT", "/db/a", Some(json!({"n": 1})));
-    let failures = db.engine().refresh_views().unwrap();
-    assert_eq!(failures.len(), 1, "{failures:?}");
+    let round = db.engine().refresh_views(&[]).unwrap();
+    assert_eq!(round.failures.len(), 1, "{:?}", round.failures);
+    assert!(round.unfinished.is_empty());
     assert_eq!(
         keys(&ok(&db, "GET", "/db/_design/on/_view/v?update=false", None)),
         vec![json!(1)]
@@ -517,4 +518,51 @@ fn background_refresh_builds_every_view_but_autoupdate_false() {
         None
     ))
     .is_empty());
+}
+
+/// A build larger than one invocation's budget fails the query with
+/// `timeout` (the actor then waits for its alarm) and continues round by
+/// round, each within the budget, to the same answer.
+#[test]
+fn large_builds_continue_in_rounds() {
+    let mut db = shop();
+    db.limits.view_build_batch = 100;
+    let (s, v) = db.json(
+        "GET",
+        "/db/_design/products/_view/count?reduce=false&limit=1",
+        None,
+    );
+    assert_eq!((s, v["error"].as_str()), (500, Some("timeout")), "{v}");
+    let wanted = vec![("products".to_string(), "count".to_string())];
+    let mut rounds = 0;
+    loop {
+        let round = db.engine().refresh_views(&wanted).unwrap();
+        assert!(round.failures.is_empty(), "{:?}", round.failures);
+        rounds += 1;
+        if !round.unfinished.contains(&wanted[0]) {
+            break;
+        }
+        assert!(rounds < 100, "no progress");
+    }
+    // 1,201 documents (the design document too) at 100 per round.
+    assert!(rounds >= 12, "{rounds} rounds");
+    let v = ok(&db, "GET", "/db/_design/products/_view/count", None);
+    assert_eq!(v["rows"][0]["value"], json!(1200));
+    // The other views were built in the background rounds too, or finish
+    // within a budget of their own; an unknown view is reported, not fatal.
+    let missing = vec![("products".to_string(), "nope".to_string())];
+    loop {
+        let round = db.engine().refresh_views(&missing).unwrap();
+        assert_eq!(round.failures.len(), 1);
+        if round.unfinished.is_empty() {
+            break;
+        }
+    }
+    let v = ok(
+        &db,
+        "GET",
+        "/db/_design/products/_view/stats?group=true",
+        None,
+    );
+    assert_eq!(v["rows"].as_array().unwrap().len(), 3);
 }

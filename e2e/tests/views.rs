@@ -115,3 +115,79 @@ fn nano_views_update_handlers_and_filters() {
     let s = Settee::start();
     run_client("node", "js/nano-views.mjs", &[&s.admin_url("")]);
 }
+
+/// Polls a view with `update=false` until it has `n` rows.
+fn wait_rows(s: &Settee, path: &str, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, v) = send(
+            s.admin("GET", &format!("{path}?update=false&reduce=false&limit=0")),
+            None,
+        );
+        if v["total_rows"] == json!(n) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path}: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// With a build budget of 150 documents per invocation, indexes over
+/// thousands of documents are built round by round in the actor's alarm:
+/// a query waits for them (`update=true`), `update=lazy` answers at once
+/// and builds afterwards, and writes bring auto-updated views up to date
+/// in the background.
+#[test]
+fn large_builds_run_in_alarm_rounds() {
+    let s = Settee::start_with(&[("VIEW_BUILD_BATCH", "150")]);
+    assert_eq!(send(s.admin("PUT", "/big"), None).0, 201);
+    for (name, auto) in [("waits", false), ("lazy", false), ("auto", true)] {
+        // Distinct maps: identical ones would share one index.
+        let map =
+            format!("function(doc) {{ /* {name} */ if (doc.n !== undefined) emit(doc.n, 1); }}");
+        let ddoc = json!({"autoupdate": auto, "views": {"v": {"map": map, "reduce": "_count"}}});
+        let (st, _) = send(s.admin("PUT", &format!("/big/_design/{name}")), Some(&ddoc));
+        assert_eq!(st, 201);
+    }
+    let docs: Vec<Value> = (0..3000).map(|n| json!({"n": n})).collect();
+    let (st, _) = send(
+        s.admin("POST", "/big/_bulk_docs"),
+        Some(&json!({"docs": docs})),
+    );
+    assert_eq!(st, 201);
+
+    let (st, v) = send(s.admin("GET", "/big/_design/waits/_view/v"), None);
+    assert_eq!((st, &v["rows"][0]["value"]), (200, &json!(3000)), "{v}");
+    let (_, v) = send(
+        s.admin("GET", "/big/_design/waits/_view/v?reduce=false&skip=2999"),
+        None,
+    );
+    assert_eq!(v["rows"][0]["key"], json!(2999), "{v}");
+
+    let (_, v) = send(
+        s.admin(
+            "GET",
+            "/big/_design/lazy/_view/v?update=lazy&reduce=false&limit=0",
+        ),
+        None,
+    );
+    assert!(v["total_rows"].as_u64().unwrap() < 3000, "{v}");
+    wait_rows(&s, "/big/_design/lazy/_view/v", 3000);
+
+    wait_rows(&s, "/big/_design/auto/_view/v", 3000);
+    let more: Vec<Value> = (3000..4000).map(|n| json!({"n": n})).collect();
+    send(
+        s.admin("POST", "/big/_bulk_docs"),
+        Some(&json!({"docs": more})),
+    );
+    wait_rows(&s, "/big/_design/auto/_view/v", 4000);
+    // An autoupdate:false view is left alone until asked.
+    let (_, v) = send(
+        s.admin(
+            "GET",
+            "/big/_design/lazy/_view/v?update=false&reduce=false&limit=0",
+        ),
+        None,
+    );
+    assert_eq!(v["total_rows"], json!(3000), "{v}");
+}

@@ -14,6 +14,11 @@ pub struct Limits {
     /// `[attachments] compression_level`: gzip level for compressible
     /// attachment types; 0 stores everything as sent.
     pub attachment_compression_level: u32,
+    /// `VIEW_BUILD_BATCH`: how much index building one invocation (request
+    /// or alarm) may do, in documents (a large body counts as several), so
+    /// each stays within the Workers CPU limit; longer builds continue in
+    /// the actor's alarm.
+    pub view_build_batch: u64,
 }
 
 impl Default for Limits {
@@ -23,6 +28,7 @@ impl Default for Limits {
             max_http_request_size: 4_294_967_296,
             max_attachment_size: u64::MAX,
             attachment_compression_level: 8,
+            view_build_batch: 20_000,
         }
     }
 }
@@ -46,6 +52,7 @@ impl Limits {
                 d.attachment_compression_level.into(),
             )
             .min(9) as u32,
+            view_build_batch: num("VIEW_BUILD_BATCH", d.view_build_batch).max(1),
         }
     }
 }

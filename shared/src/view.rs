@@ -241,15 +241,15 @@ impl ViewDef {
         })
     }
 
-    /// Every valid view of a design document (the `lib` entry is code,
-    /// not a view).
-    pub fn all(ddoc: &Map<String, Value>) -> Vec<ViewDef> {
+    /// Every valid view of a design document, by name (the `lib` entry is
+    /// code, not a view).
+    pub fn all(ddoc: &Map<String, Value>) -> Vec<(String, ViewDef)> {
         ddoc.get("views")
             .and_then(Value::as_object)
             .map(|views| {
                 views
                     .keys()
-                    .filter_map(|n| ViewDef::from_design_doc(ddoc, n).ok())
+                    .filter_map(|n| Some((n.clone(), ViewDef::from_design_doc(ddoc, n).ok()?)))
                     .collect()
             })
             .unwrap_or_default()
