@@ -336,8 +336,30 @@ fn route(
                 event: saved.then_some(DbEvent::Updated),
             })
         }
-        ["_design", _, "_show" | "_list" | "_rewrite", ..] => Err(CouchError::not_implemented(
-            "Show, list and rewrite functions are not supported by this server",
+        ["_design", ddoc, "_show", fname, id @ ..] => {
+            if !matches!(m, "GET" | "HEAD" | "POST") {
+                return method_not_allowed("GET,HEAD,POST");
+            }
+            access.member()?;
+            let id = (!id.is_empty()).then(|| id.join("/"));
+            let r = crate::render::show(db, req, &access, ddoc, fname, id.as_deref())?;
+            done(r)
+        }
+        ["_design", ddoc, "_list", lname, view_at @ ..] if matches!(view_at.len(), 1 | 2) => {
+            access.list("_view")?;
+            let body = query_body(req)?;
+            // The view is in the same design document unless named with one.
+            let (vddoc, view) = match view_at {
+                [vddoc, view] => (*vddoc, *view),
+                _ => (*ddoc, view_at[0]),
+            };
+            let r = crate::render::list(db, req, body.as_ref(), ddoc, lname, vddoc, view)?;
+            done(r)
+        }
+        // Rewrites route requests by JavaScript: not offered, as in a
+        // CouchDB whose rewrites are disabled.
+        ["_design", _, "_rewrite", ..] => Err(CouchError::not_implemented(
+            "Rewrite functions are not supported by this server",
         )),
         ["_design", ddoc, att @ ..] => attachment(
             db,

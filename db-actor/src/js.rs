@@ -19,7 +19,7 @@
 
 use rquickjs::allocator::{Allocator, RustAllocator};
 use rquickjs::{Context, Function, Runtime};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -124,6 +124,65 @@ function __map(i, docJson) {
   try { __fns[i](JSON.parse(docJson)); return JSON.stringify({ok: __emitted}); }
   catch (e) { return __thrown(e); }
   finally { __emitted = null; }
+}
+// Show and list functions: `provides`/`registerType` choose a response
+// type from the request's `format` or Accept header; lists read rows with
+// `getRow` and write with `start` and `send`.
+var __providers = null, __chunks = null, __start = null, __rows = null, __rowAt = 0;
+var __mimes = {
+  all: ["*/*"], text: ["text/plain; charset=utf-8"], html: ["text/html; charset=utf-8"],
+  xhtml: ["application/xhtml+xml"], xml: ["application/xml", "text/xml", "application/x-xml"],
+  js: ["text/javascript", "application/javascript", "application/x-javascript"],
+  css: ["text/css"], ics: ["text/calendar"], csv: ["text/csv"],
+  rss: ["application/rss+xml"], atom: ["application/atom+xml"],
+  yaml: ["application/x-yaml", "text/yaml"], multipart_form: ["multipart/form-data"],
+  url_encoded_form: ["application/x-www-form-urlencoded"], json: ["application/json", "text/x-json"]
+};
+function __only(what, v) { if (v === null) throw new Error(what + " is only available in show and list functions"); }
+function registerType(key) { __mimes[key] = Array.prototype.slice.call(arguments, 1); }
+function provides(key, fun) { __only("provides", __providers); __providers.push([key, fun]); }
+function start(resp) { __only("start", __chunks); __start = resp || {}; }
+function send(chunk) { __only("send", __chunks); __chunks.push(String(chunk)); }
+function getRow() { __only("getRow", __chunks); return __rows !== null && __rowAt < __rows.length ? __rows[__rowAt++] : null; }
+// The quality an Accept header gives a media type (0: not acceptable).
+function __quality(mime, accept) {
+  var m = mime.split(";")[0].trim().split("/"), best = -1, q = 0;
+  String(accept || "*/*").split(",").forEach(function (range) {
+    var bits = range.split(";"), t = bits[0].trim().split("/"), rq = 1;
+    for (var i = 1; i < bits.length; i++) {
+      var kv = bits[i].split("=");
+      if (kv[0].trim() === "q") rq = parseFloat(kv[1]);
+    }
+    var score = (t[0] === m[0] ? 2 : t[0] === "*" ? 0 : -9) + (t[1] === m[1] ? 1 : t[1] === "*" ? 0 : -9);
+    if (score >= 0 && score > best) { best = score; q = isNaN(rq) ? 1 : rq; }
+  });
+  return q;
+}
+function __pick(accept, format) {
+  var chosen = null, chosenQ = 0;
+  __providers.forEach(function (p) {
+    if (format) { if (chosen === null && p[0] === format) chosen = p; return; }
+    (__mimes[p[0]] || []).forEach(function (mime) {
+      var q = __quality(mime, accept);
+      if (q > chosenQ) { chosen = p; chosenQ = q; }
+    });
+  });
+  return chosen;
+}
+function __render(i, argsJson) {
+  var a = JSON.parse(argsJson);
+  __providers = []; __chunks = []; __start = null; __rows = a[1]; __rowAt = 0;
+  try {
+    var r = __fns[i].apply(null, a[0]), mime = null;
+    if (__providers.length) {
+      var p = __pick(a[2], a[3]);
+      if (p === null) return JSON.stringify({ok: {not_acceptable: __providers.map(function (p) { return p[0]; })}});
+      mime = (__mimes[p[0]] || [])[0] || null;
+      r = p[1]();
+    }
+    return JSON.stringify({ok: {result: r === undefined ? null : r, chunks: __chunks, start: __start, mime: mime}});
+  } catch (e) { return __thrown(e); }
+  finally { __providers = null; __chunks = null; __rows = null; __start = null; }
 }
 function __call(i, argsJson) {
   try {
@@ -337,6 +396,22 @@ impl Engine {
     /// Calls a function with JSON arguments; its JSON result.
     pub fn call(&self, f: FnId, args: &[&Value]) -> Result<Value, JsError> {
         self.invoke("__call", f.0, &serde_json::to_string(args).expect("json"))
+    }
+
+    /// Calls a show or list function: `{result, chunks, start, mime}`, or
+    /// `{not_acceptable: [types]}` when none it `provides` suits the
+    /// request. `rows` are what a list's `getRow` returns; `accept` and
+    /// `format` choose among `provides`.
+    pub fn render(
+        &self,
+        f: FnId,
+        args: &[&Value],
+        rows: Option<&Value>,
+        accept: Option<&str>,
+        format: Option<&str>,
+    ) -> Result<Value, JsError> {
+        let input = json!([args, rows, accept, format]);
+        self.invoke("__render", f.0, &input.to_string())
     }
 }
 

@@ -17,6 +17,7 @@ pub mod js;
 pub mod local_docs;
 pub mod mango;
 pub mod remote;
+pub mod render;
 pub mod store;
 pub mod update_handlers;
 pub mod views;

@@ -566,3 +566,117 @@ fn large_builds_continue_in_rounds() {
     );
     assert_eq!(v["rows"].as_array().unwrap().len(), 3);
 }
+
+fn text(r: &shared::http::Response) -> String {
+    String::from_utf8(r.body.clone()).unwrap()
+}
+
+fn content_type(r: &shared::http::Response) -> String {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// Show and list functions as CouchDB runs them: documents and view rows
+/// rendered by JavaScript, `provides` choosing by `format` or Accept.
+#[test]
+fn show_and_list_functions_render() {
+    let db = shop();
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/render",
+        Some(json!({
+            "shows": {
+                "item": "function(doc, req) { if (!doc) return {code: 404, body: 'no item ' + (req.id || '')}; return '<h1>' + doc.category + ' ' + doc.price + '</h1>'; }",
+                "multi": "function(doc, req) { provides('json', function() { return {json: {id: doc._id, q: req.query.x}}; }); provides('html', function() { return '<p>' + doc._id + '</p>'; }); }",
+                "loop": "function(doc) { for (;;) {} }",
+                "deny": "function(doc) { throw({forbidden: 'not for you'}); }"
+            },
+            "lists": {
+                "ul": "function(head, req) { start({headers: {'Content-Type': 'text/html'}}); send('<ul total=' + head.total_rows + '>'); var row; while ((row = getRow())) { send('<li>' + row.key + '=' + row.value + '</li>'); } return '</ul>'; }",
+                "csv": "function(head, req) { provides('csv', function() { var row, out = ''; while ((row = getRow())) out += row.key + ',' + row.value + '\\n'; return out; }); }",
+                "count": "function(head, req) { var n = 0; while (getRow()) n++; send(JSON.stringify({rows: n, offset: head.offset})); }"
+            },
+            "views": {"by_price": {"map": "function(doc) { if (doc.price) emit(doc.price, doc.category); }", "reduce": "_count"}}
+        })),
+    );
+    let r = db.call("GET", "/db/_design/render/_show/item/p0001", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(text(&r), "<h1>Electronics 60</h1>");
+    assert_eq!(content_type(&r), "text/html; charset=utf-8");
+    let r = db.call("GET", "/db/_design/render/_show/item/nope", None);
+    assert_eq!((r.status, text(&r)), (404, "no item nope".into()));
+    let r = db.call("GET", "/db/_design/render/_show/item", None);
+    assert_eq!(r.status, 404);
+
+    let r = db.call("GET", "/db/_design/render/_show/multi/p0002?x=7", None);
+    assert_eq!(
+        content_type(&r),
+        "application/json",
+        "first provided for */*"
+    );
+    assert_eq!(r.json_body(), json!({"id": "p0002", "q": "7"}));
+    let req = shared::http::Request::new("GET", "/db/_design/render/_show/multi/p0002", "")
+        .with_header("accept", "text/html,application/xhtml+xml;q=0.9");
+    let r = db.request(req);
+    assert_eq!(
+        (text(&r), content_type(&r)),
+        ("<p>p0002</p>".into(), "text/html; charset=utf-8".into())
+    );
+    let r = db.call(
+        "GET",
+        "/db/_design/render/_show/multi/p0002?format=html",
+        None,
+    );
+    assert_eq!(text(&r), "<p>p0002</p>");
+    let req = shared::http::Request::new("GET", "/db/_design/render/_show/multi/p0002", "")
+        .with_header("accept", "image/png");
+    assert_eq!(db.request(req).status, 406);
+
+    let (s, v) = db.json("GET", "/db/_design/render/_show/loop/p0001", None);
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (500, Some("os_process_error")),
+        "{v}"
+    );
+    let (s, v) = db.json("GET", "/db/_design/render/_show/deny/p0001", None);
+    assert_eq!((s, v["reason"].as_str()), (403, Some("not for you")));
+    let (s, v) = db.json("GET", "/db/_design/render/_show/none", None);
+    assert_eq!(s, 404, "{v}");
+
+    let r = db.call(
+        "GET",
+        "/db/_design/render/_list/ul/by_price?reduce=false&startkey=300&endkey=310&limit=2",
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(content_type(&r), "text/html");
+    assert_eq!(
+        text(&r),
+        "<ul total=1200><li>310=Books</li><li>310=Electronics</li></ul>"
+    );
+    let r = db.call(
+        "GET",
+        "/db/_design/render/_list/csv/by_price?group=true&format=csv",
+        None,
+    );
+    assert_eq!(content_type(&r), "text/csv");
+    assert_eq!(text(&r).lines().count(), 7);
+    assert!(text(&r).starts_with("10,172\n"), "{}", text(&r));
+    // A list over another design document's view, and POSTed keys.
+    let r = db.call(
+        "POST",
+        "/db/_design/render/_list/count/products/by_category",
+        Some(json!({"keys": ["Books", "Garden"]})),
+    );
+    assert_eq!(r.json_body(), json!({"rows": 800, "offset": 0}));
+    let (s, v) = db.json("GET", "/db/_design/render/_list/nope/by_price", None);
+    assert_eq!((s, v["error"].as_str()), (404, Some("not_found")), "{v}");
+    let (s, _) = db.json("GET", "/db/_design/render/_list/ul/nope", None);
+    assert_eq!(s, 404);
+    let (s, _) = db.json("GET", "/db/_design/render/_rewrite/x", None);
+    assert_eq!(s, 501);
+}

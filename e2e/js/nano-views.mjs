@@ -1,4 +1,4 @@
-// nano's view, update-handler and filtered-changes APIs against Settee,
+// nano's view, update-handler, show, list and filtered-changes APIs against Settee,
 // with the seed guide's design documents.
 // Usage: node nano-views.mjs SERVER_URL (with admin credentials)
 import Nano from 'nano';
@@ -20,6 +20,12 @@ await db.insert({
   },
   filters: {
     users: 'function(doc, req) { return doc.type === "user"; }',
+  },
+  shows: {
+    card: 'function(doc, req) { provides("json", function() { return {json: {email: doc.email, by: req.query.by}}; }); provides("html", function() { return "<b>" + doc.email + "</b>"; }); }',
+  },
+  lists: {
+    emails: 'function(head, req) { start({headers: {"Content-Type": "application/json"}}); var row, out = []; while ((row = getRow())) out.push(row.key); send(JSON.stringify({total: head.total_rows, emails: out})); }',
   },
 }, '_design/users');
 await db.bulk({ docs: [
@@ -52,5 +58,13 @@ step('update handler (atomic)');
 const changes = await db.changes({ filter: 'users/users' });
 assert.deepEqual(changes.results.map((r) => r.id).sort(), ['u1', 'u2', 'u3']);
 step('filtered changes');
+
+const card = await db.show('users', 'card', 'u1', { by: 'nano' });
+assert.deepEqual(card, { email: 'john@example.com', by: 'nano' });
+step('show function (provides json)');
+
+const listed = await db.viewWithList('users', 'by_email', 'emails', { limit: 2 });
+assert.deepEqual(listed, { total: 3, emails: ['bob@other.org', 'jane@example.com'] });
+step('list function over a view');
 
 await nano.db.destroy('nano-views');
