@@ -249,6 +249,11 @@ fn route(
             if rest == ["_view_cleanup"] {
                 db.view_cleanup()?;
             }
+            // View indexes are SQLite tables, updated in place: compacting
+            // one has nothing to do beyond checking it exists, as CouchDB.
+            if let ["_compact", ddoc] = rest[..] {
+                db.design_doc(ddoc)?;
+            }
             done(Response::json(202, &json!({"ok": true})))
         }
         ["_find"] => {

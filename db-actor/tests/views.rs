@@ -216,6 +216,11 @@ fn index_follows_updates_and_deletions() {
 #[test]
 fn view_errors_as_couchdb() {
     let db = shop();
+    let compact = |ddoc: &str| {
+        db.json("POST", &format!("/db/_compact/{ddoc}"), Some(json!({})))
+            .0
+    };
+    assert_eq!((compact("products"), compact("nope")), (202, 404));
     let err = |url: &str| {
         let (s, v) = db.json("GET", url, None);
         (
