@@ -229,6 +229,16 @@ impl<'a> Store<'a> {
 
     // --- stats ----------------------------------------------------------
 
+    /// The last sequence at which any design document changed (0 if none
+    /// ever existed): what caches of design documents are keyed by.
+    pub fn design_seq(&self) -> CouchResult<u64> {
+        let row = self.sql.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM docs WHERE id >= '_design/' AND id < '_design0'",
+            &[],
+        )?;
+        Ok(row.map_or(0, |r| int(&r, 0)))
+    }
+
     pub fn stats(&self) -> CouchResult<Stats> {
         let row = self.sql.query_row(
             "SELECT update_seq, doc_count, doc_del_count, body_bytes FROM stats WHERE id = 0",

@@ -13,6 +13,8 @@ use shared::error::{CouchError, CouchResult};
 use shared::user::UserCtx;
 use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewQuery};
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Documents mapped per transaction while an index catches up.
 const BATCH: u64 = 500;
@@ -198,7 +200,13 @@ thread_local! {
     /// The compiled `validate_doc_update` functions of the design documents
     /// last seen, by their sources: writes reuse one engine.
     static VALIDATORS: RefCell<Option<(String, Engine, Vec<FnId>)>> = const { RefCell::new(None) };
+    /// Each database's validator sources (by incarnation), with the design
+    /// sequence they were read at.
+    static VALIDATOR_SOURCES: RefCell<HashMap<String, (u64, Rc<Validators>)>> = RefCell::default();
 }
+
+/// `validate_doc_update` sources with their design documents.
+type Validators = Vec<(String, Value)>;
 
 impl Database<'_> {
     /// The body of `_design/{ddoc}`, or CouchDB's 404 `missing`.
@@ -647,11 +655,19 @@ impl Database<'_> {
         }))
     }
 
-    /// Runs every design document's `validate_doc_update` on a write of
-    /// `id` (not design or local documents, which only admins write).
-    pub fn validate_write(&self, id: &str, doc: &IncomingDoc, user: &UserCtx) -> CouchResult<()> {
-        if id.starts_with("_design/") {
-            return Ok(());
+    /// The `validate_doc_update` sources of the design documents, with their
+    /// design documents: read again only after a design document changed,
+    /// so ordinary writes skip reading every design document.
+    fn validators(&self, instance: &str) -> CouchResult<Rc<Validators>> {
+        let seq = self.store.design_seq()?;
+        let cached = VALIDATOR_SOURCES.with(|c| {
+            c.borrow()
+                .get(instance)
+                .filter(|(s, _)| *s == seq)
+                .map(|(_, v)| v.clone())
+        });
+        if let Some(v) = cached {
+            return Ok(v);
         }
         let mut sources = Vec::new();
         for ddoc_id in self.design_ids()? {
@@ -662,10 +678,29 @@ impl Database<'_> {
                 sources.push((src.to_string(), Value::Object(ddoc.clone())));
             }
         }
-        if sources.is_empty() {
+        let sources = Rc::new(sources);
+        VALIDATOR_SOURCES.with(|c| {
+            let mut c = c.borrow_mut();
+            // Databases sharing an isolate each keep an entry; bounded.
+            if c.len() >= 64 {
+                c.clear();
+            }
+            c.insert(instance.to_string(), (seq, sources.clone()));
+        });
+        Ok(sources)
+    }
+
+    /// Runs every design document's `validate_doc_update` on a write of
+    /// `id` (not design or local documents, which only admins write).
+    pub fn validate_write(&self, id: &str, doc: &IncomingDoc, user: &UserCtx) -> CouchResult<()> {
+        if id.starts_with("_design/") {
             return Ok(());
         }
         let meta = self.meta()?;
+        let sources = self.validators(&meta.instance)?;
+        if sources.is_empty() {
+            return Ok(());
+        }
         let mut new_doc = doc.body.clone();
         new_doc.insert("_id".into(), json!(id));
         if let Some(rev) = &doc.rev {

@@ -373,6 +373,17 @@ fn validate_doc_update_guards_every_write() {
     // Nothing was lost or half-written.
     assert_eq!(db.json("GET", "/db/d", None).0, 404);
     assert_eq!(ok(&db, "GET", "/db/c", None)["title"], json!("ok"));
+    // Validators are cached between writes: editing or deleting the design
+    // document takes effect on the next write.
+    let ddoc = ok(&db, "GET", "/db/_design/v", None);
+    let strict = json!({"_rev": ddoc["_rev"], "validate_doc_update": "function(n) { if (!n.strict) throw({forbidden: 'strict only'}); }"});
+    let v = ok(&db, "PUT", "/db/_design/v", Some(strict));
+    let (s, e) = db.as_user(&bob, "PUT", "/db/f", Some(json!({"title": "t"})));
+    assert_eq!((s, e["reason"].as_str()), (403, Some("strict only")));
+    let rev = v["rev"].as_str().unwrap().to_string();
+    ok(&db, "DELETE", &format!("/db/_design/v?rev={rev}"), None);
+    let (s, _) = db.as_user(&bob, "PUT", "/db/f", Some(json!({})));
+    assert_eq!(s, 201);
 }
 
 #[test]
