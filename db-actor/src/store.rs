@@ -796,6 +796,14 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
+    /// How far the index with signature `sig` is built, if it exists.
+    pub fn view_seq(&self, sig: &str) -> CouchResult<Option<u64>> {
+        let row = self
+            .sql
+            .query_row("SELECT seq FROM view_indexes WHERE sig = ?", &[sig.into()])?;
+        Ok(row.map(|r| int(&r, 0)))
+    }
+
     /// Signatures of every view index built so far.
     pub fn view_signatures(&self) -> CouchResult<Vec<(i64, String)>> {
         Ok(self

@@ -630,21 +630,26 @@ impl Database<'_> {
         })
     }
 
-    /// `GET /db/_design/{ddoc}/_info`.
+    /// `GET /db/_design/{ddoc}/_info`. `update_seq` is how far all of the
+    /// design document's indexes are built (the least of them).
     pub fn design_info(&self, ddoc: &str) -> CouchResult<Value> {
         let body = self.design_doc(ddoc)?;
         let sigs: Vec<String> = ViewDef::all(&body)
             .iter()
             .map(|(_, d)| d.signature(&body))
             .collect();
-        let stats = self.store.stats()?;
+        let mut built = None::<u64>;
+        for sig in &sigs {
+            let seq = self.store.view_seq(sig)?.unwrap_or(0);
+            built = Some(built.map_or(seq, |b| b.min(seq)));
+        }
         let signature = sigs.join("");
         Ok(json!({
             "name": ddoc,
             "view_index": {
                 "signature": &signature[..signature.len().min(32)],
                 "language": body.get("language").cloned().unwrap_or(json!("javascript")),
-                "update_seq": stats.update_seq,
+                "update_seq": built.unwrap_or(self.store.stats()?.update_seq),
                 "purge_seq": 0,
                 "updater_running": false,
                 "compact_running": false,

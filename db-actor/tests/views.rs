@@ -551,6 +551,12 @@ fn large_builds_continue_in_rounds() {
     assert_eq!((s, v["error"].as_str()), (500, Some("timeout")), "{v}");
     let wanted = vec![("products".to_string(), "count".to_string())];
     let mut rounds = 0;
+    let info_seq = || {
+        ok(&db, "GET", "/db/_design/products/_info", None)["view_index"]["update_seq"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(info_seq(), 0);
     loop {
         let round = db.engine().refresh_views(&wanted).unwrap();
         assert!(round.failures.is_empty(), "{:?}", round.failures);
@@ -581,6 +587,8 @@ fn large_builds_continue_in_rounds() {
         None,
     );
     assert_eq!(v["rows"].as_array().unwrap().len(), 3);
+    // Every view of the design document is built: `_info` says how far.
+    assert_eq!(info_seq(), 1201);
 }
 
 fn text(r: &shared::http::Response) -> String {
