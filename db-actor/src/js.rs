@@ -74,7 +74,6 @@ impl std::fmt::Display for JsError {
 const PRELUDE: &str = r#"
 var __fns = [];
 var __emitted = null;
-var __logged = [];
 function emit(key, value) {
   if (__emitted === null) throw new Error("emit is only available in map functions");
   __emitted.push([key === undefined ? null : key, value === undefined ? null : value]);
@@ -82,7 +81,7 @@ function emit(key, value) {
 function sum(values) { var s = 0; for (var i = 0; i < values.length; i++) s += values[i]; return s; }
 function isArray(v) { return Array.isArray(v); }
 function toJSON(v) { return JSON.stringify(v); }
-function log(m) { if (__logged.length < 100) __logged.push(typeof m === "string" ? m : JSON.stringify(m)); }
+function log(m) { __host_log(typeof m === "string" ? m : JSON.stringify(m)); }
 function __thrown(e) {
   if (e instanceof Error) return JSON.stringify({thrown: {name: e.name, message: String(e.message)}});
   try { return JSON.stringify({thrown: e === undefined ? null : e}); }
@@ -302,8 +301,15 @@ impl Engine {
         })));
         let ctx = Context::full(&rt)
             .map_err(|e| JsError::Compile(format!("cannot start the JavaScript engine: {e}")))?;
-        ctx.with(|ctx| ctx.eval::<(), _>(PRELUDE))
-            .map_err(|e| JsError::Compile(format!("prelude: {e}")))?;
+        ctx.with(|ctx| {
+            // `log()` goes to the Worker's log (CouchDB's couch.log).
+            let host_log = Function::new(ctx.clone(), |message: String| {
+                tracing::info!(target: "settee::js", "{message}");
+            })?;
+            ctx.globals().set("__host_log", host_log)?;
+            ctx.eval::<(), _>(PRELUDE)
+        })
+        .map_err(|e| JsError::Compile(format!("prelude: {e}")))?;
         Ok(Engine {
             ctx,
             _rt: rt,

@@ -855,10 +855,45 @@ impl<'a> Store<'a> {
         offset: u64,
         limit: u64,
     ) -> CouchResult<Vec<ViewRow>> {
-        let (cond, mut params) = range.condition();
+        Ok(self
+            .view_page(idx, range, None, offset, limit)?
+            .into_iter()
+            .map(|(row, _)| row)
+            .collect())
+    }
+
+    /// Rows of `range` after `after` (a previous page's last position), so
+    /// that reading a whole range page by page costs one index seek per
+    /// page rather than an ever longer `OFFSET`.
+    pub fn view_scan_after(
+        &self,
+        idx: i64,
+        range: &ViewRange,
+        after: Option<&ViewPos>,
+        limit: u64,
+    ) -> CouchResult<Vec<(ViewRow, ViewPos)>> {
+        self.view_page(idx, range, after, 0, limit)
+    }
+
+    fn view_page(
+        &self,
+        idx: i64,
+        range: &ViewRange,
+        after: Option<&ViewPos>,
+        offset: u64,
+        limit: u64,
+    ) -> CouchResult<Vec<(ViewRow, ViewPos)>> {
+        let (mut cond, mut params) = range.condition();
         let order = if range.descending { "DESC" } else { "ASC" };
+        if let Some(pos) = after {
+            let past = if range.descending { "<" } else { ">" };
+            cond.push_str(&format!(" AND (key, doc_id, n) {past} (?, ?, ?)"));
+            params.push(pos.key.clone().into());
+            params.push(pos.doc_id.as_str().into());
+            params.push(pos.n.into());
+        }
         let sql = format!(
-            "SELECT key, doc_id, key_json, value_json FROM view_rows WHERE idx = ?{cond} \
+            "SELECT key, doc_id, key_json, value_json, n FROM view_rows WHERE idx = ?{cond} \
              ORDER BY key {order}, doc_id {order}, n {order} LIMIT ? OFFSET ?"
         );
         params.insert(0, idx.into());
@@ -868,13 +903,21 @@ impl<'a> Store<'a> {
             .sql
             .query(&sql, &params)?
             .into_iter()
-            .map(|mut r| ViewRow {
-                sort_key: std::mem::replace(&mut r[0], Value::Null)
-                    .into_bytes()
-                    .unwrap_or_default(),
-                doc_id: text(&mut r, 1),
-                key: text(&mut r, 2),
-                value: text(&mut r, 3),
+            .map(|mut r| {
+                let row = ViewRow {
+                    sort_key: std::mem::replace(&mut r[0], Value::Null)
+                        .into_bytes()
+                        .unwrap_or_default(),
+                    doc_id: text(&mut r, 1),
+                    key: text(&mut r, 2),
+                    value: text(&mut r, 3),
+                };
+                let pos = ViewPos {
+                    key: row.sort_key.clone(),
+                    doc_id: row.doc_id.clone(),
+                    n: r[4].as_i64().unwrap_or(0),
+                };
+                (row, pos)
             })
             .collect())
     }
@@ -901,6 +944,15 @@ pub struct ViewRow {
     pub doc_id: String,
     pub key: String,
     pub value: String,
+}
+
+/// Where a row sits in its index (key, document id, emit number): where
+/// the next page of a scan starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewPos {
+    pub key: Vec<u8>,
+    pub doc_id: String,
+    pub n: i64,
 }
 
 /// One end of a view scan: an encoded key, optionally narrowed by a

@@ -118,13 +118,10 @@ impl Reducer {
 
     /// Reduces one group's rows: natively, or in JavaScript chunk by chunk
     /// with a final rereduce, as CouchDB's B-tree nodes do.
-    fn reduce(&self, rows: &[(Value, String, Value)]) -> CouchResult<Value> {
+    fn reduce(&self, rows: Vec<(Value, String, Value)>) -> CouchResult<Value> {
         match self {
             Reducer::Builtin(b) => {
-                let kv: Vec<(Value, Value)> = rows
-                    .iter()
-                    .map(|(k, _, v)| (k.clone(), v.clone()))
-                    .collect();
+                let kv: Vec<(Value, Value)> = rows.into_iter().map(|(k, _, v)| (k, v)).collect();
                 b.reduce(&kv)
             }
             Reducer::Js(engine, f) => {
@@ -280,7 +277,12 @@ impl Database<'_> {
                                     });
                                 }
                             }
-                            Err(JsError::Thrown(_)) => {}
+                            Err(e @ JsError::Thrown(_)) => {
+                                tracing::info!(
+                                    doc = %rec.id,
+                                    "map function raised exception ({e}): document skipped"
+                                );
+                            }
                             Err(err) => return Err(js_failure("map", &err)),
                         }
                     }
@@ -479,31 +481,40 @@ impl Database<'_> {
         let mut flush = |current: &mut Option<(Vec<u8>, Value)>,
                          members: &mut Vec<(Value, String, Value)>|
          -> CouchResult<()> {
+            let rows = std::mem::take(members);
             if let Some((_, key)) = current.take() {
-                let value = reducer.reduce(members)?;
+                let value = reducer.reduce(rows)?;
                 groups.push(json!({"key": key, "value": value}));
             }
-            members.clear();
             Ok(())
         };
         for range in Self::ranges(&v.def, q) {
-            let mut offset = 0;
+            let mut after = None;
             loop {
-                let page = self.store.view_scan(idx, &range, offset, SCAN_PAGE)?;
-                offset += page.len() as u64;
-                for r in &page {
+                let page = self
+                    .store
+                    .view_scan_after(idx, &range, after.as_ref(), SCAN_PAGE)?;
+                let full = page.len() as u64 == SCAN_PAGE;
+                after = page.last().map(|(_, pos)| pos.clone());
+                for (r, _) in page {
                     let key: Value = serde_json::from_str(&r.key)?;
-                    let gk = view::group_key(&key, level);
-                    let enc = v.def.encode(&gk);
+                    // A group is identified by its key's collation encoding
+                    // (rows come in that order): the stored one for exact
+                    // groups, none for a single group.
+                    let enc = match level {
+                        GroupLevel::Level(0) => Vec::new(),
+                        GroupLevel::Exact => r.sort_key,
+                        GroupLevel::Level(_) => v.def.encode(&view::group_key(&key, level)),
+                    };
                     if current.as_ref().is_some_and(|(e, _)| *e != enc) {
                         flush(&mut current, &mut members)?;
                     }
                     if current.is_none() {
-                        current = Some((enc, gk));
+                        current = Some((enc, view::group_key(&key, level)));
                     }
-                    members.push((key, r.doc_id.clone(), serde_json::from_str(&r.value)?));
+                    members.push((key, r.doc_id, serde_json::from_str(&r.value)?));
                 }
-                if (page.len() as u64) < SCAN_PAGE {
+                if !full {
                     break;
                 }
             }

@@ -191,3 +191,189 @@ fn large_builds_run_in_alarm_rounds() {
     );
     assert_eq!(v["total_rows"], json!(3000), "{v}");
 }
+
+/// Every view query parameter of CouchDB 3 over HTTP, and the built-in
+/// reduces, on a small fixture whose answers are worked out by hand.
+#[test]
+fn every_view_parameter_over_http() {
+    let s = Settee::start();
+    assert_eq!(send(s.admin("PUT", "/params"), None).0, 201);
+    let ddoc = json!({"views": {
+        "by_n": {"map": "function(doc) { emit(doc.n, doc.n); }", "reduce": "_sum"},
+        "by_tag": {"map": "function(doc) { emit(doc.tag, 1); }", "reduce": "_count"},
+        "stats": {"map": "function(doc) { emit(doc.tag, doc.n); }", "reduce": "_stats"},
+        "distinct": {"map": "function(doc) { emit(doc.tag, null); }", "reduce": "_approx_count_distinct"},
+        "compound": {"map": "function(doc) { emit([doc.n % 3, doc.n], null); }", "reduce": "_count"},
+        "linked": {"map": "function(doc) { emit(doc.n, {_id: 'd0'}); }"},
+        "plain": {"map": "function(doc) { emit(doc.tag, null); }"}
+    }});
+    assert_eq!(
+        send(s.admin("PUT", "/params/_design/p"), Some(&ddoc)).0,
+        201
+    );
+    let docs: Vec<Value> = (0..10)
+        .map(|i| {
+            let tag = ["a", "b"][i % 2];
+            json!({"_id": format!("d{i}"), "n": i, "tag": tag})
+        })
+        .collect();
+    assert_eq!(
+        send(
+            s.admin("POST", "/params/_bulk_docs"),
+            Some(&json!({"docs": docs}))
+        )
+        .0,
+        201
+    );
+    let view = |name: &str, params: &[(&str, &str)]| {
+        let mut req = s.admin("GET", &format!("/params/_design/p/_view/{name}"));
+        for (k, v) in params {
+            req = req.query(k, v);
+        }
+        send(req, None)
+    };
+    let ok = |name: &str, params: &[(&str, &str)]| {
+        let (status, v) = view(name, params);
+        assert_eq!(status, 200, "{name} {params:?}: {v}");
+        v
+    };
+    let field = |v: &Value, f: &str| -> Vec<Value> {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[f].clone())
+            .collect()
+    };
+
+    let v = ok("by_n", &[("key", "3"), ("reduce", "false")]);
+    assert_eq!(v["rows"], json!([{"id": "d3", "key": 3, "value": 3}]));
+    let v = ok("by_n", &[("keys", "[5,1]"), ("reduce", "false")]);
+    assert_eq!(field(&v, "id"), [json!("d5"), json!("d1")]);
+    let (status, v) = send(
+        s.admin("POST", "/params/_design/p/_view/by_n"),
+        Some(&json!({"keys": [7, 2], "reduce": false})),
+    );
+    assert_eq!((status, field(&v, "key")), (200, vec![json!(7), json!(2)]));
+    let v = ok(
+        "by_n",
+        &[
+            ("startkey", "2"),
+            ("endkey", "5"),
+            ("inclusive_end", "false"),
+            ("reduce", "false"),
+        ],
+    );
+    assert_eq!(field(&v, "key"), [json!(2), json!(3), json!(4)]);
+    let v = ok(
+        "by_n",
+        &[
+            ("start_key", "5"),
+            ("end_key", "2"),
+            ("descending", "true"),
+            ("reduce", "false"),
+        ],
+    );
+    assert_eq!(field(&v, "key"), [json!(5), json!(4), json!(3), json!(2)]);
+    let v = ok(
+        "by_n",
+        &[("limit", "2"), ("skip", "1"), ("reduce", "false")],
+    );
+    assert_eq!(
+        (v["total_rows"].clone(), v["offset"].clone()),
+        (json!(10), json!(1))
+    );
+    assert_eq!(field(&v, "key"), [json!(1), json!(2)]);
+    let v = ok(
+        "plain",
+        &[
+            ("key", "\"a\""),
+            ("startkey_docid", "d2"),
+            ("endkey_docid", "d6"),
+        ],
+    );
+    assert_eq!(field(&v, "id"), [json!("d2"), json!("d4"), json!("d6")]);
+
+    assert_eq!(ok("by_n", &[])["rows"], json!([{"key": null, "value": 45}]));
+    assert_eq!(
+        ok("by_tag", &[("group", "true")])["rows"],
+        json!([{"key": "a", "value": 5}, {"key": "b", "value": 5}])
+    );
+    assert_eq!(
+        field(&ok("compound", &[("group_level", "1")]), "value"),
+        [json!(4), json!(3), json!(3)]
+    );
+    assert_eq!(
+        ok("stats", &[("key", "\"a\"")])["rows"][0]["value"],
+        json!({"sum": 20, "count": 5, "min": 0, "max": 8, "sumsqr": 120})
+    );
+    assert_eq!(ok("distinct", &[])["rows"][0]["value"], json!(2));
+
+    // include_docs, with a linked document and with conflicts.
+    let v = ok("linked", &[("key", "3"), ("include_docs", "true")]);
+    assert_eq!(v["rows"][0]["doc"]["_id"], json!("d0"));
+    let (status, _) = send(
+        s.admin("POST", "/params/_bulk_docs"),
+        Some(
+            &json!({"new_edits": false, "docs": [{"_id": "d1", "_rev": "1-ffff", "n": 1, "tag": "b"}]}),
+        ),
+    );
+    assert_eq!(status, 201);
+    let v = ok(
+        "by_n",
+        &[
+            ("key", "1"),
+            ("reduce", "false"),
+            ("include_docs", "true"),
+            ("conflicts", "true"),
+        ],
+    );
+    assert_eq!(
+        v["rows"][0]["doc"]["_conflicts"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+
+    // Freshness and the cluster-only parameters.
+    let v = ok(
+        "by_n",
+        &[("update_seq", "true"), ("reduce", "false"), ("limit", "0")],
+    );
+    assert!(
+        v["update_seq"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("12-")),
+        "{v}"
+    );
+    for params in [
+        [("stale", "ok"), ("reduce", "false")],
+        [("stable", "true"), ("update", "false")],
+        [("sorted", "false"), ("reduce", "false")],
+        [("update", "lazy"), ("reduce", "false")],
+    ] {
+        ok("by_n", &params);
+    }
+
+    // CouchDB's errors.
+    let err = |name: &str, params: &[(&str, &str)]| {
+        let (status, v) = view(name, params);
+        (status, v["error"].as_str().unwrap_or_default().to_string())
+    };
+    let parse_error = (400, "query_parse_error".to_string());
+    assert_eq!(err("plain", &[("group", "true")]), parse_error);
+    assert_eq!(err("by_n", &[("include_docs", "true")]), parse_error);
+    assert_eq!(err("by_n", &[("key", "1"), ("keys", "[1]")]), parse_error);
+    assert_eq!(err("by_n", &[("limit", "-1")]), parse_error);
+    assert_eq!(err("by_n", &[("key", "{bad json")]).0, 400);
+    assert_eq!(err("nope", &[]), (404, "not_found".to_string()));
+    let python = json!({"language": "python", "views": {"v": {"map": "def f(doc): pass"}}});
+    assert_eq!(
+        send(s.admin("PUT", "/params/_design/py"), Some(&python)).0,
+        201
+    );
+    let (status, v) = send(s.admin("GET", "/params/_design/py/_view/v"), None);
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("unknown_query_language"))
+    );
+}

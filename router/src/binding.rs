@@ -43,6 +43,20 @@ fn config(env: &Env) -> &'static Config {
         .with(|c| *c.get_or_init(|| Box::leak(Box::new(Config::from_lookup(|k| env_text(env, k))))))
 }
 
+/// Once per isolate: events logged with `tracing` (design functions'
+/// `log()`, map exceptions) go to the console, which is the Worker's log.
+/// No timestamps: the platform stamps each line, and `std::time` is not
+/// available on wasm32.
+#[event(start)]
+fn start() {
+    use tracing_subscriber::prelude::*;
+    let console = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .without_time()
+        .with_writer(tracing_web::MakeConsoleWriter);
+    let _ = tracing_subscriber::registry().with(console).try_init();
+}
+
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let cfg = config(&env);
