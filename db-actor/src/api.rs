@@ -15,6 +15,7 @@ use shared::changes::{ChangesQuery, Feed};
 use shared::doc::{self, IncomingDoc, LOCAL_PREFIX};
 use shared::error::{CouchError, CouchResult};
 use shared::http::{encode_segment, method_not_allowed, Request, Response};
+use shared::replication::REPLICATOR_DB;
 use shared::rev::Rev;
 use shared::security::check_server_admin;
 use shared::users::{UsersConfig, USERS_DB};
@@ -80,7 +81,7 @@ pub fn handle(
     users: UsersConfig,
 ) -> Outcome {
     let mut event = None;
-    let result = ensure_users_db(db, req, new_instance, &mut event)
+    let result = ensure_system_db(db, req, new_instance, &mut event)
         .and_then(|_| route(db, req, new_instance, users));
     match result {
         Ok(mut o) => {
@@ -94,18 +95,25 @@ pub fn handle(
     }
 }
 
-/// `_users` exists from the first request that needs it, as CouchDB creates
-/// it at start-up.
-fn ensure_users_db(
+/// `_users` and `_replicator` exist from the first request that needs
+/// them, as CouchDB creates them at start-up.
+fn ensure_system_db(
     db: &Database,
     req: &Request,
     new_instance: &dyn Fn() -> String,
     event: &mut Option<DbEvent>,
 ) -> CouchResult<()> {
-    let is_users = req.path.first().map(String::as_str) == Some(USERS_DB);
+    let Some(name) = req
+        .path
+        .first()
+        .map(String::as_str)
+        .filter(|n| [USERS_DB, REPLICATOR_DB].contains(n))
+    else {
+        return Ok(());
+    };
     let managing_db = req.path.len() == 1 && matches!(req.method.as_str(), "PUT" | "DELETE");
-    if is_users && !managing_db && !db.exists()? {
-        db.create(USERS_DB, &new_instance())?;
+    if !managing_db && !db.exists()? {
+        db.create(name, &new_instance())?;
         *event = Some(DbEvent::Created);
     }
     Ok(())

@@ -112,10 +112,14 @@ impl crate::feed::ChangeSource for Database<'_> {
 }
 
 impl Database<'_> {
-    /// The numeric sequence a query starts after (`now` is the current one).
+    /// The numeric sequence a query starts after (`now` is the current one;
+    /// a sequence of an earlier incarnation of this database, 0).
     pub fn resolve_since(&self, q: &ChangesQuery) -> CouchResult<u64> {
         Ok(match q.since {
-            Since::Seq(n) => n,
+            Since::Seq(n) => match &q.since_instance {
+                Some(tag) if *tag != self.meta()?.instance => 0,
+                _ => n,
+            },
             Since::Now => self.store.stats()?.update_seq,
         })
     }

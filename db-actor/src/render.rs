@@ -35,7 +35,7 @@ pub fn failure(what: &str, e: JsError) -> CouchError {
 }
 
 /// Compiles `{kind}.{name}` of a design document, or CouchDB's 404.
-fn compile(
+pub fn compile(
     design: &Map<String, Value>,
     kind: &str,
     what: &str,

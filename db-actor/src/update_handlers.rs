@@ -4,9 +4,8 @@
 //! `validate_doc_update` included — and `response` becomes the answer.
 
 use crate::access::Access;
-use crate::js::{Engine, JsError};
+use crate::js::JsError;
 use crate::render;
-use crate::views::design_function;
 use crate::Database;
 use serde_json::{json, Value};
 use shared::doc::IncomingDoc;
@@ -24,16 +23,8 @@ pub fn handle(
 ) -> CouchResult<(Response, bool)> {
     let meta = db.meta()?;
     let design = db.design_doc(ddoc)?;
-    let src = &design_function(&design, "updates", name).map_err(|_| {
-        CouchError::not_found(format!(
-            "missing update function {name} on design doc _design/{ddoc}"
-        ))
-    })?;
+    let (engine, f) = render::compile(&design, "updates", "update", ddoc, name)?;
     let failed = |e: JsError| render::failure("update", e);
-    let engine = Engine::new().map_err(failed)?;
-    let f = engine
-        .compile(src, &Value::Object(design.clone()))
-        .map_err(failed)?;
     let old = match doc_id {
         Some(id) => {
             access.before_read(id)?;

@@ -492,6 +492,12 @@ fn changes_feed() {
     );
     let (_, v) = db.json("GET", "/db/_changes?since=2-t&include_docs=true", None);
     assert_eq!(v["results"][0]["doc"]["v"], 2);
+    // A sequence of another incarnation (the database was deleted and
+    // created again since it was issued) starts from the beginning.
+    let (_, v) = db.json("GET", "/db/_changes?since=%222-gone%22", None);
+    assert_eq!(v["results"].as_array().unwrap().len(), 2, "{v}");
+    let (_, v) = db.json("POST", "/db/_changes", Some(json!({"since": "3-gone"})));
+    assert_eq!(v["results"].as_array().unwrap().len(), 2, "{v}");
     let (_, v) = db.json("GET", "/db/_changes?descending=true&limit=1", None);
     assert_eq!(v["results"][0]["id"], "a");
     let (_, v) = db.json(
@@ -616,4 +622,27 @@ fn changes_filtered_by_selector_and_design() {
         .0,
         400
     );
+}
+
+/// `_users` and `_replicator` exist from the first request that uses them,
+/// as CouchDB creates them at start-up; creating one explicitly still
+/// answers as for any database.
+#[test]
+fn system_databases_are_created_on_first_use() {
+    for name in ["_users", "_replicator"] {
+        let db = Db {
+            sql: shared::sqlite::SqliteSql::memory(),
+            limits: shared::config::Limits::default(),
+            remote: None,
+        };
+        db.engine().store.init_schema().unwrap();
+        let (status, v) = db.json("GET", &format!("/{name}/nope"), None);
+        assert_eq!(
+            (status, v["reason"].as_str()),
+            (404, Some("missing")),
+            "{name}: {v}"
+        );
+        assert_eq!(db.json("GET", &format!("/{name}"), None).0, 200, "{name}");
+        assert_eq!(db.json("PUT", &format!("/{name}"), None).0, 412, "{name}");
+    }
 }

@@ -289,6 +289,32 @@ fn a_map_that_throws_skips_the_document_and_hostile_maps_fail_the_request() {
         (s, body["error"].as_str().unwrap()),
         (400, "compilation_error")
     );
+    // Hostile reduces (JavaScript reduce runs at query time) end the same
+    // way, deep recursion as a JavaScript error.
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/r",
+        Some(json!({"views": {
+            "loops": {"map": "function(d) { emit(1, 1); }", "reduce": "function(k, v) { while (true) {} }"},
+            "bomb": {"map": "function(d) { emit(2, 1); }", "reduce": "function(k, v) { var a = []; for (;;) a.push(new Array(1e5).join('x')); }"},
+            "deep": {"map": "function(d) { emit(3, 1); }", "reduce": "function(k, v) { function f(n) { return f(n + 1) + 1; } return f(0); }"},
+            "regex": {"map": "function(d) { emit(4, 1); }", "reduce": "function(k, v) { return /^(a+)+$/.test('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!'); }"}
+        }})),
+    );
+    for (v, status, error) in [
+        ("loops", 500, "os_process_error"),
+        ("bomb", 500, "os_process_error"),
+        ("deep", 500, "javascript_error"),
+        ("regex", 500, "os_process_error"),
+    ] {
+        let (s, body) = db.json("GET", &format!("/db/_design/r/_view/{v}"), None);
+        assert_eq!(
+            (s, body["error"].as_str().unwrap()),
+            (status, error),
+            "{v}: {body}"
+        );
+    }
     // The database serves the next request.
     assert_eq!(
         keys(&ok(&db, "GET", "/db/_design/d/_view/throws", None)),

@@ -350,6 +350,20 @@ fn replicator_database_lifecycle() {
     });
     let (_, docs) = send(s.admin("GET", "/_scheduler/docs"), None);
     assert!(docs["total_rows"].as_u64().unwrap() >= 3, "{docs}");
+
+    // `_replicator` deleted, then created again by its first use: the
+    // registry reads the new database from its start (its cursor belongs
+    // to the old one, whose sequence was further along).
+    assert_eq!(send(s.admin("DELETE", "/_replicator"), None).0, 200);
+    let (st, v) = send(
+        s.admin("PUT", "/_replicator/again"),
+        Some(&json!({"source": "from", "target": "to4", "create_target": true})),
+    );
+    assert_eq!(st, 201, "{v}");
+    wait_for(20, "again completed", || {
+        scheduler_doc(&s, "again")["state"] == "completed"
+    });
+    assert!(doc_count(&s, "to4") >= 100);
 }
 
 fn doc_count_opt(s: &Settee, db: &str) -> Option<u64> {

@@ -18,6 +18,8 @@ fn seed_guide_views_and_validation_over_http() {
         201
     );
     let products = json!({"views": {
+        "by_category": {"map": "function(doc) { if (doc.type === \"product\" && doc.category) { emit(doc.category, doc); } }"},
+        "by_price_range": {"map": "function(doc) { if (doc.type === \"product\" && doc.price) { emit(Math.floor(doc.price / 100) * 100, doc); } }"},
         "category_stats": {
             "map": "function(doc) { if (doc.type === \"product\" && doc.category) { emit(doc.category, doc.price); } }",
             "reduce": "function(keys, values, rereduce) { if (rereduce) { var result = { sum: 0, count: 0, min: null, max: null }; for (var i = 0; i < values.length; i++) { result.sum += values[i].sum; result.count += values[i].count; result.min = result.min === null ? values[i].min : Math.min(result.min, values[i].min); result.max = result.max === null ? values[i].max : Math.max(result.max, values[i].max); } return result; } else { return { sum: values.reduce(function(a, b) { return a + b; }, 0), count: values.length, min: Math.min.apply(null, values), max: Math.max.apply(null, values) }; } }"
@@ -57,6 +59,36 @@ fn seed_guide_views_and_validation_over_http() {
     assert_eq!(v["total_rows"], 2);
     assert_eq!(v["rows"][0]["id"], "u1");
     assert_eq!(v["rows"][0]["value"]["name"], "John");
+    let (_, v) = send(
+        s.admin(
+            "GET",
+            "/ecommerce/_design/products/_view/by_category?key=%22Electronics%22",
+        ),
+        None,
+    );
+    let ids: Vec<&str> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (v["total_rows"].as_u64(), ids),
+        (Some(3), vec!["p1", "p2"]),
+        "{v}"
+    );
+    assert_eq!(v["rows"][0]["value"]["price"], 999);
+    let (_, v) = send(
+        s.admin("GET", "/ecommerce/_design/products/_view/by_price_range"),
+        None,
+    );
+    let keys: Vec<&Value> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["key"])
+        .collect();
+    assert_eq!(keys, [&json!(0), &json!(0), &json!(900)], "{v}");
     let (_, v) = send(
         s.admin("GET", "/ecommerce/_design/users/_view/active_users"),
         None,

@@ -450,27 +450,32 @@ fn a_pouchdb_checkpoint_is_honoured() {
     let first = replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
     let cp = first.progress.unwrap().checkpoint_id;
     let path = format!("_local/{}", cp.trim_start_matches("_local/"));
+    // The source's own sequence 10, as PouchDB would have recorded it.
+    let seq10 = a.http("GET", "", "", None).1["update_seq"].clone();
+    assert!(
+        seq10.as_str().is_some_and(|s| s.starts_with("10-")),
+        "{seq10}"
+    );
     // PouchDB's checkpointer rewrites both docs in its own format after a
     // session of its own that went to seq 10.
     for db in [&a, &b] {
         let (_, old) = db.http("GET", &path, "", None);
         let mut hist = old["history"].as_array().unwrap().clone();
-        hist.insert(
-            0,
-            json!({"last_seq": "10-x", "session_id": "pouch-session"}),
-        );
+        hist.insert(0, json!({"last_seq": seq10, "session_id": "pouch-session"}));
         db.http(
             "PUT",
             &path,
             "",
-            Some(json!({"_id": cp, "_rev": old["_rev"], "session_id": "pouch-session",
-                        "last_seq": "10-x", "history": hist, "version": 1, "replicator": "pouchdb"})),
+            Some(
+                json!({"_id": cp, "_rev": old["_rev"], "session_id": "pouch-session",
+                        "last_seq": seq10, "history": hist, "version": 1, "replicator": "pouchdb"}),
+            ),
         );
     }
     a.put("after", json!({}));
     let rec = replicate(&a, &b, params(json!({"source": "a", "target": "b"})), 100);
     let r = rec.result.unwrap();
-    assert_eq!(r["history"][0]["start_last_seq"], "10-x");
+    assert_eq!(r["history"][0]["start_last_seq"], seq10);
     assert_eq!(r["history"][0]["missing_checked"], 1);
     assert_eq!(r["history"][1]["session_id"], "pouch-session");
 }

@@ -3,7 +3,7 @@
 use crate::error::{CouchError, CouchResult};
 use crate::http::Request;
 use crate::selector::Selector;
-use crate::seq::{parse_since, since_from_json, Since};
+use crate::seq::{instance_tag, parse_since, since_from_json, Since};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,10 @@ impl PartialEq for Filter {
 pub struct ChangesQuery {
     pub feed: Feed,
     pub since: Since,
+    /// The incarnation tag `since` was issued by (`N-<instance>`), if any:
+    /// a sequence of an earlier incarnation of the database (deleted and
+    /// created again) starts from 0, as CouchDB rewinds unknown shards.
+    pub since_instance: Option<String>,
     pub limit: Option<u64>,
     pub descending: bool,
     pub include_docs: bool,
@@ -105,16 +109,17 @@ impl ChangesQuery {
         };
         // An event source resuming after a dropped connection sends the
         // last `id:` it saw; it overrides `since`, as in CouchDB.
-        let since = match (
+        let (since, raw_since) = match (
             req.header("last-event-id"),
             req.param("since"),
             body.and_then(|b| b.get("since")),
         ) {
-            (Some(id), _, _) => parse_since(id)?,
-            (None, _, Some(v)) => since_from_json(v)?,
-            (None, Some(s), None) => parse_since(s)?,
-            (None, None, None) => Since::Seq(0),
+            (Some(id), _, _) => (parse_since(id)?, Some(id)),
+            (None, _, Some(v)) => (since_from_json(v)?, v.as_str()),
+            (None, Some(s), None) => (parse_since(s)?, Some(s)),
+            (None, None, None) => (Since::Seq(0), None),
         };
+        let since_instance = raw_since.and_then(instance_tag).map(str::to_string);
         // `seq_interval` lets a sharded CouchDB skip computing most rows'
         // sequences; a single actor's are free, so every row keeps its own.
         req.uint_param("seq_interval")?;
@@ -165,6 +170,7 @@ impl ChangesQuery {
         Ok(ChangesQuery {
             feed,
             since,
+            since_instance,
             limit: req.uint_param("limit")?,
             descending: req.flag("descending")?,
             include_docs: req.flag("include_docs")?,

@@ -2,8 +2,8 @@
 //!
 //! A sequence is rendered `N-<instance>`: clients must treat it as an opaque
 //! string, Settee reads back the leading number. The instance tag changes when
-//! a database is deleted and recreated, which makes stale sequences visible
-//! in logs without affecting correctness.
+//! a database is deleted and recreated: a sequence of an earlier incarnation
+//! restarts `_changes` from 0 (a checkpoint cannot skip the new documents).
 
 use crate::error::{CouchError, CouchResult};
 use serde_json::Value;
@@ -41,6 +41,13 @@ pub fn parse_number(raw: &str) -> CouchResult<u64> {
             "Malformed sequence supplied in 'since' parameter: {raw}"
         ))
     })
+}
+
+/// The instance tag of a sequence string (`N-<instance>`, possibly
+/// JSON-quoted), if it carries one.
+pub fn instance_tag(raw: &str) -> Option<&str> {
+    let (_, tag) = raw.trim().trim_matches('"').split_once('-')?;
+    (!tag.is_empty()).then_some(tag)
 }
 
 /// Parses a sequence given as a JSON value (body of `POST _changes`).
