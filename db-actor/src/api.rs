@@ -112,7 +112,10 @@ fn ensure_system_db(
         return Ok(());
     };
     let managing_db = req.path.len() == 1 && matches!(req.method.as_str(), "PUT" | "DELETE");
-    if !managing_db && !db.exists()? {
+    // The replicator registry's own reads must see a deleted `_replicator`
+    // as deleted (to stop its jobs), not bring it back.
+    let registry = req.user.name.as_deref() == Some(REPLICATOR_DB);
+    if !managing_db && !registry && !db.exists()? {
         db.create(name, &new_instance())?;
         *event = Some(DbEvent::Created);
     }

@@ -351,10 +351,18 @@ fn replicator_database_lifecycle() {
     let (_, docs) = send(s.admin("GET", "/_scheduler/docs"), None);
     assert!(docs["total_rows"].as_u64().unwrap() >= 3, "{docs}");
 
-    // `_replicator` deleted, then created again by its first use: the
-    // registry reads the new database from its start (its cursor belongs
-    // to the old one, whose sequence was further along).
+    // `_replicator` deleted: its documents' jobs stop (the crashing one
+    // too). Created again by its first use, it is read from its start.
     assert_eq!(send(s.admin("DELETE", "/_replicator"), None).0, 200);
+    wait_for(10, "bad gone with _replicator", || {
+        send(s.admin("GET", "/_scheduler/docs/_replicator/bad"), None).0 == 404
+    });
+    // (Not brought back by the registry's own reads.)
+    let (_, dbs) = send(s.admin("GET", "/_all_dbs"), None);
+    assert!(
+        !dbs.as_array().unwrap().contains(&json!("_replicator")),
+        "{dbs}"
+    );
     let (st, v) = send(
         s.admin("PUT", "/_replicator/again"),
         Some(&json!({"source": "from", "target": "to4", "create_target": true})),

@@ -519,6 +519,17 @@ impl Inner {
                 .query("limit", "100");
             let r = db.transport.send(req).await.map_err(|e| e.to_couch())?;
             if r.status == 404 {
+                // `_replicator` was deleted: its documents' jobs stop, as in
+                // CouchDB, and a new one is read from its start.
+                let ids = Registry::new(&self.sql)?.doc_ids()?;
+                for id in ids {
+                    let gone = serde_json::json!({"id": id, "deleted": true});
+                    let actions = Registry::new(&self.sql)?.apply_change(&gone, &uuid, now_ms())?;
+                    for a in actions {
+                        self.act(a).await?;
+                    }
+                }
+                Registry::new(&self.sql)?.set_since("0")?;
                 return Ok(());
             }
             let body = r.json().map_err(|e| e.to_couch())?;

@@ -86,6 +86,16 @@ impl<'a> Registry<'a> {
     }
 
     /// `_replicator` documents with their job's summary, or their failure.
+    /// Ids of the `_replicator` documents the registry knows.
+    pub fn doc_ids(&self) -> CouchResult<Vec<String>> {
+        Ok(self
+            .sql
+            .query("SELECT doc_id FROM docs", &[])?
+            .into_iter()
+            .filter_map(|r| r[0].as_str().map(String::from))
+            .collect())
+    }
+
     pub fn docs(&self) -> CouchResult<Vec<Value>> {
         let rows = self.sql.query(
             "SELECT d.doc_id, d.failed, d.updated_ms, j.summary FROM docs d LEFT JOIN jobs j ON j.id = d.job_id ORDER BY d.doc_id",
