@@ -309,14 +309,9 @@ fn route(
         ["_design", ddoc, "_view", view] => {
             access.list("_view")?;
             let body = query_body(req)?;
-            if let Some(keys) = body.as_ref().and_then(|b| b.get("queries")) {
-                let queries = keys
-                    .as_array()
-                    .ok_or_else(|| CouchError::bad_request("`queries` member must be an array"))?;
-                return done(Response::json(
-                    200,
-                    &db.query_view_multi(ddoc, view, queries)?,
-                ));
+            if let Some(queries) = body.as_ref().and_then(|b| b.get("queries")) {
+                let results = db.query_view_multi(ddoc, view, Some(queries))?;
+                return done(Response::json(200, &results));
             }
             let q = ViewQuery::from_request(req, body.as_ref())?;
             done(Response::json(200, &db.query_view(ddoc, view, &q)?))
@@ -326,14 +321,8 @@ fn route(
             access.list("_view")?;
             require_json(req)?;
             let body = req.json_object_body()?;
-            let queries = body
-                .get("queries")
-                .and_then(Value::as_array)
-                .ok_or_else(|| CouchError::bad_request("`queries` member must be an array"))?;
-            done(Response::json(
-                200,
-                &db.query_view_multi(ddoc, view, queries)?,
-            ))
+            let results = db.query_view_multi(ddoc, view, body.get("queries"))?;
+            done(Response::json(200, &results))
         }
         ["_design", ddoc, "_info"] => {
             access.member()?;

@@ -190,16 +190,10 @@ impl Database<'_> {
                 let test = self.view_filter(ddoc, name)?;
                 self.filtered(q, since, limit, |doc| test.emits(doc))
             }
-            Filter::Selector(sel) => {
-                let meta = self.meta()?;
-                let opts = ReadOpts::default();
-                self.scan(q, since, limit, |r| {
-                    Ok(match self.render_rev(&meta, r, &r.winner, &opts)? {
-                        Some(json) => sel.matches(&serde_json::from_slice(&json)?),
-                        None => false,
-                    })
-                })
-            }
+            // Deletions never match a selector.
+            Filter::Selector(sel) => self.filtered(q, since, limit, |doc| {
+                Ok(doc.get("_deleted") != Some(&Value::Bool(true)) && sel.matches(doc))
+            }),
         }
     }
 

@@ -203,8 +203,8 @@ impl Database<'_> {
         })
     }
 
-    /// The body of the current winner, unless it is a deletion.
-    pub fn winner_body(&self, id: &str) -> CouchResult<Option<serde_json::Map<String, Value>>> {
+    /// The current winner and its body, unless it is a deletion.
+    fn winner(&self, id: &str) -> CouchResult<Option<(DocRecord, serde_json::Map<String, Value>)>> {
         let Some(rec) = self.store.load_doc(id)? else {
             return Ok(None);
         };
@@ -212,7 +212,27 @@ impl Database<'_> {
             return Ok(None);
         }
         let body = self.store.body(id, &rec.winner)?;
-        Ok(body.and_then(|b| serde_json::from_slice(&b).ok()))
+        Ok(body
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .map(|m| (rec, m)))
+    }
+
+    /// The body of the current winner, unless it is a deletion.
+    pub fn winner_body(&self, id: &str) -> CouchResult<Option<serde_json::Map<String, Value>>> {
+        Ok(self.winner(id)?.map(|(_, m)| m))
+    }
+
+    /// The current winner as design functions see it, with `_id` and
+    /// `_rev`; null when there is none or it is a deletion.
+    pub fn winner_doc(&self, id: &str) -> CouchResult<Value> {
+        Ok(match self.winner(id)? {
+            Some((rec, mut m)) => {
+                m.insert("_id".into(), json!(id));
+                m.insert("_rev".into(), json!(rec.winner.to_string()));
+                Value::Object(m)
+            }
+            None => Value::Null,
+        })
     }
 
     /// Loads a document or answers 404 `missing`.

@@ -53,31 +53,30 @@ struct Stats {
 }
 
 impl Database<'_> {
-    /// Ids of the live design documents.
-    pub(crate) fn design_ids(&self) -> CouchResult<Vec<String>> {
+    /// The live design documents, by id, with their bodies.
+    pub(crate) fn design_docs(&self) -> CouchResult<Vec<(String, Map<String, Value>)>> {
         let range = KeyRange {
             lo: Some(("_design/".into(), true)),
             hi: Some(("_design0".into(), false)),
             empty: false,
         };
-        Ok(self
-            .store
-            .live_ids(&range, false, 0, NO_LIMIT)?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect())
+        let mut out = Vec::new();
+        for (id, _) in self.store.live_ids(&range, false, 0, NO_LIMIT)? {
+            if let Some(body) = self.winner_body(&id)? {
+                out.push((id, body));
+            }
+        }
+        Ok(out)
     }
 
     /// Every JSON index defined by the database's design documents, in
     /// (ddoc, name) order.
     pub fn json_indexes(&self) -> CouchResult<Vec<JsonIndex>> {
-        let mut out = Vec::new();
-        for id in self.design_ids()? {
-            if let Some(body) = self.winner_body(&id)? {
-                out.extend(JsonIndex::from_design_doc(&id, &body));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .design_docs()?
+            .iter()
+            .flat_map(|(id, body)| JsonIndex::from_design_doc(id, body))
+            .collect())
     }
 
     /// The storage id of `def`, (re)registering it when it is new or its

@@ -180,21 +180,13 @@ pub fn list(
         Value::Null => {}
         other => text.push_str(&other.to_string()),
     }
-    let start = out.start.as_object();
-    let status = start
-        .and_then(|s| s.get("code"))
-        .and_then(Value::as_u64)
-        .map_or(200, |c| c as u16);
-    let mut headers = start.map(headers_of).unwrap_or_default();
-    if !headers.iter().any(|(k, _)| k == "content-type") {
-        let ct = out.mime.unwrap_or_else(|| "application/json".into());
-        headers.push(("content-type".into(), ct));
-    }
-    Ok(Response {
-        status,
-        headers,
-        body: text.into_bytes(),
-    })
+    // `start({code, headers})` and the text sent make one response object.
+    let resp = json!({"code": out.start["code"], "headers": out.start["headers"], "body": text});
+    response(
+        &resp,
+        200,
+        Some(out.mime.as_deref().unwrap_or("application/json")),
+    )
 }
 
 /// CouchDB's JavaScript request object.

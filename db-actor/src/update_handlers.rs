@@ -7,7 +7,7 @@ use crate::access::Access;
 use crate::js::JsError;
 use crate::render;
 use crate::Database;
-use serde_json::{json, Value};
+use serde_json::Value;
 use shared::doc::IncomingDoc;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
@@ -28,17 +28,10 @@ pub fn handle(
     let old = match doc_id {
         Some(id) => {
             access.before_read(id)?;
-            db.winner_body(id)?.map(|mut m| {
-                m.insert("_id".into(), json!(id));
-                if let Ok(Some(rec)) = db.store.load_doc(id) {
-                    m.insert("_rev".into(), json!(rec.winner.to_string()));
-                }
-                Value::Object(m)
-            })
+            db.winner_doc(id)?
         }
-        None => None,
-    }
-    .unwrap_or(Value::Null);
+        None => Value::Null,
+    };
     let answer = engine
         .call(f, &[&old, &render::js_request(&meta.name, req, doc_id)])
         .map_err(failed)?;

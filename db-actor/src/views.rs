@@ -89,6 +89,16 @@ pub struct Refresh {
     pub unfinished: Vec<ViewName>,
 }
 
+/// A fresh engine with `src` (a function of design document `ddoc`)
+/// compiled in it.
+fn compile(src: &str, ddoc: &Value, what: &str) -> CouchResult<(Engine, FnId)> {
+    let engine = Engine::new().map_err(|e| js_failure(what, &e))?;
+    let f = engine
+        .compile(src, ddoc)
+        .map_err(|e| js_failure(what, &e))?;
+    Ok((engine, f))
+}
+
 /// A view resolved from its design document.
 struct Resolved {
     name: ViewName,
@@ -107,10 +117,7 @@ impl Reducer {
         match Builtin::parse(src) {
             Some(b) => Ok(Reducer::Builtin(b?)),
             None => {
-                let engine = Engine::new().map_err(|e| js_failure("reduce", &e))?;
-                let f = engine
-                    .compile(src, ddoc)
-                    .map_err(|e| js_failure("reduce", &e))?;
+                let (engine, f) = compile(src, ddoc, "reduce")?;
                 Ok(Reducer::Js(engine, f))
             }
         }
@@ -202,8 +209,12 @@ thread_local! {
     static VALIDATOR_SOURCES: RefCell<HashMap<String, (u64, Rc<Validators>)>> = RefCell::default();
 }
 
-/// `validate_doc_update` sources with their design documents.
-type Validators = Vec<(String, Value)>;
+/// The `validate_doc_update` sources of a database, with their design
+/// documents, and all sources joined: what the compiled engine is keyed by.
+struct Validators {
+    key: String,
+    sources: Vec<(String, Value)>,
+}
 
 impl Database<'_> {
     /// The body of `_design/{ddoc}`, or CouchDB's 404 `missing`.
@@ -259,11 +270,7 @@ impl Database<'_> {
                             doc.insert("_local_seq".into(), json!(rec.seq));
                         }
                         if engine.is_none() {
-                            let e = Engine::new().map_err(|e| js_failure("map", &e))?;
-                            let f = e
-                                .compile(&v.def.map, &ddoc)
-                                .map_err(|e| js_failure("map", &e))?;
-                            engine = Some((e, f));
+                            engine = Some(compile(&v.def.map, &ddoc, "map")?);
                         }
                         let (e, f) = engine.as_ref().expect("set");
                         match e.map(*f, &Value::Object(doc).to_string()) {
@@ -308,13 +315,17 @@ impl Database<'_> {
         self.run_query(&v, idx, q)
     }
 
-    /// `POST .../_view/{view}/queries`: one index update, many queries.
+    /// `POST .../_view/{view}/queries` (or a `queries` body to `_view`):
+    /// many queries of one view.
     pub fn query_view_multi(
         &self,
         ddoc: &str,
         name: &str,
-        queries: &[Value],
+        queries: Option<&Value>,
     ) -> CouchResult<Value> {
+        let queries = queries
+            .and_then(Value::as_array)
+            .ok_or_else(|| CouchError::bad_request("`queries` member must be an array"))?;
         let v = self.resolve(ddoc, name)?;
         let parsed = queries
             .iter()
@@ -533,10 +544,7 @@ impl Database<'_> {
     }
 
     fn compiled(&self, ddoc: &Map<String, Value>, src: &str, what: &str) -> CouchResult<DocTest> {
-        let engine = Engine::new().map_err(|e| js_failure(what, &e))?;
-        let f = engine
-            .compile(src, &Value::Object(ddoc.clone()))
-            .map_err(|e| js_failure(what, &e))?;
+        let (engine, f) = compile(src, &Value::Object(ddoc.clone()), what)?;
         Ok(DocTest { engine, f })
     }
 
@@ -567,10 +575,7 @@ impl Database<'_> {
                 Err(e) => out.failures.push(e),
             }
         }
-        for id in self.design_ids()? {
-            let Some(ddoc) = self.winner_body(&id)? else {
-                continue;
-            };
+        for (id, ddoc) in self.design_docs()? {
             if ddoc.get("autoupdate") == Some(&Value::Bool(false)) {
                 continue;
             }
@@ -612,23 +617,16 @@ impl Database<'_> {
     /// Whether any design document defines a view (else writes need no
     /// background index building).
     pub fn has_views(&self) -> CouchResult<bool> {
-        for id in self.design_ids()? {
-            if let Some(ddoc) = self.winner_body(&id)? {
-                if !ViewDef::all(&ddoc).is_empty() {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+        Ok(self
+            .design_docs()?
+            .iter()
+            .any(|(_, ddoc)| !ViewDef::all(ddoc).is_empty()))
     }
 
     /// `POST /db/_view_cleanup`: drops indexes no design document uses.
     pub fn view_cleanup(&self) -> CouchResult<()> {
         let mut live = std::collections::HashSet::new();
-        for id in self.design_ids()? {
-            let Some(ddoc) = self.winner_body(&id)? else {
-                continue;
-            };
+        for (_, ddoc) in self.design_docs()? {
             live.extend(ViewDef::all(&ddoc).iter().map(|(_, d)| d.signature(&ddoc)));
         }
         self.transact(|| {
@@ -686,15 +684,18 @@ impl Database<'_> {
             return Ok(v);
         }
         let mut sources = Vec::new();
-        for ddoc_id in self.design_ids()? {
-            let Some(ddoc) = self.winner_body(&ddoc_id)? else {
-                continue;
-            };
-            if let Some(src) = ddoc.get("validate_doc_update").and_then(Value::as_str) {
-                sources.push((src.to_string(), Value::Object(ddoc.clone())));
+        for (_, ddoc) in self.design_docs()? {
+            let src = ddoc.get("validate_doc_update").and_then(Value::as_str);
+            if let Some(src) = src.map(str::to_string) {
+                sources.push((src, Value::Object(ddoc)));
             }
         }
-        let sources = Rc::new(sources);
+        let key = sources
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\u{0}");
+        let sources = Rc::new(Validators { key, sources });
         VALIDATOR_SOURCES.with(|c| {
             let mut c = c.borrow_mut();
             // Databases sharing an isolate each keep an entry; bounded.
@@ -713,8 +714,8 @@ impl Database<'_> {
             return Ok(());
         }
         let meta = self.meta()?;
-        let sources = self.validators(&meta.instance)?;
-        if sources.is_empty() {
+        let validators = self.validators(&meta.instance)?;
+        if validators.sources.is_empty() {
             return Ok(());
         }
         let mut new_doc = doc.body.clone();
@@ -725,32 +726,17 @@ impl Database<'_> {
         if doc.deleted {
             new_doc.insert("_deleted".into(), json!(true));
         }
-        let old_doc = match self.store.load_doc(id)? {
-            Some(rec) if !rec.deleted => self
-                .store
-                .body(id, &rec.winner)?
-                .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
-                .map(|mut m| {
-                    m.insert("_id".into(), json!(id));
-                    m.insert("_rev".into(), json!(rec.winner.to_string()));
-                    Value::Object(m)
-                })
-                .unwrap_or(Value::Null),
-            _ => Value::Null,
-        };
+        let old_doc = self.winner_doc(id)?;
         let user_ctx = json!({"db": meta.name, "name": user.name, "roles": user.roles});
         let args = [&Value::Object(new_doc), &old_doc, &user_ctx, &meta.security];
-        let key: String = sources
-            .iter()
-            .map(|(s, _)| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\u{0}");
+        let key = &validators.key;
         VALIDATORS.with(|cell| {
             let mut slot = cell.borrow_mut();
-            let fresh = !matches!(&*slot, Some((k, e, _)) if *k == key && e.healthy());
+            let fresh = !matches!(&*slot, Some((k, e, _)) if k == key && e.healthy());
             if fresh {
                 let engine = Engine::new().map_err(|e| js_failure("validate_doc_update", &e))?;
-                let fns = sources
+                let fns = validators
+                    .sources
                     .iter()
                     .map(|(src, ddoc)| engine.compile(src, ddoc))
                     .collect::<Result<Vec<_>, _>>()
