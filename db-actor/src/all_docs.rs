@@ -198,10 +198,12 @@ impl Database<'_> {
                 row.extend_from_slice(b"null");
             } else {
                 let rev: Rev = rev.parse()?;
-                let doc = if q.conflicts {
+                let doc = if q.conflicts || q.attachments || q.att_encoding_info {
                     let rec = self.require_doc(id)?;
                     let opts = ReadOpts {
-                        conflicts: true,
+                        conflicts: q.conflicts,
+                        attachments: q.attachments,
+                        att_encoding_info: q.att_encoding_info,
                         ..Default::default()
                     };
                     self.render_rev(meta, &rec, &rev, &opts)?

@@ -248,13 +248,14 @@ fn route(
             || Ok(json!(db.security()?)),
             |v| db.set_security(v),
         ),
-        // Storage is compacted as it goes: bodies of non-leaf revisions are
-        // dropped on write. These endpoints answer as CouchDB does.
+        // Compaction drops superseded revisions' bodies, then the
+        // attachment contents no kept body references.
         ["_compact"] | ["_compact", _] | ["_view_cleanup"] => {
             only(req, "POST")?;
             access.db_admin()?;
             require_json(req)?;
             if rest == ["_compact"] {
+                db.compact_revisions()?;
                 db.compact_attachments()?;
             }
             if rest == ["_view_cleanup"] {

@@ -33,10 +33,20 @@ impl Database<'_> {
                 ))
             }
         };
-        let mut parsed: Vec<(String, IncomingDoc)> = docs
+        // A malformed revision is that document's error (CouchDB answers
+        // per document); any other malformed document fails the request.
+        let mut parsed: Vec<(String, CouchResult<IncomingDoc>)> = docs
             .iter()
             .map(|d| {
-                let doc = IncomingDoc::parse(d.clone())?;
+                let doc = match IncomingDoc::parse(d.clone()) {
+                    Err(e) if e.reason == CouchError::bad_rev().reason => {
+                        match d.get("_id").and_then(Value::as_str) {
+                            Some(id) => return Ok((id.to_string(), Err(e))),
+                            None => return Err(e),
+                        }
+                    }
+                    doc => doc?,
+                };
                 let id = doc.id.clone().unwrap_or_else(uuids::next);
                 shared::doc::validate_id(&id)?;
                 if shared::doc::is_local(&id) {
@@ -44,13 +54,20 @@ impl Database<'_> {
                         "_local documents cannot be written with _bulk_docs",
                     ));
                 }
-                Ok((id, doc))
+                Ok((id, Ok(doc)))
             })
             .collect::<CouchResult<_>>()?;
         self.transact(|| {
             let mut batch = self.begin_writes()?;
             let mut results = Vec::with_capacity(parsed.len());
             for (id, doc) in parsed.iter_mut() {
+                let doc = match doc {
+                    Ok(doc) => doc,
+                    Err(e) => {
+                        results.push(json!({"id": id, "error": e.error, "reason": e.reason}));
+                        continue;
+                    }
+                };
                 let r = before_write(id, doc).and_then(|_| {
                     if new_edits {
                         self.update_doc(&mut batch, id, doc).map(Some)

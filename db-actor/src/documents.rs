@@ -153,8 +153,11 @@ impl Database<'_> {
         Ok(atts.stored_body(body, pos))
     }
 
-    /// Stores a changed tree: stems it, keeps bodies only for leaves,
-    /// updates the counters and gives the document the next sequence.
+    /// Stores a changed tree: stems it, updates the counters and gives the
+    /// document the next sequence. Bodies of revisions that stop being
+    /// leaves stay readable (`?rev=`, `open_revs`) until `_compact`, as in
+    /// CouchDB; those of stemmed revisions go now, since no path reaches
+    /// them. `body_bytes` counts leaves only (CouchDB's `sizes.external`).
     fn commit(
         &self,
         batch: &mut WriteBatch,
@@ -163,14 +166,16 @@ impl Database<'_> {
         mut tree: RevTree,
         new_body: Option<(&Rev, &[u8])>,
     ) -> CouchResult<()> {
-        tree.stem(batch.meta.revs_limit);
+        for gone in tree.stem(batch.meta.revs_limit) {
+            self.store.delete_body(id, &gone)?;
+        }
         let leaves: HashSet<Rev> = tree.leaves().into_iter().map(|l| l.rev).collect();
         let stats = &mut batch.stats;
         if let Some(old) = old {
             for l in old.tree.leaves() {
                 if !leaves.contains(&l.rev) {
-                    let freed = self.store.delete_body(id, &l.rev)?;
-                    stats.body_bytes = stats.body_bytes.saturating_sub(freed);
+                    let size = self.store.body_size(id, &l.rev)?;
+                    stats.body_bytes = stats.body_bytes.saturating_sub(size);
                 }
             }
             if old.deleted {
@@ -200,6 +205,31 @@ impl Database<'_> {
             winner: winner.rev,
             deleted: winner.deleted,
             tree,
+        })
+    }
+
+    /// `POST /db/_compact`'s part for documents: drops the bodies of
+    /// revisions that are no longer leaves. Returns how many went.
+    pub fn compact_revisions(&self) -> CouchResult<usize> {
+        self.transact(|| {
+            let mut dropped = 0;
+            let mut current: Option<DocRecord> = None;
+            for (id, rev) in self.store.body_keys()? {
+                if current.as_ref().is_none_or(|d| d.id != id) {
+                    current = self.store.load_doc(&id)?;
+                }
+                let Ok(rev) = rev.parse::<Rev>() else {
+                    continue;
+                };
+                let leaf = current
+                    .as_ref()
+                    .is_some_and(|d| d.id == id && d.tree.is_leaf(&rev));
+                if !leaf {
+                    self.store.delete_body(&id, &rev)?;
+                    dropped += 1;
+                }
+            }
+            Ok(dropped)
         })
     }
 
@@ -311,13 +341,14 @@ impl Database<'_> {
             extras.push(("_revisions", json!({"start": rev.pos, "ids": ids})));
         }
         if opts.revs_info {
+            let kept = self.store.body_revs(&rec.id)?;
             let info: Vec<Value> = ancestry
                 .iter()
                 .map(|r| {
                     let n = rec.tree.get(r).expect("ancestor in tree");
                     let status = if n.deleted {
                         "deleted"
-                    } else if rec.tree.is_leaf(r) {
+                    } else if kept.contains(&r.to_string()) {
                         "available"
                     } else {
                         "missing"

@@ -39,7 +39,11 @@ impl Database<'_> {
         let deleted = map.remove("_deleted") == Some(Value::Bool(true));
         map.remove("_id");
         map.retain(|k, _| !matches!(k.as_str(), "_revisions" | "_revs_info" | "_conflicts"));
-        if let Some(k) = map.keys().find(|k| k.starts_with('_')) {
+        // Stored as sent, as CouchDB keeps a local document's body: its
+        // `_attachments` (PouchDB keeps some there) are data, not contents.
+        if let Some(k) = map.keys().find(|k| {
+            k.starts_with('_') && !shared::doc::is_kept_special(k) && *k != "_attachments"
+        }) {
             return Err(CouchError::doc_validation(format!(
                 "Bad special document member: {k}"
             )));

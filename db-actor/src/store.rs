@@ -9,9 +9,10 @@
 //! - `docs`: one row per document: its winning revision, whether that is a
 //!   deletion, the sequence of its latest change (unique, so a document
 //!   appears once in `_changes`), and its revision tree.
-//! - `bodies`: the JSON body of every leaf revision. Bodies of revisions
-//!   that stop being leaves are dropped at once (CouchDB drops them at
-//!   compaction). Bodies larger than one SQLite value are split into parts.
+//! - `bodies`: the JSON body of every leaf revision, and of revisions that
+//!   stopped being leaves until `_compact` drops them (as CouchDB keeps
+//!   them readable until compaction). Bodies larger than one SQLite value
+//!   are split into parts.
 //! - `local_docs`: `_local` documents, which have no history and no sequence.
 //! - `att_blobs`: attachment contents, addressed by digest (one copy for
 //!   every revision and document that has the same bytes), in parts below
@@ -397,7 +398,8 @@ impl<'a> Store<'a> {
 
     // --- bodies ---------------------------------------------------------
 
-    /// The stored body of a revision, if it is still kept (leaves only).
+    /// The stored body of a revision, if it is still kept (leaves, and
+    /// superseded revisions until compaction).
     pub fn body(&self, id: &str, rev: &Rev) -> CouchResult<Option<Vec<u8>>> {
         let rows = self.sql.query(
             "SELECT data FROM bodies WHERE doc_id = ? AND rev = ? ORDER BY part",
@@ -420,6 +422,28 @@ impl<'a> Store<'a> {
             )?;
         }
         Ok(())
+    }
+
+    /// A stored body's size in bytes (0 when not kept).
+    pub fn body_size(&self, id: &str, rev: &Rev) -> CouchResult<u64> {
+        let size = self.sql.query_i64(
+            "SELECT coalesce(sum(length(data)), 0) FROM bodies WHERE doc_id = ? AND rev = ?",
+            &[id.into(), rev.to_string().into()],
+        )?;
+        Ok(size.max(0) as u64)
+    }
+
+    /// The revisions of a document whose bodies are kept.
+    pub fn body_revs(&self, id: &str) -> CouchResult<std::collections::HashSet<String>> {
+        Ok(self
+            .sql
+            .query(
+                "SELECT rev FROM bodies WHERE doc_id = ? AND part = 0",
+                &[id.into()],
+            )?
+            .into_iter()
+            .map(|mut r| text(&mut r, 0))
+            .collect())
     }
 
     /// Drops a body; returns its size in bytes.
@@ -583,7 +607,10 @@ impl<'a> Store<'a> {
     pub fn body_keys(&self) -> CouchResult<Vec<(String, String)>> {
         Ok(self
             .sql
-            .query("SELECT doc_id, rev FROM bodies WHERE part = 0", &[])?
+            .query(
+                "SELECT doc_id, rev FROM bodies WHERE part = 0 ORDER BY doc_id",
+                &[],
+            )?
             .into_iter()
             .map(|mut r| (text(&mut r, 0), text(&mut r, 1)))
             .collect())

@@ -163,12 +163,11 @@ pub struct DocTest {
 }
 
 impl DocTest {
-    /// A filter function's verdict (truthy = keep). One that throws for
-    /// a document drops it; one stopped by a budget fails the request.
+    /// A filter function's verdict (truthy = keep). One that throws fails
+    /// the request, as CouchDB's query server answers an error for it.
     pub fn filter(&self, doc: &Value, req: &Value) -> CouchResult<bool> {
         match self.engine.call(self.f, &[doc, req]) {
             Ok(v) => Ok(truthy(&v)),
-            Err(JsError::Thrown(_)) => Ok(false),
             Err(e) => Err(js_failure("filter", &e)),
         }
     }

@@ -85,7 +85,7 @@ fn find_requires_a_valid_request() {
     );
     assert_eq!(
         find_err(&db, json!({"selector": {}, "use_index": 5})),
-        (400, "invalid_value".into())
+        (400, "invalid_index_name".into())
     );
     let (s, v) = db.json(
         "POST",

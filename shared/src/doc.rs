@@ -16,6 +16,21 @@ const IGNORED_SPECIALS: &[&str] = &[
     "_local_seq",
 ];
 
+/// Members of `_replicator` documents that CouchDB keeps in the body as
+/// they are (older replicators wrote them back into the documents).
+const KEPT_SPECIALS: &[&str] = &[
+    "_replication_id",
+    "_replication_state",
+    "_replication_state_time",
+    "_replication_state_reason",
+    "_replication_stats",
+];
+
+/// Whether a `_` member is one CouchDB keeps in the body.
+pub fn is_kept_special(k: &str) -> bool {
+    KEPT_SPECIALS.contains(&k)
+}
+
 /// Validates a document id as CouchDB does.
 pub fn validate_id(id: &str) -> CouchResult<()> {
     if id.is_empty() {
@@ -74,10 +89,16 @@ impl IncomingDoc {
                     _ => return Err(CouchError::illegal_docid("Document id must be a string")),
                 },
                 "_rev" => doc.rev = Some(Rev::from_json(&v)?),
-                "_deleted" => doc.deleted = v == Value::Bool(true),
-                "_revisions" => doc.revisions = Some(v),
+                "_deleted" if v.is_boolean() => doc.deleted = v == Value::Bool(true),
+                "_revisions" if v.is_object() => {
+                    check_revisions(&v)?;
+                    doc.revisions = Some(v)
+                }
                 "_attachments" => doc.attachments = Some(v),
                 k if IGNORED_SPECIALS.contains(&k) => {}
+                k if KEPT_SPECIALS.contains(&k) => {
+                    doc.body.insert(k.to_string(), v);
+                }
                 _ => {
                     return Err(CouchError::doc_validation(format!(
                         "Bad special document member: {k}"
@@ -92,6 +113,24 @@ impl IncomingDoc {
     pub fn body_json(&self) -> Vec<u8> {
         serde_json::to_vec(&self.body).expect("serialisable")
     }
+}
+
+/// `_revisions` as `couch_doc:transfer_fields/2` checks it.
+fn check_revisions(v: &Value) -> CouchResult<()> {
+    let start = v.get("start");
+    let ids = v.get("ids");
+    if !start.is_some_and(|s| s.is_u64() || s.is_i64()) {
+        return Err(CouchError::doc_validation(
+            "_revisions.start isn't an integer.",
+        ));
+    }
+    let Some(ids) = ids.and_then(Value::as_array) else {
+        return Err(CouchError::doc_validation("_revisions.ids isn't a array."));
+    };
+    if !ids.iter().all(Value::is_string) {
+        return Err(CouchError::doc_validation("RevId isn't a string"));
+    }
+    Ok(())
 }
 
 /// Renders a stored document: `_id`, `_rev`, `_deleted` and any extra members
@@ -176,6 +215,29 @@ mod tests {
             (400, "Bad special document member: _foo")
         );
         assert_eq!(IncomingDoc::parse(json!([1])).unwrap_err().status, 400);
+        for bad in [
+            json!({"_deleted": "yes"}),
+            json!({"_deleted": 1}),
+            json!({"_deleted": null}),
+            json!({"_revisions": {"start": "x", "ids": ["a"]}}),
+            json!({"_revisions": {"start": 1, "ids": "a"}}),
+            json!({"_revisions": {"start": 1, "ids": [1]}}),
+            json!({"_revisions": []}),
+        ] {
+            let e = IncomingDoc::parse(bad.clone()).unwrap_err();
+            assert_eq!(
+                (e.status, e.error.as_str()),
+                (400, "doc_validation"),
+                "{bad}"
+            );
+        }
+        let r = IncomingDoc::parse(json!({"_replication_state": "completed",
+            "_replication_id": "x", "_replication_stats": {"docs_written": 1}, "source": "a"}))
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(r.body_json()).unwrap(),
+            r#"{"_replication_state":"completed","_replication_id":"x","_replication_stats":{"docs_written":1},"source":"a"}"#
+        );
         assert_eq!(
             IncomingDoc::parse(json!({"_rev": "x"})).unwrap_err().reason,
             "Invalid rev format"

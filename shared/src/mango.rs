@@ -268,7 +268,8 @@ pub struct NewIndex {
 impl NewIndex {
     pub fn parse(body: &Map<String, Value>) -> CouchResult<NewIndex> {
         for k in body.keys() {
-            if !["index", "ddoc", "name", "type", "partitioned"].contains(&k.as_str()) {
+            // `w` is a cluster write quorum: accepted and meaningless on one node.
+            if !["index", "ddoc", "name", "type", "partitioned", "w"].contains(&k.as_str()) {
                 return Err(err(
                     400,
                     "invalid_key",
@@ -352,6 +353,7 @@ impl NewIndex {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        uint_opt(body, "w", 2, true)?;
         let name = string("name")?.unwrap_or_else(|| hash.clone());
         let ddoc = match string("ddoc")? {
             Some(d) if d.starts_with("_design/") => d,
@@ -428,6 +430,48 @@ fn uint_opt(body: &Map<String, Value>, k: &str, default: u64, positive: bool) ->
     }
 }
 
+/// `use_index` as `mango_opts:validate_use_index/1` reads it: a design
+/// document name (with or without `_design/`), `"ddoc/index"`, a list of
+/// one or two names, or null/`[]` for none.
+fn parse_use_index(v: Option<&Value>) -> CouchResult<Vec<String>> {
+    let bad = |v: &Value| {
+        err(
+            400,
+            "invalid_index_name",
+            format!("Invalid index name: {v}"),
+        )
+    };
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => {
+            let rest = s.strip_prefix("_design/").unwrap_or(s);
+            Ok(match rest.split_once('/') {
+                Some((d, n)) => vec![d.to_string(), n.to_string()],
+                _ => vec![rest.to_string()],
+            })
+        }
+        Some(Value::Array(a)) if a.len() <= 2 && a.iter().all(Value::is_string) => Ok(a
+            .iter()
+            .map(|v| v.as_str().expect("checked").to_string())
+            .collect()),
+        Some(other) => Err(bad(other)),
+    }
+}
+
+/// `stale`: `"ok"`, or `false`/`"false"` (`mango_opts:is_ok_or_false/1`).
+fn parse_stale(v: Option<&Value>) -> CouchResult<bool> {
+    match v {
+        None | Some(Value::Bool(false)) => Ok(false),
+        Some(Value::String(s)) if s == "false" => Ok(false),
+        Some(Value::String(s)) if s == "ok" => Ok(true),
+        Some(other) => Err(err(
+            400,
+            "invalid_ok_or_false_value",
+            format!("Invalid value for stale: {other}"),
+        )),
+    }
+}
+
 impl FindQuery {
     pub fn parse(body: &Map<String, Value>) -> CouchResult<FindQuery> {
         const KEYS: &[&str] = &[
@@ -486,23 +530,9 @@ impl FindQuery {
             None => Vec::new(),
             Some(s) => parse_sort(s)?,
         };
-        let use_index = match body.get("use_index") {
-            None => Vec::new(),
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) if a.len() <= 2 && a.iter().all(Value::is_string) => a
-                .iter()
-                .map(|v| v.as_str().expect("checked").to_string())
-                .collect(),
-            Some(other) => {
-                return Err(err(
-                    400,
-                    "invalid_value",
-                    format!("Invalid value for use_index: {other}"),
-                ))
-            }
-        };
+        let use_index = parse_use_index(body.get("use_index"))?;
         let bookmark_raw = match body.get("bookmark") {
-            None => None,
+            None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
                 return Err(err(
@@ -530,7 +560,7 @@ impl FindQuery {
             r: uint_opt(body, "r", 1, true)?,
             update: bool_opt(body, "update", true)?,
             stable: bool_opt(body, "stable", false)?,
-            stale: body.get("stale").is_some_and(|s| s == "ok"),
+            stale: parse_stale(body.get("stale"))?,
             execution_stats: bool_opt(body, "execution_stats", false)?,
             allow_fallback: bool_opt(body, "allow_fallback", true)?,
         })
@@ -1019,6 +1049,56 @@ mod tests {
         match p.access {
             Access::Json(i, _) => Some(i),
             Access::AllDocs(_) => None,
+        }
+    }
+
+    /// What `mango_opts` accepts, Settee accepts: cluster options, nulls
+    /// for "none", `stale` as `"ok"`/`false`, `use_index` in every form.
+    #[test]
+    fn options_as_lenient_as_couchdb() {
+        let idx_body = json!({"index": {"fields": ["a"]}, "w": 3});
+        assert!(NewIndex::parse(idx_body.as_object().unwrap()).is_ok());
+        let bad_w = json!({"index": {"fields": ["a"]}, "w": 0});
+        assert_eq!(
+            NewIndex::parse(bad_w.as_object().unwrap())
+                .unwrap_err()
+                .error,
+            "invalid_pos_integer"
+        );
+        let find = q(
+            json!({"selector": {}, "use_index": null, "r": 1, "bookmark": null,
+                            "stale": "false", "conflicts": false}),
+        );
+        assert!(find.use_index.is_empty() && !find.stale && find.bookmark.is_none());
+        assert!(q(json!({"selector": {}, "stale": "ok"})).stale);
+        assert_eq!(
+            q(json!({"selector": {}, "use_index": []})).use_index,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            q(json!({"selector": {}, "use_index": "_design/d"})).use_index,
+            ["d"]
+        );
+        assert_eq!(
+            q(json!({"selector": {}, "use_index": "d/i"})).use_index,
+            ["d", "i"]
+        );
+        assert_eq!(
+            q(json!({"selector": {}, "use_index": "_design/d/i"})).use_index,
+            ["d", "i"]
+        );
+        for bad in [
+            json!({"selector": {}, "use_index": 1}),
+            json!({"selector": {}, "stale": true}),
+            json!({"selector": {}, "r": 0}),
+            json!({"selector": {}, "q": 1}),
+        ] {
+            assert_eq!(
+                FindQuery::parse(bad.as_object().unwrap())
+                    .unwrap_err()
+                    .status,
+                400
+            );
         }
     }
 
