@@ -4,7 +4,7 @@
 use crate::database::Database;
 use crate::documents::{OpenRev, ReadOpts};
 use serde_json::{json, Map, Value};
-use shared::doc::IncomingDoc;
+use shared::doc::{is_local, IncomingDoc};
 use shared::error::{CouchError, CouchResult};
 use shared::rev::Rev;
 use shared::uuids;
@@ -35,13 +35,17 @@ impl Database<'_> {
         };
         // A malformed revision is that document's error (CouchDB answers
         // per document); any other malformed document fails the request.
-        let mut parsed: Vec<(String, CouchResult<IncomingDoc>)> = docs
+        let mut parsed: Vec<Entry> = docs
             .iter()
             .map(|d| {
+                if let Some(id) = d.get("_id").and_then(Value::as_str).filter(|i| is_local(i)) {
+                    shared::doc::validate_id(id)?;
+                    return Ok(Entry::Local(id.to_string(), d.clone()));
+                }
                 let doc = match IncomingDoc::parse(d.clone()) {
                     Err(e) if e.reason == CouchError::bad_rev().reason => {
                         match d.get("_id").and_then(Value::as_str) {
-                            Some(id) => return Ok((id.to_string(), Err(e))),
+                            Some(id) => return Ok(Entry::Doc(id.to_string(), Err(e))),
                             None => return Err(e),
                         }
                     }
@@ -49,22 +53,21 @@ impl Database<'_> {
                 };
                 let id = doc.id.clone().unwrap_or_else(uuids::next);
                 shared::doc::validate_id(&id)?;
-                if shared::doc::is_local(&id) {
-                    return Err(CouchError::bad_request(
-                        "_local documents cannot be written with _bulk_docs",
-                    ));
-                }
-                Ok((id, Ok(doc)))
+                Ok(Entry::Doc(id, Ok(doc)))
             })
             .collect::<CouchResult<_>>()?;
-        self.transact(|| {
+        let mut results: Vec<Option<Value>> = self.transact(|| {
             let mut batch = self.begin_writes()?;
             let mut results = Vec::with_capacity(parsed.len());
-            for (id, doc) in parsed.iter_mut() {
-                let doc = match doc {
-                    Ok(doc) => doc,
-                    Err(e) => {
-                        results.push(json!({"id": id, "error": e.error, "reason": e.reason}));
+            for entry in parsed.iter_mut() {
+                let (id, doc) = match entry {
+                    Entry::Local(..) => {
+                        results.push(None);
+                        continue;
+                    }
+                    Entry::Doc(id, Ok(doc)) => (id, doc),
+                    Entry::Doc(id, Err(e)) => {
+                        results.push(Some(failure(id, e)));
                         continue;
                     }
                 };
@@ -75,20 +78,29 @@ impl Database<'_> {
                         self.merge_doc(&mut batch, id, doc).map(|_| None)
                     }
                 });
-                match r {
-                    Ok(Some(rev)) => {
-                        results.push(json!({"ok": true, "id": id, "rev": rev.to_string()}))
-                    }
-                    Ok(None) => {}
-                    Err(e) if matches!(e.status, 401 | 403 | 404 | 409) => {
-                        results.push(json!({"id": id, "error": e.error, "reason": e.reason}))
-                    }
+                results.push(match r {
+                    Ok(Some(rev)) => Some(json!({"ok": true, "id": id, "rev": rev.to_string()})),
+                    Ok(None) => None,
+                    Err(e) if matches!(e.status, 401 | 403 | 404 | 409) => Some(failure(id, &e)),
                     Err(e) => return Err(e),
-                }
+                });
             }
             self.finish_writes(&batch)?;
             Ok(results)
-        })
+        })?;
+        // `_local` documents have no history and their own transaction each,
+        // as CouchDB writes them apart from the others.
+        for (slot, entry) in results.iter_mut().zip(parsed) {
+            if let Entry::Local(id, body) = entry {
+                *slot = match self.put_local(&id, body, None) {
+                    Ok(rev) if new_edits => Some(json!({"ok": true, "id": id, "rev": rev})),
+                    Ok(_) => None,
+                    Err(e) if e.status < 500 => Some(failure(&id, &e)),
+                    Err(e) => return Err(e),
+                };
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
     }
 
     /// `POST /db/_bulk_get`: each requested document (revision) as
@@ -207,6 +219,16 @@ impl Database<'_> {
             .collect();
         Ok(json!({ "missing_revs": missing }))
     }
+}
+
+/// One document of a `_bulk_docs` request.
+enum Entry {
+    Doc(String, CouchResult<IncomingDoc>),
+    Local(String, Value),
+}
+
+fn failure(id: &str, e: &CouchError) -> Value {
+    json!({"id": id, "error": e.error, "reason": e.reason})
 }
 
 fn parse_rev_list(v: &Value) -> CouchResult<Vec<Rev>> {

@@ -248,3 +248,67 @@ fn mango_accepts_cluster_options_and_nulls() {
         assert_eq!(s, 200);
     }
 }
+
+/// `_local` documents may be written through `_bulk_docs` (PouchDB 5's
+/// checkpointer does), with their own `0-N` revisions.
+#[test]
+fn bulk_docs_writes_local_documents() {
+    let db = Db::new();
+    let (s, v) = db.json(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"docs": [{"_id": "_local/cp", "last_seq": 5}, {"_id": "d"}]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v[0], json!({"ok": true, "id": "_local/cp", "rev": "0-1"}));
+    assert_eq!(v[1]["id"], "d");
+    let (_, doc) = db.json("GET", "/db/_local/cp", None);
+    assert_eq!(
+        (doc["last_seq"].as_i64(), doc["_rev"].as_str()),
+        (Some(5), Some("0-1"))
+    );
+    let (_, v) = db.json(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"docs": [{"_id": "_local/cp", "_rev": "0-7", "last_seq": 6}]})),
+    );
+    assert_eq!(v[0]["error"], "conflict");
+    let (_, v) = db.json(
+        "POST",
+        "/db/_bulk_docs",
+        Some(json!({"docs": [{"_id": "_local/cp", "_rev": "0-1", "last_seq": 6}]})),
+    );
+    assert_eq!(v[0]["rev"], "0-2");
+    assert_eq!(db.json("GET", "/db", None).1["doc_count"], 1);
+}
+
+/// `open_revs` that is JSON but neither a list nor `all` gets CouchDB's
+/// answer (its parser has no clause for it); a bad rev in a list is 400.
+#[test]
+fn open_revs_of_the_wrong_shape() {
+    let db = Db::new();
+    db.put("foo", json!({}));
+    let r = db.request(
+        Request::new("GET", "/db/foo", "open_revs=%7B%22a%22%3A1%7D")
+            .with_header("accept", "application/json"),
+    );
+    assert_eq!(
+        (r.status, r.json_body()),
+        (
+            500,
+            json!({"error": "unknown_error", "reason": "function_clause"})
+        )
+    );
+    let r = db.request(
+        Request::new(
+            "GET",
+            "/db/foo",
+            "open_revs=%5B%221-almost%22%2C%22keys%22%5D",
+        )
+        .with_header("accept", "application/json"),
+    );
+    assert_eq!(
+        (r.status, r.json_body()["error"].clone()),
+        (400, json!("bad_request"))
+    );
+}
