@@ -312,3 +312,26 @@ fn open_revs_of_the_wrong_shape() {
         (400, json!("bad_request"))
     );
 }
+
+/// A `_find` served by `_all_docs` passes over design documents, as
+/// CouchDB's cursor does.
+#[test]
+fn find_over_all_docs_skips_design_documents() {
+    let db = Db::new();
+    db.put("_design/x", json!({"language": "query"}));
+    db.put("a", json!({"n": 1}));
+    let (s, v) = db.json(
+        "POST",
+        "/db/_find",
+        Some(json!({"selector": {"_id": {"$gt": null}}, "execution_stats": true})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let ids: Vec<&str> = v["docs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a"]);
+    assert_eq!(v["execution_stats"]["total_docs_examined"], 1);
+}
