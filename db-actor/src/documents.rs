@@ -307,23 +307,14 @@ impl Database<'_> {
         };
         let body = self.inline_attachments(rec, rev, body, opts)?;
         let mut extras: Vec<(&str, Value)> = Vec::new();
-        let leaves = rec.tree.leaves();
         if opts.conflicts {
-            let c: Vec<String> = leaves
-                .iter()
-                .filter(|l| !l.deleted && l.rev != rec.winner)
-                .map(|l| l.rev.to_string())
-                .collect();
+            let c = rec.conflicts(false);
             if !c.is_empty() {
                 extras.push(("_conflicts", json!(c)));
             }
         }
         if opts.deleted_conflicts {
-            let c: Vec<String> = leaves
-                .iter()
-                .filter(|l| l.deleted && l.rev != rec.winner)
-                .map(|l| l.rev.to_string())
-                .collect();
+            let c = rec.conflicts(true);
             if !c.is_empty() {
                 extras.push(("_deleted_conflicts", json!(c)));
             }

@@ -121,6 +121,19 @@ pub struct DocRecord {
     pub tree: RevTree,
 }
 
+impl DocRecord {
+    /// The leaves other than the winner: live ones (`_conflicts`) or
+    /// deleted ones (`_deleted_conflicts`).
+    pub fn conflicts(&self, deleted: bool) -> Vec<String> {
+        self.tree
+            .leaves()
+            .into_iter()
+            .filter(|l| l.deleted == deleted && l.rev != self.winner)
+            .map(|l| l.rev.to_string())
+            .collect()
+    }
+}
+
 /// The counters kept in `stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {

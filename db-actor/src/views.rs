@@ -265,6 +265,15 @@ impl Database<'_> {
                     {
                         doc.insert("_id".into(), json!(rec.id));
                         doc.insert("_rev".into(), json!(rec.winner.to_string()));
+                        // Maps see a document as CouchDB's indexer opens
+                        // it: with its conflicts (the classic conflicts view).
+                        for (key, deleted) in [("_conflicts", false), ("_deleted_conflicts", true)]
+                        {
+                            let c = rec.conflicts(deleted);
+                            if !c.is_empty() {
+                                doc.insert(key.into(), json!(c));
+                            }
+                        }
                         if v.def.local_seq {
                             doc.insert("_local_seq".into(), json!(rec.seq));
                         }

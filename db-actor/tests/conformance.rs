@@ -335,3 +335,30 @@ fn find_over_all_docs_skips_design_documents() {
     assert_eq!(ids, ["a"]);
     assert_eq!(v["execution_stats"]["total_docs_examined"], 1);
 }
+
+/// Map functions see `_conflicts` (the conflicts view of CouchDB's guide)
+/// and `_deleted_conflicts`, and the index follows as they change.
+#[test]
+fn maps_see_conflicts() {
+    let db = Db::new();
+    db.put(
+        "_design/c",
+        json!({"views": {"conflicts": {"map":
+            "function(doc) { if (doc._conflicts) emit(doc._id, [doc._rev].concat(doc._conflicts)); }"}}}),
+    );
+    let docs = json!({"new_edits": false, "docs": [
+        {"_id": "x", "_rev": "1-a", "v": 1},
+        {"_id": "x", "_rev": "1-b", "v": 2},
+        {"_id": "y", "_rev": "1-a"},
+    ]});
+    db.json("POST", "/db/_bulk_docs", Some(docs));
+    let (_, v) = db.json("GET", "/db/_design/c/_view/conflicts", None);
+    assert_eq!(
+        v["rows"],
+        json!([{"id": "x", "key": "x", "value": ["1-b", "1-a"]}])
+    );
+    let (s, _) = db.json("DELETE", "/db/x?rev=1-a", None);
+    assert_eq!(s, 200);
+    let (_, v) = db.json("GET", "/db/_design/c/_view/conflicts", None);
+    assert_eq!(v["rows"], json!([]));
+}
