@@ -849,8 +849,7 @@ impl Database<'_> {
             let rev = if new_edits {
                 self.update_doc(&mut batch, id, doc)?
             } else {
-                self.merge_doc(&mut batch, id, doc)?;
-                doc.rev.clone().expect("checked by merge_doc")
+                self.merge_doc(&mut batch, id, doc)?
             };
             self.finish_writes(&batch)?;
             Ok(rev)

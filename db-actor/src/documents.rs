@@ -109,28 +109,28 @@ impl Database<'_> {
     }
 
     /// A replicated revision (`new_edits=false`): its history is merged into
-    /// the tree as is; a revision already present changes nothing.
+    /// the tree as is; a revision already present changes nothing. Returns
+    /// the revision, the leaf of its `_revisions`.
     pub fn merge_doc(
         &self,
         batch: &mut WriteBatch,
         id: &str,
         doc: &IncomingDoc,
-    ) -> CouchResult<()> {
+    ) -> CouchResult<Rev> {
         doc::validate_id(id)?;
-        let rev = doc.rev.as_ref().ok_or_else(|| {
-            CouchError::bad_request("Document rev is required with new_edits=false")
-        })?;
-        let path = path_from_revisions(rev, doc.revisions.as_ref())?;
+        let path = path_from_revisions(doc.rev.as_ref(), doc.revisions.as_ref())?;
+        let rev = &path[0];
         let body = doc.body_json();
         self.check_size(id, &body)?;
         let old = self.store.load_doc(id)?;
         let mut tree = old.as_ref().map(|r| r.tree.clone()).unwrap_or_default();
         if !tree.merge_path(&path, doc.deleted) {
-            return Ok(());
+            return Ok(rev.clone());
         }
         let atts = self.resolve_attachments(id, doc, old.as_ref(), None)?;
         let stored = self.store_attachments(&atts, &doc.body, rev.pos, body)?;
-        self.commit(batch, id, old.as_ref(), tree, Some((rev, &stored)))
+        self.commit(batch, id, old.as_ref(), tree, Some((rev, &stored)))?;
+        Ok(rev.clone())
     }
 
     /// Stores new attachment contents and returns the body to store.

@@ -362,3 +362,38 @@ fn maps_see_conflicts() {
     let (_, v) = db.json("GET", "/db/_design/c/_view/conflicts", None);
     assert_eq!(v["rows"], json!([]));
 }
+
+/// PouchDB's "allDocs with some conflicts" scenario: branches `2-b` here
+/// and `2-c`, `3-c` pushed with a `_rev` that disagrees with its
+/// `_revisions` (PouchDB 5 sends that). `_revisions` decides, as in
+/// CouchDB, and the longer branch wins.
+#[test]
+fn replicated_branches_follow_revisions_not_rev() {
+    let db = Db::new();
+    for (rev, revs, value) in [
+        ("1-a", json!({"start": 1, "ids": ["a"]}), "generic"),
+        ("2-b", json!({"start": 2, "ids": ["b", "a"]}), "db2"),
+        ("2-c", json!({"start": 3, "ids": ["c", "c", "a"]}), "db1"),
+    ] {
+        let (s, v) = db.json(
+            "POST",
+            "/db/_bulk_docs",
+            Some(json!({"new_edits": false, "docs": [
+                {"_id": "foo", "_rev": rev, "_revisions": revs, "value": value}]})),
+        );
+        assert_eq!((s, &v), (201, &json!([])));
+    }
+    let (_, doc) = db.json("GET", "/db/foo?conflicts=true", None);
+    assert_eq!(
+        (&doc["_rev"], &doc["value"], &doc["_conflicts"]),
+        (&json!("3-c"), &json!("db1"), &json!(["2-b"]))
+    );
+    let (_, all) = db.json("GET", "/db/_all_docs?include_docs=true", None);
+    assert_eq!(all["rows"][0]["doc"]["value"], "db1");
+    let (s, v) = db.json(
+        "PUT",
+        "/db/bar?new_edits=false",
+        Some(json!({"_revisions": {"start": 2, "ids": ["y", "x"]}})),
+    );
+    assert_eq!((s, &v["rev"]), (201, &json!("2-y")), "{v}");
+}

@@ -259,13 +259,16 @@ impl RevTree {
 }
 
 /// Builds the path (leaf first) that a replicated document describes with
-/// `_revisions: {start, ids}`, or just its `_rev`.
+/// `_revisions: {start, ids}`, or just its `_rev`. As in `couch_doc`,
+/// `_revisions` wins: a `_rev` beside it is not consulted.
 pub fn path_from_revisions(
-    rev: &Rev,
+    rev: Option<&Rev>,
     revisions: Option<&serde_json::Value>,
 ) -> CouchResult<Vec<Rev>> {
     let Some(revs) = revisions else {
-        return Ok(vec![rev.clone()]);
+        return rev.map(|r| vec![r.clone()]).ok_or_else(|| {
+            CouchError::bad_request("Document rev is required with new_edits=false")
+        });
     };
     let start = revs.get("start").and_then(|s| s.as_u64());
     let ids = revs.get("ids").and_then(|i| i.as_array());
@@ -279,8 +282,7 @@ pub fn path_from_revisions(
             "_revisions start is too small for its ids",
         ));
     }
-    let path: Vec<Rev> = ids
-        .iter()
+    ids.iter()
         .enumerate()
         .map(|(i, id)| {
             id.as_str()
@@ -288,13 +290,7 @@ pub fn path_from_revisions(
                 .map(|h| Rev::new(start - i as u64, h))
                 .ok_or_else(CouchError::bad_rev)
         })
-        .collect::<CouchResult<_>>()?;
-    if path[0] != *rev {
-        return Err(CouchError::bad_request(
-            "_rev does not match the first of _revisions",
-        ));
-    }
-    Ok(path)
+        .collect()
 }
 
 #[cfg(test)]
@@ -472,19 +468,36 @@ mod tests {
     #[test]
     fn revisions_paths() {
         let rev = r("3-c");
-        let p =
-            path_from_revisions(&rev, Some(&json!({"start": 3, "ids": ["c", "b", "a"]}))).unwrap();
+        let p = path_from_revisions(
+            Some(&rev),
+            Some(&json!({"start": 3, "ids": ["c", "b", "a"]})),
+        )
+        .unwrap();
         assert_eq!(p, vec![r("3-c"), r("2-b"), r("1-a")]);
-        assert_eq!(path_from_revisions(&rev, None).unwrap(), vec![rev.clone()]);
+        assert_eq!(
+            path_from_revisions(Some(&rev), None).unwrap(),
+            vec![rev.clone()]
+        );
+        // `_revisions` decides, whatever `_rev` says (PouchDB 5 sends such).
+        assert_eq!(
+            path_from_revisions(Some(&rev), Some(&json!({"start": 3, "ids": ["x"]}))).unwrap(),
+            vec![r("3-x")]
+        );
+        assert_eq!(
+            path_from_revisions(None, Some(&json!({"start": 1, "ids": ["x"]}))).unwrap(),
+            vec![r("1-x")]
+        );
+        assert_eq!(path_from_revisions(None, None).unwrap_err().status, 400);
         for bad in [
             json!({"start": 1, "ids": ["c", "b"]}),
             json!({"start": 3, "ids": []}),
-            json!({"start": 3, "ids": ["x"]}),
             json!({"ids": ["c"]}),
             json!({"start": 3, "ids": [1]}),
         ] {
             assert_eq!(
-                path_from_revisions(&rev, Some(&bad)).unwrap_err().status,
+                path_from_revisions(Some(&rev), Some(&bad))
+                    .unwrap_err()
+                    .status,
                 400
             );
         }
