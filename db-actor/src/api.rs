@@ -268,6 +268,15 @@ fn route(
             }
             done(Response::json(202, &json!({"ok": true})))
         }
+        ["_temp_view"] => {
+            only(req, "POST")?;
+            // Running arbitrary functions over every document is for
+            // admins, as in CouchDB 1.x.
+            access.db_admin()?;
+            require_json(req)?;
+            let body = req.json_object_body()?;
+            done(Response::json(200, &db.query_temp_view(req, &body)?))
+        }
         ["_find"] => {
             only(req, "POST")?;
             access.list("_find")?;

@@ -10,6 +10,7 @@ use crate::store::{ViewBound, ViewRange, ViewRow};
 use serde_json::{json, Map, Value};
 use shared::doc::IncomingDoc;
 use shared::error::{CouchError, CouchResult};
+use shared::http::Request;
 use shared::user::UserCtx;
 use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewQuery};
 use std::cell::{Cell, RefCell};
@@ -321,6 +322,49 @@ impl Database<'_> {
         let v = self.resolve(ddoc, name)?;
         let idx = self.fresh_index(&v, q)?;
         self.run_query(&v, idx, q)
+    }
+
+    /// `POST /db/_temp_view`: a map (and reduce) sent with the query, as
+    /// CouchDB 1.x offered and PouchDB's `query(fn)` on a remote database
+    /// still uses (CouchDB 2 dropped it). Its index is an ordinary one keyed
+    /// by the map's signature, shared with any design view of the same map,
+    /// kept and updated between queries, and dropped by `_view_cleanup`. A
+    /// build longer than this invocation's budget answers `timeout`, and a
+    /// retry continues where it stopped.
+    pub fn query_temp_view(&self, req: &Request, body: &Map<String, Value>) -> CouchResult<Value> {
+        self.meta()?;
+        let mut view = Map::new();
+        let mut rest = body.clone();
+        for k in ["map", "reduce"] {
+            if let Some(src) = rest.remove(k) {
+                view.insert(k.into(), src);
+            }
+        }
+        let language = rest.remove("language").unwrap_or(json!("javascript"));
+        let options = rest.remove("options");
+        let mut ddoc = Map::new();
+        ddoc.insert("language".into(), language);
+        if let Some(o) = options {
+            ddoc.insert("options".into(), o);
+        }
+        ddoc.insert("views".into(), json!({ "temp": view }));
+        let def = ViewDef::from_design_doc(&ddoc, "temp")
+            .map_err(|_| CouchError::bad_request("`map` member must be a function source"))?;
+        let q = ViewQuery::from_request(req, Some(&rest))?;
+        let v = Resolved {
+            name: ("_temp_view".into(), "temp".into()),
+            def,
+            ddoc,
+        };
+        let (idx, seq) = self.transact(|| self.store.view_index(&v.def.signature(&v.ddoc)))?;
+        if !self.update_index(&v, idx, seq)? {
+            return Err(CouchError::new(
+                500,
+                "timeout",
+                "The temporary view's index is still being built; retry the request",
+            ));
+        }
+        self.run_query(&v, idx, &q)
     }
 
     /// `POST .../_view/{view}/queries` (or a `queries` body to `_view`):

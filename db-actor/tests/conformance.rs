@@ -397,3 +397,45 @@ fn replicated_branches_follow_revisions_not_rev() {
     );
     assert_eq!((s, &v["rev"]), (201, &json!("2-y")), "{v}");
 }
+
+/// `_temp_view` (CouchDB 1.x, used by PouchDB's `query(fn)` on remote
+/// databases): a map and reduce with the query; the index is kept between
+/// queries and follows writes; `_view_cleanup` drops it; admins only.
+#[test]
+fn temporary_views() {
+    let db = Db::new();
+    for (id, n) in [("a", 1), ("b", 2), ("c", 3)] {
+        db.put(id, json!({"n": n}));
+    }
+    let map = "function(doc) { emit(doc.n, doc.n * 10); }";
+    let (s, v) = db.json(
+        "POST",
+        "/db/_temp_view?startkey=2",
+        Some(json!({"map": map})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["rows"],
+        json!([{"id": "b", "key": 2, "value": 20}, {"id": "c", "key": 3, "value": 30}])
+    );
+    let body = json!({"map": map, "reduce": "_sum", "keys": [1, 3]});
+    let (_, v) = db.json("POST", "/db/_temp_view?group=true", Some(body));
+    assert_eq!(
+        v["rows"],
+        json!([{"key": 1, "value": 10}, {"key": 3, "value": 30}])
+    );
+    db.put("d", json!({"n": 4}));
+    let (_, v) = db.json(
+        "POST",
+        "/db/_temp_view?reduce=true",
+        Some(json!({"map": map, "reduce": "_count"})),
+    );
+    assert_eq!(v["rows"], json!([{"key": null, "value": 4}]));
+    assert_eq!(db.engine().store.view_signatures().unwrap().len(), 1);
+    db.json("POST", "/db/_view_cleanup", Some(json!({})));
+    assert!(db.engine().store.view_signatures().unwrap().is_empty());
+    let (s, _) = db.json("POST", "/db/_temp_view", Some(json!({"reduce": "_sum"})));
+    assert_eq!(s, 400);
+    let (s, _) = db.json("GET", "/db/_temp_view", None);
+    assert_eq!(s, 405);
+}
