@@ -284,14 +284,24 @@ impl Database<'_> {
                         let (e, f) = engine.as_ref().expect("set");
                         match e.map(*f, &Value::Object(doc).to_string()) {
                             Ok(emitted) => {
-                                for (k, val) in emitted {
-                                    rows.push(ViewRow {
-                                        sort_key: v.def.encode(&k),
-                                        doc_id: rec.id.clone(),
-                                        key: k.to_string(),
-                                        value: val.to_string(),
-                                    });
-                                }
+                                // Rows of one document with equal keys
+                                // sort by value, as in CouchDB and PouchDB.
+                                let mut sorted: Vec<(Vec<u8>, ViewRow)> = emitted
+                                    .into_iter()
+                                    .map(|(k, val)| {
+                                        let row = ViewRow {
+                                            sort_key: v.def.encode(&k),
+                                            doc_id: rec.id.clone(),
+                                            key: k.to_string(),
+                                            value: val.to_string(),
+                                        };
+                                        (v.def.encode(&val), row)
+                                    })
+                                    .collect();
+                                sorted.sort_by(|(a, x), (b, y)| {
+                                    x.sort_key.cmp(&y.sort_key).then_with(|| a.cmp(b))
+                                });
+                                rows.extend(sorted.into_iter().map(|(_, r)| r));
                             }
                             Err(e @ JsError::Thrown(_)) => {
                                 tracing::info!(
@@ -487,7 +497,7 @@ impl Database<'_> {
                 .take(limit.min(usize::MAX as u64) as usize)
                 .collect()
         };
-        let offset = match (&q.keys, &ranges[0].start) {
+        let offset = match (&q.keys, ranges.first().and_then(|r| r.start.as_ref())) {
             (None, Some(start)) => {
                 let before = ViewRange {
                     start: None,
@@ -503,6 +513,8 @@ impl Database<'_> {
         };
         let read = ReadOpts {
             conflicts: q.conflicts,
+            attachments: q.attachments,
+            att_encoding_info: q.att_encoding_info,
             ..ReadOpts::default()
         };
         let mut out = Vec::with_capacity(rows.len());

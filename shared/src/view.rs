@@ -37,6 +37,9 @@ pub struct ViewQuery {
     pub reduce: Option<bool>,
     pub include_docs: bool,
     pub conflicts: bool,
+    /// With `include_docs`: attachment contents inline.
+    pub attachments: bool,
+    pub att_encoding_info: bool,
     pub update: Update,
     pub update_seq: bool,
     pub sorted: bool,
@@ -148,6 +151,8 @@ impl ViewQuery {
             reduce,
             include_docs: o.bool("include_docs", false)?,
             conflicts: o.bool("conflicts", false)?,
+            attachments: o.bool("attachments", false)?,
+            att_encoding_info: o.bool("att_encoding_info", false)?,
             update,
             update_seq: o.bool("update_seq", false)?,
             sorted: o.bool("sorted", true)?,
@@ -359,12 +364,11 @@ fn sum_values(a: &Value, b: &Value) -> CouchResult<Value> {
                     .collect::<CouchResult<_>>()?,
             )
         }
-        (Value::Number(_), Value::Array(_)) | (Value::Number(_), Value::Object(_))
-            if a.as_f64() == Some(0.0) =>
-        {
-            b.clone()
-        }
-        (Value::Array(_), Value::Number(_)) if b.as_f64() == Some(0.0) => a.clone(),
+        // A number summed with a list counts as a one-element list, as
+        // `couch_query_servers:sum_values/2` has it.
+        (Value::Number(_), Value::Array(_)) => sum_values(&json!([a]), b)?,
+        (Value::Array(_), Value::Number(_)) => sum_values(a, &json!([b]))?,
+        (Value::Number(_), Value::Object(_)) if a.as_f64() == Some(0.0) => b.clone(),
         (Value::Object(x), Value::Object(y)) => {
             let mut out = x.clone();
             for (k, v) in y {
@@ -538,6 +542,11 @@ mod tests {
         assert!((48_000..=52_000).contains(&n), "{n}");
         let arrays = vec![(json!(1), json!([1, 2])), (json!(2), json!([3, 4, 5]))];
         assert_eq!(Builtin::Sum.reduce(&arrays).unwrap(), json!([4, 6, 5]));
+        let mixed: Vec<(Value, Value)> = [json!(2), json!([1, 2, 3, 4]), json!([3, 4]), json!(1)]
+            .into_iter()
+            .map(|v| (Value::Null, v))
+            .collect();
+        assert_eq!(Builtin::Sum.reduce(&mixed).unwrap(), json!([7, 6, 3, 4]));
         let bad = vec![(json!(1), json!("x"))];
         assert_eq!(
             Builtin::Sum.reduce(&bad).unwrap_err().error,
