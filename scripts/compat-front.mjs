@@ -111,7 +111,10 @@ function handle(req, res) {
   const upReq = http.request({
     host: upHost, port: upPort, method: req.method, path: req.url, headers, agent,
   });
+  let logged = false;
+  let status = '-';
   upReq.on('response', (upRes) => {
+    status = upRes.statusCode;
     res.writeHead(upRes.statusCode, upRes.statusMessage, responseHeaders(upRes.rawHeaders));
     // Long feeds: send every chunk as it arrives.
     res.flushHeaders();
@@ -120,11 +123,13 @@ function handle(req, res) {
     upRes.on('end', () => {
       let line = `${req.method} ${req.url} ${upRes.statusCode} ${Date.now() - t0}ms${injected ? ' +admin' : ''}`;
       if (resBody) line += ` request-body=${reqBody()} response-body=${resBody()}`;
+      logged = true;
       log(line);
     });
     upRes.on('error', () => res.destroy());
   });
   upReq.on('error', (e) => {
+    logged = true;
     log(`${req.method} ${req.url} upstream-error ${e.code || e.message}`);
     if (!res.headersSent) {
       res.writeHead(502, { 'Content-Type': 'application/json' });
@@ -136,6 +141,10 @@ function handle(req, res) {
   // The client went away (e.g. it closed a continuous feed): drop the upstream request too.
   res.on('close', () => {
     if (!res.writableFinished) upReq.destroy();
+    if (!logged) {
+      logged = true;
+      log(`${req.method} ${req.url} ${status} ${Date.now() - t0}ms${injected ? ' +admin' : ''} closed-by-client-before-the-end`);
+    }
   });
   req.pipe(upReq);
 }
