@@ -9,7 +9,7 @@ TOOLS_ENV := .settee/tools.env
 BUNDLE := router/build/index.js
 CARGO_TEST ?= cargo test --workspace
 
-.PHONY: setup build dev test unit bench deploy deploy-check lint fmt clean
+.PHONY: setup build dev test unit bench compat deploy deploy-check lint fmt clean
 
 setup:
 	@scripts/setup.sh
@@ -35,6 +35,12 @@ unit:
 
 bench: build
 	@. ./$(TOOLS_ENV) && node bench/run.mjs
+
+# Runs the CouchDB ecosystem's own test suites (../shared/compat) against a
+# fresh Settee and writes COMPATIBILITY.md. Long (about an hour); not part of
+# `make test`. SUITES="nano7 pouchdb510" picks a subset; see scripts/compat.sh.
+compat: build
+	@COMPAT_COMMAND="make compat" scripts/compat.sh
 
 # Deploys to Cloudflare (needs `wrangler login` and the admin secrets:
 # `npx wrangler secret put COUCHDB_USER` / `COUCHDB_PASSWORD`).
