@@ -13,8 +13,9 @@
 #   SETTEE_URL     use this running server instead of starting one (credentials default to
 #                  admin:password; pycouchdb and couch_rs need exactly admin/password)
 #   SETTEE_COMPAT  where the suites are installed (default ~/.cache/settee-compat)
-#   COMPAT_ONLY    run only the test files whose name matches this regex (pouchdb510,
-#                  pouchdb-find, couchdb-harness); the report marks such rows partial
+#   COMPAT_ONLY    run only the test files whose name matches this regex (pouchdb510: e.g.
+#                  "replication", pouchdb-find: "1-test.basic", couchdb-harness: "basics", as the
+#                  files in .settee/compat/<suite>/ are named); the report marks such rows partial
 #   COMPAT_FILE_TIMEOUT  seconds per mocha test file (default 900)
 #   COMPAT_POUCHDB_SERVER  pouchdb 5.1.0's SERVER variable (default couchdb-master: the suite's
 #                  mode for CouchDB 2+ servers; empty = as PouchDB Server's baseline was run)
@@ -312,8 +313,8 @@ m._compile(src, index);
 m.exports(process.env.COUCH_HOST + '/testdb_find', 'http', Pouch);
 JS
     for f in $(cd "$F/test" && ls test-suite-1/test.*.js test-suite-2/test.*.js); do
-      [ -n "$ONLY" ] && ! echo "$f" | grep -qE "$ONLY" && continue
       name=$(echo "${f%.js}" | sed 's#^test-suite-\([12]\)/#\1-#')
+      [ -n "$ONLY" ] && ! echo "$name" | grep -qE "$ONLY" && continue
       (cd "$F" && FIND_DIR=$F FIND_FILE=${f%.js} COUCH_HOST=$DAURL mocha_file "$name" \
         ./node_modules/.bin/_mocha --grep http -R spec --timeout 20000 "$D/one-file.js")
     done
@@ -330,7 +331,7 @@ JS
     echo "pouchdb_server=${PSERVER:-(unset)}" >> "$D/meta"
     for f in $(cd "$P" && ls tests/$dir/test.*.js); do
       b=$(basename "$f" .js); [ "$b" = test.aa.setup ] && continue   # its one test has no "http" in its title
-      [ -n "$ONLY" ] && ! echo "$b" | grep -qE "$ONLY" && continue
+      [ -n "$ONLY" ] && ! echo "${b#test.}" | grep -qE "$ONLY" && continue
       (cd "$P" && COUCH_HOST=$DAURL LEVEL_ADAPTER=memdown SERVER=$PSERVER mocha_file "${b#test.}" ./node_modules/.bin/_mocha \
         --timeout 30000 --require=./tests/integration/node.setup.js --reporter=spec --grep http "$f")
     done
