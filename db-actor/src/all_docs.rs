@@ -1,6 +1,6 @@
 //! `_all_docs`, `_design_docs` and `_local_docs`: the id-ordered indexes.
 
-use crate::database::{Database, DbMeta};
+use crate::database::Database;
 use crate::documents::ReadOpts;
 use serde_json::{json, Value};
 use shared::all_docs::{AllDocsQuery, KeyRange};
@@ -93,7 +93,7 @@ impl Database<'_> {
             };
             let limit = q.limit.unwrap_or(u64::MAX) as usize;
             for key in iter.skip(q.skip as usize).take(limit) {
-                rows.push(self.key_row(&meta, key, q, index)?);
+                rows.push(self.key_row(key, q, index)?);
             }
             (self.total_rows(index, stats.doc_count)?, Value::Null)
         } else {
@@ -106,7 +106,7 @@ impl Database<'_> {
                 (Value::Null, Value::Null)
             } else {
                 for (id, rev) in self.store.live_ids(&range, q.descending, q.skip, limit)? {
-                    rows.push(self.doc_row(&meta, &id, &rev, false, q)?);
+                    rows.push(self.doc_row(&id, &rev, false, q)?);
                 }
                 let before = self
                     .store
@@ -147,13 +147,7 @@ impl Database<'_> {
 
     /// One row of a `keys` query: the document, a deleted marker, or
     /// `not_found`.
-    fn key_row(
-        &self,
-        meta: &DbMeta,
-        key: &Value,
-        q: &AllDocsQuery,
-        index: Index,
-    ) -> CouchResult<Vec<u8>> {
+    fn key_row(&self, key: &Value, q: &AllDocsQuery, index: Index) -> CouchResult<Vec<u8>> {
         let not_found =
             || serde_json::to_vec(&json!({"key": key, "error": "not_found"})).expect("json");
         let Some(id) = key.as_str() else {
@@ -167,7 +161,7 @@ impl Database<'_> {
         }
         match self.store.load_doc(id)? {
             Some(rec) if index == Index::All || id.starts_with("_design/") => {
-                self.doc_row(meta, id, &rec.winner.to_string(), rec.deleted, q)
+                self.doc_row(id, &rec.winner.to_string(), rec.deleted, q)
             }
             _ => Ok(not_found()),
         }
@@ -175,7 +169,6 @@ impl Database<'_> {
 
     fn doc_row(
         &self,
-        meta: &DbMeta,
         id: &str,
         rev: &str,
         deleted: bool,
@@ -206,7 +199,7 @@ impl Database<'_> {
                         att_encoding_info: q.att_encoding_info,
                         ..Default::default()
                     };
-                    self.render_rev(meta, &rec, &rev, &opts)?
+                    self.render_rev(&rec, &rev, &opts)?
                 } else {
                     let body = self.stored_body(id, &rev)?;
                     body.map(|b| shared::doc::render(id, &rev.to_string(), false, &b, &[]))

@@ -150,8 +150,10 @@ fn route(
         return if m == "PUT" {
             shared::db_name::validate(name)?;
             db.create(name, &new_instance())?;
-            let r = Response::json(201, &json!({"ok": true}))
-                .with_header("location", format!("/{}", encode_segment(name)));
+            let r = Response::json(201, &json!({"ok": true})).with_header(
+                "location",
+                req.absolute_uri(&format!("/{}", encode_segment(name))),
+            );
             Ok(Outcome {
                 reply: Reply::Done(r),
                 event: Some(DbEvent::Created),
@@ -186,15 +188,26 @@ fn route(
                     let rev = db.put_local(&id, req.json_body()?, None)?;
                     return updated(write_reply(req, name, &id, &rev, 201));
                 }
-                access.before_write(db, &id, &mut doc)?;
-                let rev = db.save_one(&id, &doc, true)?;
-                updated(write_reply(req, name, &id, &rev.to_string(), 201))
+                let rev = batched(req, || {
+                    access.before_write(db, &id, &mut doc)?;
+                    db.save_one(&id, &doc, true)
+                })?;
+                updated(write_reply(req, name, &id, &rev, 201))
             }
             _ => method_not_allowed("DELETE,GET,HEAD,POST,PUT"),
         },
         ["_all_docs"] => all_docs(db, req, Index::All, &access),
         ["_design_docs"] => all_docs(db, req, Index::Design, &access),
         ["_local_docs"] => all_docs(db, req, Index::Local, &access),
+        [list @ ("_all_docs" | "_design_docs" | "_local_docs"), "queries"] => {
+            only(req, "POST")?;
+            let index = match *list {
+                "_all_docs" => Index::All,
+                "_design_docs" => Index::Design,
+                _ => Index::Local,
+            };
+            all_docs_queries(db, req, index, &access)
+        }
         ["_changes"] => {
             access.list("_changes")?;
             changes(db, req)
@@ -321,10 +334,16 @@ fn route(
             let body = query_body(req)?;
             if let Some(queries) = body.as_ref().and_then(|b| b.get("queries")) {
                 let results = db.query_view_multi(ddoc, view, Some(queries))?;
-                return done(Response::json(200, &results));
+                return done(Response::json(200, &results).conditional(req, &db.etag_salt()?));
             }
             let q = ViewQuery::from_request(req, body.as_ref())?;
-            done(Response::json(200, &db.query_view(ddoc, view, &q)?))
+            // Included documents may change without the index changing.
+            let salt = if q.include_docs {
+                db.etag_salt()?
+            } else {
+                String::new()
+            };
+            done(Response::json(200, &db.query_view(ddoc, view, &q)?).conditional(req, &salt))
         }
         ["_design", ddoc, "_view", view, "queries"] => {
             only(req, "POST")?;
@@ -332,7 +351,7 @@ fn route(
             require_json(req)?;
             let body = req.json_object_body()?;
             let results = db.query_view_multi(ddoc, view, body.get("queries"))?;
-            done(Response::json(200, &results))
+            done(Response::json(200, &results).conditional(req, &db.etag_salt()?))
         }
         ["_design", ddoc, "_info"] => {
             access.member()?;
@@ -362,7 +381,12 @@ fn route(
         }
         ["_design", ddoc, "_list", lname, view_at @ ..] if matches!(view_at.len(), 1 | 2) => {
             access.list("_view")?;
-            let body = query_body(req)?;
+            // CouchDB runs lists for OPTIONS as for GET.
+            let body = if m == "OPTIONS" {
+                None
+            } else {
+                query_body(req)?
+            };
             // The view is in the same design document unless named with one.
             let (vddoc, view) = match view_at {
                 [vddoc, view] => (*vddoc, *view),
@@ -370,6 +394,10 @@ fn route(
             };
             let r = crate::render::list(db, req, body.as_ref(), ddoc, lname, vddoc, view)?;
             done(r)
+        }
+        // A design function path without the function's name.
+        ["_design", _, "_update" | "_show" | "_list" | "_view"] => {
+            Err(CouchError::not_found("Invalid path."))
         }
         // Rewrites route requests by JavaScript: not offered, as in a
         // CouchDB whose rewrites are disabled.
@@ -428,6 +456,40 @@ fn all_docs(db: &Database, req: &Request, index: Index, access: &Access) -> Couc
     let body = query_body(req)?;
     let q = AllDocsQuery::from_request(req, body.as_ref())?;
     done(Response::raw_json(200, db.all_docs(&q, index)?))
+}
+
+/// `POST /db/_all_docs/queries`: each query of the body's `queries` list
+/// answered as `_all_docs` would, in `{"results": [...]}`.
+fn all_docs_queries(
+    db: &Database,
+    req: &Request,
+    index: Index,
+    access: &Access,
+) -> CouchResult<Outcome> {
+    access.list("_all_docs")?;
+    require_json(req)?;
+    let body = req.json_object_body()?;
+    let queries = body
+        .get("queries")
+        .and_then(Value::as_array)
+        .ok_or_else(|| CouchError::bad_request("`queries` member must be an array"))?;
+    let bare = Request::new("GET", "/", "");
+    let parsed = queries
+        .iter()
+        .map(|q| match q {
+            Value::Object(o) => AllDocsQuery::from_request(&bare, Some(o)),
+            _ => Err(CouchError::bad_request("Each query must be a JSON object")),
+        })
+        .collect::<CouchResult<Vec<_>>>()?;
+    let mut out = b"{\"results\":[".to_vec();
+    for (i, q) in parsed.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend(db.all_docs(q, index)?);
+    }
+    out.extend(b"]}");
+    done(Response::raw_json(200, out))
 }
 
 fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
@@ -496,12 +558,26 @@ pub fn subscription_query(params: &str) -> CouchResult<ChangesQuery> {
     Ok(ChangesQuery { limit: None, ..q })
 }
 
-/// The `{"ok", "id", "rev"}` answer to a write, with `ETag` and `Location`.
+/// Runs a document write; with `batch=ok` a refusal the write itself makes
+/// (a conflict, `validate_doc_update`) is dropped, as CouchDB answers 202 at
+/// once and writes in the background. The rev is empty when dropped.
+fn batched(req: &Request, write: impl FnOnce() -> CouchResult<Rev>) -> CouchResult<String> {
+    match write() {
+        Ok(rev) => Ok(rev.to_string()),
+        Err(e) if req.param("batch") == Some("ok") && matches!(e.status, 401 | 403 | 409) => {
+            Ok(String::new())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The `{"ok", "id", "rev"}` answer to a write, with `ETag` and `Location`;
+/// with `batch=ok` CouchDB's 202 `{"ok", "id"}`.
 fn write_reply(req: &Request, db: &str, id: &str, rev: &str, status: u16) -> Response {
     if req.param("batch") == Some("ok") {
         return Response::json(202, &json!({"ok": true, "id": id}));
     }
-    let location = format!("/{}/{}", encode_segment(db), doc_path(id));
+    let location = req.absolute_uri(&format!("/{}/{}", encode_segment(db), doc_path(id)));
     Response::json(status, &json!({"ok": true, "id": id, "rev": rev}))
         .with_header("etag", format!("\"{rev}\""))
         .with_header("location", location)
@@ -551,14 +627,11 @@ fn document(
             doc.raw_attachments = follows;
             doc.rev = request_rev(req, doc.rev.as_ref())?;
             let new_edits = req.bool_param("new_edits")?.unwrap_or(true);
-            access.before_write(db, id, &mut doc)?;
-            let rev = db.save_one(id, &doc, new_edits)?;
-            let status = if req.param("batch") == Some("ok") {
-                202
-            } else {
-                201
-            };
-            updated(write_reply(req, dbname, id, &rev.to_string(), status))
+            let rev = batched(req, || {
+                access.before_write(db, id, &mut doc)?;
+                db.save_one(id, &doc, new_edits)
+            })?;
+            updated(write_reply(req, dbname, id, &rev, 201))
         }
         "DELETE" => {
             if local {
@@ -590,6 +663,24 @@ fn document(
         "COPY" => {
             access.before_read(id)?;
             copy_document(db, req, dbname, id, access)
+        }
+        // CouchDB takes only HTML form uploads here (`multipart/form-data`),
+        // which Settee does not offer; anything else is a 415 either way.
+        "POST" => {
+            let ct = req
+                .header("content-type")
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if ct.starts_with("multipart/form-data") {
+                return Err(CouchError::not_implemented(
+                    "HTML form uploads are not supported by this server",
+                ));
+            }
+            Err(CouchError::new(
+                415,
+                "bad_content_type",
+                "Invalid Content-Type header for form upload",
+            ))
         }
         _ => method_not_allowed("DELETE,GET,HEAD,POST,PUT,COPY"),
     }
@@ -640,8 +731,22 @@ fn attachment(
             doc.attachments = Some(Value::Object(list));
             access.before_write(db, id, &mut doc)?;
             let rev = db.save_one(id, &doc, true)?;
-            let status = if req.method == "PUT" { 201 } else { 200 };
-            updated(write_reply(req, dbname, id, &rev.to_string(), status))
+            if req.method == "DELETE" {
+                return updated(Response::json(
+                    200,
+                    &json!({"ok": true, "id": id, "rev": rev.to_string()}),
+                ));
+            }
+            // The answer points at the attachment, as CouchDB's does.
+            let mut resp = write_reply(req, dbname, id, &rev.to_string(), 201);
+            let at = format!(
+                "/{}/{}/{}",
+                encode_segment(dbname),
+                doc_path(id),
+                encode_segment(name)
+            );
+            resp.set_header("location", req.absolute_uri(&at));
+            updated(resp)
         }
         _ => method_not_allowed("DELETE,GET,HEAD,PUT"),
     }
@@ -821,15 +926,7 @@ fn copy_document(
     id: &str,
     access: &Access,
 ) -> CouchResult<Outcome> {
-    let dest = req
-        .header("destination")
-        .ok_or_else(|| CouchError::bad_request("Destination header is mandatory for COPY."))?;
-    let (dest_id, dest_rev) = match dest.split_once("?rev=") {
-        Some((d, r)) => (d, Some(r.parse::<Rev>()?)),
-        None => (dest, None),
-    };
-    let dest_id = percent_decode(dest_id);
-    doc::validate_id(&dest_id)?;
+    let (dest_id, dest_rev) = doc::copy_destination(req.header("destination"))?;
     let src_rev = req.param("rev").map(str::parse::<Rev>).transpose()?;
     let (_, json) = db.get_doc(id, src_rev.as_ref(), &ReadOpts::default())?;
     let mut value: Value = serde_json::from_slice(&json)?;
@@ -841,10 +938,6 @@ fn copy_document(
     access.before_write(db, &dest_id, &mut doc)?;
     let rev = db.save_one(&dest_id, &doc, true)?;
     updated(write_reply(req, dbname, &dest_id, &rev.to_string(), 201))
-}
-
-fn percent_decode(s: &str) -> String {
-    shared::http::split_path(s).join("/")
 }
 
 impl Database<'_> {

@@ -53,7 +53,7 @@ impl Database<'_> {
                 };
                 let id = doc.id.clone().unwrap_or_else(uuids::next);
                 shared::doc::validate_id(&id)?;
-                Ok(Entry::Doc(id, Ok(doc)))
+                Ok(Entry::Doc(id, Ok(Box::new(doc))))
             })
             .collect::<CouchResult<_>>()?;
         let mut results: Vec<Option<Value>> = self.transact(|| {
@@ -65,7 +65,7 @@ impl Database<'_> {
                         results.push(None);
                         continue;
                     }
-                    Entry::Doc(id, Ok(doc)) => (id, doc),
+                    Entry::Doc(id, Ok(doc)) => (id, &mut **doc),
                     Entry::Doc(id, Err(e)) => {
                         results.push(Some(failure(id, e)));
                         continue;
@@ -163,13 +163,11 @@ impl Database<'_> {
 
     fn winner_only(&self, id: &str, opts: &ReadOpts) -> CouchResult<Vec<OpenRev>> {
         let rec = self.require_doc(id)?;
-        let meta = self.meta()?;
-        Ok(vec![
-            match self.render_rev(&meta, &rec, &rec.winner, opts)? {
-                Some(j) => OpenRev::Ok(j),
-                None => OpenRev::Missing(rec.winner.clone()),
-            },
-        ])
+        self.meta()?;
+        Ok(vec![match self.render_rev(&rec, &rec.winner, opts)? {
+            Some(j) => OpenRev::Ok(j),
+            None => OpenRev::Missing(rec.winner.clone()),
+        }])
     }
 
     /// `POST /db/_revs_diff`: which of the given revisions are unknown, and
@@ -223,7 +221,7 @@ impl Database<'_> {
 
 /// One document of a `_bulk_docs` request.
 enum Entry {
-    Doc(String, CouchResult<IncomingDoc>),
+    Doc(String, CouchResult<Box<IncomingDoc>>),
     Local(String, Value),
 }
 

@@ -206,10 +206,10 @@ impl Database<'_> {
         limit: u64,
         keep: impl Fn(&Value) -> CouchResult<bool>,
     ) -> CouchResult<Vec<DocRecord>> {
-        let meta = self.meta()?;
+        self.meta()?;
         let opts = ReadOpts::default();
         self.scan(q, since, limit, |r| {
-            let doc = match self.render_rev(&meta, r, &r.winner, &opts)? {
+            let doc = match self.render_rev(r, &r.winner, &opts)? {
                 Some(json) => serde_json::from_slice(&json)?,
                 None => json!({"_id": r.id, "_rev": r.winner.to_string(), "_deleted": true}),
             };
@@ -279,7 +279,7 @@ impl Database<'_> {
                 ..Default::default()
             };
             row.extend_from_slice(b",\"doc\":");
-            match self.render_rev(meta, r, &r.winner, &opts)? {
+            match self.render_rev(r, &r.winner, &opts)? {
                 Some(doc) => row.extend_from_slice(&doc),
                 None => row.extend_from_slice(b"null"),
             }

@@ -186,7 +186,7 @@ impl<'a> Database<'a> {
         let n = body
             .as_i64()
             .filter(|n| *n > 0)
-            .ok_or_else(|| CouchError::bad_request("`_revs_limit` must be a positive integer"))?;
+            .ok_or_else(|| CouchError::bad_request("Rev limit has to be an integer"))?;
         self.forget_meta();
         self.store.set_meta("revs_limit", n.into())
     }

@@ -211,6 +211,7 @@ impl Database<'_> {
     /// `POST /db/_compact`'s part for documents: drops the bodies of
     /// revisions that are no longer leaves. Returns how many went.
     pub fn compact_revisions(&self) -> CouchResult<usize> {
+        self.stem_to_limit()?;
         self.transact(|| {
             let mut dropped = 0;
             let mut current: Option<DocRecord> = None;
@@ -231,6 +232,35 @@ impl Database<'_> {
             }
             Ok(dropped)
         })
+    }
+
+    /// Stems every revision tree to the current `_revs_limit`, as
+    /// compaction does in CouchDB: a lowered limit applies to documents
+    /// written before it only from here. Sequences do not change.
+    fn stem_to_limit(&self) -> CouchResult<()> {
+        const PAGE: u64 = 500;
+        let limit = self.revs_limit()?;
+        let mut since = 0;
+        loop {
+            let page = self.store.docs_by_seq(since, false, PAGE)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            since = last.seq;
+            self.transact(|| {
+                for mut rec in page {
+                    let stemmed = rec.tree.stem(limit);
+                    if stemmed.is_empty() {
+                        continue;
+                    }
+                    for rev in &stemmed {
+                        self.store.delete_body(&rec.id, rev)?;
+                    }
+                    self.store.save_doc(&rec)?;
+                }
+                Ok(())
+            })?;
+        }
     }
 
     /// The current winner and its body, unless it is a deletion.
@@ -294,7 +324,6 @@ impl Database<'_> {
     /// `None` when that revision's body is not kept.
     pub fn render_rev(
         &self,
-        meta: &DbMeta,
         rec: &DocRecord,
         rev: &Rev,
         opts: &ReadOpts,
@@ -320,7 +349,9 @@ impl Database<'_> {
             }
         }
         if opts.local_seq {
-            extras.push(("_local_seq", json!(meta.seq(rec.seq))));
+            // The integer of this shard's sequence, as CouchDB 3 gives it
+            // (not the opaque `_changes` form).
+            extras.push(("_local_seq", json!(rec.seq)));
         }
         let ancestry = if opts.revs || opts.revs_info {
             rec.tree.ancestry(rev)
@@ -366,7 +397,7 @@ impl Database<'_> {
         rev: Option<&Rev>,
         opts: &ReadOpts,
     ) -> CouchResult<(Rev, Vec<u8>)> {
-        let meta = self.meta()?;
+        self.meta()?;
         let rec = self.require_doc(id)?;
         let rev = match rev {
             None if rec.deleted => return Err(CouchError::doc_not_found(true)),
@@ -381,7 +412,7 @@ impl Database<'_> {
             Some(r) => r.clone(),
         };
         let json = self
-            .render_rev(&meta, &rec, &rev, opts)?
+            .render_rev(&rec, &rev, opts)?
             .ok_or_else(|| CouchError::doc_not_found(false))?;
         Ok((rev, json))
     }
@@ -394,7 +425,7 @@ impl Database<'_> {
         revs: Option<&[Rev]>,
         opts: &ReadOpts,
     ) -> CouchResult<Vec<OpenRev>> {
-        let meta = self.meta()?;
+        self.meta()?;
         let Some(rec) = self.store.load_doc(id)? else {
             return match revs {
                 None => Err(CouchError::doc_not_found(false)),
@@ -420,7 +451,7 @@ impl Database<'_> {
                 if !seen.insert(rr.clone()) {
                     continue;
                 }
-                match self.render_rev(&meta, &rec, &rr, opts)? {
+                match self.render_rev(&rec, &rr, opts)? {
                     Some(json) => out.push(OpenRev::Ok(json)),
                     None => out.push(OpenRev::Missing(rr)),
                 }
@@ -449,16 +480,24 @@ pub fn parse_revs(v: &Value) -> CouchResult<Vec<Rev>> {
 /// Parses the `rev` a request names for a document: from the body's `_rev`,
 /// the `rev` parameter or `If-Match`, refusing disagreement as CouchDB does.
 pub fn request_rev(req: &Request, body_rev: Option<&Rev>) -> CouchResult<Option<Rev>> {
-    let param = req
-        .param("rev")
-        .or_else(|| req.header("if-match").map(|v| v.trim_matches('"')))
-        .map(str::parse::<Rev>)
+    let query = req.param("rev").map(str::parse::<Rev>).transpose()?;
+    let explicit = match (body_rev, query) {
+        (Some(b), Some(q)) if *b != q => {
+            return Err(CouchError::bad_request(
+                "Document rev from request body and query string have different values",
+            ))
+        }
+        (Some(b), _) => Some(b.clone()),
+        (None, q) => q,
+    };
+    let etag = req
+        .header("if-match")
+        .map(|v| v.trim().trim_matches('"').parse::<Rev>())
         .transpose()?;
-    match (body_rev, param) {
-        (Some(b), Some(p)) if *b != p => Err(CouchError::bad_request(
-            "Document rev from request body and query string have different values",
+    match (explicit, etag) {
+        (Some(e), Some(t)) if e != t => Err(CouchError::bad_request(
+            "Document rev and etag have different values",
         )),
-        (Some(b), _) => Ok(Some(b.clone())),
-        (None, p) => Ok(p),
+        (e, t) => Ok(e.or(t)),
     }
 }

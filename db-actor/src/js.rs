@@ -110,6 +110,8 @@ function __requirer(ddoc, dir, cache) {
 function __compile(src, ddocJson) {
   try {
     var require = __requirer(JSON.parse(ddocJson), [], {});
+    // couchjs takes `function (doc) {...};` too: drop trailing semicolons.
+    src = String(src).replace(/[\s;]+$/, "");
     var f = (0, eval)("(function (require) { return (" + src + "\n); })")(require);
     if (typeof f !== "function") return JSON.stringify({error: "expression does not eval to a function: " + src.slice(0, 100)});
     __fns.push(f);

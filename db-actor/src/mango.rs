@@ -149,7 +149,7 @@ impl Database<'_> {
     pub fn find(&self, body: &Map<String, Value>) -> CouchResult<Value> {
         let started = now_ms();
         let (q, indexes, p) = self.planned(body)?;
-        let meta = self.meta()?;
+        self.meta()?;
         let opts = ReadOpts {
             conflicts: q.conflicts,
             ..Default::default()
@@ -166,7 +166,7 @@ impl Database<'_> {
             if rec.deleted {
                 return Ok(true);
             }
-            let Some(json) = self.render_rev(&meta, &rec, &rec.winner, &opts)? else {
+            let Some(json) = self.render_rev(&rec, &rec.winner, &opts)? else {
                 return Ok(true);
             };
             stats.docs += 1;
@@ -338,7 +338,8 @@ impl Database<'_> {
         check: &WriteCheck,
     ) -> CouchResult<Value> {
         self.meta()?;
-        let index = NewIndex::parse(body)?.index;
+        let new = NewIndex::parse(body)?;
+        let index = &new.index;
         let reply = |result: &str| json!({"result": result, "id": index.ddoc, "name": index.name});
         let mut ddoc = match self.store.load_doc(&index.ddoc)? {
             Some(rec) if !rec.deleted => {
@@ -372,7 +373,7 @@ impl Database<'_> {
         if !views.is_object() {
             *views = json!({});
         }
-        views[&index.name] = index.view_json();
+        views[&index.name] = new.view_json();
         self.save_design(&index.ddoc, Value::Object(ddoc), check)?;
         Ok(reply("created"))
     }

@@ -454,9 +454,9 @@ impl Database<'_> {
             Some(keys) => keys
                 .iter()
                 .map(|k| {
+                    // Each key keeps the document id bounds, as CouchDB's
+                    // `key_opts` (`startkey_docid` applies within every key).
                     let exact = ViewQuery {
-                        start_docid: None,
-                        end_docid: None,
                         inclusive_end: true,
                         ..q.clone()
                     };
@@ -523,17 +523,14 @@ impl Database<'_> {
             let value: Value = serde_json::from_str(&r.value)?;
             let mut row = json!({"id": r.doc_id, "key": key, "value": value});
             if q.include_docs {
-                // A value with an `_id` links to another document.
-                let (id, rev) = match value.get("_id").and_then(Value::as_str) {
-                    Some(linked) => (
-                        linked.to_string(),
-                        value
-                            .get("_rev")
-                            .and_then(Value::as_str)
-                            .and_then(|r| r.parse().ok()),
-                    ),
-                    None => (r.doc_id.clone(), None),
-                };
+                // A value with an `_id` links to another document, one with
+                // a `_rev` to a revision (of the row's document by default).
+                let id = value.get("_id").and_then(Value::as_str);
+                let rev = value
+                    .get("_rev")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.parse().ok());
+                let id = id.map_or_else(|| r.doc_id.clone(), str::to_string);
                 row["doc"] = match self.get_doc(&id, rev.as_ref(), &read) {
                     Ok((_, body)) => serde_json::from_slice(&body)?,
                     Err(_) => Value::Null,
@@ -687,6 +684,12 @@ impl Database<'_> {
             .any(|(_, ddoc)| !ViewDef::all(ddoc).is_empty()))
     }
 
+    /// What a view answer's `ETag` adds to its rows when documents are
+    /// included: the database's update sequence.
+    pub fn etag_salt(&self) -> CouchResult<String> {
+        Ok(self.store.stats()?.update_seq.to_string())
+    }
+
     /// `POST /db/_view_cleanup`: drops indexes no design document uses.
     pub fn view_cleanup(&self) -> CouchResult<()> {
         let mut live = std::collections::HashSet::new();
@@ -717,12 +720,18 @@ impl Database<'_> {
             built = Some(built.map_or(seq, |b| b.min(seq)));
         }
         let signature = sigs.join("");
+        let update_seq = built.unwrap_or(self.store.stats()?.update_seq);
+        let pending = self.store.count_since(update_seq)?;
         Ok(json!({
             "name": ddoc,
             "view_index": {
                 "signature": &signature[..signature.len().min(32)],
                 "language": body.get("language").cloned().unwrap_or(json!("javascript")),
-                "update_seq": built.unwrap_or(self.store.stats()?.update_seq),
+                "update_seq": update_seq,
+                // Changed documents the indexes have yet to see (one shard, so
+                // the minimum, preferred and total are the same).
+                "updates_pending": {"minimum": pending, "preferred": pending, "total": pending},
+                "collator_versions": [shared::collate::COLLATOR_VERSION],
                 "purge_seq": 0,
                 "updater_running": false,
                 "compact_running": false,

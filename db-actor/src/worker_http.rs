@@ -10,6 +10,7 @@ pub async fn from_worker(req: &mut worker::Request) -> worker::Result<Request> {
     let url = req.url()?;
     let mut out = Request::new(&req.inner().method(), url.path(), url.query().unwrap_or(""));
     out.headers = req.headers().entries().collect();
+    out.set_origin(url.scheme(), url.host_str(), url.port());
     out.user = UserCtx::from_header(req.headers().get(USER_CTX_HEADER)?.as_deref());
     out.body = req.bytes().await.unwrap_or_default();
     Ok(out)

@@ -497,3 +497,225 @@ fn equal_keys_of_one_document_sort_by_value() {
         [&json!(null), &json!("crayon!"), &json!("multiple values!")]
     );
 }
+
+/// Writes answer with absolute `Location`s on the host the client asked
+/// for, as CouchDB's `absolute_uri`.
+#[test]
+fn locations_are_absolute() {
+    let db = Db::new();
+    let r = db.request(
+        Request::new("PUT", "/db/a", "")
+            .with_header("host", "127.0.0.1:5984")
+            .with_body(br#"{"v":1}"#.to_vec()),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("location"), Some("http://127.0.0.1:5984/db/a"));
+}
+
+/// `batch=ok` answers 202 at once: a conflict in the background write is
+/// dropped, not reported (CouchDB's `update_doc(..., "ok")`).
+#[test]
+fn batch_ok_drops_conflicts() {
+    let db = Db::new();
+    db.put("a", json!({"v": 1}));
+    let (s, body) = db.json("PUT", "/db/a?batch=ok", Some(json!({"v": 2})));
+    assert_eq!((s, body), (202, json!({"ok": true, "id": "a"})));
+    assert_eq!(db.json("GET", "/db/a", None).1["v"], 1);
+    let (s, _) = db.json("POST", "/db?batch=ok", Some(json!({"_id": "a", "v": 3})));
+    assert_eq!(s, 202);
+    assert_eq!(db.json("PUT", "/db/a", Some(json!({"v": 2}))).0, 409);
+}
+
+/// COPY takes a relative `Destination` only.
+#[test]
+fn copy_destination_must_be_relative() {
+    let db = Db::new();
+    db.put("a", json!({"v": 1}));
+    let copy = |dest: &str| {
+        db.request(Request::new("COPY", "/db/a", "").with_header("destination", dest))
+            .status
+    };
+    assert_eq!(copy("http://localhost:5984/db/b"), 400);
+    assert_eq!(copy("b"), 201);
+    assert_eq!(db.json("GET", "/db/b", None).1["v"], 1);
+}
+
+/// `?rev=` (or the body's `_rev`) and `If-Match` must agree.
+#[test]
+fn rev_and_if_match_must_agree() {
+    let db = Db::new();
+    let r1 = db.put("a", json!({"v": 1}));
+    let put = |qs: &str, if_match: Option<&str>| {
+        let mut req = Request::new("PUT", "/db/a", qs).with_body(br#"{"v":2}"#.to_vec());
+        if let Some(m) = if_match {
+            req = req.with_header("if-match", m);
+        }
+        db.request(req).status
+    };
+    assert_eq!(put("rev=1-boobaz", Some("1-foobar")), 400);
+    assert_eq!(put("rev=1-foobar", None), 409);
+    assert_eq!(put(&format!("rev={r1}"), Some(&format!("\"{r1}\""))), 201);
+}
+
+/// A document path takes POST only as an HTML form upload: JSON is a 415.
+#[test]
+fn post_to_a_document_is_a_form_upload() {
+    let db = Db::new();
+    let r = db.request(
+        Request::new("POST", "/db/baz", "")
+            .with_header("content-type", "application/json")
+            .with_body(b"{}".to_vec()),
+    );
+    assert_eq!(r.status, 415);
+    assert_eq!(r.json_body()["error"], "bad_content_type");
+}
+
+/// Views carry an `ETag` of their result and answer 304 while it holds;
+/// map sources may end in `;` as couchjs allows; a design function path
+/// without a name is a 404.
+#[test]
+fn views_revalidate_and_take_trailing_semicolons() {
+    let db = Db::new();
+    db.put(
+        "_design/d",
+        json!({"views": {"v": {"map": "function (doc) { emit(doc.v, 1); };\n",
+                               "reduce": "function (k, v) { return sum(v); };"}}}),
+    );
+    db.put("a", json!({"v": 1}));
+    let view = db.call("GET", "/db/_design/d/_view/v", None);
+    assert_eq!(view.status, 200, "{:?}", view.json_body());
+    assert_eq!(view.json_body()["rows"][0]["value"], 1);
+    let etag = view.header("etag").expect("an etag").to_string();
+    let again = db.request(
+        Request::new("GET", "/db/_design/d/_view/v", "").with_header("if-none-match", &etag),
+    );
+    assert_eq!(again.status, 304);
+    db.put("b", json!({"v": 2}));
+    let changed = db.request(
+        Request::new("GET", "/db/_design/d/_view/v", "").with_header("if-none-match", &etag),
+    );
+    assert_eq!(changed.json_body()["rows"][0]["value"], 2);
+    assert_eq!(
+        db.json("POST", "/db/_design/d/_update/", Some(json!({}))).0,
+        404
+    );
+}
+
+/// Boolean parameters ignore case (`include_docs=True` from Python
+/// clients), and `_revs_limit` refuses non-integers with CouchDB's reason.
+#[test]
+fn booleans_ignore_case_and_revs_limit_is_an_integer() {
+    let db = Db::new();
+    db.put("a", json!({"v": 1}));
+    let (s, body) = db.json("GET", "/db/_all_docs?include_docs=True", None);
+    assert_eq!((s, &body["rows"][0]["doc"]["v"]), (200, &json!(1)));
+    let (s, body) = db.json("PUT", "/db/_revs_limit", Some(json!("foo")));
+    assert_eq!(
+        (s, &body["reason"]),
+        (400, &json!("Rev limit has to be an integer"))
+    );
+}
+
+/// `POST /db/_all_docs/queries` answers each query as `_all_docs` would.
+#[test]
+fn all_docs_queries() {
+    let db = Db::new();
+    db.put("a", json!({"v": 1}));
+    db.put("b", json!({"v": 2}));
+    let (s, body) = db.json(
+        "POST",
+        "/db/_all_docs/queries",
+        Some(json!({"queries": [{"key": "a"}, {"include_docs": true}, {}]})),
+    );
+    assert_eq!(s, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(results[1]["rows"][1]["doc"]["v"], 2);
+    assert_eq!(results[2]["total_rows"], 2);
+    assert_eq!(
+        db.json("POST", "/db/_all_docs/queries", Some(json!({}))).0,
+        400
+    );
+}
+
+/// Compaction stems documents written before `_revs_limit` was lowered.
+#[test]
+fn compaction_stems_to_the_revs_limit() {
+    let db = Db::new();
+    let mut rev = db.put("bar", json!({"n": 0}));
+    for n in 1..6 {
+        rev = db.put("bar", json!({"n": n, "_rev": rev}));
+    }
+    assert_eq!(db.json("PUT", "/db/_revs_limit", Some(json!(5))).0, 200);
+    let ids = |db: &Db| {
+        db.json("GET", "/db/bar?revs=true", None).1["_revisions"]["ids"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(ids(&db), 6);
+    assert_eq!(db.json("POST", "/db/_compact", Some(json!({}))).0, 202);
+    assert_eq!(ids(&db), 5);
+    assert_eq!(db.json("GET", "/db/bar", None).1["n"], 5);
+}
+
+/// View rows: a value's `_rev` picks the included revision (of the row's
+/// document unless `_id` says otherwise); `keys` keep the document id
+/// bounds; `_local_seq` is the integer sequence; `_info` reports pending
+/// updates; built-in reduces match by prefix.
+#[test]
+fn view_links_docid_bounds_and_info() {
+    let db = Db::new();
+    db.put(
+        "_design/t",
+        json!({"views": {
+            "prev": {"map": "function(doc){ if (doc.prev) emit(doc._id, {_rev: doc.prev}); }"},
+            "multi": {"map": "function(doc){ if (doc.n) { emit(0, doc.n); emit(2, doc.n); } }",
+                      "reduce": "_sum\nare\nawesome"}
+        }}),
+    );
+    for n in 20..25 {
+        db.put(&n.to_string(), json!({"n": n}));
+    }
+    let r1 = db.put("x", json!({"v": 1}));
+    db.put("x", json!({"v": 2, "prev": r1, "_rev": r1}));
+    let (_, body) = db.json("GET", "/db/_design/t/_view/prev?include_docs=true", None);
+    assert_eq!(body["rows"][0]["doc"]["_rev"], r1, "{body}");
+    assert_eq!(body["rows"][0]["doc"]["v"], 1);
+
+    let (_, body) = db.json(
+        "POST",
+        "/db/_design/t/_view/multi?reduce=false&startkey_docid=21&endkey_docid=23",
+        Some(json!({"keys": [0, 2]})),
+    );
+    let ids: Vec<&str> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["21", "22", "23", "21", "22", "23"], "{body}");
+    let (_, sum) = db.json("GET", "/db/_design/t/_view/multi", None);
+    assert_eq!(sum["rows"][0]["value"], json!(2 * (20 + 21 + 22 + 23 + 24)));
+
+    let (_, doc) = db.json("GET", "/db/20?local_seq=true", None);
+    assert!(doc["_local_seq"].is_u64(), "{doc}");
+    db.put("late", json!({"n": 1}));
+    let (_, info) = db.json("GET", "/db/_design/t/_info", None);
+    assert_eq!(info["view_index"]["updates_pending"]["total"], 1, "{info}");
+}
+
+/// `PUT` of an attachment answers with the attachment's URL.
+#[test]
+fn attachment_location_is_the_attachment() {
+    let db = Db::new();
+    let r = db.request(
+        Request::new("PUT", "/db/d/f.txt", "")
+            .with_header("host", "h:5984")
+            .with_header("content-type", "text/plain")
+            .with_body(b"hi".to_vec()),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("location"), Some("http://h:5984/db/d/f.txt"));
+}

@@ -366,3 +366,38 @@ fn replicator_documents_have_owners_and_hide_credentials() {
     let (_, all) = db.json("GET", "/_replicator/bobs", None);
     assert_eq!(all["source"], "https://bob:s3cret@example.com/a");
 }
+
+/// The replicator's own state writes in `_replicator` pass a
+/// `validate_doc_update` that refuses everyone else, and keep the owner.
+#[test]
+fn replicator_state_writes_skip_owner_and_validation() {
+    use shared::replication::docs;
+    let db = Db::named("_replicator");
+    let sec = json!({"members": {"names": ["bob"]}});
+    assert_eq!(db.json("PUT", "/_replicator/_security", Some(sec)).0, 200);
+    let bob = user(Some("bob"), &[]);
+    let (st, v) = db.as_user(
+        &bob,
+        "PUT",
+        "/_replicator/r",
+        Some(json!({"source": "a", "target": "b"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let vdu = "function(doc) { throw({forbidden: 'no edits'}); }";
+    let ddoc = json!({"validate_doc_update": vdu});
+    let (st, v) = db.json("PUT", "/_replicator/_design/strict", Some(ddoc));
+    assert_eq!(st, 201, "{v}");
+    let (_, doc) = db.json("GET", "/_replicator/r", None);
+    let mut state = doc.clone();
+    state["_replication_state"] = json!("completed");
+    assert_eq!(
+        db.json("PUT", "/_replicator/r", Some(state.clone())).0,
+        403,
+        "an admin's write is validated"
+    );
+    let (st, v) = db.as_user(&docs::system_user(), "PUT", "/_replicator/r", Some(state));
+    assert_eq!(st, 201, "{v}");
+    let (_, doc) = db.json("GET", "/_replicator/r", None);
+    assert_eq!(doc["_replication_state"], "completed");
+    assert_eq!(doc["owner"], "bob");
+}

@@ -415,7 +415,7 @@ pub async fn login(
     let body = json!({"ok": true, "name": user.name, "roles": user.roles});
     let resp = match req.param("next") {
         Some(next) if next.starts_with('/') && !next.starts_with("//") => {
-            Response::json(302, &body).with_header("location", next)
+            Response::json(302, &body).with_header("location", req.absolute_uri(next))
         }
         _ => Response::json(200, &body),
     };

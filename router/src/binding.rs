@@ -153,9 +153,16 @@ fn peer(req: &Request) -> String {
         .unwrap_or_else(|| "local".into())
 }
 
+/// The request's method, after any `X-HTTP-Method-Override`.
+fn method(req: &Request) -> String {
+    let header = req.headers().get("x-http-method-override").ok().flatten();
+    shared::http::effective_method(&req.inner().method(), header.as_deref())
+}
+
 fn couch_request(req: &Request, url: &worker::Url) -> CouchRequest {
-    let mut creq = CouchRequest::new(&req.inner().method(), url.path(), url.query().unwrap_or(""));
+    let mut creq = CouchRequest::new(&method(req), url.path(), url.query().unwrap_or(""));
     creq.headers = req.headers().entries().collect();
+    creq.set_origin(url.scheme(), url.host_str(), url.port());
     creq
 }
 
@@ -240,6 +247,11 @@ async fn route(
             auth::require_admin(user)?;
             server::membership()
         }
+        Route::ClusterSetup => {
+            auth::require_admin(user)?;
+            server::allow(creq, &["GET", "HEAD"])?;
+            server::cluster_setup()
+        }
         Route::ActiveTasks => {
             auth::require_admin(user)?;
             CouchResponse::json(200, &replication::active_tasks(env).await?)
@@ -284,10 +296,7 @@ async fn route(
             CouchResponse::json(200, &dbs_info(env, &names, user).await)
         }
         Route::Unsupported(what) => {
-            if matches!(
-                what.as_str(),
-                "_node" | "_config" | "_stats" | "_reshard" | "_cluster_setup"
-            ) {
+            if matches!(what.as_str(), "_node" | "_config" | "_stats" | "_reshard") {
                 auth::require_admin(user)?;
             }
             return Err(CouchError::not_implemented(format!(
@@ -343,7 +352,7 @@ async fn forward(req: &Request, env: &Env, name: &str, user: &UserCtx) -> CouchR
         .set(USER_CTX_HEADER, &user.to_header())
         .map_err(js_internal)?;
     let init = web_sys::RequestInit::new();
-    let method = req.inner().method();
+    let method = method(req);
     init.set_method(&method);
     init.set_headers(&headers);
     if method != "GET" && method != "HEAD" {

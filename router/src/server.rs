@@ -24,6 +24,8 @@ pub enum Route {
     Database(String),
     /// `_db_updates`, served by the catalog.
     DbUpdates,
+    /// `GET /_cluster_setup`.
+    ClusterSetup,
     /// A server endpoint CouchDB has and Settee does not yet.
     Unsupported(String),
 }
@@ -34,7 +36,6 @@ const NOT_YET: &[&str] = &[
     "_config",
     "_stats",
     "_utils",
-    "_cluster_setup",
     "_reshard",
     "_search_analyze",
 ];
@@ -53,6 +54,7 @@ pub fn route(path: &[String]) -> CouchResult<Route> {
         "_active_tasks" => Route::ActiveTasks,
         "_membership" => Route::Membership,
         "_db_updates" => Route::DbUpdates,
+        "_cluster_setup" => Route::ClusterSetup,
         "_replicate" => Route::Replicate,
         "_scheduler" => Route::Scheduler(path[1..].to_vec()),
         s if NOT_YET.contains(&s) => Route::Unsupported(s.to_string()),
@@ -122,6 +124,13 @@ pub fn dbs_info_keys(req: &Request) -> CouchResult<Option<Vec<String>>> {
         })
         .collect::<CouchResult<Vec<_>>>()
         .map(Some)
+}
+
+/// `GET /_cluster_setup`: a single node that needs no setup (its admin
+/// comes from a secret, its system databases are made on first use), so
+/// setup wizards such as Fauxton's see it as done.
+pub fn cluster_setup() -> Response {
+    Response::json(200, &json!({"state": "single_node_enabled"}))
 }
 
 /// `GET /_membership`: a single node.

@@ -196,6 +196,10 @@ pub fn parse_range(header: Option<&str>, len: u64) -> Range {
         return Range::Full;
     };
     let (a, b) = (a.trim(), b.trim());
+    // `bytes=0-` asks for everything: CouchDB answers it as no range (200).
+    if b.is_empty() && a.parse::<u64>() == Ok(0) {
+        return Range::Full;
+    }
     let parsed = match (a.is_empty(), b.is_empty()) {
         (true, false) => b.parse::<u64>().ok().map(|n| {
             if n == 0 || len == 0 {
@@ -293,6 +297,7 @@ mod tests {
             (None, Range::Full),
             (Some("bytes=0-3"), Range::Part(0, 3)),
             (Some("bytes=5-"), Range::Part(5, 9)),
+            (Some("bytes=0-"), Range::Full),
             (Some("bytes=-4"), Range::Part(6, 9)),
             (Some("bytes=8-100"), Range::Part(8, 9)),
             (Some("bytes=10-"), Range::Unsatisfiable),

@@ -108,10 +108,17 @@ impl ChangesQuery {
             }
         };
         // An event source resuming after a dropped connection sends the
-        // last `id:` it saw; it overrides `since`, as in CouchDB.
+        // last `id:` it saw; it overrides `since`, as in CouchDB. In the query
+        // `last-event-id` is another name for `since` (the later one wins).
+        let query_since = req
+            .query
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "since" || n == "last-event-id")
+            .map(|(_, v)| v.as_str());
         let (since, raw_since) = match (
             req.header("last-event-id"),
-            req.param("since"),
+            query_since,
             body.and_then(|b| b.get("since")),
         ) {
             (Some(id), _, _) => (parse_since(id)?, Some(id)),
@@ -276,6 +283,9 @@ mod tests {
             ChangesQuery::from_request(&resumed, None).unwrap().since,
             Since::Seq(7)
         );
+        assert_eq!(q("last-event-id=4").unwrap().since, Since::Seq(4));
+        assert_eq!(q("since=2&last-event-id=4").unwrap().since, Since::Seq(4));
+        assert_eq!(q("last-event-id=4&since=2").unwrap().since, Since::Seq(2));
         assert!(q("seq_interval=100").is_ok());
         let c = q("filter=_selector&selector=%7B%22a%22%3A1%7D").unwrap();
         assert!(matches!(c.filter, Filter::Selector(_)));

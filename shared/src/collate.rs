@@ -34,6 +34,10 @@ use icu_collator::CollatorBorrowed;
 use serde_json::{Map, Number, Value};
 use std::cmp::Ordering;
 
+/// The collator's version as view `_info` reports it (CouchDB gives ICU's
+/// `ucol_getVersion`; this names the icu4x release whose data sorts keys).
+pub const COLLATOR_VERSION: &str = "icu4x-2.4";
+
 /// The ICU root collator, default options (tertiary strength,
 /// non-ignorable punctuation): what CouchDB opens with `ucol_open("")`.
 /// Built at compile time from the root data alone, so no locale tailoring

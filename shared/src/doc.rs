@@ -175,6 +175,28 @@ fn body_inner(body: &[u8]) -> &[u8] {
     }
 }
 
+/// COPY's `Destination` header: a document id (percent-encoded, as in a
+/// path) and optionally `?rev=` of the document it overwrites. CouchDB refuses
+/// absolute URLs rather than guess which server they name.
+pub fn copy_destination(header: Option<&str>) -> CouchResult<(String, Option<Rev>)> {
+    let dest = header
+        .ok_or_else(|| CouchError::bad_request("Destination header is mandatory for COPY."))?;
+    let lower = dest.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Err(CouchError::bad_request("Destination URL must be relative."));
+    }
+    let (id, rev) = match dest.split_once('?') {
+        Some((id, qs)) => {
+            let rev = qs.split_once('=').map_or(qs, |(_, r)| r);
+            (id, Some(rev.parse::<Rev>()?))
+        }
+        None => (dest, None),
+    };
+    let id = crate::http::split_path(id).join("/");
+    validate_id(&id)?;
+    Ok((id, rev))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +281,22 @@ mod tests {
             v,
             json!({"_id": "a", "_rev": "2-y", "_deleted": true, "_conflicts": ["1-z"]})
         );
+    }
+
+    #[test]
+    fn copy_destination_is_a_relative_id() {
+        assert_eq!(copy_destination(Some("b")).unwrap(), ("b".into(), None));
+        assert_eq!(
+            copy_destination(Some("_design/x%2Fy?rev=1-a")).unwrap(),
+            ("_design/x/y".into(), Some(Rev::new(1, "a")))
+        );
+        for bad in [
+            None,
+            Some("http://h:5984/db/b"),
+            Some("HTTPS://h/db/b"),
+            Some("b?rev=x"),
+        ] {
+            assert_eq!(copy_destination(bad).unwrap_err().status, 400, "{bad:?}");
+        }
     }
 }

@@ -13,6 +13,19 @@ use serde_json::Value;
 /// The `Server` header: CouchDB's name first, as clients sniff for it.
 pub const SERVER_HEADER: &str = concat!("CouchDB/3.5.0 (Settee/", env!("CARGO_PKG_VERSION"), ")");
 
+/// The method a request stands for: a `POST` may name another in
+/// `X-HTTP-Method-Override` (for clients that cannot send it), as CouchDB
+/// allows for its own vocabulary.
+pub fn effective_method(method: &str, method_override: Option<&str>) -> String {
+    const OVERRIDABLE: [&str; 8] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "CONNECT", "COPY",
+    ];
+    match method_override {
+        Some(m) if method.eq_ignore_ascii_case("POST") && OVERRIDABLE.contains(&m) => m.to_string(),
+        _ => method.to_ascii_uppercase(),
+    }
+}
+
 /// A request as CouchDB endpoints see it.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -27,6 +40,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Who the router authenticated; never read from a client header.
     pub user: UserCtx,
+    /// The URL scheme the request arrived with (`http`, `https`); empty is `http`.
+    pub scheme: String,
 }
 
 impl Request {
@@ -92,6 +107,39 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Records the URL the request arrived at: its scheme, and its host as
+    /// the `Host` header when the runtime did not pass one on.
+    pub fn set_origin(&mut self, scheme: &str, host: Option<&str>, port: Option<u16>) {
+        self.scheme = scheme.to_string();
+        if let (None, Some(host)) = (self.header("host"), host) {
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            self.headers.push(("host".into(), format!("{host}{port}")));
+        }
+    }
+
+    /// `path` as an absolute URL on the host the client addressed, as
+    /// CouchDB's `absolute_uri` writes `Location` headers: the host from
+    /// `X-Forwarded-Host` or `Host`, the scheme from `X-Forwarded-Proto`,
+    /// `X-Forwarded-Ssl: on` or the request. Without a host, `path` itself.
+    pub fn absolute_uri(&self, path: &str) -> String {
+        let Some(host) = self
+            .header("x-forwarded-host")
+            .or_else(|| self.header("host"))
+        else {
+            return path.to_string();
+        };
+        let scheme = match (
+            self.header("x-forwarded-proto"),
+            self.header("x-forwarded-ssl"),
+        ) {
+            (Some(p), _) => p,
+            (None, Some(ssl)) if ssl.eq_ignore_ascii_case("on") => "https",
+            _ if self.scheme.is_empty() => "http",
+            _ => self.scheme.as_str(),
+        };
+        format!("{scheme}://{host}{path}")
+    }
+
     /// The last value of a query parameter, as CouchDB takes it.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query
@@ -101,12 +149,14 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A boolean parameter: `true`/`false`, anything else is a 400.
+    /// A boolean parameter: `true`/`false` in any case (CouchDB's
+    /// `parse_boolean` lower-cases first, and Python clients send `True`);
+    /// anything else is a 400.
     pub fn bool_param(&self, name: &str) -> CouchResult<Option<bool>> {
         match self.param(name) {
             None => Ok(None),
-            Some("true") => Ok(Some(true)),
-            Some("false") => Ok(Some(false)),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
             Some(v) => Err(CouchError::new(
                 400,
                 "query_parse_error",
@@ -174,7 +224,12 @@ impl Request {
 pub fn split_path(raw: &str) -> Vec<String> {
     raw.split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            // A `+` is a space, as CouchDB's default `decode_plus_to_space`
+            // (a literal plus comes as `%2B`).
+            let s = s.replace('+', " ");
+            percent_decode_str(&s).decode_utf8_lossy().into_owned()
+        })
         .collect()
 }
 
@@ -250,6 +305,29 @@ impl Response {
         self
     }
 
+    /// Tags a 200 answer with an `ETag` of its body and `extra` (what else
+    /// the answer stands for), and answers 304 to a request whose
+    /// `If-None-Match` already holds it: view results change only when their
+    /// index does, so clients can revalidate them cheaply.
+    pub fn conditional(self, req: &Request, extra: &str) -> Self {
+        use md5::{Digest, Md5};
+        if self.status != 200 {
+            return self;
+        }
+        let digest = Md5::new()
+            .chain_update(&self.body)
+            .chain_update(extra.as_bytes())
+            .finalize();
+        let etag = format!("\"{}\"", crate::rev::hex(&digest));
+        if req
+            .header("if-none-match")
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+        {
+            return Response::empty(304).with_header("etag", etag);
+        }
+        self.with_header("etag", etag)
+    }
+
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
         let name = name.to_ascii_lowercase();
         self.headers.retain(|(n, _)| *n != name);
@@ -316,6 +394,10 @@ mod tests {
         assert_eq!(r.method, "GET");
         assert_eq!(r.param("rev"), Some("1-a"));
         assert_eq!(r.param("x"), Some("a b"));
+        assert_eq!(
+            split_path("/db/some+crazy%2Bname"),
+            ["db", "some crazy+name"]
+        );
     }
 
     #[test]
@@ -324,6 +406,57 @@ mod tests {
         assert_eq!(r.uint_param("limit").unwrap_err().status, 400);
         assert_eq!(r.bool_param("descending").unwrap_err().status, 400);
         assert_eq!(r.json_param("key").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn absolute_uri_follows_the_host_asked_for() {
+        let r = Request::new("PUT", "/db", "");
+        assert_eq!(r.absolute_uri("/db"), "/db");
+        let r = r.with_header("Host", "127.0.0.1:5984");
+        assert_eq!(r.absolute_uri("/db"), "http://127.0.0.1:5984/db");
+        let r = Request {
+            scheme: "https".into(),
+            ..r
+        };
+        assert_eq!(r.absolute_uri("/db"), "https://127.0.0.1:5984/db");
+        let r = r
+            .with_header("x-forwarded-host", "couch.example")
+            .with_header("x-forwarded-proto", "http");
+        assert_eq!(r.absolute_uri("/d/x"), "http://couch.example/d/x");
+    }
+
+    #[test]
+    fn conditional_answers_304_to_its_own_etag() {
+        let req = Request::new("GET", "/db/_design/d/_view/v", "");
+        let r = Response::json(200, &serde_json::json!({"rows": []})).conditional(&req, "");
+        let etag = r.header("etag").unwrap().to_string();
+        let again = Response::json(200, &serde_json::json!({"rows": []}))
+            .conditional(&req.clone().with_header("if-none-match", &etag), "");
+        assert_eq!(
+            (again.status, again.header("etag")),
+            (304, Some(etag.as_str()))
+        );
+        let changed = Response::json(200, &serde_json::json!({"rows": [1]}))
+            .conditional(&req.with_header("if-none-match", &etag), "");
+        assert_eq!(changed.status, 200);
+        assert_ne!(changed.header("etag"), Some(etag.as_str()));
+    }
+
+    #[test]
+    fn method_override_applies_to_post_only() {
+        assert_eq!(effective_method("POST", Some("PUT")), "PUT");
+        assert_eq!(effective_method("POST", Some("put")), "POST");
+        assert_eq!(effective_method("POST", Some("PATCH")), "POST");
+        assert_eq!(effective_method("GET", Some("PUT")), "GET");
+        assert_eq!(effective_method("POST", None), "POST");
+    }
+
+    #[test]
+    fn booleans_ignore_case() {
+        let r = Request::new("GET", "/db", "a=True&b=FALSE&c=1");
+        assert_eq!(r.bool_param("a").unwrap(), Some(true));
+        assert_eq!(r.bool_param("b").unwrap(), Some(false));
+        assert_eq!(r.bool_param("c").unwrap_err().status, 400);
     }
 
     #[test]

@@ -263,6 +263,9 @@ fn encode_column(field: &str, v: &Value) -> Vec<u8> {
 #[derive(Debug)]
 pub struct NewIndex {
     pub index: JsonIndex,
+    /// The `index` member as the client sent it: CouchDB keeps it verbatim
+    /// as the view's `options.def`.
+    given: Value,
 }
 
 impl NewIndex {
@@ -349,7 +352,15 @@ impl NewIndex {
         if let Some(p) = &partial {
             def["partial_filter_selector"] = p.clone();
         }
-        let hash: String = Sha1::digest(def.to_string().as_bytes())
+        // Generated names hash the definition with the options given (as
+        // mango_idx's `gen_name`), so a differently named copy of an index
+        // gets its own design document.
+        let options: Map<String, Value> = body
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "index" | "w"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let hash: String = Sha1::digest(json!([def, options]).to_string().as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
@@ -362,7 +373,15 @@ impl NewIndex {
         };
         Ok(NewIndex {
             index: JsonIndex::new(ddoc, name, fields, partial)?,
+            given: Value::Object(index.clone()),
         })
+    }
+
+    /// The view the index is stored as in its design document.
+    pub fn view_json(&self) -> Value {
+        let mut view = self.index.view_json();
+        view["options"]["def"] = self.given.clone();
+        view
     }
 }
 

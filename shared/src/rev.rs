@@ -50,7 +50,8 @@ impl Rev {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as CouchDB writes revision hashes.
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -300,17 +300,26 @@ impl Builtin {
         if !name.starts_with('_') {
             return None;
         }
-        Some(match name {
-            "_sum" => Ok(Builtin::Sum),
-            "_count" => Ok(Builtin::Count),
-            "_stats" => Ok(Builtin::Stats),
-            "_approx_count_distinct" => Ok(Builtin::ApproxCountDistinct),
-            other => Err(CouchError::new(
-                400,
-                "invalid_design_doc",
-                format!("Unknown builtin reduce function: {other}"),
-            )),
-        })
+        // CouchDB matches built-ins by prefix (`_sum\n`, `_countorama`).
+        const BUILTINS: [(&str, Builtin); 4] = [
+            ("_sum", Builtin::Sum),
+            ("_count", Builtin::Count),
+            ("_stats", Builtin::Stats),
+            ("_approx_count_distinct", Builtin::ApproxCountDistinct),
+        ];
+        Some(
+            BUILTINS
+                .iter()
+                .find(|(prefix, _)| name.starts_with(prefix))
+                .map(|(_, b)| *b)
+                .ok_or_else(|| {
+                    CouchError::new(
+                        400,
+                        "invalid_design_doc",
+                        format!("`{name}` is not a supported reduce function."),
+                    )
+                }),
+        )
     }
 
     /// Reduces the `(key, value)` rows of one group.
@@ -553,6 +562,14 @@ mod tests {
             "builtin_reduce_error"
         );
         assert!(matches!(Builtin::parse("_median"), Some(Err(_))));
+        assert!(matches!(
+            Builtin::parse("_sum\nare\nawesome"),
+            Some(Ok(Builtin::Sum))
+        ));
+        assert!(matches!(
+            Builtin::parse("_countorama"),
+            Some(Ok(Builtin::Count))
+        ));
         assert!(Builtin::parse("function(k,v){}").is_none());
     }
 

@@ -1,22 +1,127 @@
 //! The `_replicator` database's document rules, as CouchDB's
 //! `couch_replicator_docs` has them: every document has an `owner` (the user
-//! who wrote it; users may not write documents of others), and a reader who
-//! is neither its owner nor an admin sees it without credentials.
+//! who wrote it; users may not write documents of others), a reader who
+//! is neither its owner nor an admin sees it without credentials, and the
+//! replicator records a job's terminal state in its document.
 
+use super::checkpoint::iso8601;
+use super::REPLICATOR_DB;
 use crate::error::{CouchError, CouchResult};
 use crate::user::UserCtx;
-use serde_json::{Map, Value};
+use md5::{Digest, Md5};
+use serde_json::{json, Map, Value};
 
 pub const OWNER: &str = "owner";
 
+/// The state members CouchDB 3 writes into a document.
+pub const STATE: &str = "_replication_state";
+pub const STATE_TIME: &str = "_replication_state_time";
+pub const STATE_REASON: &str = "_replication_state_reason";
+pub const STATS: &str = "_replication_stats";
+
+/// Every member a replicator writes (`_replication_id` only older ones).
+const STATE_MEMBERS: &[&str] = &["_replication_id", STATE, STATE_TIME, STATE_REASON, STATS];
+
+/// The role of the replicator's own writes, as in CouchDB's `?CTX`.
+pub const SYSTEM_ROLE: &str = "_replicator";
+
+/// Who writes states into documents. Its writes skip the owner rule and
+/// `validate_doc_update`, so no user function keeps the replicator from
+/// recording a state (CouchDB's ctx passes its design document's function
+/// and ignores a refusal by any other).
+pub fn system_user() -> UserCtx {
+    UserCtx {
+        name: Some(REPLICATOR_DB.into()),
+        roles: vec!["_admin".into(), SYSTEM_ROLE.into()],
+    }
+}
+
+pub fn is_system(user: &UserCtx) -> bool {
+    user.is_admin() && user.roles.iter().any(|r| r == SYSTEM_ROLE)
+}
+
+/// A terminal state, as a document records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Terminal {
+    /// A one-shot job finished, with its counters.
+    Completed(Map<String, Value>),
+    /// The document cannot run (invalid), and why.
+    Failed(String),
+}
+
+/// The terminal state `doc` records. CouchDB 3's document processor skips
+/// such documents, so a completed one-shot is not run again by the write
+/// of its own state; removing the state members runs it again.
+pub fn recorded(doc: &Map<String, Value>) -> Option<Terminal> {
+    match doc.get(STATE).and_then(Value::as_str)? {
+        "completed" => Some(Terminal::Completed(
+            doc.get(STATS)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+        )),
+        "failed" => Some(Terminal::Failed(
+            doc.get(STATE_REASON)
+                .and_then(Value::as_str)
+                .unwrap_or("failed")
+                .to_string(),
+        )),
+        _ => None,
+    }
+}
+
+/// `doc` with `t` written in as CouchDB's `update_rep_doc` writes it (the
+/// time changes only with the state), or `None` if it already says so: a
+/// no-op write would only wake the document processor again.
+pub fn with_terminal(
+    doc: &Map<String, Value>,
+    t: &Terminal,
+    now_ms: u64,
+) -> Option<Map<String, Value>> {
+    let mut out = doc.clone();
+    let (state, member, value, dropped) = match t {
+        Terminal::Completed(stats) => ("completed", STATS, json!(stats), STATE_REASON),
+        Terminal::Failed(reason) => ("failed", STATE_REASON, json!(reason), STATS),
+    };
+    out.shift_remove(dropped);
+    out.insert(member.into(), value);
+    if out.get(STATE).and_then(Value::as_str) != Some(state) {
+        out.insert(STATE.into(), json!(state));
+        out.insert(STATE_TIME.into(), json!(iso8601(now_ms)));
+    }
+    (out != *doc).then_some(out)
+}
+
+/// The document's content apart from its revision and the state members:
+/// a change that keeps it touched only the state.
+pub fn fingerprint(doc: &Map<String, Value>) -> String {
+    let content: Map<String, Value> = doc
+        .iter()
+        .filter(|(k, _)| *k != "_rev" && !STATE_MEMBERS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let text = super::id::sorted(&Value::Object(content)).to_string();
+    format!("{:x}", Md5::digest(text.as_bytes()))
+}
+
+/// Whether `doc` differs from the version fingerprinted `old` only in its
+/// revision and state members.
+pub fn is_state_only(old: Option<&str>, doc: &Map<String, Value>) -> bool {
+    old == Some(fingerprint(doc).as_str())
+}
+
 /// Sets or checks `owner` on a write. Admins may write any document (one
-/// without an owner becomes theirs); other users only their own.
+/// without an owner becomes theirs); other users only their own. The
+/// replicator's state writes keep the document as it is.
 pub fn before_write(
     body: &mut Map<String, Value>,
     old: Option<&Map<String, Value>>,
     user: &UserCtx,
     admin: bool,
 ) -> CouchResult<()> {
+    if is_system(user) {
+        return Ok(());
+    }
     let name = user.name.clone().map(Value::String).unwrap_or(Value::Null);
     let others = |owner: Option<&Value>| owner.is_some_and(|o| !o.is_null() && *o != name);
     if !admin && (others(body.get(OWNER)) || others(old.and_then(|o| o.get(OWNER)))) {
@@ -137,5 +242,78 @@ mod tests {
         assert!(!redact(&mut own, &bob));
         let mut plain = map(json!({"source": "http://h/db", "target": "local"}));
         assert!(!redact(&mut plain, &ann));
+    }
+
+    #[test]
+    fn system_writes_keep_the_owner() {
+        let mut doc = map(json!({"source": "a", "owner": "bob"}));
+        before_write(&mut doc, None, &system_user(), true).unwrap();
+        assert_eq!(doc[OWNER], "bob");
+        let mut legacy = map(json!({"source": "a"}));
+        before_write(&mut legacy, None, &system_user(), true).unwrap();
+        assert!(legacy.get(OWNER).is_none());
+        assert!(!is_system(&UserCtx::admin(REPLICATOR_DB)));
+        assert!(!is_system(&UserCtx {
+            name: Some("x".into()),
+            roles: vec![SYSTEM_ROLE.into()],
+        }));
+    }
+
+    #[test]
+    fn terminal_states_as_couchdb_writes_them() {
+        let stats = map(json!({"docs_written": 3}));
+        let done = Terminal::Completed(stats.clone());
+        let doc = map(
+            json!({"_id": "r", "_rev": "1-a", "source": "a", "target": "b",
+                             "_replication_state_reason": "old"}),
+        );
+        let t0 = 1_796_360_400_000; // 2026-12-04T05:00:00Z
+        let out = with_terminal(&doc, &done, t0).unwrap();
+        assert_eq!(out[STATE], "completed");
+        assert_eq!(out[STATE_TIME], "2026-12-04T05:00:00Z");
+        assert_eq!(out[STATS], json!(stats));
+        assert!(out.get(STATE_REASON).is_none());
+        assert_eq!(out["source"], "a");
+        assert_eq!(recorded(&out), Some(done.clone()));
+        // The same state again: no write.
+        assert_eq!(with_terminal(&out, &done, t0 + 5000), None);
+        // New counters keep the state's time.
+        let again = Terminal::Completed(map(json!({"docs_written": 4})));
+        let out2 = with_terminal(&out, &again, t0 + 5000).unwrap();
+        assert_eq!(out2[STATE_TIME], "2026-12-04T05:00:00Z");
+        assert_eq!(out2[STATS]["docs_written"], 4);
+
+        let failed = Terminal::Failed("Invalid `source`".into());
+        let out = with_terminal(&out2, &failed, t0 + 9000).unwrap();
+        assert_eq!(out[STATE], "failed");
+        assert_eq!(out[STATE_REASON], "Invalid `source`");
+        assert_eq!(out[STATE_TIME], "2026-12-04T05:00:09Z");
+        assert!(out.get(STATS).is_none());
+        assert_eq!(recorded(&out), Some(failed));
+        // Other states are not terminal: the document runs.
+        assert_eq!(recorded(&map(json!({STATE: "triggered"}))), None);
+        assert_eq!(recorded(&doc), None);
+    }
+
+    #[test]
+    fn state_only_changes() {
+        let v1 = map(json!({"_id": "r", "_rev": "1-a", "source": "a", "target": "b"}));
+        let fp = fingerprint(&v1);
+        let written = with_terminal(
+            &v1,
+            &Terminal::Completed(map(json!({"docs_written": 1}))),
+            0,
+        )
+        .unwrap();
+        let mut v2 = written.clone();
+        v2.insert("_rev".into(), json!("2-b"));
+        assert!(is_state_only(Some(&fp), &v2));
+        // Key order does not matter; content does.
+        let reordered = map(json!({"target": "b", "source": "a", "_id": "r"}));
+        assert!(is_state_only(Some(&fp), &reordered));
+        let mut edited = v2.clone();
+        edited.insert("target".into(), json!("c"));
+        assert!(!is_state_only(Some(&fp), &edited));
+        assert!(!is_state_only(None, &v1));
     }
 }

@@ -38,7 +38,9 @@ use serde_json::{json, Map, Value};
 /// The checkpoint format version written as `replication_id_version`.
 pub const REP_ID_VERSION: u64 = 4;
 
-fn sorted(v: &Value) -> Value {
+/// `v` with every object's members in key order, so equal values encode
+/// alike.
+pub(crate) fn sorted(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();

@@ -10,7 +10,8 @@
 //!   sequence from both ends' histories, backoff, dates.
 //! - [`peer`]: the protocol spoken to one end.
 //! - [`job`]: one batch at a time, with all state in a storable value.
-//! - [`docs`]: the `_replicator` database's owner and credentials rules.
+//! - [`docs`]: the `_replicator` database's owner and credentials rules,
+//!   and the terminal states the replicator writes into its documents.
 
 pub mod checkpoint;
 pub mod docs;
