@@ -149,7 +149,15 @@ fn route(
         check_server_admin(&req.user)?;
         return if m == "PUT" {
             shared::db_name::validate(name)?;
+            // One shard holds everything; `q` is kept to report it back.
+            let q = match req.uint_param("q")? {
+                Some(0) => return Err(CouchError::bad_request("q must be a positive integer")),
+                q => q,
+            };
             db.create(name, &new_instance())?;
+            if let Some(q) = q {
+                db.set_shard_count(q)?;
+            }
             let r = Response::json(201, &json!({"ok": true})).with_header(
                 "location",
                 req.absolute_uri(&format!("/{}", encode_segment(name))),

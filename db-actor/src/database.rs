@@ -146,6 +146,12 @@ impl<'a> Database<'a> {
         })
     }
 
+    /// Records the `q` a database was created with (`PUT /db?q=N`), which
+    /// `GET /db` reports as CouchDB does, though one actor holds it all.
+    pub fn set_shard_count(&self, q: u64) -> CouchResult<()> {
+        self.store.set_meta("q", q.into())
+    }
+
     /// `DELETE /db`: everything goes, so a recreated database starts empty.
     pub fn delete(&self) -> CouchResult<()> {
         self.meta()?;
@@ -171,7 +177,7 @@ impl<'a> Database<'a> {
             "doc_count": stats.doc_count,
             "disk_format_version": 8,
             "compact_running": false,
-            "cluster": {"q": 1, "n": 1, "w": 1, "r": 1},
+            "cluster": {"q": self.store.meta("q")?.and_then(|v| v.as_i64()).unwrap_or(1), "n": 1, "w": 1, "r": 1},
             "instance_start_time": "0",
         }))
     }

@@ -139,8 +139,7 @@ impl Reducer {
                         Value::Array(chunk.iter().map(|(k, id, _)| json!([k, id])).collect());
                     let values = Value::Array(chunk.iter().map(|(_, _, v)| v.clone()).collect());
                     let input = values.to_string().len();
-                    let out = engine
-                        .call(*f, &[&keys, &values, &json!(false)])
+                    let out = tolerate(engine.call(*f, &[&keys, &values, &json!(false)]))
                         .map_err(|e| js_failure("reduce", &e))?;
                     view::check_reduce_limit(input, &out)?;
                     partials.push(out);
@@ -149,11 +148,23 @@ impl Reducer {
                     return Ok(partials.pop().expect("one"));
                 }
                 let values = Value::Array(partials);
-                engine
-                    .call(*f, &[&Value::Null, &values, &json!(true)])
+                tolerate(engine.call(*f, &[&Value::Null, &values, &json!(true)]))
                     .map_err(|e| js_failure("rereduce", &e))
             }
         }
+    }
+}
+
+/// A reduce function that throws yields `null` for that reduction, as
+/// couchjs logs non-fatal errors and goes on; running out of time or
+/// memory still fails the query.
+fn tolerate(out: Result<Value, JsError>) -> Result<Value, JsError> {
+    match out {
+        Err(JsError::Thrown(e)) => {
+            tracing::warn!(error = %e, "reduce function threw; its reduction is null");
+            Ok(Value::Null)
+        }
+        other => other,
     }
 }
 
@@ -468,7 +479,7 @@ impl Database<'_> {
     }
 
     fn run_query(&self, v: &Resolved, idx: i64, q: &ViewQuery) -> CouchResult<Value> {
-        let reduce = q.check(v.def.reduce.is_some())?;
+        let reduce = q.check(v.def.reduce.is_some(), v.def.raw)?;
         let mut out = if reduce {
             self.reduced(v, idx, q)?
         } else {

@@ -719,3 +719,35 @@ fn attachment_location_is_the_attachment() {
     assert_eq!(r.status, 201);
     assert_eq!(r.header("location"), Some("http://h:5984/db/d/f.txt"));
 }
+
+/// A reduce that throws gives `null` for that reduction (couchjs logs and
+/// goes on); doubles round-trip exactly, as jiffy keeps them.
+#[test]
+fn throwing_reduce_is_null_and_doubles_round_trip() {
+    let db = Db::new();
+    db.put(
+        "_design/d",
+        json!({"views": {"v": {"map": "function(doc){ emit(doc.k, 1); }",
+                               "reduce": "function(keys, values) { return keys[0].foo.bar; }"}}}),
+    );
+    db.put("a", json!({"k": "x", "foo": 0.36768725706308836}));
+    let (s, body) = db.json("GET", "/db/_design/d/_view/v?group=true", None);
+    assert_eq!(
+        (s, &body["rows"][0]["value"]),
+        (200, &json!(null)),
+        "{body}"
+    );
+    let raw = db.call("GET", "/db/a", None);
+    assert!(String::from_utf8_lossy(&raw.body).contains("0.36768725706308836"));
+}
+
+/// `PUT /db?q=16` is reported back in `cluster.q`; `q=0` is refused.
+#[test]
+fn created_q_is_reported() {
+    let db = Db::named("sharded");
+    assert_eq!(db.json("GET", "/sharded", None).1["cluster"]["q"], 1);
+    assert_eq!(db.json("DELETE", "/sharded", None).0, 200);
+    assert_eq!(db.json("PUT", "/sharded?q=0", None).0, 400);
+    assert_eq!(db.json("PUT", "/sharded?q=16", None).0, 201);
+    assert_eq!(db.json("GET", "/sharded", None).1["cluster"]["q"], 16);
+}

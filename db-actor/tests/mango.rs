@@ -218,11 +218,28 @@ fn index_lifecycle_as_couchdb_stores_it() {
         json!({
             "map": {"fields": {"type": "asc", "price": "asc"}, "partial_filter_selector": {}},
             "reduce": "_count",
-            "options": {"def": {"fields": [{"type": "asc"}, {"price": "asc"}]}},
+            // The definition as given, as mango_idx_view keeps it.
+            "options": {"def": {"fields": ["type", {"price": "asc"}]}},
         })
     );
     let auto = index(&db, json!({"index": {"fields": ["name"]}}));
     assert_eq!(auto["result"], "created");
+    // The same fields under another name get their own design document.
+    let named = index(
+        &db,
+        json!({"index": {"fields": ["name"]}, "name": "by-name"}),
+    );
+    assert_eq!(named["result"], "created");
+    assert_ne!(named["id"], auto["id"]);
+    assert_eq!(
+        db.json(
+            "DELETE",
+            &format!("/db/_index/{}/json/by-name", named["id"].as_str().unwrap()),
+            None
+        )
+        .0,
+        200
+    );
     let id = auto["id"].as_str().unwrap();
     assert!(id.starts_with("_design/") && id.len() == 48, "{id}");
     assert_eq!(auto["name"].as_str().unwrap(), &id[8..]);

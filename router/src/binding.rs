@@ -73,8 +73,11 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     if let Some(cors) = &cfg.cors {
         extra.extend(cors.response_headers(origin.as_deref()));
     }
+    let plain = extra.is_empty();
+    extra.push(("date".into(), shared::http::http_date(now_secs())));
     match result {
-        Ok(Handled::Forwarded(r)) if extra.is_empty() => Ok(r),
+        // A WebSocket upgrade needs no date.
+        Ok(Handled::Forwarded(r)) if plain && r.status_code() == 101 => Ok(r),
         Ok(Handled::Forwarded(r)) => with_headers(r, &extra),
         Ok(Handled::Local(mut r)) => {
             r.headers.extend(extra);

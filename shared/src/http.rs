@@ -233,6 +233,26 @@ pub fn split_path(raw: &str) -> Vec<String> {
         .collect()
 }
 
+/// An HTTP `Date` (RFC 7231 IMF-fixdate) for seconds since the epoch:
+/// CouchDB sends one with every answer, and clients' caches read it.
+pub fn http_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let (y, m, d) = crate::replication::checkpoint::civil_from_days(days as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[m as usize - 1],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Decodes a query string (`a=1&b=x+y`) into pairs.
 pub fn parse_query(raw: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(raw.trim_start_matches('?').as_bytes())
@@ -449,6 +469,12 @@ mod tests {
         assert_eq!(effective_method("POST", Some("PATCH")), "POST");
         assert_eq!(effective_method("GET", Some("PUT")), "GET");
         assert_eq!(effective_method("POST", None), "POST");
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(1_796_358_080), "Fri, 04 Dec 2026 04:21:20 GMT");
     }
 
     #[test]

@@ -157,9 +157,20 @@ impl ViewQuery {
             update_seq: o.bool("update_seq", false)?,
             sorted: o.bool("sorted", true)?,
         };
-        if let (Some(s), Some(e)) = (&q.start, &q.end) {
-            let order = collate::compare(s, e);
-            let reversed = if q.descending {
+        Ok(q)
+    }
+
+    /// Checks the query against the view: reduce options need a reduce,
+    /// and the key range must run the query's way in the view's collation
+    /// (`raw` compares as JSON values, not by ICU).
+    pub fn check(&self, has_reduce: bool, raw: bool) -> CouchResult<bool> {
+        if let (Some(s), Some(e)) = (&self.start, &self.end) {
+            let order = if raw {
+                collate::compare_raw(s, e)
+            } else {
+                collate::compare(s, e)
+            };
+            let reversed = if self.descending {
                 order.is_lt()
             } else {
                 order.is_gt()
@@ -167,15 +178,10 @@ impl ViewQuery {
             if reversed {
                 return Err(parse_error(format!(
                     "No rows can match your key range, reverse your start_key and end_key or set descending={}",
-                    !q.descending
+                    !self.descending
                 )));
             }
         }
-        Ok(q)
-    }
-
-    /// Checks the query against the view: reduce options need a reduce.
-    pub fn check(&self, has_reduce: bool) -> CouchResult<bool> {
         let reduce = self.reduce.unwrap_or(has_reduce);
         if reduce && !has_reduce {
             return Err(parse_error("Reduce is invalid for map-only views."));
@@ -501,26 +507,34 @@ mod tests {
 
     #[test]
     fn refuses_bad_params_as_couchdb_does() {
-        for bad in [
-            "key=nojson",
-            "limit=-1",
-            "startkey=2&endkey=1",
-            "update=maybe",
-            "keys=1",
-        ] {
+        for bad in ["key=nojson", "limit=-1", "update=maybe", "keys=1"] {
             let e = q(bad).unwrap_err();
             assert_eq!(e.status, 400, "{bad}");
         }
-        assert!(q("startkey=2&endkey=1&descending=true").is_ok());
+        assert!(q("startkey=2&endkey=1")
+            .unwrap()
+            .check(false, false)
+            .is_err());
+        assert!(q("startkey=2&endkey=1&descending=true")
+            .unwrap()
+            .check(false, false)
+            .is_ok());
+        let upper_first = q("startkey=%22Z%22&endkey=%22a%22").unwrap();
+        assert!(upper_first.check(false, false).is_err());
+        assert!(upper_first.check(false, true).is_ok());
         assert_eq!(
-            q("group=true").unwrap().check(false).unwrap_err().error,
+            q("group=true")
+                .unwrap()
+                .check(false, false)
+                .unwrap_err()
+                .error,
             "query_parse_error"
         );
-        assert!(q("reduce=true").unwrap().check(false).is_err());
-        assert!(q("include_docs=true").unwrap().check(true).is_err());
+        assert!(q("reduce=true").unwrap().check(false, false).is_err());
+        assert!(q("include_docs=true").unwrap().check(true, false).is_err());
         assert!(!q("include_docs=true&reduce=false")
             .unwrap()
-            .check(true)
+            .check(true, false)
             .unwrap());
     }
 
