@@ -374,6 +374,84 @@ fn replicator_database_lifecycle() {
     assert!(doc_count(&s, "to4") >= 100);
 }
 
+/// A one-shot `_replicator` document gets its outcome written in, as
+/// CouchDB 3 writes it (nano's replicator test waits for
+/// `_replication_state`), and that write does not run the job again. An
+/// invalid document gets `failed` with the reason.
+#[test]
+fn replicator_documents_record_completed_and_failed() {
+    let s = Settee::start();
+    put_db(&s, "_replicator");
+    put_db(&s, "orig");
+    bulk(
+        &s,
+        "orig",
+        (0..25).map(|i| json!({"_id": format!("o{i}")})).collect(),
+    );
+    let get = |id: &str| send(s.admin("GET", &format!("/_replicator/{id}")), None).1;
+    let (st, v) = send(
+        s.admin("PUT", "/_replicator/copy"),
+        Some(&json!({"source": "orig", "target": "dup", "create_target": true})),
+    );
+    assert_eq!(st, 201, "{v}");
+    wait_for(30, "_replication_state completed", || {
+        get("copy")["_replication_state"] == "completed"
+    });
+    let doc = get("copy");
+    assert!(doc["_rev"].as_str().unwrap().starts_with("2-"), "{doc}");
+    let time = doc["_replication_state_time"].as_str().unwrap();
+    assert!(time.len() == 20 && time.ends_with('Z'), "{doc}");
+    let stats = &doc["_replication_stats"];
+    assert_eq!(stats["docs_written"], 25, "{doc}");
+    assert_eq!(stats["docs_read"], 25, "{doc}");
+    assert_eq!(stats["doc_write_failures"], 0, "{doc}");
+    assert!(stats["checkpointed_source_seq"].is_string(), "{doc}");
+    assert!(doc.get("_replication_state_reason").is_none(), "{doc}");
+    assert_eq!(doc["owner"], e2e::ADMIN, "{doc}");
+
+    // Not run again by its own write: the document, the job and the
+    // target stay as they are.
+    wait_for(10, "copy completed in _scheduler/docs", || {
+        scheduler_doc(&s, "copy")["state"] == "completed"
+    });
+    let before = scheduler_doc(&s, "copy");
+    std::thread::sleep(Duration::from_secs(3));
+    let after = scheduler_doc(&s, "copy");
+    assert_eq!(after["state"], "completed", "{after}");
+    assert_eq!(after["start_time"], before["start_time"], "{after}");
+    assert_eq!(after["info"]["docs_written"], 25, "{after}");
+    assert_eq!(get("copy")["_rev"], doc["_rev"]);
+    let (_, jobs) = send(s.admin("GET", "/_scheduler/jobs"), None);
+    assert!(
+        !jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["doc_id"] == "copy"),
+        "{jobs}"
+    );
+    assert_eq!(doc_count(&s, "dup"), 25);
+
+    send(
+        s.admin("PUT", "/_replicator/broken"),
+        Some(&json!({"source": 42, "target": "dup"})),
+    );
+    wait_for(20, "_replication_state failed", || {
+        get("broken")["_replication_state"] == "failed"
+    });
+    let doc = get("broken");
+    assert!(
+        doc["_replication_state_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("source")),
+        "{doc}"
+    );
+    assert!(doc["_replication_state_time"].is_string(), "{doc}");
+    assert_eq!(scheduler_doc(&s, "broken")["state"], "failed");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(get("broken")["_rev"], doc["_rev"], "written once");
+}
+
 fn doc_count_opt(s: &Settee, db: &str) -> Option<u64> {
     let (st, v) = send(s.admin("GET", &format!("/{db}")), None);
     (st == 200).then(|| v["doc_count"].as_u64().unwrap_or(0))

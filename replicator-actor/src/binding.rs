@@ -12,6 +12,8 @@
 //!
 //! Alarms do the work: a job's alarm runs batches for a bounded time and
 //! sets the next alarm; the registry's alarm reads `_replicator` changes.
+//! A completed document job writes its state into its document, and the
+//! registry a document's failure, both as [`docs::system_user`].
 
 use crate::job::{self, Budget, JobRecord, JobState, JobStore, Next, Origin};
 use crate::registry::{Action, Registry, REPLICATOR_DB};
@@ -22,6 +24,7 @@ use futures::future::{select, Either};
 use serde_json::{json, Value};
 use shared::error::CouchError;
 use shared::http::{encode_segment, Response as CouchResponse};
+use shared::replication::docs;
 use shared::replication::job::Ends;
 use shared::replication::params::{Endpoint, RepParams};
 use shared::replication::peer::{Peer, PeerRequest, PeerResponse, RepError, Transport};
@@ -210,6 +213,34 @@ pub async fn server_uuid(env: &Env) -> Result<String> {
     let mut resp = stub.fetch_with_str("https://catalog/uuid").await?;
     let v: Value = resp.json().await?;
     Ok(v["uuid"].as_str().unwrap_or_default().to_string())
+}
+
+/// `_replicator` as the system reaches it, for writing states.
+fn replicator_db(env: &Env) -> LocalDb<'_> {
+    LocalDb {
+        env,
+        db: REPLICATOR_DB.into(),
+        user: docs::system_user(),
+    }
+}
+
+/// Writes a `_replicator` document (its body carries the `_rev` it
+/// replaces) and answers the status: 409 if it changed meanwhile, 404 if
+/// it was deleted (neither is an error).
+async fn put_replicator_doc(
+    env: &Env,
+    doc_id: &str,
+    body: &Value,
+) -> std::result::Result<u16, RepError> {
+    let req = PeerRequest::new("PUT", encode_segment(doc_id)).json(body);
+    let r = replicator_db(env).send(req).await?;
+    if r.status >= 400 && r.status != 404 && r.status != 409 {
+        worker::console_error!(
+            "recording the state of _replicator/{doc_id}: HTTP {}",
+            r.status
+        );
+    }
+    Ok(r.status)
 }
 
 fn replicator_stub(env: &Env, name: &str) -> Result<worker::Stub> {
@@ -496,10 +527,42 @@ impl Inner {
             }
             Next::Stop => self.state.storage().delete_alarm().await?,
         }
+        if rec.state == JobState::Completed {
+            self.record_completion(&rec).await;
+        }
         if !rec.state.is_active() || rec.state == JobState::Crashing {
             self.wake();
         }
         Ok(())
+    }
+
+    /// Writes a completed document job's state into its document, as
+    /// CouchDB 3 does, retrying on the newer revision after a conflict.
+    async fn record_completion(&self, rec: &JobRecord) {
+        let Origin::Doc { doc_id } = &rec.origin else {
+            return;
+        };
+        for _ in 0..5 {
+            let get = PeerRequest::new("GET", encode_segment(doc_id));
+            let doc = match replicator_db(&self.env).send(get).await {
+                Ok(r) if r.status == 200 => r.json().ok(),
+                _ => None,
+            };
+            let Some(body) = doc.as_ref().and_then(Value::as_object) else {
+                return;
+            };
+            let Some(body) = rec.doc_update(body, now_ms()) else {
+                return;
+            };
+            match put_replicator_doc(&self.env, doc_id, &Value::Object(body)).await {
+                Ok(409) => continue,
+                Ok(_) => return,
+                Err(e) => {
+                    worker::console_error!("recording job {} in _replicator/{doc_id}: {e}", rec.id);
+                    return;
+                }
+            }
+        }
     }
 
     /// The registry's alarm: reads `_replicator` changes since its cursor
@@ -605,6 +668,13 @@ impl Inner {
                 replicator_call(&self.env, &job_id, "POST", "/job/start", Some(&body))
                     .await
                     .map_err(internal)?;
+            }
+            // Best effort, as in CouchDB: a conflict means a newer revision,
+            // which is processed on its own.
+            Action::Record { doc_id, body } => {
+                if let Err(e) = put_replicator_doc(&self.env, &doc_id, &body).await {
+                    worker::console_error!("recording the state of _replicator/{doc_id}: {e}");
+                }
             }
         }
         Ok(())

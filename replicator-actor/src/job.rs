@@ -7,9 +7,10 @@
 //! evictions with at most one batch redone.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use shared::error::CouchResult;
 use shared::replication::checkpoint::{backoff_ms, iso8601};
+use shared::replication::docs::{self, Terminal};
 use shared::replication::job::{self, Ends, Progress, Step};
 use shared::replication::params::RepParams;
 use shared::replication::peer::{RepError, Transport};
@@ -147,6 +148,34 @@ impl JobRecord {
 
     pub fn backoff_remaining(&self, now: u64) -> u64 {
         self.next_run_ms.saturating_sub(now)
+    }
+
+    /// The `_replicator` document `doc` with this job's completion written
+    /// in, as CouchDB 3's `update_doc_completed` writes it. `None` unless
+    /// this is a document's completed job and `doc` still describes it (an
+    /// edit meanwhile started another), or when `doc` already says so.
+    pub fn doc_update(&self, doc: &Map<String, Value>, now: u64) -> Option<Map<String, Value>> {
+        let finished =
+            self.state == JobState::Completed && matches!(self.origin, Origin::Doc { .. });
+        if !finished || RepParams::parse(doc).ok().as_ref() != Some(&self.params) {
+            return None;
+        }
+        let p = self.progress.as_ref();
+        let s = p.map(|p| p.stats).unwrap_or_default();
+        let stats = [
+            ("revisions_checked", json!(s.missing_checked)),
+            ("missing_revisions_found", json!(s.missing_found)),
+            ("docs_read", json!(s.docs_read)),
+            ("docs_written", json!(s.docs_written)),
+            ("doc_write_failures", json!(s.doc_write_failures)),
+            (
+                "checkpointed_source_seq",
+                json!(p.map(|p| &p.checkpointed_seq)),
+            ),
+            ("start_time", json!(iso8601(self.start_ms))),
+        ];
+        let stats = stats.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        docs::with_terminal(doc, &Terminal::Completed(stats), now)
     }
 
     /// Everything the registry keeps for `_scheduler/jobs`,

@@ -6,10 +6,16 @@
 //! The `_replicator` database's actor tells the registry after each write;
 //! the registry then reads that database's `_changes` from its stored
 //! cursor and starts, restarts or stops the jobs the documents describe.
+//!
+//! As CouchDB 3 does, documents whose recorded state is `completed` or
+//! `failed` start nothing, and a change to nothing but the state members
+//! leaves an active job alone, so the replicator's own writes of a state
+//! never run a job again.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use shared::error::CouchResult;
 use shared::replication::checkpoint::iso8601;
+use shared::replication::docs::{self, Terminal};
 use shared::replication::id::job_id;
 use shared::replication::params::RepParams;
 use shared::sql::Sql;
@@ -18,10 +24,15 @@ pub use shared::replication::REPLICATOR_DB;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, summary TEXT NOT NULL)",
-    // A `_replicator` document: its job, or why it has none (`failed`).
-    "CREATE TABLE IF NOT EXISTS docs (doc_id TEXT PRIMARY KEY, job_id TEXT, rev TEXT NOT NULL, failed TEXT, updated_ms INTEGER NOT NULL)",
+    // A `_replicator` document: its job, or why it has none (`failed`), or
+    // the completion it records (`completed`, its `_scheduler/docs` entry
+    // while no job is known), and its content's fingerprint.
+    "CREATE TABLE IF NOT EXISTS docs (doc_id TEXT PRIMARY KEY, job_id TEXT, rev TEXT NOT NULL, failed TEXT, updated_ms INTEGER NOT NULL, completed TEXT, fingerprint TEXT)",
     "CREATE TABLE IF NOT EXISTS registry_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
 ];
+
+/// Columns `docs` gained after its first version, added to older tables.
+const DOCS_ADDED: &[&str] = &["completed", "fingerprint"];
 
 pub struct Registry<'a> {
     sql: &'a dyn Sql,
@@ -41,12 +52,44 @@ pub enum Action {
         /// databases.
         owner: Option<String>,
     },
+    /// Write this body (with the `_rev` it replaces) as the document, as
+    /// the system: its state, once it failed. A conflict means a newer
+    /// revision, which is processed on its own.
+    Record { doc_id: String, body: Value },
+}
+
+/// What a document maps to: its job, or why it has none, or the
+/// completion it records.
+#[derive(Default)]
+struct Mapping<'a> {
+    job_id: Option<&'a str>,
+    failed: Option<&'a str>,
+    completed: Option<Value>,
+}
+
+/// What the registry knew of a document before a change.
+struct Known {
+    job_id: Option<String>,
+    rev: Option<String>,
+    fingerprint: Option<String>,
 }
 
 impl<'a> Registry<'a> {
     pub fn new(sql: &'a dyn Sql) -> CouchResult<Self> {
         for s in SCHEMA {
             sql.exec(s, &[])?;
+        }
+        let ddl = sql
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'docs'",
+                &[],
+            )?
+            .and_then(|mut r| r.swap_remove(0).into_string())
+            .unwrap_or_default();
+        for col in DOCS_ADDED {
+            if !ddl.contains(&format!(" {col} ")) {
+                sql.exec(&format!("ALTER TABLE docs ADD COLUMN {col} TEXT"), &[])?;
+            }
         }
         Ok(Registry { sql })
     }
@@ -98,19 +141,23 @@ impl<'a> Registry<'a> {
 
     pub fn docs(&self) -> CouchResult<Vec<Value>> {
         let rows = self.sql.query(
-            "SELECT d.doc_id, d.failed, d.updated_ms, j.summary FROM docs d LEFT JOIN jobs j ON j.id = d.job_id ORDER BY d.doc_id",
+            "SELECT d.doc_id, d.failed, d.updated_ms, j.summary, d.completed FROM docs d LEFT JOIN jobs j ON j.id = d.job_id ORDER BY d.doc_id",
             &[],
         )?;
+        let json = |v: &shared::sql::Value| {
+            v.as_str()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        };
         Ok(rows
             .into_iter()
             .map(|r| {
                 let doc_id = r[0].as_str().unwrap_or_default().to_string();
                 let failed = r[1].as_str().map(String::from);
                 let updated = r[2].as_i64().unwrap_or(0) as u64;
-                let summary = r[3]
-                    .as_str()
-                    .and_then(|s| serde_json::from_str::<Value>(s).ok());
-                doc_view(&doc_id, failed, updated, summary)
+                match (json(&r[3]), json(&r[4])) {
+                    (None, Some(completed)) if failed.is_none() => completed,
+                    (summary, _) => doc_view(&doc_id, failed, updated, summary),
+                }
             })
             .collect())
     }
@@ -131,6 +178,52 @@ impl<'a> Registry<'a> {
         Ok(())
     }
 
+    fn known(&self, doc_id: &str) -> CouchResult<Known> {
+        let row = self.sql.query_row(
+            "SELECT job_id, rev, fingerprint FROM docs WHERE doc_id = ?",
+            &[doc_id.into()],
+        )?;
+        let col = |i: usize| row.as_ref().and_then(|r| r[i].as_str().map(String::from));
+        Ok(Known {
+            job_id: col(0),
+            rev: col(1),
+            fingerprint: col(2),
+        })
+    }
+
+    fn job_active(&self, id: &str) -> CouchResult<bool> {
+        Ok(self.job(id)?.is_some_and(|s| {
+            matches!(
+                s["state"].as_str(),
+                Some("pending" | "running" | "crashing")
+            )
+        }))
+    }
+
+    /// Stores what the registry knows of a document.
+    fn record(
+        &self,
+        doc_id: &str,
+        rev: &str,
+        fingerprint: Option<&str>,
+        m: Mapping,
+        now: u64,
+    ) -> CouchResult<()> {
+        self.sql.exec(
+            "INSERT INTO docs (doc_id, job_id, rev, failed, updated_ms, completed, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (doc_id) DO UPDATE SET job_id = excluded.job_id, rev = excluded.rev, failed = excluded.failed, updated_ms = excluded.updated_ms, completed = excluded.completed, fingerprint = excluded.fingerprint",
+            &[
+                doc_id.into(),
+                m.job_id.map(String::from).into(),
+                rev.into(),
+                m.failed.map(String::from).into(),
+                now.into(),
+                m.completed.as_ref().map(Value::to_string).into(),
+                fingerprint.map(String::from).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Decides what one `_replicator` change means, and records the
     /// document's new mapping. `row` is a `_changes` row with
     /// `include_docs`.
@@ -146,12 +239,7 @@ impl<'a> Registry<'a> {
         if doc_id.starts_with("_design/") {
             return Ok(vec![]);
         }
-        let old = self.sql.query_row(
-            "SELECT job_id, rev FROM docs WHERE doc_id = ?",
-            &[doc_id.into()],
-        )?;
-        let old_job = old.as_ref().and_then(|r| r[0].as_str().map(String::from));
-        let old_rev = old.as_ref().and_then(|r| r[1].as_str().map(String::from));
+        let old = self.known(doc_id)?;
         let rev = row["doc"]["_rev"]
             .as_str()
             .or_else(|| row["changes"][0]["rev"].as_str())
@@ -159,52 +247,115 @@ impl<'a> Registry<'a> {
             .to_string();
         let deleted = row["deleted"].as_bool().unwrap_or(false) || row["doc"].is_null();
         let mut actions = Vec::new();
-        if deleted {
-            if let Some(j) = old_job {
-                actions.push(Action::Stop(j));
+        let stop_old = |actions: &mut Vec<Action>| {
+            if let Some(j) = &old.job_id {
+                actions.push(Action::Stop(j.clone()));
             }
+        };
+        if deleted {
+            stop_old(&mut actions);
             self.sql
                 .exec("DELETE FROM docs WHERE doc_id = ?", &[doc_id.into()])?;
             return Ok(actions);
         }
-        if old_rev.as_deref() == Some(rev.as_str()) {
+        if old.rev.as_deref() == Some(rev.as_str()) {
             return Ok(actions);
         }
-        let parsed = row["doc"]
-            .as_object()
+        let empty = Map::new();
+        let doc = row["doc"].as_object();
+        let fp = doc.map(docs::fingerprint);
+        let fp = fp.as_deref();
+        match doc.and_then(docs::recorded) {
+            // Recorded complete: nothing runs; the job that completed (if
+            // known) still answers for it in `_scheduler/docs`.
+            Some(Terminal::Completed(stats)) => {
+                let m = Mapping {
+                    job_id: old.job_id.as_deref(),
+                    completed: Some(completed_view(doc_id, doc.unwrap_or(&empty), stats)),
+                    ..Mapping::default()
+                };
+                self.record(doc_id, &rev, fp, m, now)?;
+                return Ok(actions);
+            }
+            Some(Terminal::Failed(reason)) => {
+                stop_old(&mut actions);
+                let m = Mapping {
+                    failed: Some(&reason),
+                    ..Mapping::default()
+                };
+                self.record(doc_id, &rev, fp, m, now)?;
+                return Ok(actions);
+            }
+            None => {}
+        }
+        if let Some(j) = &old.job_id {
+            if docs::is_state_only(old.fingerprint.as_deref(), doc.unwrap_or(&empty))
+                && self.job_active(j)?
+            {
+                let m = Mapping {
+                    job_id: Some(j),
+                    ..Mapping::default()
+                };
+                self.record(doc_id, &rev, fp, m, now)?;
+                return Ok(actions);
+            }
+        }
+        let parsed = doc
             .ok_or_else(|| shared::CouchError::bad_request("not an object"))
             .and_then(RepParams::parse);
         match parsed {
             Ok(params) => {
                 let id = job_id(server_uuid, &params);
-                if let Some(j) = old_job.filter(|j| *j != id) {
-                    actions.push(Action::Stop(j));
+                if let Some(j) = old.job_id.as_ref().filter(|j| **j != id) {
+                    actions.push(Action::Stop(j.clone()));
                 }
-                self.sql.exec(
-                    "INSERT INTO docs (doc_id, job_id, rev, failed, updated_ms) VALUES (?, ?, ?, NULL, ?) ON CONFLICT (doc_id) DO UPDATE SET job_id = excluded.job_id, rev = excluded.rev, failed = NULL, updated_ms = excluded.updated_ms",
-                    &[doc_id.into(), id.clone().into(), rev.into(), now.into()],
-                )?;
+                let m = Mapping {
+                    job_id: Some(&id),
+                    ..Mapping::default()
+                };
+                self.record(doc_id, &rev, fp, m, now)?;
                 actions.push(Action::Start {
                     job_id: id,
                     doc_id: doc_id.to_string(),
                     params: Box::new(params),
-                    owner: row["doc"][shared::replication::docs::OWNER]
-                        .as_str()
-                        .map(String::from),
+                    owner: row["doc"][docs::OWNER].as_str().map(String::from),
                 });
             }
             Err(e) => {
-                if let Some(j) = old_job {
-                    actions.push(Action::Stop(j));
+                stop_old(&mut actions);
+                let m = Mapping {
+                    failed: Some(&e.reason),
+                    ..Mapping::default()
+                };
+                self.record(doc_id, &rev, fp, m, now)?;
+                let failed = Terminal::Failed(e.reason);
+                if let Some(body) = doc.and_then(|d| docs::with_terminal(d, &failed, now)) {
+                    actions.push(Action::Record {
+                        doc_id: doc_id.to_string(),
+                        body: Value::Object(body),
+                    });
                 }
-                self.sql.exec(
-                    "INSERT INTO docs (doc_id, job_id, rev, failed, updated_ms) VALUES (?, NULL, ?, ?, ?) ON CONFLICT (doc_id) DO UPDATE SET job_id = NULL, rev = excluded.rev, failed = excluded.failed, updated_ms = excluded.updated_ms",
-                    &[doc_id.into(), rev.into(), e.reason.into(), now.into()],
-                )?;
             }
         }
         Ok(actions)
     }
+}
+
+/// The `_scheduler/docs` entry of a document recorded complete, from the
+/// document itself, as CouchDB shows one whose job it no longer holds.
+fn completed_view(doc_id: &str, doc: &Map<String, Value>, mut stats: Map<String, Value>) -> Value {
+    let time = doc.get(docs::STATE_TIME).cloned().unwrap_or(Value::Null);
+    let start = stats.shift_remove("start_time").unwrap_or(time.clone());
+    let end = |field: &str| {
+        shared::replication::params::Endpoint::parse(field, doc.get(field).unwrap_or(&Value::Null))
+            .map(|e| json!(e.display()))
+            .unwrap_or(Value::Null)
+    };
+    json!({
+        "database": REPLICATOR_DB, "doc_id": doc_id, "id": null, "node": "settee",
+        "source": end("source"), "target": end("target"), "state": "completed",
+        "info": stats, "error_count": 0, "start_time": start, "last_updated": time,
+    })
 }
 
 /// A `_scheduler/docs` entry.
@@ -369,7 +520,8 @@ mod tests {
             panic!("{a:?}")
         };
         assert_ne!(first, second);
-        // An invalid edit: stopped, reported failed.
+        // An invalid edit: stopped, reported failed, and the failure is
+        // written into the document at that revision.
         let a = reg
             .apply_change(
                 &row("3-c", json!({"_id": "r1", "_rev": "3-c", "source": 1})),
@@ -377,15 +529,127 @@ mod tests {
                 4,
             )
             .unwrap();
-        assert_eq!(a, vec![Action::Stop(second.clone())]);
+        assert_eq!(a[0], Action::Stop(second.clone()));
+        let Action::Record { doc_id, body } = &a[1] else {
+            panic!("{a:?}")
+        };
+        assert_eq!(doc_id, "r1");
+        assert_eq!(body["_rev"], "3-c");
+        assert_eq!(body["_replication_state"], "failed");
+        assert!(body["_replication_state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("source"));
         let docs = reg.docs().unwrap();
         assert_eq!(docs[0]["state"], "failed");
+        // That write comes back as a change: nothing more to do.
+        let mut written = body.clone();
+        written["_rev"] = json!("4-w");
+        assert!(reg
+            .apply_change(&row("4-w", written), "u", 5)
+            .unwrap()
+            .is_empty());
+        assert_eq!(reg.docs().unwrap()[0]["state"], "failed");
         // Deleted: forgotten.
         let a = reg
-            .apply_change(&json!({"id": "r1", "deleted": true, "changes": [{"rev": "4-d"}], "doc": {"_id": "r1", "_deleted": true}}), "u", 5)
+            .apply_change(&json!({"id": "r1", "deleted": true, "changes": [{"rev": "5-d"}], "doc": {"_id": "r1", "_deleted": true}}), "u", 6)
             .unwrap();
         assert!(a.is_empty());
         assert!(reg.docs().unwrap().is_empty());
+    }
+
+    #[test]
+    fn recorded_and_state_only_changes_start_nothing() {
+        let sql = SqliteSql::memory();
+        let reg = Registry::new(&sql).unwrap();
+        // Schema set-up is idempotent.
+        Registry::new(&sql).unwrap();
+        let row =
+            |id: &str, doc: Value| json!({"id": id, "changes": [{"rev": doc["_rev"]}], "doc": doc});
+        let live =
+            json!({"_id": "l", "_rev": "1-a", "source": "a", "target": "b", "continuous": true});
+        let a = reg.apply_change(&row("l", live.clone()), "u", 1).unwrap();
+        let Action::Start { job_id, .. } = &a[0] else {
+            panic!("{a:?}")
+        };
+        reg.report(&json!({"id": job_id, "state": "running"}))
+            .unwrap();
+        // Only state members changed while the job runs: left alone.
+        let mut touched = live.clone();
+        touched["_rev"] = json!("2-b");
+        touched["_replication_state"] = json!("triggered");
+        assert!(reg
+            .apply_change(&row("l", touched), "u", 2)
+            .unwrap()
+            .is_empty());
+        // The job finished: the same content starts it again, as removing
+        // the state members of a completed document does in CouchDB.
+        reg.report(&json!({"id": job_id, "state": "completed"}))
+            .unwrap();
+        let mut again = live.clone();
+        again["_rev"] = json!("3-c");
+        let a = reg.apply_change(&row("l", again), "u", 3).unwrap();
+        assert!(matches!(&a[0], Action::Start { .. }), "{a:?}");
+
+        // A document recorded complete starts nothing, even unknown to the
+        // registry (read again from the start), and shows as completed.
+        let done = json!({"_id": "d", "_rev": "2-x", "source": "http://u:p@h/a", "target": "b",
+            "_replication_state": "completed", "_replication_state_time": "2026-12-04T05:00:00Z",
+            "_replication_stats": {"docs_written": 7, "start_time": "2026-12-04T04:59:00Z"}});
+        assert!(reg
+            .apply_change(&row("d", done), "u", 4)
+            .unwrap()
+            .is_empty());
+        let view = reg
+            .docs()
+            .unwrap()
+            .into_iter()
+            .find(|d| d["doc_id"] == "d")
+            .unwrap();
+        assert_eq!(view["state"], "completed");
+        assert_eq!(view["info"], json!({"docs_written": 7}));
+        assert_eq!(view["start_time"], "2026-12-04T04:59:00Z");
+        assert_eq!(view["last_updated"], "2026-12-04T05:00:00Z");
+        assert_eq!(view["source"], "http://h/a/");
+        // A recorded failure starts nothing either.
+        let failed = json!({"_id": "f", "_rev": "2-y", "source": "a", "target": "b",
+            "_replication_state": "failed", "_replication_state_reason": "bad"});
+        assert!(reg
+            .apply_change(&row("f", failed), "u", 5)
+            .unwrap()
+            .is_empty());
+        let view = reg
+            .docs()
+            .unwrap()
+            .into_iter()
+            .find(|d| d["doc_id"] == "f")
+            .unwrap();
+        assert_eq!(
+            (view["state"].as_str(), view["info"]["error"].as_str()),
+            (Some("failed"), Some("bad"))
+        );
+    }
+
+    #[test]
+    fn older_docs_tables_gain_the_new_columns() {
+        let sql = SqliteSql::memory();
+        sql.exec(
+            "CREATE TABLE docs (doc_id TEXT PRIMARY KEY, job_id TEXT, rev TEXT NOT NULL, failed TEXT, updated_ms INTEGER NOT NULL)",
+            &[],
+        )
+        .unwrap();
+        sql.exec(
+            "INSERT INTO docs (doc_id, rev, failed, updated_ms) VALUES ('x', '1-a', 'bad', 1)",
+            &[],
+        )
+        .unwrap();
+        let reg = Registry::new(&sql).unwrap();
+        assert_eq!(reg.docs().unwrap()[0]["state"], "failed");
+        let doc = json!({"_id": "y", "_rev": "1-a", "source": "a", "target": "b"});
+        let a = reg
+            .apply_change(&json!({"id": "y", "doc": doc}), "u", 2)
+            .unwrap();
+        assert!(matches!(&a[0], Action::Start { .. }), "{a:?}");
     }
 
     #[test]

@@ -551,3 +551,118 @@ fn a_continuous_job_stopped_while_waiting_writes_nothing_more() {
     block_on(job::run(&mut rec, &ends, &FixedHost(2), BUDGET));
     assert_eq!(b.doc_count(), 2);
 }
+
+/// The `_replicator` rows after `since`, as the registry reads them.
+fn replicator_changes(rep: &Db, since: &str) -> (Vec<Value>, String) {
+    let (_, ch) = rep.http(
+        "GET",
+        "_changes",
+        &format!("since={since}&include_docs=true"),
+        None,
+    );
+    let last = ch["last_seq"].as_str().unwrap().to_string();
+    (ch["results"].as_array().unwrap().clone(), last)
+}
+
+/// A one-shot document's job writes `completed` and its counters into the
+/// document; that write, read back by the registry (or the document read
+/// again from the start), starts nothing. An invalid document gets
+/// `failed` with the reason.
+#[test]
+fn a_completed_document_records_its_state_and_is_not_run_again() {
+    use replicator_actor::registry::{Action, Registry};
+    let rep = Db::new("_replicator", "s1");
+    let a = Db::new("a", "s1");
+    let b = Db::new("b", "s1");
+    for i in 0..5 {
+        a.put(&format!("d{i}"), json!({"i": i}));
+    }
+    rep.put("once", json!({"source": "a", "target": "b"}));
+    let reg_sql = SqliteSql::memory();
+    let reg = Registry::new(&reg_sql).unwrap();
+    let (rows, since) = replicator_changes(&rep, "0");
+    let actions = reg.apply_change(&rows[0], "s1", 1).unwrap();
+    let [Action::Start { job_id, params, .. }] = actions.as_slice() else {
+        panic!("{actions:?}")
+    };
+    let mut rec = JobRecord::new(
+        job_id.clone(),
+        (**params).clone(),
+        Origin::Doc {
+            doc_id: "once".into(),
+        },
+        UserCtx::admin("a"),
+        1_796_360_400_000,
+    );
+    let (sp, tp) = (Peer::new(&a), Peer::new(&b));
+    let ends = Ends {
+        source: &sp,
+        target: &tp,
+    };
+    let now = 1_796_360_401_000;
+    block_on(job::run(&mut rec, &ends, &FixedHost(now), BUDGET));
+    assert_eq!(rec.state, JobState::Completed);
+    reg.report(&rec.summary()).unwrap();
+
+    let (_, doc) = rep.http("GET", "once", "", None);
+    let body = rec.doc_update(doc.as_object().unwrap(), now).unwrap();
+    assert_eq!(body["_replication_state"], "completed");
+    assert_eq!(body["_replication_state_time"], "2026-12-04T05:00:01Z");
+    let stats = &body["_replication_stats"];
+    assert_eq!(stats["docs_written"], 5);
+    assert_eq!(stats["docs_read"], 5);
+    assert_eq!(stats["revisions_checked"], 5);
+    assert_eq!(stats["missing_revisions_found"], 5);
+    assert_eq!(stats["doc_write_failures"], 0);
+    assert_eq!(
+        stats["checkpointed_source_seq"],
+        rec.summary()["through_seq"]
+    );
+    assert_eq!(stats["start_time"], "2026-12-04T05:00:00Z");
+    assert_eq!(body["owner"], doc["owner"]);
+    rep.put("once", Value::Object(body));
+    // Written once: the document already says so.
+    let (_, doc) = rep.http("GET", "once", "", None);
+    assert!(rec.doc_update(doc.as_object().unwrap(), now + 1).is_none());
+    // An edit that describes another job is not marked by this one.
+    let mut edited = doc.as_object().unwrap().clone();
+    edited.insert("target".into(), json!("c"));
+    assert!(rec.doc_update(&edited, now).is_none());
+
+    let (rows, _) = replicator_changes(&rep, &since);
+    assert_eq!(rows.len(), 1);
+    assert!(reg.apply_change(&rows[0], "s1", 2).unwrap().is_empty());
+    let view = &reg.docs().unwrap()[0];
+    assert_eq!(view["state"], "completed");
+    assert_eq!(view["info"]["docs_written"], 5);
+    // A registry reading `_replicator` from its start runs nothing either.
+    let fresh_sql = SqliteSql::memory();
+    let fresh = Registry::new(&fresh_sql).unwrap();
+    let (rows, since) = replicator_changes(&rep, "0");
+    assert!(fresh.apply_change(&rows[0], "s1", 3).unwrap().is_empty());
+    assert_eq!(fresh.docs().unwrap()[0]["state"], "completed");
+    assert_eq!(fresh.docs().unwrap()[0]["info"]["docs_written"], 5);
+
+    rep.put("invalid", json!({"source": 42}));
+    let (rows, since) = replicator_changes(&rep, &since);
+    let actions = reg.apply_change(&rows[0], "s1", 4).unwrap();
+    let [Action::Record { doc_id, body }] = actions.as_slice() else {
+        panic!("{actions:?}")
+    };
+    rep.put(doc_id, body.clone());
+    let (_, doc) = rep.http("GET", "invalid", "", None);
+    assert_eq!(doc["_replication_state"], "failed");
+    assert!(doc["_replication_state_reason"]
+        .as_str()
+        .unwrap()
+        .contains("source"));
+    let (rows, _) = replicator_changes(&rep, &since);
+    assert!(reg.apply_change(&rows[0], "s1", 5).unwrap().is_empty());
+    let failed = reg
+        .docs()
+        .unwrap()
+        .into_iter()
+        .find(|d| d["doc_id"] == "invalid")
+        .unwrap();
+    assert_eq!(failed["state"], "failed");
+}

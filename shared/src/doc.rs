@@ -17,7 +17,7 @@ const IGNORED_SPECIALS: &[&str] = &[
 ];
 
 /// Members of `_replicator` documents that CouchDB keeps in the body as
-/// they are (older replicators wrote them back into the documents).
+/// they are (the scheduler writes a finished job's state back into them).
 const KEPT_SPECIALS: &[&str] = &[
     "_replication_id",
     "_replication_state",
