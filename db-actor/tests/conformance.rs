@@ -751,3 +751,32 @@ fn created_q_is_reported() {
     assert_eq!(db.json("PUT", "/sharded?q=16", None).0, 201);
     assert_eq!(db.json("GET", "/sharded", None).1["cluster"]["q"], 16);
 }
+
+/// `_conflicts` lists losing leaves in CouchDB's order, which compares
+/// 32-hex-digit hashes as bytes (aiocouch's `test_list_conflicts`).
+#[test]
+fn conflicts_order_compares_hashes_as_couchdb_stores_them() {
+    let db = Db::new();
+    db.put("c", json!({"v": "1"}));
+    let r1 = db.json("GET", "/db/c", None).1["_rev"].clone();
+    db.put("c", json!({"v": "2", "_rev": r1}));
+    for rev in [
+        "1-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "1-zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+    ] {
+        let (s, _) = db.json(
+            "PUT",
+            "/db/c?new_edits=false",
+            Some(json!({"_rev": rev, "v": "x"})),
+        );
+        assert_eq!(s, 201);
+    }
+    let (_, doc) = db.json("GET", "/db/c?conflicts=true", None);
+    assert_eq!(
+        doc["_conflicts"],
+        json!([
+            "1-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "1-zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
+        ])
+    );
+}

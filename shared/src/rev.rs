@@ -9,8 +9,11 @@ use std::str::FromStr;
 /// One revision: its position (generation) in the tree and its hash.
 ///
 /// Ordered by position, then hash, which is CouchDB's order for choosing a
-/// winner among leaves of equal deletedness.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// winner among leaves of equal deletedness (and for listing `_conflicts`).
+/// CouchDB compares hashes as it stores them: 32 hex digits as their 16
+/// bytes, anything else as the text, so `1-aaaa…` (bytes `0xaa…`) sorts
+/// after `1-zzzz…`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rev {
     pub pos: u64,
     pub hash: String,
@@ -59,6 +62,38 @@ pub fn hex(bytes: &[u8]) -> String {
         s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
+}
+
+impl Rev {
+    /// The hash as CouchDB's `parse_rev` keeps it.
+    fn hash_key(&self) -> std::borrow::Cow<'_, [u8]> {
+        let h = self.hash.as_bytes();
+        if h.len() == 32 && h.iter().all(u8::is_ascii_hexdigit) {
+            let nibble = |c: u8| (c as char).to_digit(16).expect("hex digit") as u8;
+            std::borrow::Cow::Owned(
+                h.chunks(2)
+                    .map(|p| nibble(p[0]) << 4 | nibble(p[1]))
+                    .collect(),
+            )
+        } else {
+            std::borrow::Cow::Borrowed(h)
+        }
+    }
+}
+
+impl Ord for Rev {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.pos
+            .cmp(&other.pos)
+            .then_with(|| self.hash_key().cmp(&other.hash_key()))
+            .then_with(|| self.hash.cmp(&other.hash))
+    }
+}
+
+impl PartialOrd for Rev {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl FromStr for Rev {
@@ -117,5 +152,10 @@ mod tests {
         v.sort();
         let s: Vec<String> = v.iter().map(|r| r.to_string()).collect();
         assert_eq!(s, ["1-z", "2-a", "2-b", "10-a"]);
+        let hex: Rev = "1-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap();
+        let text: Rev = "1-zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz".parse().unwrap();
+        assert!(hex > text, "the 16 bytes 0xaa… sort after the text z…");
+        let (lo, hi): (Rev, Rev) = ("1-0f".parse().unwrap(), "1-f0".parse().unwrap());
+        assert!(lo < hi);
     }
 }
