@@ -136,7 +136,20 @@ pub fn show(
         &[&doc, &js_request(&meta.name, req, doc_id)],
         None,
         req,
-    )?;
+    );
+    // couchjs answers a show of a missing document that fails with a
+    // TypeError (reading a member of `null`) as the document's 404.
+    let out = match out {
+        Err(e)
+            if doc_id.is_some()
+                && doc.is_null()
+                && e.error == "render_error"
+                && e.reason.contains("TypeError") =>
+        {
+            return Err(CouchError::not_found("document not found"))
+        }
+        out => out?,
+    };
     response(&out.result, 200, out.mime.as_deref())
 }
 

@@ -780,3 +780,31 @@ fn conflicts_order_compares_hashes_as_couchdb_stores_them() {
         ])
     );
 }
+
+/// A show of a missing document whose function reads from `null` is that
+/// document's 404 (couchjs turns the TypeError into `not_found`); other
+/// errors stay render errors, and a show that copes with `null` answers.
+#[test]
+fn show_of_a_missing_document() {
+    let db = Db::new();
+    db.put(
+        "_design/t",
+        json!({"shows": {
+            "fail": "function(doc, req) { return doc._id; }",
+            "boom": "function(doc, req) { throw new Error('no'); }",
+            "hello": "function(doc, req) { return doc ? 'Hello ' + doc._id : 'Empty World'; }"
+        }}),
+    );
+    let (s, body) = db.json("GET", "/db/_design/t/_show/fail/nonExistingDoc", None);
+    assert_eq!((s, &body["error"]), (404, &json!("not_found")), "{body}");
+    assert_eq!(
+        db.json("GET", "/db/_design/t/_show/boom/nonExistingDoc", None)
+            .0,
+        500
+    );
+    let hello = db.call("GET", "/db/_design/t/_show/hello/nothere", None);
+    assert_eq!(
+        (hello.status, hello.body.as_slice()),
+        (200, &b"Empty World"[..])
+    );
+}
