@@ -29,19 +29,6 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    /// What the revision id must depend on besides the body: each name and
-    /// digest, so the same edit with other content is another revision.
-    pub fn identity(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (name, m) in &self.stubs {
-            out.extend_from_slice(name.as_bytes());
-            out.push(0);
-            out.extend_from_slice(m.digest.as_bytes());
-            out.push(0);
-        }
-        out
-    }
-
     /// The body to store: the user's members and the stubs, with `revpos`
     /// of new attachments set to `pos`.
     pub fn stored_body(&self, body: &Map<String, Value>, pos: u64) -> Vec<u8> {

@@ -808,3 +808,26 @@ fn show_of_a_missing_document() {
         (200, &b"Empty World"[..])
     );
 }
+
+/// Revision ids are CouchDB's (the MD5 of the edit's Erlang term), so a
+/// document written to Settee and to CouchDB gets the same `_rev`; a COPY
+/// hashes the same inputs, so it keeps the source's first revision id.
+#[test]
+fn revision_ids_are_couchdbs() {
+    let db = Db::new();
+    let r1 = db.put("a", json!({"v": "1"}));
+    assert_eq!(r1, "1-806db366bc1ba3ebef40f4b7c63a53af");
+    assert_eq!(db.put("b", json!({})), "1-967a00dff5e02add41819138abb3284d");
+    let copy = db.request(Request::new("COPY", "/db/a", "").with_header("destination", "c"));
+    assert_eq!(copy.status, 201);
+    assert_eq!(copy.json_body()["rev"], r1);
+    let r2 = db.put("a", json!({"v": "2", "_rev": r1}));
+    assert!(
+        r2.starts_with("2-")
+            && r2
+                != db.put(
+                    "b",
+                    json!({"v": "2", "_rev": "1-967a00dff5e02add41819138abb3284d"})
+                )
+    );
+}

@@ -28,6 +28,15 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// The MD5 CouchDB hashes into a revision id: the 16 bytes of an `md5-`
+    /// digest, any other digest as its text.
+    pub fn md5(&self) -> Vec<u8> {
+        self.digest
+            .strip_prefix("md5-")
+            .and_then(|b| STANDARD.decode(b).ok())
+            .unwrap_or_else(|| self.digest.as_bytes().to_vec())
+    }
+
     /// The stub CouchDB shows in a document.
     pub fn to_stub(&self) -> Value {
         json!({

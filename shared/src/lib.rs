@@ -10,6 +10,7 @@ pub mod collate;
 pub mod config;
 pub mod db_name;
 pub mod doc;
+pub mod erlang_term;
 pub mod error;
 pub mod http;
 pub mod jwt;

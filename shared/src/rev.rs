@@ -1,8 +1,9 @@
 //! Revision ids: `N-<hash>`, and how a new one is derived.
 
+use crate::erlang_term::{self, Term};
 use crate::error::{CouchError, CouchResult};
 use md5::{Digest, Md5};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
 
@@ -32,23 +33,43 @@ impl Rev {
         v.as_str().ok_or_else(CouchError::bad_rev)?.parse()
     }
 
-    /// Derives the id of an edit deterministically from its parent, deletedness
-    /// and body, so the same edit made on two nodes yields the same revision
-    /// (CouchDB hashes the same inputs with MD5).
-    pub fn next(parent: Option<&Rev>, deleted: bool, body: &[u8]) -> Rev {
-        let mut h = Md5::new();
-        h.update([deleted as u8]);
-        match parent {
-            Some(p) => {
-                h.update(p.pos.to_be_bytes());
-                h.update(p.hash.as_bytes());
-            }
-            None => h.update(0u64.to_be_bytes()),
-        }
-        h.update(body);
+    /// Derives the id of an edit as CouchDB does (`couch_db:new_revid/1`):
+    /// the MD5 of the Erlang term of its deletedness, parent, body and
+    /// attachments (`(name, content type, MD5 of the data)`, in the order
+    /// the document lists them), so the same edit gets the same id on every
+    /// node and on CouchDB itself. The document id is not part of it.
+    pub fn next(
+        parent: Option<&Rev>,
+        deleted: bool,
+        body: &Map<String, Value>,
+        atts: &[(&str, &str, &[u8])],
+    ) -> Rev {
+        let parent_hash = parent.map(Rev::hash_key);
+        let old_rev = match &parent_hash {
+            None => Term::Int(0),
+            Some(h) => Term::Binary(h),
+        };
+        let atts = atts
+            .iter()
+            .rev()
+            .map(|(n, t, md5)| {
+                Term::Tuple(vec![
+                    Term::Binary(n.as_bytes()),
+                    Term::Binary(t.as_bytes()),
+                    Term::Binary(md5),
+                ])
+            })
+            .collect();
+        let term = Term::List(vec![
+            Term::Atom(if deleted { "true" } else { "false" }),
+            Term::Int(parent.map_or(0, |p| p.pos.into())),
+            old_rev,
+            Term::Object(body),
+            Term::List(atts),
+        ]);
         Rev {
             pos: parent.map_or(1, |p| p.pos + 1),
-            hash: hex(&h.finalize()),
+            hash: hex(&Md5::digest(erlang_term::to_binary(&term))),
         }
     }
 }
@@ -119,6 +140,7 @@ impl fmt::Display for Rev {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn parse_and_format() {
@@ -130,17 +152,44 @@ mod tests {
         }
     }
 
+    fn next(parent: Option<&Rev>, deleted: bool, body: Value) -> Rev {
+        Rev::next(parent, deleted, body.as_object().unwrap(), &[])
+    }
+
     #[test]
-    fn next_is_deterministic_and_sensitive() {
-        let p = Rev::new(1, "aa");
-        let a = Rev::next(Some(&p), false, br#"{"x":1}"#);
-        assert_eq!(a, Rev::next(Some(&p), false, br#"{"x":1}"#));
+    fn next_is_couchdbs_revision_id() {
+        // Ids CouchDB 3 gives these new documents.
+        for (body, id) in [
+            (json!({}), "1-967a00dff5e02add41819138abb3284d"),
+            (json!({"foo": "bar"}), "1-4c6114c65e295552ab1019e2b046b10e"),
+            (json!({"v": "1"}), "1-806db366bc1ba3ebef40f4b7c63a53af"),
+        ] {
+            assert_eq!(next(None, false, body).to_string(), id);
+        }
+    }
+
+    #[test]
+    fn next_depends_on_every_input() {
+        let p = Rev::new(1, "967a00dff5e02add41819138abb3284d");
+        let a = next(Some(&p), false, json!({"x": 1}));
         assert_eq!(a.pos, 2);
         assert_eq!(a.hash.len(), 32);
-        assert_ne!(a, Rev::next(Some(&p), true, br#"{"x":1}"#));
-        assert_ne!(a, Rev::next(Some(&p), false, br#"{"x":2}"#));
-        assert_ne!(a, Rev::next(Some(&Rev::new(1, "ab")), false, br#"{"x":1}"#));
-        assert_eq!(Rev::next(None, false, b"{}").pos, 1);
+        assert_ne!(a, next(Some(&p), true, json!({"x": 1})));
+        assert_ne!(a, next(Some(&p), false, json!({"x": 2})));
+        assert_ne!(a, next(Some(&p), false, json!({"x": 1.0})));
+        assert_ne!(a, next(Some(&Rev::new(1, "ab")), false, json!({"x": 1})));
+        assert_ne!(
+            a,
+            next(Some(&Rev::new(2, p.hash.clone())), false, json!({"x": 1}))
+        );
+        let body = json!({"x": 1});
+        let att = Rev::next(
+            Some(&p),
+            false,
+            body.as_object().unwrap(),
+            &[("a", "text/plain", &[1; 16])],
+        );
+        assert_ne!(a, att);
     }
 
     #[test]

@@ -405,7 +405,7 @@ mod tests {
     #[test]
     fn identical_edits_on_two_nodes_converge() {
         let base = tree(&["1-a"]);
-        let rev = Rev::next(Some(&r("1-a")), false, br#"{"v":2}"#);
+        let rev = Rev::next(Some(&r("1-a")), false, &serde_json::Map::new(), &[]);
         let (mut n1, mut n2) = (base.clone(), base);
         n1.add_edit(Some(&r("1-a")), rev.clone(), false);
         n2.add_edit(Some(&r("1-a")), rev.clone(), false);
