@@ -92,14 +92,7 @@ impl Database<'_> {
         let old = self.store.load_doc(id)?;
         let parent = RevTree::edit_parent(old.as_ref().map(|r| &r.tree), doc.rev.as_ref())?;
         let atts = self.resolve_attachments(id, doc, old.as_ref(), parent.as_ref())?;
-        let digests: Vec<Vec<u8>> = atts.stubs.iter().map(|(_, m)| m.md5()).collect();
-        let named: Vec<(&str, &str, &[u8])> = atts
-            .stubs
-            .iter()
-            .zip(&digests)
-            .map(|((n, m), d)| (n.as_str(), m.content_type.as_str(), d.as_slice()))
-            .collect();
-        let rev = Rev::next(parent.as_ref(), doc.deleted, &doc.body, &named);
+        let rev = Rev::next(parent.as_ref(), doc.deleted, &doc.body, &atts.stubs);
         let stored = self.store_attachments(&atts, &doc.body, rev.pos, body)?;
         let mut tree = old.as_ref().map(|r| r.tree.clone()).unwrap_or_default();
         tree.add_edit(parent.as_ref(), rev.clone(), doc.deleted);

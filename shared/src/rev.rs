@@ -1,5 +1,6 @@
 //! Revision ids: `N-<hash>`, and how a new one is derived.
 
+use crate::attachments::Meta;
 use crate::erlang_term::{self, Term};
 use crate::error::{CouchError, CouchResult};
 use md5::{Digest, Md5};
@@ -42,20 +43,22 @@ impl Rev {
         parent: Option<&Rev>,
         deleted: bool,
         body: &Map<String, Value>,
-        atts: &[(&str, &str, &[u8])],
+        atts: &[(String, Meta)],
     ) -> Rev {
         let parent_hash = parent.map(Rev::hash_key);
+        let md5s: Vec<Vec<u8>> = atts.iter().map(|(_, m)| m.md5()).collect();
         let old_rev = match &parent_hash {
             None => Term::Int(0),
             Some(h) => Term::Binary(h),
         };
         let atts = atts
             .iter()
+            .zip(&md5s)
             .rev()
-            .map(|(n, t, md5)| {
+            .map(|((name, m), md5)| {
                 Term::Tuple(vec![
-                    Term::Binary(n.as_bytes()),
-                    Term::Binary(t.as_bytes()),
+                    Term::Binary(name.as_bytes()),
+                    Term::Binary(m.content_type.as_bytes()),
                     Term::Binary(md5),
                 ])
             })
@@ -187,7 +190,15 @@ mod tests {
             Some(&p),
             false,
             body.as_object().unwrap(),
-            &[("a", "text/plain", &[1; 16])],
+            &[(
+                "a".into(),
+                Meta {
+                    content_type: "text/plain".into(),
+                    digest: "md5-AQEBAQEBAQEBAQEBAQEBAQ==".into(),
+                    length: 1,
+                    revpos: 1,
+                },
+            )],
         );
         assert_ne!(a, att);
     }
