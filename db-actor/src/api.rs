@@ -727,13 +727,13 @@ fn attachment(
                 let content_type = req
                     .header("content-type")
                     .unwrap_or("application/octet-stream");
-                list.remove(name);
+                list.shift_remove(name);
                 doc.raw_attachments.push((
                     name.to_string(),
                     content_type.to_string(),
                     req.body.clone(),
                 ));
-            } else if list.remove(name).is_none() {
+            } else if list.shift_remove(name).is_none() {
                 return Err(CouchError::not_found("Document is missing attachment"));
             }
             doc.attachments = Some(Value::Object(list));
@@ -939,8 +939,8 @@ fn copy_document(
     let (_, json) = db.get_doc(id, src_rev.as_ref(), &ReadOpts::default())?;
     let mut value: Value = serde_json::from_slice(&json)?;
     let obj = value.as_object_mut().expect("documents are objects");
-    obj.remove("_id");
-    obj.remove("_rev");
+    obj.shift_remove("_id");
+    obj.shift_remove("_rev");
     let mut doc = IncomingDoc::parse(value)?;
     doc.rev = dest_rev;
     access.before_write(db, &dest_id, &mut doc)?;

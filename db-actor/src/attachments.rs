@@ -227,8 +227,8 @@ impl Database<'_> {
                 continue;
             }
             let data = self.content(&meta.digest)?;
-            s.remove("stub");
-            s.remove("length");
+            s.shift_remove("stub");
+            s.shift_remove("length");
             s.insert("data".into(), Value::String(atts::encode_base64(&data)));
         }
         Ok(serde_json::to_vec(&map).expect("serialisable"))
@@ -255,7 +255,7 @@ impl Database<'_> {
                 }
                 let data = self.content(&meta.digest)?;
                 if let Value::Object(s) = stub {
-                    s.remove("stub");
+                    s.shift_remove("stub");
                     s.insert("follows".into(), Value::Bool(true));
                 }
                 parts.push((meta.content_type, data));
@@ -318,7 +318,7 @@ impl Database<'_> {
             (Some(rec), None) if !rec.deleted => return Err(CouchError::conflict()),
             _ => Map::new(),
         };
-        let attachments = body.remove("_attachments");
+        let attachments = body.shift_remove("_attachments");
         Ok(IncomingDoc {
             rev,
             attachments,

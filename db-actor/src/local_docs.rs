@@ -30,14 +30,14 @@ impl Database<'_> {
         let Value::Object(mut map) = body else {
             return Err(CouchError::bad_request("Document must be a JSON object"));
         };
-        let body_rev = match map.remove("_rev") {
+        let body_rev = match map.shift_remove("_rev") {
             Some(Value::String(s)) => Some(s),
             Some(_) => return Err(CouchError::bad_rev()),
             None => None,
         };
         let rev = body_rev.as_deref().or(given_rev);
-        let deleted = map.remove("_deleted") == Some(Value::Bool(true));
-        map.remove("_id");
+        let deleted = map.shift_remove("_deleted") == Some(Value::Bool(true));
+        map.shift_remove("_id");
         map.retain(|k, _| !matches!(k.as_str(), "_revisions" | "_revs_info" | "_conflicts"));
         // Stored as sent, as CouchDB keeps a local document's body: its
         // `_attachments` (PouchDB keeps some there) are data, not contents.

@@ -399,7 +399,7 @@ impl Database<'_> {
             .get_mut("views")
             .and_then(Value::as_object_mut)
             .ok_or_else(index_not_found)?;
-        views.remove(name);
+        views.shift_remove(name);
         let now_empty = views.is_empty();
         body.insert("_rev".into(), json!(rec.winner.to_string()));
         if now_empty {

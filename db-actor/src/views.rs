@@ -357,12 +357,12 @@ impl Database<'_> {
         let mut view = Map::new();
         let mut rest = body.clone();
         for k in ["map", "reduce"] {
-            if let Some(src) = rest.remove(k) {
+            if let Some(src) = rest.shift_remove(k) {
                 view.insert(k.into(), src);
             }
         }
-        let language = rest.remove("language").unwrap_or(json!("javascript"));
-        let options = rest.remove("options");
+        let language = rest.shift_remove("language").unwrap_or(json!("javascript"));
+        let options = rest.shift_remove("options");
         let mut ddoc = Map::new();
         ddoc.insert("language".into(), language);
         if let Some(o) = options {

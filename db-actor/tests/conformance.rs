@@ -831,3 +831,30 @@ fn revision_ids_are_couchdbs() {
                 )
     );
 }
+
+/// A document's members keep the order they were written in through every
+/// edit Settee makes for the client: a COPY (same body, so CouchDB's
+/// revision id), and removing one attachment of several.
+#[test]
+fn edits_keep_member_order() {
+    let db = Db::new();
+    let rev = db.put("a", json!({"z": 1, "a": 2, "m": {"y": 1, "b": 2}, "k": 3}));
+    let copy = db.request(Request::new("COPY", "/db/a", "").with_header("destination", "c"));
+    assert_eq!(copy.json_body()["rev"], rev);
+    let keys = |id: &str| {
+        let doc = db.call("GET", &format!("/db/{id}"), None).json_body();
+        doc.as_object().unwrap().keys().cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(keys("c"), ["_id", "_rev", "z", "a", "m", "k"]);
+    let atts = json!({
+        "one": {"content_type": "text/plain", "data": "MQ=="},
+        "two": {"content_type": "text/plain", "data": "Mg=="},
+        "three": {"content_type": "text/plain", "data": "Mw=="},
+    });
+    let rev = db.put("d", json!({"_attachments": atts}));
+    let del = db.call("DELETE", &format!("/db/d/one?rev={rev}"), None);
+    assert_eq!(del.status, 200);
+    let doc = db.call("GET", "/db/d", None).json_body();
+    let names: Vec<_> = doc["_attachments"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["two", "three"]);
+}

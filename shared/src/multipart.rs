@@ -91,7 +91,7 @@ pub fn related_document(body: &[u8], content_type: &str) -> CouchResult<RelatedD
             .map(|(n, _)| n.clone())
             .collect();
         for name in names {
-            let meta = atts.remove(&name).expect("listed above");
+            let meta = atts.shift_remove(&name).expect("listed above");
             let part = parts
                 .next()
                 .ok_or_else(|| bad(&format!("no part for attachment {name}")))?;

@@ -79,7 +79,7 @@ pub fn before_write(
         return Ok(());
     }
     validate(id, &doc.body, old, admin)?;
-    if let Some(pw) = doc.body.remove("password") {
+    if let Some(pw) = doc.body.shift_remove("password") {
         match pw {
             Value::String(pw) => Credentials::hash(&pw, cfg.iterations).write_to(&mut doc.body),
             Value::Null => {}

@@ -273,7 +273,7 @@ pub fn result_body(pr: &Progress, now_ms: u64) -> Value {
     let mut body = session_body(pr, now_ms);
     body.insert("ok".into(), json!(true));
     for k in ["last_seq", "version", "replicator"] {
-        body.remove(k);
+        body.shift_remove(k);
     }
     let mut out = Map::new();
     out.insert("ok".into(), json!(true));
