@@ -263,6 +263,20 @@ fn route(
             || Ok(json!(db.revs_limit()?)),
             |v| db.set_revs_limit(v),
         ),
+        ["_purge"] => {
+            only(req, "POST")?;
+            access.db_admin()?;
+            require_json(req)?;
+            let reqs = shared::purge::parse(&req.json_object_body()?)?;
+            let purged = db.purge(&reqs)?;
+            updated(Response::json(201, &shared::purge::response(&purged)))
+        }
+        ["_purged_infos_limit"] => setting(
+            req,
+            &access,
+            || Ok(json!(db.purged_infos_limit()?)),
+            |v| db.set_purged_infos_limit(v),
+        ),
         ["_security"] => setting(
             req,
             &access,
@@ -463,7 +477,12 @@ fn all_docs(db: &Database, req: &Request, index: Index, access: &Access) -> Couc
     })?;
     let body = query_body(req)?;
     let q = AllDocsQuery::from_request(req, body.as_ref())?;
-    done(Response::raw_json(200, db.all_docs(&q, index)?))
+    let r = Response::raw_json(200, db.all_docs(&q, index)?);
+    // Writes to `_local` documents move no sequence, so their list has none.
+    done(match index {
+        Index::Local => r,
+        _ => r.tagged(req, db.state_etag(req)?),
+    })
 }
 
 /// `POST /db/_all_docs/queries`: each query of the body's `queries` list
@@ -533,10 +552,13 @@ fn changes(db: &Database, req: &Request) -> CouchResult<Outcome> {
             event: None,
         });
     }
-    Ok(Outcome {
-        reply: feed::reply(db, q, since)?,
-        event: None,
-    })
+    let normal = q.feed == Feed::Normal;
+    let reply = match feed::reply(db, q, since)? {
+        // As CouchDB, a normal feed's answer carries an `ETag`.
+        Reply::Done(r) if normal => Reply::Done(r.tagged(req, db.state_etag(req)?)),
+        other => other,
+    };
+    Ok(Outcome { reply, event: None })
 }
 
 /// A database setting: members read it, database admins replace it.

@@ -7,6 +7,7 @@ use crate::views::Builds;
 use serde_json::{json, Value};
 use shared::config::{Limits, DEFAULT_REVS_LIMIT};
 use shared::error::{CouchError, CouchResult};
+use shared::http::Request;
 use shared::seq;
 use shared::sql::{in_transaction, Sql};
 use shared::user::UserCtx;
@@ -165,7 +166,7 @@ impl<'a> Database<'a> {
         let stats = self.store.stats()?;
         Ok(json!({
             "db_name": meta.name,
-            "purge_seq": meta.seq(0),
+            "purge_seq": meta.seq(self.purge_seq()?),
             "update_seq": meta.seq(stats.update_seq),
             "sizes": {
                 "file": self.store.sql.database_size(),
@@ -180,6 +181,24 @@ impl<'a> Database<'a> {
             "cluster": {"q": self.store.meta("q")?.and_then(|v| v.as_i64()).unwrap_or(1), "n": 1, "w": 1, "r": 1},
             "instance_start_time": "0",
         }))
+    }
+
+    /// An `ETag` for an answer that only the database's documents, the
+    /// reader and the request decide (`_changes`, `_all_docs`): it moves
+    /// with every write and purge, and differs per incarnation.
+    pub fn state_etag(&self, req: &Request) -> CouchResult<String> {
+        let meta = self.meta()?;
+        let seqs = format!("{} {}", self.store.stats()?.update_seq, self.purge_seq()?);
+        let user = serde_json::to_vec(&(&req.user.name, &req.user.roles))?;
+        let query = serde_json::to_vec(&req.query)?;
+        Ok(shared::http::etag(&[
+            meta.instance.as_bytes(),
+            seqs.as_bytes(),
+            &user,
+            req.method.as_bytes(),
+            &query,
+            &req.body,
+        ]))
     }
 
     pub fn revs_limit(&self) -> CouchResult<u64> {

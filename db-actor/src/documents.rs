@@ -150,7 +150,7 @@ impl Database<'_> {
     /// leaves stay readable (`?rev=`, `open_revs`) until `_compact`, as in
     /// CouchDB; those of stemmed revisions go now, since no path reaches
     /// them. `body_bytes` counts leaves only (CouchDB's `sizes.external`).
-    fn commit(
+    pub(crate) fn commit(
         &self,
         batch: &mut WriteBatch,
         id: &str,

@@ -16,6 +16,7 @@ pub mod feed;
 pub mod js;
 pub mod local_docs;
 pub mod mango;
+pub mod purge;
 pub mod remote;
 pub mod render;
 pub mod store;

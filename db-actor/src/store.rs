@@ -319,6 +319,13 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
+    /// Removes a document's row (its bodies are the caller's to delete).
+    pub fn delete_doc(&self, id: &str) -> CouchResult<()> {
+        self.sql
+            .exec("DELETE FROM docs WHERE id = ?", &[id.into()])?;
+        Ok(())
+    }
+
     /// Documents changed after `since`, in sequence order (or reverse),
     /// at most `limit`.
     pub fn docs_by_seq(

@@ -5,7 +5,7 @@
 mod common;
 
 use common::Db;
-use serde_json::json;
+use serde_json::{json, Value};
 use shared::http::Request;
 
 /// Superseded revisions stay readable until `_compact`, which drops them
@@ -857,4 +857,212 @@ fn edits_keep_member_order() {
     let doc = db.call("GET", "/db/d", None).json_body();
     let names: Vec<_> = doc["_attachments"].as_object().unwrap().keys().collect();
     assert_eq!(names, ["two", "three"]);
+}
+
+/// `POST /db/_purge` forgets revisions for good: a document that loses
+/// every leaf is gone from reads, `_changes`, views and Mango indexes, its
+/// counters and `purge_seq` move, and the request's shape is CouchDB's.
+#[test]
+fn purge_removes_documents_and_their_index_rows() {
+    let db = Db::new();
+    let r1 = db.put("a", json!({"v": 1}));
+    let r2 = db.put("a", json!({"v": 2, "_rev": r1}));
+    db.put("b", json!({"v": 3}));
+    let ddoc = json!({"views": {"v": {"map": "function(doc) { emit(doc.v, null); }"}}});
+    db.put("_design/d", ddoc);
+    let idx = json!({"index": {"fields": ["v"]}, "name": "by_v"});
+    assert_eq!(db.json("POST", "/db/_index", Some(idx)).0, 200);
+    let view_ids = || {
+        let rows = db.json("GET", "/db/_design/d/_view/v", None).1["rows"].clone();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].clone())
+            .collect::<Vec<_>>()
+    };
+    let find = json!({"selector": {"v": {"$gt": 0}}, "use_index": "by_v", "fields": ["_id"]});
+    let found = || db.json("POST", "/db/_find", Some(find.clone())).1["docs"].clone();
+    assert_eq!(view_ids(), ["a", "b"]);
+    assert_eq!(found(), json!([{"_id": "a"}, {"_id": "b"}]));
+    let before = db.json("GET", "/db", None).1;
+
+    let (s, v) = db.json(
+        "POST",
+        "/db/_purge",
+        Some(json!({"a": [r2], "nothere": ["1-abc"], "b": ["9-notaleaf"]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v,
+        json!({"purge_seq": null, "purged": {"a": [r2], "nothere": [], "b": []}})
+    );
+
+    assert_eq!(
+        db.json("GET", "/db/a", None),
+        (404, json!({"error": "not_found", "reason": "missing"}))
+    );
+    assert_eq!(db.json("GET", &format!("/db/a?rev={r1}"), None).0, 404);
+    let changes = db.json("GET", "/db/_changes", None).1;
+    let ids: Vec<_> = changes["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert!(!ids.contains(&json!("a")), "{changes}");
+    assert_eq!(view_ids(), ["b"]);
+    assert_eq!(found(), json!([{"_id": "b"}]));
+    let after = db.json("GET", "/db", None).1;
+    assert_eq!(
+        after["doc_count"],
+        before["doc_count"].as_u64().unwrap() - 1
+    );
+    let n = |v: &Value, k: &str| {
+        v[k].as_str()
+            .unwrap()
+            .split('-')
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(n(&after, "purge_seq"), n(&before, "purge_seq") + 1);
+    assert!(n(&after, "update_seq") > n(&before, "update_seq"));
+    // Purging again finds nothing to purge.
+    let (_, v) = db.json("POST", "/db/_purge", Some(json!({"a": [r2]})));
+    assert_eq!(v["purged"]["a"], json!([]));
+}
+
+/// Purging one conflicting leaf keeps the document with the other, which
+/// the indexes now show; the purged revision is not readable any more.
+#[test]
+fn purging_a_conflict_keeps_the_other_leaf() {
+    let db = Db::new();
+    let docs = json!({"new_edits": false, "docs": [
+        {"_id": "c", "_rev": "1-aaaa", "v": "x"},
+        {"_id": "c", "_rev": "1-bbbb", "v": "y"},
+    ]});
+    assert_eq!(db.json("POST", "/db/_bulk_docs", Some(docs)).0, 201);
+    db.put(
+        "_design/d",
+        json!({"views": {"v": {"map": "function(doc) { emit(doc.v, null); }"}}}),
+    );
+    let keys = || db.json("GET", "/db/_design/d/_view/v", None).1["rows"][0]["key"].clone();
+    assert_eq!(keys(), "y");
+    let (s, v) = db.json("POST", "/db/_purge", Some(json!({"c": ["1-bbbb"]})));
+    assert_eq!((s, v["purged"]["c"].clone()), (201, json!(["1-bbbb"])));
+    let doc = db.json("GET", "/db/c?conflicts=true", None).1;
+    assert_eq!(
+        (doc["_rev"].clone(), doc["v"].clone(), doc.get("_conflicts")),
+        (json!("1-aaaa"), json!("x"), None)
+    );
+    assert_eq!(db.json("GET", "/db/c?rev=1-bbbb", None).0, 404);
+    assert_eq!(keys(), "x");
+}
+
+/// Attachment contents only purged revisions referenced are freed.
+#[test]
+fn purge_frees_attachment_contents() {
+    let db = Db::new();
+    let att = json!({"f.txt": {"content_type": "text/plain", "data": "aGVsbG8="}});
+    let rev = db.put("a", json!({"_attachments": att}));
+    db.put(
+        "b",
+        json!({"_attachments": {"g.txt": {"content_type": "text/plain", "data": "d29ybGQ="}}}),
+    );
+    let blobs = || db.engine().store.blob_digests().unwrap().len();
+    assert_eq!(blobs(), 2);
+    assert_eq!(
+        db.json("POST", "/db/_purge", Some(json!({"a": [rev]}))).0,
+        201
+    );
+    assert_eq!(blobs(), 1);
+    assert_eq!(db.call("GET", "/db/b/g.txt", None).body, b"world");
+}
+
+/// Bad purge requests get CouchDB's errors and change nothing.
+#[test]
+fn purge_refuses_bad_requests() {
+    let db = Db::new();
+    let rev = db.put("a", json!({}));
+    let reason = |body: Value| {
+        let (s, v) = db.json("POST", "/db/_purge", Some(body));
+        (s, v["reason"].as_str().unwrap_or_default().to_string())
+    };
+    let many: serde_json::Map<String, Value> =
+        (0..101).map(|i| (i.to_string(), json!([]))).collect();
+    assert_eq!(
+        reason(Value::Object(many)),
+        (400, "Exceeded maximum number of documents.".into())
+    );
+    assert_eq!(reason(json!({"a": rev})).0, 400);
+    assert_eq!(reason(json!({"a": ["junk"]})).0, 400);
+    assert_eq!(reason(json!([rev])).0, 400);
+    let text = Request::new("POST", "/db/_purge", "")
+        .with_header("content-type", "text/plain")
+        .with_body(json!({"a": [rev]}).to_string());
+    assert_eq!(db.request(text).status, 415);
+    assert_eq!(db.call("GET", "/db/_purge", None).status, 405);
+    assert_eq!(db.json("GET", "/db/a", None).1["_rev"], rev);
+}
+
+/// `_purged_infos_limit` reads 1000 until set to another positive integer.
+#[test]
+fn purged_infos_limit_is_a_setting() {
+    let db = Db::new();
+    assert_eq!(
+        db.json("GET", "/db/_purged_infos_limit", None),
+        (200, json!(1000))
+    );
+    assert_eq!(
+        db.json("PUT", "/db/_purged_infos_limit", Some(json!(5))),
+        (200, json!({"ok": true}))
+    );
+    assert_eq!(db.json("GET", "/db/_purged_infos_limit", None).1, json!(5));
+    let (s, v) = db.json("PUT", "/db/_purged_infos_limit", Some(json!(0)));
+    assert_eq!(
+        (s, v["reason"].clone()),
+        (400, json!("`purge_infos_limit` must be positive integer"))
+    );
+}
+
+/// `_changes` (normal feed) and `_all_docs` carry an `ETag` that holds
+/// until the database changes, and answer 304 to it.
+#[test]
+fn changes_and_all_docs_have_etags() {
+    let db = Db::new();
+    db.put("a", json!({}));
+    for (i, url) in [
+        "/db/_changes",
+        "/db/_all_docs",
+        "/db/_all_docs?include_docs=true",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let first = db.call("GET", url, None);
+        let etag = first.header("etag").expect(url).to_string();
+        let again = Request::new(
+            "GET",
+            url.split('?').next().unwrap(),
+            url.split_once('?').map_or("", |p| p.1),
+        )
+        .with_header("if-none-match", &etag);
+        assert_eq!(db.request(again.clone()).status, 304, "{url}");
+        let other = db.call(
+            "GET",
+            &format!("{url}{}limit=0", if url.contains('?') { '&' } else { '?' }),
+            None,
+        );
+        assert_ne!(other.header("etag"), Some(etag.as_str()), "{url}");
+        db.put(&format!("b{i}"), json!({}));
+        let changed = db.request(again);
+        assert_eq!(changed.status, 200, "{url}");
+        assert_ne!(changed.header("etag"), Some(etag.as_str()), "{url}");
+    }
+    assert_eq!(
+        db.call("GET", "/db/_changes?feed=longpoll&timeout=1", None)
+            .header("etag"),
+        None
+    );
 }

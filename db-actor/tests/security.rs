@@ -105,6 +105,20 @@ fn authorization_matrix() {
             None,
             [401, 403, 403, 403, 202, 202],
         ),
+        (
+            "purge",
+            "POST",
+            "/db/_purge",
+            Some(json!({"doc": []})),
+            [401, 403, 403, 403, 201, 201],
+        ),
+        (
+            "set _purged_infos_limit",
+            "PUT",
+            "/db/_purged_infos_limit",
+            Some(json!(10)),
+            [401, 403, 403, 403, 200, 200],
+        ),
         // One actor is one database, so creating is tested here as the
         // refusal only; e2e covers the rest through the router.
         (

@@ -43,3 +43,12 @@ for change in db.changes(feed="continuous", since=since, heartbeat=200, timeout=
         break
 assert seen == ["late-0", "late-1", "late-2"], seen
 print("couchdb-python: continuous changes ok")
+
+# Purge: the document is gone for good, attachments and all.
+gone = db["late-0"]
+purged = db.purge([gone])
+assert purged["purged"] == {"late-0": [gone["_rev"]]}, purged
+assert "late-0" not in db
+assert "late-0" not in [c["id"] for c in db.changes()["results"]]
+assert db.info()["purge_seq"].startswith("1-"), db.info()["purge_seq"]
+print("couchdb-python: purge ok")

@@ -43,7 +43,7 @@ fn nano_attachment_and_multipart_apis() {
 }
 
 #[test]
-fn couchdb_python_attachments_and_continuous_changes() {
+fn couchdb_python_attachments_changes_and_purge() {
     let s = Settee::start();
     run_client("python3", "py/couchdb_python.py", &[&s.admin_url("")]);
 }

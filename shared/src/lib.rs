@@ -17,6 +17,7 @@ pub mod jwt;
 pub mod mango;
 pub mod multipart;
 pub mod password;
+pub mod purge;
 pub mod replication;
 pub mod rev;
 pub mod rev_tree;

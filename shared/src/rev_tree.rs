@@ -134,6 +134,38 @@ impl RevTree {
             .collect()
     }
 
+    /// Purges leaves as `couch_key_tree:remove_leafs/2` does: each given
+    /// leaf goes with every ancestor no remaining leaf descends from
+    /// (revisions that are not leaves are ignored). Returns the purged
+    /// leaves and every revision that left the tree.
+    pub fn purge(&mut self, revs: &[Rev]) -> (Vec<Rev>, Vec<Rev>) {
+        let purged: Vec<Rev> = self
+            .leaves()
+            .into_iter()
+            .map(|l| l.rev)
+            .filter(|l| revs.contains(l))
+            .collect();
+        if purged.is_empty() {
+            return (purged, vec![]);
+        }
+        let kept: HashSet<Rev> = self
+            .leaves()
+            .iter()
+            .filter(|l| !purged.contains(&l.rev))
+            .flat_map(|l| self.ancestry(&l.rev))
+            .collect();
+        let removed: Vec<Rev> = self
+            .nodes
+            .keys()
+            .filter(|r| !kept.contains(r))
+            .cloned()
+            .collect();
+        for r in &removed {
+            self.nodes.remove(r);
+        }
+        (purged, removed)
+    }
+
     /// Adds a new edit (`new_edits=true`): `rev` as a child of `parent`.
     /// The caller has checked that `parent` is a leaf.
     pub fn add_edit(&mut self, parent: Option<&Rev>, rev: Rev, deleted: bool) {
@@ -400,6 +432,20 @@ mod tests {
         let removed = t.stem(1);
         assert_eq!(removed.len(), 2);
         assert_eq!(leaves(&t), ["4-d", "2-x"]);
+    }
+
+    #[test]
+    fn purge_removes_a_leaf_and_its_own_branch() {
+        let mut t = tree(&["3-c 2-b 1-a", "2-x 1-a"]);
+        // An inner revision or an unknown one purges nothing.
+        assert_eq!(t.purge(&[r("2-b"), r("9-z")]), (vec![], vec![]));
+        let (purged, removed) = t.purge(&[r("3-c")]);
+        assert_eq!(purged, [r("3-c")]);
+        assert_eq!(removed, [r("2-b"), r("3-c")]);
+        assert_eq!(leaves(&t), ["2-x"]);
+        let (_, removed) = t.purge(&[r("2-x")]);
+        assert_eq!(removed, [r("1-a"), r("2-x")]);
+        assert!(t.is_empty());
     }
 
     #[test]
