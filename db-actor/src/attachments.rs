@@ -16,7 +16,7 @@ use std::collections::HashSet;
 
 /// A document's JSON with `follows` entries, and the `(content type,
 /// bytes)` parts that follow it.
-pub type FollowsForm = (Vec<u8>, Vec<(String, Vec<u8>)>);
+pub type FollowsForm = (Vec<u8>, Vec<shared::multipart::Attachment>);
 
 /// A write's attachments, resolved: their stubs (new ones still without
 /// `revpos`) and the contents to store.
@@ -199,17 +199,7 @@ impl Database<'_> {
         let Ok(mut map) = serde_json::from_slice::<Map<String, Value>>(&body) else {
             return Ok(body);
         };
-        let ancestry = rec.tree.ancestry(rev);
-        let since_pos = opts
-            .atts_since
-            .as_ref()
-            .and_then(|revs| {
-                revs.iter()
-                    .filter(|r| ancestry.contains(r))
-                    .map(|r| r.pos)
-                    .max()
-            })
-            .unwrap_or(0);
+        let since_pos = since_pos(rec, rev, opts);
         let Some(Value::Object(list)) = map.get_mut("_attachments") else {
             return Ok(body);
         };
@@ -239,14 +229,15 @@ impl Database<'_> {
     /// parts after the JSON. `None` when nothing would follow.
     pub fn follows_form(&self, json: &[u8], opts: &ReadOpts) -> CouchResult<Option<FollowsForm>> {
         let mut doc: Map<String, Value> = serde_json::from_slice(json)?;
-        let since_pos = opts
-            .atts_since
-            .as_ref()
-            .and_then(|revs| revs.iter().map(|r| r.pos).max())
-            .unwrap_or(0);
+        let id = doc.get("_id").and_then(Value::as_str).unwrap_or_default();
+        let rev = doc.get("_rev").map(Rev::from_json).transpose()?;
+        let since_pos = match (self.store.load_doc(id)?, rev) {
+            (Some(rec), Some(rev)) => since_pos(&rec, &rev, opts),
+            _ => 0,
+        };
         let mut parts = Vec::new();
         if let Some(Value::Object(list)) = doc.get_mut("_attachments") {
-            for (_, stub) in list.iter_mut() {
+            for (name, stub) in list.iter_mut() {
                 let Some(meta) = Meta::from_stub(stub) else {
                     continue;
                 };
@@ -258,7 +249,7 @@ impl Database<'_> {
                     s.shift_remove("stub");
                     s.insert("follows".into(), Value::Bool(true));
                 }
-                parts.push((meta.content_type, data));
+                parts.push((name.clone(), meta.content_type, data));
             }
         }
         if parts.is_empty() {
@@ -356,4 +347,19 @@ impl Database<'_> {
             Ok(dropped)
         })
     }
+}
+
+/// The revision position after which `atts_since` wants contents: that of
+/// the newest of its revisions in `rev`'s history, as CouchDB's
+/// `find_ancestor_rev_pos` (revisions the document never had count for
+/// nothing, so then every attachment is sent).
+fn since_pos(rec: &DocRecord, rev: &Rev, opts: &ReadOpts) -> u64 {
+    let Some(since) = &opts.atts_since else {
+        return 0;
+    };
+    rec.tree
+        .ancestry(rev)
+        .into_iter()
+        .find(|r| since.contains(r))
+        .map_or(0, |r| r.pos)
 }

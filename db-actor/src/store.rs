@@ -495,7 +495,7 @@ impl<'a> Store<'a> {
     }
 
     /// Stores content under its digest, unless it is already there;
-    /// gzip-encoded when `compress` is a level and that makes it smaller.
+    /// gzip-encoded when `compress` is a level.
     /// `remote` content is staged for upload to the bucket, as sent.
     pub fn put_blob(
         &self,
@@ -515,8 +515,9 @@ impl<'a> Store<'a> {
         }
         let gz = compress
             .filter(|_| !remote)
-            .map(|level| shared::attachments::gzip(data, level))
-            .filter(|gz| gz.len() < data.len());
+            // Even when it does not shrink, as CouchDB (clients see the
+            // `encoding` in `att_encoding_info`).
+            .map(|level| shared::attachments::gzip(data, level));
         if let Some(gz) = &gz {
             self.sql.exec(
                 "INSERT INTO att_info (digest, encoding, encoded_length) VALUES (?, 'gzip', ?)",

@@ -182,7 +182,7 @@ fn multipart_related_in_and_out() {
     let body = shared::multipart::write_related(
         "XYZ",
         doc.to_string().as_bytes(),
-        &[("application/x-a".into(), vec![1, 2, 3, 4])],
+        &[("a.bin".into(), "application/x-a".into(), vec![1, 2, 3, 4])],
     );
     let r = db.request(
         Request::new("PUT", "/db/m", "new_edits=false")
@@ -246,7 +246,7 @@ fn multipart_related_in_and_out() {
     let body = shared::multipart::write_related(
         "Q",
         lying.to_string().as_bytes(),
-        &[("a/b".into(), vec![0])],
+        &[("a.bin".into(), "a/b".into(), vec![0])],
     );
     let r = db.request(
         Request::new("PUT", "/db/m", "new_edits=false")

@@ -1066,3 +1066,49 @@ fn changes_and_all_docs_have_etags() {
         None
     );
 }
+
+/// `atts_since` counts only revisions the document has (CouchDB's
+/// `find_ancestor_rev_pos`), and each `multipart/related` part carries
+/// CouchDB's `Content-Disposition`, `Content-Type` and `Content-Length`.
+#[test]
+fn atts_since_and_multipart_parts_are_couchdbs() {
+    let db = Db::new();
+    let att = |d: &str| json!({"content_type": "text/x-a", "data": d});
+    let r1 = db.put("m", json!({"_attachments": {"a": att("MQ==")}}));
+    let stub = json!({"stub": true});
+    db.put(
+        "m",
+        json!({"_rev": r1, "_attachments": {"a": stub, "b": att("Mg==")}}),
+    );
+    let multipart = |since: &str| {
+        let r = db.request(
+            Request::new("GET", "/db/m", &format!("atts_since={since}"))
+                .with_header("accept", "multipart/related"),
+        );
+        let ct = r.header("content-type").unwrap().to_string();
+        let boundary = shared::multipart::boundary(&ct).unwrap();
+        shared::multipart::parse(&r.body, &boundary).unwrap()
+    };
+    let all = multipart("[\"1-2897589\"]");
+    assert_eq!(all.len(), 3);
+    let header = |p: &shared::multipart::Part, h: &str| {
+        p.headers
+            .iter()
+            .find(|(k, _)| k == h)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        header(&all[1], "content-disposition").as_deref(),
+        Some("attachment; filename=\"a\"")
+    );
+    assert_eq!(header(&all[1], "content-length").as_deref(), Some("1"));
+    assert_eq!(header(&all[1], "content-type").as_deref(), Some("text/x-a"));
+    let newer = multipart(&format!("[\"1-2897589\",\"{r1}\"]"));
+    assert_eq!(newer.len(), 2);
+    assert_eq!(newer[1].body, b"2");
+    let inline = db
+        .json("GET", &format!("/db/m?atts_since=[\"{r1}\"]"), None)
+        .1;
+    assert_eq!(inline["_attachments"]["a"]["stub"], true);
+    assert_eq!(inline["_attachments"]["b"]["data"], "Mg==");
+}

@@ -75,7 +75,7 @@ fn parse_part(raw: &[u8]) -> CouchResult<Part> {
 /// A document sent as `multipart/related`: its JSON (without the
 /// `follows` entries) and the attachments that followed it, as
 /// `(name, content type, bytes)`. Declared lengths and digests must match.
-pub type RelatedDocument = (serde_json::Value, Vec<(String, String, Vec<u8>)>);
+pub type RelatedDocument = (serde_json::Value, Vec<Attachment>);
 
 pub fn related_document(body: &[u8], content_type: &str) -> CouchResult<RelatedDocument> {
     let b = boundary(content_type).ok_or_else(|| bad("no boundary in Content-Type"))?;
@@ -131,17 +131,27 @@ pub fn related_document(body: &[u8], content_type: &str) -> CouchResult<RelatedD
     Ok((doc, follows))
 }
 
-/// Writes a `multipart/related` body: the JSON document, then each
-/// attachment's bytes with its content type.
-pub fn write_related(boundary: &str, doc: &[u8], attachments: &[(String, Vec<u8>)]) -> Vec<u8> {
+/// An attachment sent as a part of its own: name, content type, bytes.
+pub type Attachment = (String, String, Vec<u8>);
+
+/// Writes a `multipart/related` body as CouchDB's `couch_doc` does: the
+/// JSON document, then each attachment's bytes under its
+/// `Content-Disposition`, `Content-Type` and `Content-Length`.
+pub fn write_related(boundary: &str, doc: &[u8], attachments: &[Attachment]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(
         format!("--{boundary}\r\nContent-Type: application/json\r\n\r\n").as_bytes(),
     );
     out.extend_from_slice(doc);
-    for (content_type, data) in attachments {
+    for (name, content_type, data) in attachments {
+        let name = name.replace('\\', "\\\\").replace('"', "\\\"");
         out.extend_from_slice(
-            format!("\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\r\n").as_bytes(),
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+                 Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                data.len()
+            )
+            .as_bytes(),
         );
         out.extend_from_slice(data);
     }
@@ -172,8 +182,8 @@ mod tests {
             "b0",
             br#"{"_id":"x"}"#,
             &[
-                ("text/plain".into(), b"hi\r\n--b".to_vec()),
-                ("a/b".into(), vec![]),
+                ("a.txt".into(), "text/plain".into(), b"hi\r\n--b".to_vec()),
+                ("b \"q\"".into(), "a/b".into(), vec![]),
             ],
         );
         let parts = parse(&body, "b0").unwrap();
@@ -182,9 +192,18 @@ mod tests {
         assert_eq!(parts[1].body, b"hi\r\n--b");
         assert_eq!(
             parts[1].headers,
-            vec![("content-type".to_string(), "text/plain".to_string())]
+            [
+                ("content-disposition", "attachment; filename=\"a.txt\""),
+                ("content-type", "text/plain"),
+                ("content-length", "7"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
         );
         assert_eq!(parts[2].body, b"");
+        assert_eq!(
+            parts[2].headers[0].1,
+            "attachment; filename=\"b \\\"q\\\"\""
+        );
         assert_eq!(parse(b"no boundary here", "b0").unwrap_err().status, 400);
         assert_eq!(
             parse(b"--b0\r\nContent-Type: a\r\n\r\nunterminated", "b0")
@@ -197,7 +216,11 @@ mod tests {
     #[test]
     fn related_documents() {
         let doc = br#"{"_id":"x","_attachments":{"a.txt":{"follows":true,"content_type":"text/plain","length":5},"s":{"stub":true}}}"#;
-        let body = write_related("zz", doc, &[("text/plain".into(), b"hello".to_vec())]);
+        let body = write_related(
+            "zz",
+            doc,
+            &[("a".into(), "text/plain".into(), b"hello".to_vec())],
+        );
         let (v, atts) = related_document(&body, "multipart/related; boundary=\"zz\"").unwrap();
         assert_eq!(
             atts,
@@ -206,7 +229,11 @@ mod tests {
         assert!(v["_attachments"].get("a.txt").is_none());
         assert_eq!(v["_attachments"]["s"]["stub"], true);
         let lying = br#"{"_attachments":{"a":{"follows":true,"length":9}}}"#;
-        let body = write_related("zz", lying, &[("text/plain".into(), b"hello".to_vec())]);
+        let body = write_related(
+            "zz",
+            lying,
+            &[("a".into(), "text/plain".into(), b"hello".to_vec())],
+        );
         assert_eq!(
             related_document(&body, "multipart/related; boundary=zz")
                 .unwrap_err()
@@ -217,7 +244,7 @@ mod tests {
         let body = write_related(
             "zz",
             bad_digest,
-            &[("text/plain".into(), b"hello".to_vec())],
+            &[("a".into(), "text/plain".into(), b"hello".to_vec())],
         );
         assert_eq!(
             related_document(&body, "multipart/related; boundary=zz")
@@ -238,7 +265,11 @@ mod tests {
             gz.len(),
             crate::attachments::digest(&gz)
         );
-        let body = write_related("zz", doc.as_bytes(), &[("text/plain".into(), gz)]);
+        let body = write_related(
+            "zz",
+            doc.as_bytes(),
+            &[("t".into(), "text/plain".into(), gz)],
+        );
         let (_, atts) = related_document(&body, "multipart/related; boundary=zz").unwrap();
         assert_eq!(atts[0].2, text);
     }
