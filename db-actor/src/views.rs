@@ -296,8 +296,9 @@ impl Database<'_> {
                         match e.map(*f, &Value::Object(doc).to_string()) {
                             Ok(emitted) => {
                                 // Rows of one document with equal keys
-                                // sort by value, as in CouchDB and PouchDB.
-                                let mut sorted: Vec<(Vec<u8>, ViewRow)> = emitted
+                                // sort by value in Erlang's term order,
+                                // as CouchDB's updater sorts them.
+                                let mut sorted: Vec<(Value, ViewRow)> = emitted
                                     .into_iter()
                                     .map(|(k, val)| {
                                         let row = ViewRow {
@@ -306,11 +307,13 @@ impl Database<'_> {
                                             key: k.to_string(),
                                             value: val.to_string(),
                                         };
-                                        (v.def.encode(&val), row)
+                                        (val, row)
                                     })
                                     .collect();
                                 sorted.sort_by(|(a, x), (b, y)| {
-                                    x.sort_key.cmp(&y.sort_key).then_with(|| a.cmp(b))
+                                    x.sort_key
+                                        .cmp(&y.sort_key)
+                                        .then_with(|| shared::erlang_term::compare(a, b))
                                 });
                                 rows.extend(sorted.into_iter().map(|(_, r)| r));
                             }

@@ -731,3 +731,31 @@ fn show_and_list_functions_render() {
     let (s, _) = db.json("GET", "/db/_design/render/_rewrite/x", None);
     assert_eq!(s, 501);
 }
+
+/// One document's rows with equal keys come in Erlang's term order of
+/// their values (numbers, atoms, objects, arrays, strings), as CouchDB's
+/// view updater sorts them, not in emit order or view collation.
+#[test]
+fn equal_keys_of_one_document_sort_by_erlang_term_order() {
+    let db = Db::new();
+    let map = "function(doc) { emit(1, 'str'); emit(1, [1]); emit(1, {a: 1}); emit(1, null); emit(1, 2); }";
+    db.put("_design/d", json!({"views": {"v": {"map": map}}}));
+    db.put("doc", json!({}));
+    let rows = ok(&db, "GET", "/db/_design/d/_view/v", None)["rows"].clone();
+    let values: Vec<Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].clone())
+        .collect();
+    assert_eq!(
+        values,
+        [
+            json!(2),
+            json!(null),
+            json!({"a": 1}),
+            json!([1]),
+            json!("str")
+        ]
+    );
+}
