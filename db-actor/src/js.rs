@@ -159,13 +159,15 @@ function __quality(mime, accept) {
   });
   return q;
 }
+// The provider to run and the type to answer with: for an Accept header,
+// the registered type that matched best, as couchjs's Mimeparse.bestMatch.
 function __pick(accept, format) {
   var chosen = null, chosenQ = 0;
   __providers.forEach(function (p) {
-    if (format) { if (chosen === null && p[0] === format) chosen = p; return; }
+    if (format) { if (chosen === null && p[0] === format) chosen = [p, (__mimes[p[0]] || [])[0] || null]; return; }
     (__mimes[p[0]] || []).forEach(function (mime) {
       var q = __quality(mime, accept);
-      if (q > chosenQ) { chosen = p; chosenQ = q; }
+      if (q > chosenQ) { chosen = [p, mime]; chosenQ = q; }
     });
   });
   return chosen;
@@ -178,8 +180,8 @@ function __render(i, argsJson) {
     if (__providers.length) {
       var p = __pick(a[2], a[3]);
       if (p === null) return JSON.stringify({ok: {not_acceptable: __providers.map(function (p) { return p[0]; })}});
-      mime = (__mimes[p[0]] || [])[0] || null;
-      r = p[1]();
+      mime = p[1];
+      r = p[0][1]();
     }
     return JSON.stringify({ok: {result: r === undefined ? null : r, chunks: __chunks, start: __start, mime: mime}});
   } catch (e) { return __thrown(e); }

@@ -118,17 +118,33 @@ pub fn show(
     let meta = db.meta()?;
     let design = db.design_doc(ddoc)?;
     let (engine, f) = compile(&design, "shows", "show", ddoc, name)?;
-    let doc = match doc_id {
+    let (doc, doc_rev) = match doc_id {
         Some(id) => {
             access.before_read(id)?;
             match db.get_doc(id, None, &ReadOpts::default()) {
-                Ok((_, body)) => serde_json::from_slice(&body)?,
-                Err(e) if e.status == 404 => Value::Null,
+                Ok((rev, body)) => (serde_json::from_slice(&body)?, rev.to_string()),
+                Err(e) if e.status == 404 => (Value::Null, String::new()),
                 Err(e) => return Err(e),
             }
         }
-        None => Value::Null,
+        None => (Value::Null, String::new()),
     };
+    // As CouchDB's `show_etag`: the design document's and the document's
+    // revisions, the Accept header and the reader (and here the query too).
+    let ddoc_rev = db
+        .store
+        .load_doc(&format!("_design/{ddoc}"))?
+        .map(|r| r.winner.to_string())
+        .unwrap_or_default();
+    let user = serde_json::to_vec(&(&req.user.name, &req.user.roles))?;
+    let tag = shared::http::etag(&[
+        ddoc_rev.as_bytes(),
+        doc_rev.as_bytes(),
+        req.header("accept").unwrap_or_default().as_bytes(),
+        &user,
+        &serde_json::to_vec(&req.query)?,
+        &req.body,
+    ]);
     let out = run(
         &engine,
         f,
@@ -150,7 +166,7 @@ pub fn show(
         }
         out => out?,
     };
-    response(&out.result, 200, out.mime.as_deref())
+    Ok(response(&out.result, 200, out.mime.as_deref())?.tagged(req, tag))
 }
 
 /// `GET|POST /db/_design/{ddoc}/_list/{name}/[{view_ddoc}/]{view}`: the
@@ -209,10 +225,13 @@ pub fn js_request(db: &str, req: &Request, doc_id: Option<&str>) -> Value {
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
+    // The runtime lower-cases names; CouchDB hands functions the names as
+    // clients send them, which is almost always the canonical `X-Foo` form.
     let headers: Map<String, Value> = req
         .headers
         .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .filter(|(k, _)| k != shared::user::USER_CTX_HEADER)
+        .map(|(k, v)| (canonical_header_name(k), Value::String(v.clone())))
         .collect();
     let body = String::from_utf8_lossy(&req.body).into_owned();
     let form: Option<Map<String, Value>> = req
@@ -294,4 +313,17 @@ pub fn response(resp: &Value, default_status: u16, mime: Option<&str>) -> CouchR
         headers,
         body,
     })
+}
+
+/// `x-foo-bar` as `X-Foo-Bar`.
+fn canonical_header_name(name: &str) -> String {
+    name.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
 }

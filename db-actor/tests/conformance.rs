@@ -1112,3 +1112,76 @@ fn atts_since_and_multipart_parts_are_couchdbs() {
     assert_eq!(inline["_attachments"]["a"]["stub"], true);
     assert_eq!(inline["_attachments"]["b"]["data"], "Mg==");
 }
+
+/// Design functions see request headers under the names clients send
+/// (`X-Foo`), as CouchDB passes them, and never the router's user header.
+#[test]
+fn design_functions_see_canonical_header_names() {
+    let db = Db::new();
+    let show = "function(doc, req) { return JSON.stringify(Object.keys(req.headers).sort()) + req.headers['X-Foo']; }";
+    db.put("_design/t", json!({"shows": {"h": show}}));
+    let r = db.request(
+        Request::new("GET", "/db/_design/t/_show/h", "")
+            .with_header("x-foo", "bar")
+            .with_header(shared::user::USER_CTX_HEADER, "{}"),
+    );
+    assert_eq!(String::from_utf8_lossy(&r.body), "[\"X-Foo\"]bar");
+}
+
+/// A show's `ETag` follows the documents, the Accept header and the
+/// request, and answers 304 to itself, as CouchDB's `show_etag`.
+#[test]
+fn shows_have_etags() {
+    let db = Db::new();
+    db.put(
+        "_design/t",
+        json!({"shows": {"s": "function(doc) { return 'x'; }"}}),
+    );
+    let rev = db.put("d", json!({}));
+    let get = |accept: &str| {
+        Request::new("GET", "/db/_design/t/_show/s/d", "").with_header("accept", accept)
+    };
+    let html = db
+        .request(get("text/html"))
+        .header("etag")
+        .unwrap()
+        .to_string();
+    let png = db
+        .request(get("image/png"))
+        .header("etag")
+        .unwrap()
+        .to_string();
+    assert_ne!(html, png);
+    assert_eq!(
+        db.request(get("text/html").with_header("if-none-match", &html))
+            .status,
+        304
+    );
+    db.put("d", json!({"_rev": rev}));
+    let after = db.request(get("text/html").with_header("if-none-match", &html));
+    assert_eq!(after.status, 200);
+}
+
+/// `provides` answers with the registered type the Accept header matched,
+/// not the first one of its key, as couchjs's `Mimeparse.bestMatch`.
+#[test]
+fn provides_answers_with_the_matched_type() {
+    let db = Db::new();
+    let show = "function(doc, req) { registerType('foo', 'application/foo', 'application/x-foo'); provides('foo', function() { return 'foofoo'; }); }";
+    db.put("_design/t", json!({"shows": {"p": show}}));
+    let get = |qs: &str, accept: &str| {
+        let r = db.request(
+            Request::new("GET", "/db/_design/t/_show/p", qs).with_header("accept", accept),
+        );
+        (r.status, r.header("content-type").map(str::to_string))
+    };
+    assert_eq!(
+        get("", "application/x-foo"),
+        (200, Some("application/x-foo".into()))
+    );
+    assert_eq!(
+        get("format=foo", "text/html"),
+        (200, Some("application/foo".into()))
+    );
+    assert_eq!(get("", "text/monkeys").0, 406);
+}
