@@ -235,7 +235,9 @@ function parseHarness(text) {
     const out = [];
     for (let j = i + 1; j < ls.length && ls[j].startsWith('    '); j++) out.push(ls[j].trim());
     // couch_test_runner prints the failed assertion ("Assertion failed: ...") or the exception
-    const pick = out.find((l) => /Assertion|failed|Error|error|Exception|expected/i.test(l)) || out.find((l) => l) || '';
+    // (not the suite's own "skipping: ..." notes, which may say "error")
+    const said = out.filter((l) => !l.startsWith('skipping:'));
+    const pick = said.find((l) => /Assertion|failed|Error|error|Exception|expected/i.test(l)) || said.find((l) => l) || '';
     // the traceback's frame in the test file itself: "61: attachment_ranges.js"
     const frame = out.find((l) => new RegExp(`^\\d+: ${m[1].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.js$`).test(l));
     const rc = m[3] === '124' ? ' (timed out)' : '';
