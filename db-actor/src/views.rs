@@ -296,9 +296,10 @@ impl Database<'_> {
                         match e.map(*f, &Value::Object(doc).to_string()) {
                             Ok(emitted) => {
                                 // Rows of one document with equal keys
-                                // sort by value in Erlang's term order,
-                                // as CouchDB's updater sorts them.
-                                let mut sorted: Vec<(Value, ViewRow)> = emitted
+                                // sort by value in Erlang's term order
+                                // (the raw collation), as CouchDB's
+                                // updater sorts them.
+                                let mut sorted: Vec<(Vec<u8>, ViewRow)> = emitted
                                     .into_iter()
                                     .map(|(k, val)| {
                                         let row = ViewRow {
@@ -307,13 +308,11 @@ impl Database<'_> {
                                             key: k.to_string(),
                                             value: val.to_string(),
                                         };
-                                        (val, row)
+                                        (shared::collate::encode_key_raw(&val), row)
                                     })
                                     .collect();
                                 sorted.sort_by(|(a, x), (b, y)| {
-                                    x.sort_key
-                                        .cmp(&y.sort_key)
-                                        .then_with(|| shared::erlang_term::compare(a, b))
+                                    x.sort_key.cmp(&y.sort_key).then_with(|| a.cmp(b))
                                 });
                                 rows.extend(sorted.into_iter().map(|(_, r)| r));
                             }

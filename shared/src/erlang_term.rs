@@ -145,69 +145,6 @@ fn json(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// Compares two JSON values in Erlang's term order, as CouchDB's `lists:sort`
-/// sees them once jiffy has decoded them: numbers < atoms (`false` <
-/// `null` < `true`, by name) < objects (1-tuples of a list of `{Key,
-/// Value}` pairs) < arrays (lists) < strings (binaries, bytewise). CouchDB
-/// orders a document's rows with equal keys in a view this way.
-pub fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    fn rank(v: &Value) -> u8 {
-        match v {
-            Value::Number(_) => 0,
-            Value::Bool(_) | Value::Null => 1,
-            Value::Object(_) => 2,
-            Value::Array(_) => 3,
-            Value::String(_) => 4,
-        }
-    }
-    fn atom(v: &Value) -> &'static str {
-        match v {
-            Value::Bool(true) => "true",
-            Value::Bool(false) => "false",
-            _ => "null",
-        }
-    }
-    fn lists<'a>(
-        a: impl Iterator<Item = (Option<&'a str>, &'a Value)>,
-        b: impl Iterator<Item = (Option<&'a str>, &'a Value)>,
-    ) -> Ordering {
-        let (mut a, mut b) = (a, b);
-        loop {
-            match (a.next(), b.next()) {
-                (None, None) => return Ordering::Equal,
-                (None, Some(_)) => return Ordering::Less,
-                (Some(_), None) => return Ordering::Greater,
-                (Some((ka, va)), Some((kb, vb))) => {
-                    let o = ka.cmp(&kb).then_with(|| compare(va, vb));
-                    if o != Ordering::Equal {
-                        return o;
-                    }
-                }
-            }
-        }
-    }
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            _ => {
-                let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
-                x.partial_cmp(&y).unwrap_or(Ordering::Equal)
-            }
-        },
-        (Value::String(x), Value::String(y)) => x.as_bytes().cmp(y.as_bytes()),
-        (Value::Array(x), Value::Array(y)) => {
-            lists(x.iter().map(|v| (None, v)), y.iter().map(|v| (None, v)))
-        }
-        (Value::Object(x), Value::Object(y)) => lists(
-            x.iter().map(|(k, v)| (Some(k.as_str()), v)),
-            y.iter().map(|(k, v)| (Some(k.as_str()), v)),
-        ),
-        _ if rank(a) == 1 && rank(b) == 1 => atom(a).cmp(atom(b)),
-        _ => rank(a).cmp(&rank(b)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,34 +182,5 @@ mod tests {
                 b'l', b'l', 106
             ]
         );
-    }
-
-    #[test]
-    fn term_order_is_erlangs() {
-        use serde_json::json;
-        let sorted = [
-            json!(-1),
-            json!(1.5),
-            json!(2),
-            json!(false),
-            json!(null),
-            json!(true),
-            json!({}),
-            json!({"a": 1}),
-            json!({"a": 1, "b": 0}),
-            json!({"b": 0}),
-            json!([]),
-            json!([1]),
-            json!([1, 2]),
-            json!(["a"]),
-            json!(""),
-            json!("B"),
-            json!("a"),
-        ];
-        for (i, a) in sorted.iter().enumerate() {
-            for (j, b) in sorted.iter().enumerate() {
-                assert_eq!(compare(a, b), i.cmp(&j), "{a} vs {b}");
-            }
-        }
     }
 }
