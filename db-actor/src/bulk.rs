@@ -122,7 +122,7 @@ impl Database<'_> {
             let rev = d.get("rev").map(Rev::from_json).transpose();
             let mut opts = opts.clone();
             if let Some(since) = d.get("atts_since") {
-                match crate::documents::parse_revs(since) {
+                match Rev::list_from_json(since) {
                     Ok(revs) => opts.atts_since = Some(revs),
                     Err(e) => {
                         results

@@ -189,16 +189,10 @@ impl<'a> Database<'a> {
     pub fn state_etag(&self, req: &Request) -> CouchResult<String> {
         let meta = self.meta()?;
         let seqs = format!("{} {}", self.store.stats()?.update_seq, self.purge_seq()?);
-        let user = serde_json::to_vec(&(&req.user.name, &req.user.roles))?;
-        let query = serde_json::to_vec(&req.query)?;
-        Ok(shared::http::etag(&[
-            meta.instance.as_bytes(),
-            seqs.as_bytes(),
-            &user,
-            req.method.as_bytes(),
-            &query,
-            &req.body,
-        ]))
+        Ok(shared::http::request_etag(
+            req,
+            &[meta.instance.as_bytes(), seqs.as_bytes()],
+        ))
     }
 
     pub fn revs_limit(&self) -> CouchResult<u64> {

@@ -51,7 +51,7 @@ impl ReadOpts {
             att_encoding_info: req.flag("att_encoding_info")?,
             atts_since: req
                 .json_param("atts_since")?
-                .map(|v| parse_revs(&v))
+                .map(|v| Rev::list_from_json(&v))
                 .transpose()?,
         })
     }
@@ -458,15 +458,6 @@ impl Database<'_> {
 pub enum OpenRev {
     Ok(Vec<u8>),
     Missing(Rev),
-}
-
-/// A JSON list of revisions.
-pub fn parse_revs(v: &Value) -> CouchResult<Vec<Rev>> {
-    v.as_array()
-        .ok_or_else(|| CouchError::bad_request("Expected a JSON list of revisions"))?
-        .iter()
-        .map(Rev::from_json)
-        .collect()
 }
 
 /// Parses the `rev` a request names for a document: from the body's `_rev`,

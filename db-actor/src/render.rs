@@ -136,15 +136,11 @@ pub fn show(
         .load_doc(&format!("_design/{ddoc}"))?
         .map(|r| r.winner.to_string())
         .unwrap_or_default();
-    let user = serde_json::to_vec(&(&req.user.name, &req.user.roles))?;
-    let tag = shared::http::etag(&[
-        ddoc_rev.as_bytes(),
-        doc_rev.as_bytes(),
-        req.header("accept").unwrap_or_default().as_bytes(),
-        &user,
-        &serde_json::to_vec(&req.query)?,
-        &req.body,
-    ]);
+    let accept = req.header("accept").unwrap_or_default();
+    let tag = shared::http::request_etag(
+        req,
+        &[ddoc_rev.as_bytes(), doc_rev.as_bytes(), accept.as_bytes()],
+    );
     let out = run(
         &engine,
         f,

@@ -392,6 +392,16 @@ pub fn etag(parts: &[&[u8]]) -> String {
     crate::rev::hex(&h.finalize())
 }
 
+/// The `ETag` of an answer decided by `state` and by the request itself:
+/// its reader, method, query and body.
+pub fn request_etag(req: &Request, state: &[&[u8]]) -> String {
+    let user = serde_json::to_vec(&(&req.user.name, &req.user.roles)).expect("serialisable");
+    let query = serde_json::to_vec(&req.query).expect("serialisable");
+    let mut parts = state.to_vec();
+    parts.extend([&user[..], req.method.as_bytes(), &query, &req.body]);
+    etag(&parts)
+}
+
 /// Answers 405 with CouchDB's reason listing the methods this path takes.
 pub fn method_not_allowed<T>(allowed: &str) -> CouchResult<T> {
     Err(CouchError::method_not_allowed(allowed))

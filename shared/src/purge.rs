@@ -36,15 +36,9 @@ pub fn parse(body: &Map<String, Value>) -> CouchResult<Vec<PurgeRequest>> {
     let reqs = body
         .iter()
         .map(|(id, revs)| {
-            let revs = revs
-                .as_array()
-                .ok_or_else(|| CouchError::bad_request("Expected a JSON list of revisions"))?
-                .iter()
-                .map(Rev::from_json)
-                .collect::<CouchResult<Vec<Rev>>>()?;
             Ok(PurgeRequest {
                 id: id.clone(),
-                revs,
+                revs: Rev::list_from_json(revs)?,
             })
         })
         .collect::<CouchResult<Vec<_>>>()?;

@@ -34,6 +34,15 @@ impl Rev {
         v.as_str().ok_or_else(CouchError::bad_rev)?.parse()
     }
 
+    /// Parses a JSON list of revs (`atts_since`, a purge request's lists).
+    pub fn list_from_json(v: &Value) -> CouchResult<Vec<Rev>> {
+        v.as_array()
+            .ok_or_else(|| CouchError::bad_request("Expected a JSON list of revisions"))?
+            .iter()
+            .map(Rev::from_json)
+            .collect()
+    }
+
     /// Derives the id of an edit as CouchDB does (`couch_db:new_revid/1`):
     /// the MD5 of the Erlang term of its deletedness, parent, body and
     /// attachments (`(name, content type, MD5 of the data)`, in the order
