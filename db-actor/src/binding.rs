@@ -356,22 +356,6 @@ pub fn env_text(env: &Env, key: &str) -> Option<String> {
         .or_else(|| env.var(key).ok().map(|v| v.to_string()))
 }
 
-pub fn limits_from_env(env: &Env) -> Limits {
-    Limits::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()))
-}
-
-/// `PASSWORD_ITERATIONS` and `ALLOW_SIGNUP`, as the router reads them.
-fn users_from_env(env: &Env) -> UsersConfig {
-    let var = |k: &str| env.var(k).ok().map(|v| v.to_string());
-    let d = UsersConfig::default();
-    UsersConfig {
-        iterations: var("PASSWORD_ITERATIONS")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(d.iterations),
-        allow_signup: var("ALLOW_SIGNUP").map_or(d.allow_signup, |v| v.trim() != "false"),
-    }
-}
-
 /// One CouchDB database.
 #[durable_object]
 pub struct DbActor {
@@ -420,8 +404,8 @@ impl DbActor {
 impl DurableObject for DbActor {
     fn new(state: State, env: Env) -> Self {
         let sql = DoSql::new(&state);
-        let limits = limits_from_env(&env);
-        let users = users_from_env(&env);
+        let config = shared::config::Config::from_lookup(|k| env_text(&env, k));
+        let (limits, users) = (config.limits, config.users);
         let bucket = bucket_from_env(&env);
         let inner = Inner {
             sql,

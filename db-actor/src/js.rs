@@ -20,8 +20,13 @@
 use rquickjs::allocator::{Allocator, RustAllocator};
 use rquickjs::{Context, Function, Runtime};
 use serde_json::{json, Value};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
+
+/// CoffeeScript's browser compiler (npm `coffeescript`, found by build.rs);
+/// it defines the global `CoffeeScript`.
+const COFFEESCRIPT: &str = include_str!(env!("SETTEE_COFFEESCRIPT"));
 
 /// Interrupt-handler calls allowed per function call (QuickJS-ng calls it
 /// every 10,000 branch operations or so): ~20M operations, well under a
@@ -119,6 +124,12 @@ function __compile(src, ddocJson) {
   } catch (e) {
     return JSON.stringify({error: String(e)});
   }
+}
+// `"language": "coffeescript"` design documents: CoffeeScript's own
+// compiler (loaded on first use) turns a function into JavaScript.
+function __coffee(src) {
+  try { return JSON.stringify({ok: CoffeeScript.compile(String(src), {bare: true})}); }
+  catch (e) { return JSON.stringify({error: "CoffeeScript: " + String(e)}); }
 }
 function __map(i, docJson) {
   __emitted = [];
@@ -281,6 +292,7 @@ pub struct Engine {
     steps: Rc<Cell<u64>>,
     refused: Rc<Cell<bool>>,
     broken: Cell<bool>,
+    coffee_loaded: Cell<bool>,
 }
 
 /// A compiled function's handle in its [`Engine`].
@@ -320,6 +332,7 @@ impl Engine {
             steps,
             refused,
             broken: Cell::new(false),
+            coffee_loaded: Cell::new(false),
         })
     }
 
@@ -364,24 +377,60 @@ impl Engine {
     }
 
     /// Compiles a function's source; `ddoc` is its design document, where
-    /// `require` finds CommonJS modules.
+    /// `require` finds CommonJS modules and whose `language` may say the
+    /// source is CoffeeScript.
     pub fn compile(&self, source: &str, ddoc: &Value) -> Result<FnId, JsError> {
+        let translated;
+        let source = if ddoc.get("language").and_then(Value::as_str) == Some("coffeescript") {
+            translated = self.coffee(source)?;
+            translated.as_str()
+        } else {
+            source
+        };
+        self.steps.set(0);
         let text = self.ctx.with(|ctx| {
             let f: Function = ctx.globals().get("__compile").map_err(|e| e.to_string())?;
             f.call::<_, String>((source, ddoc.to_string()))
                 .map_err(|e| e.to_string())
         });
-        let v: Value = serde_json::from_str(&text.map_err(JsError::Compile)?)
-            .map_err(|e| JsError::Compile(e.to_string()))?;
-        match v.get("ok").and_then(Value::as_u64) {
-            Some(n) => Ok(FnId(n as u32)),
-            None => Err(JsError::Compile(
-                v.get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("compilation failed")
-                    .to_string(),
-            )),
+        let n = compiled(text)?
+            .as_u64()
+            .ok_or_else(|| JsError::Compile("no handle".into()))?;
+        Ok(FnId(n as u32))
+    }
+
+    /// CoffeeScript source as JavaScript. Translations are kept per isolate,
+    /// so the compiler (half a megabyte of JavaScript) is loaded into an
+    /// engine only for a function not seen before.
+    fn coffee(&self, source: &str) -> Result<String, JsError> {
+        thread_local! {
+            static TRANSLATED: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
         }
+        if let Some(js) = TRANSLATED.with(|t| t.borrow().get(source).cloned()) {
+            return Ok(js);
+        }
+        self.steps.set(0);
+        let text = self.ctx.with(|ctx| {
+            if !self.coffee_loaded.get() {
+                ctx.eval::<(), _>(COFFEESCRIPT)
+                    .map_err(|e| format!("cannot load the CoffeeScript compiler: {e}"))?;
+                self.coffee_loaded.set(true);
+            }
+            let f: Function = ctx.globals().get("__coffee").map_err(|e| e.to_string())?;
+            f.call::<_, String>((source,)).map_err(|e| e.to_string())
+        });
+        let js = compiled(text)?
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| JsError::Compile("CoffeeScript compilation failed".into()))?;
+        TRANSLATED.with(|t| {
+            let mut t = t.borrow_mut();
+            if t.len() >= 256 {
+                t.clear();
+            }
+            t.insert(source.to_string(), js.clone());
+        });
+        Ok(js)
     }
 
     /// Runs a map function over one document: the `(key, value)` pairs it
@@ -422,6 +471,21 @@ impl Engine {
     ) -> Result<Value, JsError> {
         let input = json!([args, rows, accept, format]);
         self.invoke("__render", f.0, &input.to_string())
+    }
+}
+
+/// The `ok` of a compile step's `{"ok": ...}` / `{"error": ...}` answer.
+fn compiled(text: Result<String, String>) -> Result<Value, JsError> {
+    let mut v: Value = serde_json::from_str(&text.map_err(JsError::Compile)?)
+        .map_err(|e| JsError::Compile(e.to_string()))?;
+    match v.get_mut("ok") {
+        Some(ok) => Ok(ok.take()),
+        None => Err(JsError::Compile(
+            v.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("compilation failed")
+                .to_string(),
+        )),
     }
 }
 
@@ -494,6 +558,31 @@ mod tests {
             )
             .unwrap();
         assert_eq!(e.map(f, r#"{"n":21}"#).unwrap()[0].0, json!(42));
+    }
+
+    #[test]
+    fn coffeescript_functions_are_compiled_to_javascript() {
+        let e = Engine::new().unwrap();
+        let ddoc = json!({"language": "coffeescript"});
+        let map = e
+            .compile("(doc) -> if doc.foo\n  emit(doc.foo, 1)", &ddoc)
+            .unwrap();
+        assert_eq!(
+            e.map(map, r#"{"foo":"x"}"#).unwrap(),
+            vec![(json!("x"), json!(1))]
+        );
+        assert!(e.map(map, "{}").unwrap().is_empty());
+        let reduce = e.compile("(keys, values) -> sum(values)", &ddoc).unwrap();
+        let total = e.call(reduce, &[&json!(null), &json!([2, 3]), &json!(false)]);
+        assert_eq!(total.unwrap(), json!(5));
+        // A second engine reuses the translation without loading the compiler.
+        let again = Engine::new().unwrap();
+        again
+            .compile("(keys, values) -> sum(values)", &ddoc)
+            .unwrap();
+        assert!(!again.coffee_loaded.get());
+        let bad = e.compile("(doc) -> emit(", &ddoc).unwrap_err();
+        assert!(bad.to_string().contains("CoffeeScript"), "{bad}");
     }
 
     #[test]

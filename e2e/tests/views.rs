@@ -409,3 +409,62 @@ fn every_view_parameter_over_http() {
         (400, Some("unknown_query_language"))
     );
 }
+
+/// A `"language": "coffeescript"` design document, as CouchDB's own
+/// coffee.js test writes it: a view with a reduce, a show, a list and a
+/// filter, each in CoffeeScript.
+#[test]
+fn coffeescript_design_documents() {
+    let s = Settee::start();
+    assert_eq!(send(s.admin("PUT", "/coffee"), None).0, 201);
+    let ddoc = json!({
+        "language": "coffeescript",
+        "views": {"myview": {
+            "map": "(doc) -> if doc.foo\n  emit(doc.foo, 1)",
+            "reduce": "(keys, values, rereduce) ->\n  sum = 0\n  for x in values\n    sum = sum + x\n  sum"
+        }},
+        "shows": {"myshow": "(doc) ->\n  \"Foo #{doc.foo}\""},
+        "lists": {"mylist": "(head, req) ->\n  while row = getRow()\n    send(\"Foo #{row.value}\")\n  return \"Foo\""},
+        "filters": {"filter": "(doc) ->\n  doc.foo"}
+    });
+    assert_eq!(
+        send(s.admin("PUT", "/coffee/_design/c"), Some(&ddoc)).0,
+        201
+    );
+    let docs: Vec<Value> = (0..5)
+        .map(|i| json!({"_id": format!("d{i}"), "foo": 100}))
+        .collect();
+    let body = json!({"docs": docs});
+    assert_eq!(
+        send(s.admin("POST", "/coffee/_bulk_docs"), Some(&body)).0,
+        201
+    );
+    let (status, v) = send(s.admin("GET", "/coffee/_design/c/_view/myview"), None);
+    assert_eq!((status, &v["rows"][0]["value"]), (200, &json!(5)), "{v}");
+    let show = s
+        .admin("GET", "/coffee/_design/c/_show/myshow/d0")
+        .call()
+        .unwrap();
+    assert_eq!(show.into_string().unwrap(), "Foo 100");
+    let list = s
+        .admin("GET", "/coffee/_design/c/_list/mylist/myview")
+        .call()
+        .unwrap();
+    assert_eq!(list.into_string().unwrap(), "Foo 5Foo");
+    let (status, v) = send(s.admin("GET", "/coffee/_changes?filter=c/filter"), None);
+    assert_eq!(
+        (status, v["results"].as_array().map(Vec::len)),
+        (200, Some(5)),
+        "{v}"
+    );
+    let broken = json!({"language": "coffeescript", "views": {"v": {"map": "(doc) -> emit("}}});
+    assert_eq!(
+        send(s.admin("PUT", "/coffee/_design/b"), Some(&broken)).0,
+        201
+    );
+    let (status, v) = send(s.admin("GET", "/coffee/_design/b/_view/v"), None);
+    assert!(
+        status >= 400 && v["reason"].as_str().unwrap_or("").contains("CoffeeScript"),
+        "{status} {v}"
+    );
+}

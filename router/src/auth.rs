@@ -5,11 +5,11 @@
 //! The flow is runtime-neutral: user documents come through [`UserStore`]
 //! (the `_users` actor in production, a map in tests), time is a parameter.
 
-use crate::config::{Admin, Config, LockoutConfig};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
+use shared::config::{Admin, Config, LockoutConfig};
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
 use shared::password::{sha256_hex, Credentials as StoredCredentials};

@@ -2,13 +2,13 @@
 //! database requests to their actors.
 
 use crate::auth::{self, AuthState, Authenticated, UserStore};
-use crate::config::Config;
 use crate::replication;
 use crate::server::{self, Route};
 use db_actor::binding::{env_text, CATALOG_BINDING, CATALOG_NAME};
 use db_actor::worker_http::to_worker;
 use futures::future::join_all;
 use serde_json::{json, Map, Value};
+use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{
     encode_segment, split_path, Request as CouchRequest, Response as CouchResponse,

@@ -5,8 +5,6 @@
 //! carries the actor classes, linked in from their crates.
 
 pub mod auth;
-pub mod config;
-pub mod cors;
 pub mod server;
 
 #[cfg(target_arch = "wasm32")]

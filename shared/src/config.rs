@@ -1,4 +1,12 @@
-//! Server limits and defaults, named and defaulted as in CouchDB's ini.
+//! Settee's configuration, read once from the Worker's vars and secrets by
+//! the router and every actor alike (names follow CouchDB's ini options
+//! where there is one): limits, the admin, sessions, users, CORS.
+
+use crate::cors::Cors;
+use crate::jwt::JwtConfig;
+use crate::password::{AdminSecret, Credentials};
+use crate::session::DEFAULT_TIMEOUT_SECS;
+use crate::users::UsersConfig;
 
 /// Limits the router and actors enforce. Configured from the Worker's
 /// environment (`MAX_DOCUMENT_SIZE`, `MAX_HTTP_REQUEST_SIZE`, `MAX_ATTACHMENT_SIZE`,
@@ -63,9 +71,139 @@ pub const DEFAULT_REVS_LIMIT: u64 = 1000;
 /// The CouchDB version Settee speaks.
 pub const COUCHDB_VERSION: &str = "3.5.0";
 
+/// The server admin from `COUCHDB_USER` / `COUCHDB_PASSWORD` (plaintext or
+/// CouchDB's `-pbkdf2-` hashed form).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub name: String,
+    pub secret: AdminSecret,
+    /// Stands in for a user's salt in the admin's session cookies, so that
+    /// changing the admin password ends the admin's sessions.
+    pub cookie_salt: String,
+}
+
+/// Failed-login lockout (`[chttpd_auth_lockout]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutConfig {
+    pub enabled: bool,
+    /// Failures within `window_secs` that lock the user out.
+    pub threshold: u32,
+    pub window_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub admin: Option<Admin>,
+    /// `COUCHDB_SECRET`: signs session cookies.
+    pub secret: Option<String>,
+    pub session_timeout: u64,
+    /// Mark session cookies `Secure`.
+    pub secure_cookies: bool,
+    pub jwt: Option<JwtConfig>,
+    /// A configuration error to report on every request that needs it.
+    pub jwt_error: Option<String>,
+    pub users: UsersConfig,
+    pub require_valid_user: bool,
+    pub admin_only_all_dbs: bool,
+    /// `PROXY_AUTH_SECRET`: enables proxy authentication when set.
+    pub proxy_secret: Option<String>,
+    pub proxy_require_token: bool,
+    pub lockout: LockoutConfig,
+    pub cors: Option<Cors>,
+    pub limits: Limits,
+}
+
+fn flag(v: Option<String>, default: bool) -> bool {
+    match v.as_deref().map(str::trim) {
+        Some("true") | Some("1") | Some("yes") => true,
+        Some("false") | Some("0") | Some("no") => false,
+        _ => default,
+    }
+}
+
+fn number<T: std::str::FromStr>(v: Option<String>, default: T) -> T {
+    v.and_then(|s| s.trim().parse().ok()).unwrap_or(default)
+}
+
+impl Config {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Config {
+        let nonempty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let admin = match (nonempty("COUCHDB_USER"), nonempty("COUCHDB_PASSWORD")) {
+            (Some(name), Some(password)) => Some(Admin {
+                cookie_salt: crate::password::sha256_hex(&format!(
+                    "settee-admin:{name}:{password}"
+                )),
+                name,
+                secret: Credentials::from_admin_secret(&password),
+            }),
+            _ => None,
+        };
+        let (jwt, jwt_error) = match JwtConfig::from_lookup(&get) {
+            Ok(j) => (j, None),
+            Err(e) => (None, Some(e)),
+        };
+        Config {
+            admin,
+            secret: nonempty("COUCHDB_SECRET"),
+            session_timeout: number(get("SESSION_TIMEOUT"), DEFAULT_TIMEOUT_SECS),
+            secure_cookies: flag(get("SECURE_COOKIES"), false),
+            jwt,
+            jwt_error,
+            users: UsersConfig {
+                iterations: number(
+                    get("PASSWORD_ITERATIONS"),
+                    crate::password::DEFAULT_ITERATIONS,
+                ),
+                allow_signup: flag(get("ALLOW_SIGNUP"), true),
+            },
+            require_valid_user: flag(get("REQUIRE_VALID_USER"), false),
+            admin_only_all_dbs: flag(get("ADMIN_ONLY_ALL_DBS"), true),
+            proxy_secret: nonempty("PROXY_AUTH_SECRET"),
+            proxy_require_token: flag(get("PROXY_AUTH_REQUIRE_TOKEN"), true),
+            lockout: LockoutConfig {
+                enabled: flag(get("LOCKOUT_ENABLED"), true),
+                threshold: number(get("LOCKOUT_THRESHOLD"), 5),
+                window_secs: number(get("LOCKOUT_WINDOW_SECS"), 300),
+            },
+            cors: Cors::from_lookup(&get),
+            limits: Limits::from_lookup(&get),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_defaults_and_values() {
+        let c = Config::from_lookup(|_| None);
+        assert!(c.admin.is_none() && c.secret.is_none() && c.jwt.is_none() && c.cors.is_none());
+        assert!(c.admin_only_all_dbs && !c.require_valid_user);
+        assert_eq!(c.lockout.threshold, 5);
+        let c = Config::from_lookup(|k| match k {
+            "COUCHDB_USER" => Some("root".into()),
+            "COUCHDB_PASSWORD" => Some("pw".into()),
+            "REQUIRE_VALID_USER" => Some("true".into()),
+            "JWT_KEYS" => Some("not json".into()),
+            _ => None,
+        });
+        let admin = c.admin.unwrap();
+        assert!(admin.secret.verify("pw"));
+        assert!(c.require_valid_user);
+        assert!(c.jwt_error.unwrap().contains("JWT_KEYS"));
+        // Every boolean reads the same way, router and actors alike.
+        for (text, on) in [
+            ("0", false),
+            ("false", false),
+            ("no", false),
+            ("1", true),
+            ("true", true),
+        ] {
+            let c = Config::from_lookup(|k| (k == "ALLOW_SIGNUP").then(|| text.to_string()));
+            assert_eq!(c.users.allow_signup, on, "ALLOW_SIGNUP={text}");
+        }
+    }
 
     #[test]
     fn defaults_and_overrides() {

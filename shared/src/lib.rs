@@ -8,6 +8,7 @@ pub mod attachments;
 pub mod changes;
 pub mod collate;
 pub mod config;
+pub mod cors;
 pub mod db_name;
 pub mod doc;
 pub mod erlang_term;

@@ -201,6 +201,10 @@ impl ViewQuery {
     }
 }
 
+/// The `language`s of design documents whose functions Settee runs, as
+/// CouchDB's couchjs does: JavaScript, and CoffeeScript compiled to it.
+pub const QUERY_LANGUAGES: [&str; 2] = ["javascript", "coffeescript"];
+
 /// One view of a design document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewDef {
@@ -216,7 +220,7 @@ impl ViewDef {
     /// The view `name` of a design document body, or CouchDB's 404s.
     pub fn from_design_doc(ddoc: &Map<String, Value>, name: &str) -> CouchResult<ViewDef> {
         if let Some(lang) = ddoc.get("language").and_then(Value::as_str) {
-            if lang != "javascript" {
+            if !QUERY_LANGUAGES.contains(&lang) {
                 return Err(CouchError::new(
                     400,
                     "unknown_query_language",
@@ -604,6 +608,9 @@ mod tests {
         assert_eq!(d.reduce.as_deref(), Some("_count"));
         let e = ViewDef::from_design_doc(ddoc.as_object().unwrap(), "w").unwrap_err();
         assert_eq!((e.status, e.reason.as_str()), (404, "missing_named_view"));
+        let coffee =
+            json!({"language": "coffeescript", "views": {"v": {"map": "(d) -> emit(d._id, 1)"}}});
+        assert!(ViewDef::from_design_doc(coffee.as_object().unwrap(), "v").is_ok());
         let erl = json!({"language": "erlang", "views": {}});
         assert_eq!(
             ViewDef::from_design_doc(erl.as_object().unwrap(), "v")
