@@ -13,13 +13,11 @@ use shared::error::{CouchError, CouchResult};
 use shared::http::{
     encode_segment, split_path, Request as CouchRequest, Response as CouchResponse,
 };
+use shared::replication::DB_BINDING;
 use shared::user::{UserCtx, USER_CTX_HEADER};
 use shared::users::{USERS_DB, USER_PREFIX};
 use std::cell::RefCell;
 use worker::{event, Context, Env, Headers, Request, Response, Result};
-
-/// Binding name of the database actors' namespace.
-const DB_BINDING: &str = "DB";
 
 thread_local! {
     /// The server uuid, fetched from the catalog once per isolate.
