@@ -404,8 +404,11 @@ impl DbActor {
 impl DurableObject for DbActor {
     fn new(state: State, env: Env) -> Self {
         let sql = DoSql::new(&state);
-        let config = shared::config::Config::from_lookup(|k| env_text(&env, k));
-        let (limits, users) = (config.limits, config.users);
+        let lookup = |k: &str| env_text(&env, k);
+        let (limits, users) = (
+            Limits::from_lookup(lookup),
+            UsersConfig::from_lookup(lookup),
+        );
         let bucket = bucket_from_env(&env);
         let inner = Inner {
             sql,

@@ -46,11 +46,7 @@ impl Limits {
     /// unparsable values keep CouchDB's defaults.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let d = Limits::default();
-        let num = |k: &str, default: u64| {
-            get(k)
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
-        };
+        let num = |k: &str, default: u64| number(get(k), default);
         Limits {
             max_document_size: num("MAX_DOCUMENT_SIZE", d.max_document_size),
             max_http_request_size: num("MAX_HTTP_REQUEST_SIZE", d.max_http_request_size),
@@ -125,6 +121,20 @@ fn number<T: std::str::FromStr>(v: Option<String>, default: T) -> T {
     v.and_then(|s| s.trim().parse().ok()).unwrap_or(default)
 }
 
+impl UsersConfig {
+    /// `PASSWORD_ITERATIONS` and `ALLOW_SIGNUP`: the part of [`Config`] the
+    /// database actors need, without the admin, JWT and CORS settings.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> UsersConfig {
+        UsersConfig {
+            iterations: number(
+                get("PASSWORD_ITERATIONS"),
+                crate::password::DEFAULT_ITERATIONS,
+            ),
+            allow_signup: flag(get("ALLOW_SIGNUP"), true),
+        }
+    }
+}
+
 impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Config {
         let nonempty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
@@ -149,13 +159,7 @@ impl Config {
             secure_cookies: flag(get("SECURE_COOKIES"), false),
             jwt,
             jwt_error,
-            users: UsersConfig {
-                iterations: number(
-                    get("PASSWORD_ITERATIONS"),
-                    crate::password::DEFAULT_ITERATIONS,
-                ),
-                allow_signup: flag(get("ALLOW_SIGNUP"), true),
-            },
+            users: UsersConfig::from_lookup(&get),
             require_valid_user: flag(get("REQUIRE_VALID_USER"), false),
             admin_only_all_dbs: flag(get("ADMIN_ONLY_ALL_DBS"), true),
             proxy_secret: nonempty("PROXY_AUTH_SECRET"),
