@@ -5,15 +5,17 @@ use crate::api::{self, DbEvent, Reply};
 use crate::catalog::Catalog;
 use crate::changes::Framing;
 use crate::database::DbMeta;
-use crate::do_sql::DoSql;
 use crate::feed::{self, ChangeSource};
 use crate::remote::{self, RemoteBlobs};
 use crate::views::{Refresh, ViewName};
-use crate::worker_http::{from_worker, to_worker};
 use crate::Database;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
+use platform::do_sql::DoSql;
+use platform::worker_http::{from_worker, to_worker};
+use platform::{call_catalog, call_replicator, env_text};
 use serde::{Deserialize, Serialize};
+use shared::actor_call::{CatalogCall, ReplicatorCall, ATTACHMENTS_BINDING, REGISTRY_NAME};
 use shared::changes::ChangesQuery;
 use shared::config::Limits;
 use shared::http::Response as CouchResponse;
@@ -26,12 +28,6 @@ use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
 };
-
-/// Binding name of the catalog's namespace, and the catalog's one name.
-pub const CATALOG_BINDING: &str = "CATALOG";
-pub const CATALOG_NAME: &str = "catalog";
-/// Binding name of the optional R2 bucket for large attachment contents.
-pub const ATTACHMENTS_BINDING: &str = "ATTACHMENTS";
 
 struct Inner {
     state: State,
@@ -261,34 +257,14 @@ impl Inner {
     /// written by any means: PUT, `_bulk_docs`, replication into it). The
     /// registry reads the changes itself, in its own alarm.
     async fn poke_replicator(&self) {
-        use shared::replication::{REGISTRY_NAME, REPLICATOR_BINDING};
-        let poke = async {
-            let stub = self
-                .env
-                .durable_object(REPLICATOR_BINDING)?
-                .get_by_name(REGISTRY_NAME)?;
-            let mut init = worker::RequestInit::new();
-            init.with_method(worker::Method::Post);
-            let req = Request::new_with_init("https://replicator/registry/poke", &init)?;
-            stub.fetch_with_request(req).await
-        };
-        if let Err(e) = poke.await {
+        if let Err(e) = call_replicator(&self.env, REGISTRY_NAME, &ReplicatorCall::Poke).await {
             worker::console_error!("poking the replicator registry failed: {e}");
         }
     }
 
     /// Tells the catalog that this database was created, updated or deleted.
-    async fn report(&self, op: &str, name: &str) -> Result<()> {
-        let stub = self
-            .env
-            .durable_object(CATALOG_BINDING)?
-            .get_by_name(CATALOG_NAME)?;
-        let body = serde_json::json!({ "name": name }).to_string();
-        let mut init = worker::RequestInit::new();
-        init.with_method(worker::Method::Post)
-            .with_body(Some(body.into()));
-        let req = Request::new_with_init(&format!("https://catalog/{op}"), &init)?;
-        stub.fetch_with_request(req).await?;
+    async fn report(&self, call: CatalogCall) -> Result<()> {
+        call_catalog(&self.env, &call, "").await?;
         Ok(())
     }
 }
@@ -304,7 +280,7 @@ fn note_update(inner: &Rc<Inner>, name: String) {
     wasm_bindgen_futures::spawn_local(async move {
         worker::Delay::from(Duration::from_millis(UPDATE_REPORT_MS)).await;
         inner.update_pending.set(false);
-        if let Err(e) = inner.report("updated", &name).await {
+        if let Err(e) = inner.report(CatalogCall::Updated(name.clone())).await {
             worker::console_error!("_db_updates report for {name} failed: {e}");
         }
         // Indexes follow writes in the alarm, so the first query after a
@@ -345,15 +321,6 @@ fn bucket_from_env(env: &Env) -> Option<(worker::Bucket, RemoteBlobs)> {
         .and_then(|v| v.to_string().trim().parse().ok())
         .unwrap_or(remote::DEFAULT_THRESHOLD);
     Some((bucket, RemoteBlobs::new(threshold)))
-}
-
-/// A Worker setting as a secret, else as a plain var (admins and keys are
-/// secrets in production and `.dev.vars` text locally).
-pub fn env_text(env: &Env, key: &str) -> Option<String> {
-    env.secret(key)
-        .ok()
-        .map(|s| s.to_string())
-        .or_else(|| env.var(key).ok().map(|v| v.to_string()))
 }
 
 /// One CouchDB database.
@@ -480,10 +447,12 @@ impl DurableObject for DbActor {
             }
         }
         match outcome.event {
-            Some(DbEvent::Created) => self.inner.report("add", &name).await?,
+            Some(DbEvent::Created) => self.inner.report(CatalogCall::Added(name.clone())).await?,
             Some(DbEvent::Deleted) => {
                 self.inner.wake();
-                self.inner.report("remove", &name).await?;
+                self.inner
+                    .report(CatalogCall::Removed(name.clone()))
+                    .await?;
             }
             Some(DbEvent::Updated) => {
                 self.inner.wake();

@@ -14,7 +14,8 @@
 use crate::api::Reply;
 use crate::changes::ChangesPage;
 use crate::feed::{self, ChangeSource};
-use serde_json::{json, Value};
+use serde_json::json;
+use shared::actor_call::CatalogCall;
 use shared::all_docs::{AllDocsQuery, KeyRange};
 use shared::changes::ChangesQuery;
 use shared::error::{CouchError, CouchResult};
@@ -90,7 +91,7 @@ impl<'a> Catalog<'a> {
 
     /// Answers `GET /updates` (`_db_updates`) and the other operations.
     pub fn serve(&self, req: &Request) -> Reply {
-        if req.method == "GET" && req.path == ["updates"] {
+        if matches!(CatalogCall::parse(req), Ok(CatalogCall::Updates)) {
             let started = ChangesQuery::from_request(req, None).and_then(|q| {
                 let since = match q.since {
                     Since::Seq(n) => n,
@@ -143,27 +144,17 @@ impl<'a> Catalog<'a> {
     }
 
     fn route(&self, req: &Request) -> CouchResult<Response> {
-        let path: Vec<&str> = req.path.iter().map(String::as_str).collect();
-        match (req.method.as_str(), path.as_slice()) {
-            ("GET", ["list"]) => {
+        match CatalogCall::parse(req)? {
+            CatalogCall::List => {
                 let q = AllDocsQuery::from_request(req, None)?;
                 Ok(Response::json(200, &self.list(&q)?))
             }
-            ("POST", [op @ ("add" | "remove" | "updated")]) => {
-                let body = req.json_body()?;
-                let name = body
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| CouchError::bad_request("name required"))?;
-                match *op {
-                    "add" => self.add(name)?,
-                    "remove" => self.remove(name)?,
-                    _ => self.updated(name)?,
-                }
-                Ok(Response::ok())
-            }
-            ("GET", ["uuid"]) => Ok(Response::json(200, &json!({"uuid": self.server_uuid()?}))),
-            _ => Err(CouchError::not_found("no such catalog operation")),
+            CatalogCall::Uuid => Ok(Response::json(200, &json!({"uuid": self.server_uuid()?}))),
+            CatalogCall::Added(name) => self.add(&name).map(|_| Response::ok()),
+            CatalogCall::Removed(name) => self.remove(&name).map(|_| Response::ok()),
+            CatalogCall::Updated(name) => self.updated(&name).map(|_| Response::ok()),
+            // Served as a feed by `serve`, never here.
+            CatalogCall::Updates => Err(CouchError::bad_request("_db_updates is a feed")),
         }
     }
 }
@@ -237,7 +228,7 @@ mod tests {
         c.add("a").unwrap();
         c.remove("d").unwrap();
         let list = |qs: &str| {
-            let r = c.handle(&Request::new("GET", "/list", qs));
+            let r = c.handle(&CatalogCall::List.to_request(qs));
             assert_eq!(r.status, 200);
             r.json_body()
         };
@@ -253,8 +244,8 @@ mod tests {
         assert_eq!(r.status, 400);
     }
 
-    fn updates(c: &Catalog, qs: &str) -> Value {
-        match c.serve(&Request::new("GET", "/updates", qs)) {
+    fn updates(c: &Catalog, qs: &str) -> serde_json::Value {
+        match c.serve(&CatalogCall::Updates.to_request(qs)) {
             Reply::Done(r) => r.json_body(),
             _ => panic!("a normal feed answers at once"),
         }

@@ -1,7 +1,8 @@
 //! The database actor: one Durable Object per CouchDB database.
 //!
 //! Everything but `binding` is runtime-neutral and tested natively over
-//! `rusqlite`; `binding` adapts the Durable Object's SQLite and HTTP.
+//! `rusqlite`; `binding` is the Durable Object classes, over the `platform`
+//! crate's SQLite and HTTP adapters.
 
 pub mod access;
 pub mod all_docs;
@@ -25,9 +26,5 @@ pub mod views;
 
 #[cfg(target_arch = "wasm32")]
 pub mod binding;
-#[cfg(target_arch = "wasm32")]
-pub mod do_sql;
-#[cfg(target_arch = "wasm32")]
-pub mod worker_http;
 
 pub use database::Database;

@@ -1,14 +1,7 @@
 //! The Durable Object class. One instance per job (named by the job id)
 //! and one registry (named [`REGISTRY_NAME`]), reached only from the
-//! router and the `_replicator` database's actor over an internal HTTP
-//! interface:
-//!
-//! - job: `POST /job/start` `{id, params, origin, user}`, `POST /job/stop`,
-//!   `GET /job/wait?ms=N` (the record once it is finished, or after N ms),
-//!   `GET /job/status`;
-//! - registry: `POST /registry/report` (a job's summary),
-//!   `POST /registry/remove` `{id}`, `GET /registry/jobs`,
-//!   `GET /registry/docs`, `POST /registry/poke` (`_replicator` changed).
+//! router and the `_replicator` database's actor through the typed
+//! [`ReplicatorCall`]s.
 //!
 //! Alarms do the work: a job's alarm runs batches for a bounded time and
 //! sets the next alarm; the registry's alarm reads `_replicator` changes.
@@ -17,18 +10,19 @@
 
 use crate::job::{self, Budget, JobRecord, JobState, JobStore, Next, Origin};
 use crate::registry::{Action, Registry, REPLICATOR_DB};
-use db_actor::binding::{env_text, CATALOG_BINDING, CATALOG_NAME};
-use db_actor::do_sql::DoSql;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
+use platform::do_sql::DoSql;
+use platform::worker_http::to_worker;
+use platform::{call_catalog, call_replicator, db_stub, env_text, send};
 use serde_json::{json, Value};
+use shared::actor_call::{CatalogCall, ReplicatorCall, CALL_ORIGIN, REGISTRY_NAME};
 use shared::error::CouchError;
 use shared::http::{encode_segment, Response as CouchResponse};
 use shared::replication::docs;
 use shared::replication::job::Ends;
 use shared::replication::params::{Endpoint, RepParams};
 use shared::replication::peer::{Peer, PeerRequest, PeerResponse, RepError, Transport};
-use shared::replication::{DB_BINDING, REGISTRY_NAME, REPLICATOR_BINDING};
 use shared::sql::Sql;
 use shared::user::{UserCtx, USER_CTX_HEADER};
 use std::cell::RefCell;
@@ -61,22 +55,6 @@ fn internal(e: impl std::fmt::Display) -> CouchError {
 }
 
 /// A request to another actor of this Worker (the URL's host is ignored).
-async fn actor_call(
-    stub: &worker::Stub,
-    method: Method,
-    url: &str,
-    headers: Headers,
-    body: Option<Vec<u8>>,
-) -> Result<Response> {
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
-    if let Some(b) = body {
-        init.with_body(Some(js_sys::Uint8Array::from(b.as_slice()).into()));
-    }
-    stub.fetch_with_request(Request::new_with_init(url, &init)?)
-        .await
-}
-
 fn method(m: &str) -> Method {
     Method::from(m.to_string())
 }
@@ -107,11 +85,7 @@ impl Transport for LocalDb<'_> {
                     .into_bytes(),
             });
         }
-        let stub = self
-            .env
-            .durable_object(DB_BINDING)
-            .and_then(|ns| ns.get_by_name(&self.db))
-            .map_err(transport_error)?;
+        let stub = db_stub(self.env, &self.db).map_err(transport_error)?;
         let headers = Headers::new();
         let set = |k: &str, v: &str| headers.set(k, v).map_err(transport_error);
         set(USER_CTX_HEADER, &self.user.to_header())?;
@@ -119,12 +93,12 @@ impl Transport for LocalDb<'_> {
         set("accept", "application/json")?;
         let sep = if req.path.is_empty() { "" } else { "/" };
         let url = format!(
-            "https://settee/{}{sep}{}{}",
+            "{CALL_ORIGIN}/{}{sep}{}{}",
             encode_segment(&self.db),
             req.path,
             req.query_string()
         );
-        let resp = actor_call(&stub, method(req.method), &url, headers, req.body)
+        let resp = send(&stub, req.method, &url, headers, req.body.as_deref())
             .await
             .map_err(transport_error)?;
         peer_response(resp).await
@@ -207,10 +181,7 @@ fn transport<'a>(env: &'a Env, e: &'a Endpoint, user: &UserCtx) -> AnyDb<'a> {
 
 /// This server's uuid, from the catalog.
 pub async fn server_uuid(env: &Env) -> Result<String> {
-    let stub = env
-        .durable_object(CATALOG_BINDING)?
-        .get_by_name(CATALOG_NAME)?;
-    let mut resp = stub.fetch_with_str("https://catalog/uuid").await?;
+    let mut resp = call_catalog(env, &CatalogCall::Uuid, "").await?;
     let v: Value = resp.json().await?;
     Ok(v["uuid"].as_str().unwrap_or_default().to_string())
 }
@@ -243,35 +214,6 @@ async fn put_replicator_doc(
     Ok(r.status)
 }
 
-fn replicator_stub(env: &Env, name: &str) -> Result<worker::Stub> {
-    env.durable_object(REPLICATOR_BINDING)?.get_by_name(name)
-}
-
-/// Sends JSON to another replicator actor (a job or the registry).
-pub async fn replicator_call(
-    env: &Env,
-    name: &str,
-    m: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<(u16, Value)> {
-    let stub = replicator_stub(env, name)?;
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    let url = format!("https://replicator{path}");
-    let mut resp = actor_call(
-        &stub,
-        method(m),
-        &url,
-        headers,
-        body.map(|b| b.to_string().into_bytes()),
-    )
-    .await?;
-    let status = resp.status_code();
-    let v = resp.json().await.unwrap_or(Value::Null);
-    Ok((status, v))
-}
-
 struct Inner {
     state: State,
     env: Env,
@@ -286,11 +228,11 @@ pub struct ReplicatorActor {
 }
 
 fn json_reply(status: u16, v: &Value) -> Result<Response> {
-    db_actor::worker_http::to_worker(CouchResponse::json(status, v), false)
+    to_worker(CouchResponse::json(status, v), false)
 }
 
 fn error_reply(e: &CouchError) -> Result<Response> {
-    db_actor::worker_http::to_worker(CouchResponse::error(e), false)
+    to_worker(CouchResponse::error(e), false)
 }
 
 impl DurableObject for ReplicatorActor {
@@ -313,36 +255,33 @@ impl DurableObject for ReplicatorActor {
         } else {
             Value::Null
         };
-        let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        let result = match url.path() {
-            "/job/start" => self.inner.start(body).await,
-            "/job/stop" => self.inner.stop().await,
-            "/job/status" => self.inner.status(),
-            "/job/wait" => {
-                let ms = query
-                    .iter()
-                    .find(|(k, _)| k == "ms")
-                    .and_then(|(_, v)| v.parse().ok())
-                    .unwrap_or(10_000u64);
-                self.inner.wait(ms).await
-            }
-            "/registry/report" => self
+        let call = ReplicatorCall::parse(
+            req.method().as_ref(),
+            url.path(),
+            url.query().unwrap_or(""),
+            body,
+        );
+        let result = match call {
+            Err(e) => Err(e),
+            Ok(ReplicatorCall::JobStart(body)) => self.inner.start(body).await,
+            Ok(ReplicatorCall::JobStop) => self.inner.stop().await,
+            Ok(ReplicatorCall::JobStatus) => self.inner.status(),
+            Ok(ReplicatorCall::JobWait { ms }) => self.inner.wait(ms).await,
+            Ok(ReplicatorCall::Report(summary)) => self
                 .inner
-                .registry(|r| r.report(&body).map(|_| json!({"ok": true}))),
-            "/registry/remove" => self.inner.registry(|r| {
-                r.remove(body["id"].as_str().unwrap_or_default())
-                    .map(|_| json!({"ok": true}))
-            }),
-            "/registry/jobs" => self.inner.registry(|r| r.jobs().map(Value::from)),
-            "/registry/docs" => self.inner.registry(|r| r.docs().map(Value::from)),
-            "/registry/poke" => match self.inner.registry(|_| Ok(json!({"ok": true}))) {
+                .registry(|r| r.report(&summary).map(|_| json!({"ok": true}))),
+            Ok(ReplicatorCall::Remove(id)) => self
+                .inner
+                .registry(|r| r.remove(&id).map(|_| json!({"ok": true}))),
+            Ok(ReplicatorCall::Jobs) => self.inner.registry(|r| r.jobs().map(Value::from)),
+            Ok(ReplicatorCall::Docs) => self.inner.registry(|r| r.docs().map(Value::from)),
+            Ok(ReplicatorCall::Poke) => match self.inner.registry(|_| Ok(json!({"ok": true}))) {
                 Ok(v) => {
                     self.inner.state.storage().set_alarm(0i64).await?;
                     Ok(v)
                 }
                 Err(e) => Err(e),
             },
-            p => Err(CouchError::not_found(format!("no replicator endpoint {p}"))),
         };
         match result {
             Ok(v) => json_reply(200, &v),
@@ -391,12 +330,10 @@ impl Inner {
     }
 
     async fn report(&self, rec: &JobRecord) {
-        let r = replicator_call(
+        let r = call_replicator(
             &self.env,
             REGISTRY_NAME,
-            "POST",
-            "/registry/report",
-            Some(&rec.summary()),
+            &ReplicatorCall::Report(rec.summary()),
         )
         .await;
         if let Err(e) = r {
@@ -442,14 +379,8 @@ impl Inner {
             .await
             .map_err(internal)?;
         if let Some(old) = &old {
-            let _ = replicator_call(
-                &self.env,
-                REGISTRY_NAME,
-                "POST",
-                "/registry/remove",
-                Some(&json!({"id": old.id})),
-            )
-            .await;
+            let remove = ReplicatorCall::Remove(old.id.clone());
+            let _ = call_replicator(&self.env, REGISTRY_NAME, &remove).await;
         }
         self.wake();
         Ok(json!({"ok": true, "existed": old.is_some()}))
@@ -647,7 +578,7 @@ impl Inner {
     async fn act(&self, a: Action) -> std::result::Result<(), CouchError> {
         match a {
             Action::Stop(id) => {
-                replicator_call(&self.env, &id, "POST", "/job/stop", None)
+                call_replicator(&self.env, &id, &ReplicatorCall::JobStop)
                     .await
                     .map_err(internal)?;
                 Registry::new(&self.sql)?.remove(&id)?;
@@ -665,7 +596,7 @@ impl Inner {
                     "origin": Origin::Doc { doc_id },
                     "user": user,
                 });
-                replicator_call(&self.env, &job_id, "POST", "/job/start", Some(&body))
+                call_replicator(&self.env, &job_id, &ReplicatorCall::JobStart(body))
                     .await
                     .map_err(internal)?;
             }

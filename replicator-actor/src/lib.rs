@@ -1,6 +1,6 @@
 //! The replicator actors: one Durable Object per replication job, and one
 //! registry of jobs and `_replicator` documents (the same class under the
-//! name [`binding::REGISTRY_NAME`]).
+//! name [`shared::actor_call::REGISTRY_NAME`]).
 //!
 //! The protocol itself is in [`shared::replication`]; this crate stores
 //! jobs ([`job`]), keeps the registry ([`registry`]) and, in `binding`,

@@ -4,16 +4,16 @@
 use crate::auth::{self, AuthState, Authenticated, UserStore};
 use crate::replication;
 use crate::server::{self, Route};
-use db_actor::binding::{env_text, CATALOG_BINDING, CATALOG_NAME};
-use db_actor::worker_http::to_worker;
 use futures::future::join_all;
+use platform::worker_http::to_worker;
+use platform::{call_catalog, env_text, send};
 use serde_json::{json, Map, Value};
+use shared::actor_call::{CatalogCall, CALL_ORIGIN};
 use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{
     encode_segment, split_path, Request as CouchRequest, Response as CouchResponse,
 };
-use shared::replication::DB_BINDING;
 use shared::user::{UserCtx, USER_CTX_HEADER};
 use shared::users::{USERS_DB, USER_PREFIX};
 use std::cell::RefCell;
@@ -270,9 +270,7 @@ async fn route(
         Route::DbUpdates => {
             server::allow(creq, &["GET", "HEAD"])?;
             auth::require_admin(user)?;
-            let path = format!("https://catalog/updates?{}", url.query().unwrap_or(""));
-            let resp = catalog_stub(env)?
-                .fetch_with_str(&path)
+            let resp = call_catalog(env, &CatalogCall::Updates, url.query().unwrap_or(""))
                 .await
                 .map_err(internal)?;
             return Ok(Handled::Forwarded(resp));
@@ -335,9 +333,7 @@ fn check_size(req: &Request, cfg: &Config) -> CouchResult<()> {
 }
 
 fn db_stub(env: &Env, name: &str) -> CouchResult<worker::Stub> {
-    env.durable_object(DB_BINDING)
-        .and_then(|ns| ns.get_by_name(name))
-        .map_err(internal)
+    platform::db_stub(env, name).map_err(internal)
 }
 
 /// Sends a request to a database's actor, with the user context in a header
@@ -381,49 +377,28 @@ async fn actor_request(
     headers
         .set(USER_CTX_HEADER, &user.to_header())
         .map_err(internal)?;
-    let mut init = worker::RequestInit::new();
-    init.with_headers(headers).with_method(match method {
-        "GET" => worker::Method::Get,
-        _ => worker::Method::Head,
-    });
-    let req = Request::new_with_init(&format!("https://settee{path}"), &init).map_err(internal)?;
-    db_stub(env, db)?
-        .fetch_with_request(req)
+    let url = format!("{CALL_ORIGIN}{path}");
+    send(&db_stub(env, db)?, method, &url, headers, None)
         .await
         .map_err(internal)
 }
 
-fn catalog_stub(env: &Env) -> CouchResult<worker::Stub> {
-    env.durable_object(CATALOG_BINDING)
-        .and_then(|ns| ns.get_by_name(CATALOG_NAME))
-        .map_err(internal)
-}
-
-async fn catalog_fetch(env: &Env, path: &str) -> CouchResult<Value> {
-    let mut resp = catalog_stub(env)?
-        .fetch_with_str(&format!("https://catalog/{path}"))
-        .await
-        .map_err(internal)?;
+/// A catalog call's JSON answer, or the error it carries.
+async fn catalog_fetch(env: &Env, call: CatalogCall, query: &str) -> CouchResult<Value> {
+    let mut resp = call_catalog(env, &call, query).await.map_err(internal)?;
     let body: Value = resp.json().await.map_err(internal)?;
-    if resp.status_code() >= 400 {
-        return Err(CouchError::new(
-            resp.status_code(),
-            body["error"].as_str().unwrap_or("error"),
-            body["reason"].as_str().unwrap_or(""),
-        ));
-    }
-    Ok(body)
+    CouchError::check_reply(resp.status_code(), body)
 }
 
 async fn catalog_list(env: &Env, query: &str) -> CouchResult<Value> {
-    catalog_fetch(env, &format!("list?{query}")).await
+    catalog_fetch(env, CatalogCall::List, query).await
 }
 
 pub(crate) async fn server_uuid(env: &Env) -> CouchResult<String> {
     if let Some(u) = SERVER_UUID.with(|s| s.borrow().clone()) {
         return Ok(u);
     }
-    let body = catalog_fetch(env, "uuid").await?;
+    let body = catalog_fetch(env, CatalogCall::Uuid, "").await?;
     let uuid = body["uuid"].as_str().unwrap_or_default().to_string();
     SERVER_UUID.with(|s| *s.borrow_mut() = Some(uuid.clone()));
     Ok(uuid)

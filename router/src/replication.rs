@@ -1,16 +1,16 @@
 //! `POST /_replicate`, `/_scheduler/jobs`, `/_scheduler/docs` and the
 //! replication rows of `_active_tasks`: the router's side of the
-//! replicator actors (see `replicator_actor::binding`).
+//! replicator actors, reached by [`ReplicatorCall`]s.
 
 use crate::binding::server_uuid;
-use replicator_actor::binding::replicator_call;
+use platform::call_replicator;
 use replicator_actor::registry::{active_tasks as task_rows, jobs_view, REPLICATOR_DB};
 use serde_json::{json, Value};
+use shared::actor_call::{ReplicatorCall, REGISTRY_NAME};
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
 use shared::replication::id::job_id;
 use shared::replication::params::ReplicateRequest;
-use shared::replication::REGISTRY_NAME;
 use shared::user::UserCtx;
 use worker::Env;
 
@@ -22,24 +22,9 @@ fn internal(e: impl std::fmt::Display) -> CouchError {
     CouchError::internal(e.to_string().lines().next().unwrap_or_default().to_string())
 }
 
-async fn call(
-    env: &Env,
-    name: &str,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> CouchResult<Value> {
-    let (status, v) = replicator_call(env, name, method, path, body)
-        .await
-        .map_err(internal)?;
-    if status >= 400 {
-        return Err(CouchError::new(
-            status,
-            v["error"].as_str().unwrap_or("error"),
-            v["reason"].as_str().unwrap_or(""),
-        ));
-    }
-    Ok(v)
+async fn call(env: &Env, name: &str, op: ReplicatorCall) -> CouchResult<Value> {
+    let (status, v) = call_replicator(env, name, &op).await.map_err(internal)?;
+    CouchError::check_reply(status, v)
 }
 
 /// `POST /_replicate`: a one-shot replication answers when it is done,
@@ -53,7 +38,7 @@ pub async fn replicate(env: &Env, req: &Request, user: &UserCtx) -> CouchResult<
         _ => job_id(&uuid, &r.params),
     };
     if r.cancel {
-        let v = call(env, &id, "POST", "/job/stop", None).await?;
+        let v = call(env, &id, ReplicatorCall::JobStop).await?;
         if v["existed"] != true {
             return Err(CouchError::not_found(format!("Replication {id} not found")));
         }
@@ -65,12 +50,12 @@ pub async fn replicate(env: &Env, req: &Request, user: &UserCtx) -> CouchResult<
         "origin": {"kind": "replicate"},
         "user": user,
     });
-    call(env, &id, "POST", "/job/start", Some(&body)).await?;
+    call(env, &id, ReplicatorCall::JobStart(body)).await?;
     if r.params.continuous {
         return Ok(Response::json(202, &json!({"ok": true, "_local_id": id})));
     }
     loop {
-        let v = call(env, &id, "GET", &format!("/job/wait?ms={WAIT_MS}"), None).await?;
+        let v = call(env, &id, ReplicatorCall::JobWait { ms: WAIT_MS }).await?;
         match v["state"].as_str() {
             Some("completed") => return Ok(Response::json(200, &v["result"])),
             Some("failed") => {
@@ -95,7 +80,7 @@ pub async fn replicate(env: &Env, req: &Request, user: &UserCtx) -> CouchResult<
 
 /// `_active_tasks`: one row per running replication.
 pub async fn active_tasks(env: &Env) -> CouchResult<Value> {
-    let jobs = call(env, REGISTRY_NAME, "GET", "/registry/jobs", None).await?;
+    let jobs = call(env, REGISTRY_NAME, ReplicatorCall::Jobs).await?;
     Ok(Value::from(task_rows(
         jobs.as_array().map_or(&[][..], |v| v),
     )))
@@ -106,14 +91,14 @@ pub async fn scheduler(env: &Env, rest: &[String]) -> CouchResult<Response> {
     let segs: Vec<&str> = rest.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["jobs"] => {
-            let jobs = call(env, REGISTRY_NAME, "GET", "/registry/jobs", None).await?;
+            let jobs = call(env, REGISTRY_NAME, ReplicatorCall::Jobs).await?;
             Ok(Response::json(
                 200,
                 &jobs_view(jobs.as_array().map_or(&[][..], |v| v)),
             ))
         }
         ["jobs", id] => {
-            let jobs = call(env, REGISTRY_NAME, "GET", "/registry/jobs", None).await?;
+            let jobs = call(env, REGISTRY_NAME, ReplicatorCall::Jobs).await?;
             let view = jobs_view(jobs.as_array().map_or(&[][..], |v| v));
             view["jobs"]
                 .as_array()
@@ -122,7 +107,7 @@ pub async fn scheduler(env: &Env, rest: &[String]) -> CouchResult<Response> {
                 .ok_or_else(|| CouchError::not_found("unknown"))
         }
         ["docs"] | ["docs", REPLICATOR_DB] => {
-            let docs = call(env, REGISTRY_NAME, "GET", "/registry/docs", None).await?;
+            let docs = call(env, REGISTRY_NAME, ReplicatorCall::Docs).await?;
             let n = docs.as_array().map_or(0, Vec::len);
             Ok(Response::json(
                 200,
@@ -130,7 +115,7 @@ pub async fn scheduler(env: &Env, rest: &[String]) -> CouchResult<Response> {
             ))
         }
         ["docs", REPLICATOR_DB, doc_id] => {
-            let docs = call(env, REGISTRY_NAME, "GET", "/registry/docs", None).await?;
+            let docs = call(env, REGISTRY_NAME, ReplicatorCall::Docs).await?;
             docs.as_array()
                 .and_then(|a| a.iter().find(|d| d["doc_id"] == *doc_id))
                 .map(|d| Response::json(200, d))

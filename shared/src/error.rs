@@ -106,6 +106,19 @@ impl CouchError {
     pub fn to_json(&self) -> Value {
         json!({ "error": self.error, "reason": self.reason })
     }
+
+    /// Reads back an answer another actor sent: `Ok(body)` below 400, else
+    /// the error its [`CouchError::to_json`] body describes.
+    pub fn check_reply(status: u16, body: Value) -> Result<Value, CouchError> {
+        if status < 400 {
+            return Ok(body);
+        }
+        Err(CouchError::new(
+            status,
+            body["error"].as_str().unwrap_or("error"),
+            body["reason"].as_str().unwrap_or(""),
+        ))
+    }
 }
 
 impl fmt::Display for CouchError {
@@ -124,6 +137,20 @@ impl From<serde_json::Error> for CouchError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn replies_read_back_as_errors_or_bodies() {
+        let e = super::CouchError::conflict();
+        let back = super::CouchError::check_reply(e.status, e.to_json()).unwrap_err();
+        assert_eq!(
+            (back.status, back.error, back.reason),
+            (e.status, e.error, e.reason)
+        );
+        let ok = serde_json::json!({"ok": true});
+        assert_eq!(super::CouchError::check_reply(201, ok.clone()).unwrap(), ok);
+        let bare = super::CouchError::check_reply(502, serde_json::Value::Null).unwrap_err();
+        assert_eq!((bare.status, bare.error.as_str()), (502, "error"));
+    }
+
     use super::*;
 
     #[test]

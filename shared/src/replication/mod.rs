@@ -20,12 +20,5 @@ pub mod job;
 pub mod params;
 pub mod peer;
 
-/// Binding name of the database actors' namespace.
-pub const DB_BINDING: &str = "DB";
-/// Binding name of the replicator actors' namespace.
-pub const REPLICATOR_BINDING: &str = "REPLICATOR";
-/// The registry's name in that namespace (job ids are hex, so no job can
-/// take it).
-pub const REGISTRY_NAME: &str = "_registry";
 /// The database whose documents define replication jobs.
 pub const REPLICATOR_DB: &str = "_replicator";
