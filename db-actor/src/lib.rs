@@ -8,6 +8,8 @@ pub mod access;
 pub mod all_docs;
 pub mod api;
 pub mod attachments;
+pub mod bucket_sync;
+pub mod build_scheduler;
 pub mod bulk;
 pub mod catalog;
 pub mod changes;
@@ -21,6 +23,7 @@ pub mod purge;
 pub mod remote;
 pub mod render;
 pub mod store;
+pub mod subscriptions;
 pub mod update_handlers;
 pub mod views;
 

@@ -303,82 +303,129 @@ fn compressible_types_are_stored_gzipped() {
     assert!(info["_attachments"]["t.txt"].get("encoding").is_none());
 }
 
-/// With a bucket bound, large contents are staged locally, then (once the
-/// binding has uploaded them) kept only by reference; reads ask for them
-/// and succeed when run again with them; compaction dooms orphans.
+/// With a bucket bound, large contents are staged locally, uploaded after
+/// the request (and then kept only by reference); reads ask for them and
+/// succeed when run again with them; compaction deletes orphans from the
+/// bucket, and deleting the database drops all its objects. Driven as the
+/// binding drives it: `begin`, the request, `fetch_wanted` and a rerun,
+/// `finish`.
 #[test]
 fn large_contents_go_to_the_bucket() {
-    use db_actor::remote::RemoteBlobs;
-    use std::collections::HashMap;
+    use common::MemoryBucket;
+    use db_actor::bucket_sync::BucketSync;
+    use futures::executor::block_on;
     let mut db = Db::new();
-    db.remote = Some(RemoteBlobs::new(1000));
+    db.remote = Some(BucketSync::new(MemoryBucket::default(), 1000));
+    let sync = db.remote.as_ref().unwrap();
+    // One request as the binding serves it.
+    let serve = |method: &str, url: &str, body: Option<(&[u8], &str)>| {
+        sync.begin();
+        let (path, qs) = url.split_once('?').unwrap_or((url, ""));
+        let req = match body {
+            Some((data, ctype)) => Request::new(method, path, qs)
+                .with_header("content-type", ctype)
+                .with_body(data.to_vec()),
+            None => Request::new(method, path, qs).with_header("content-type", "application/json"),
+        };
+        let before = db.engine().meta().ok();
+        let mut r = db.request(req.clone());
+        while method == "GET" && block_on(sync.fetch_wanted(&db.engine())).unwrap() {
+            r = db.request(req.clone());
+        }
+        let deleted = (method == "DELETE" && path == "/db")
+            .then_some(before)
+            .flatten();
+        block_on(sync.finish(&db.engine(), method != "GET", deleted));
+        r
+    };
     let big: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 256) as u8).collect();
-    let (st, v) = put_att(&db, "/db/d/big.bin", &big, "application/octet-stream");
-    assert_eq!(st, 201);
-    put_att(
-        &db,
-        &format!("/db/d/small.txt?rev={}", v["rev"].as_str().unwrap()),
-        b"tiny",
-        "text/plain",
+    let r = serve(
+        "PUT",
+        "/db/d/big.bin",
+        Some((&big, "application/octet-stream")),
+    );
+    assert_eq!(r.status, 201);
+    let rev = r.json_body()["rev"].as_str().unwrap().to_string();
+    serve(
+        "PUT",
+        &format!("/db/d/small.txt?rev={rev}"),
+        Some((b"tiny", "text/plain")),
     );
     let digest = shared::attachments::digest(&big);
     let store = &db.engine().store;
-    assert_eq!(store.staged_remote().unwrap(), vec![digest.clone()]);
-    // Staged contents are served from the local copy.
-    assert_eq!(db.call("GET", "/db/d/big.bin", None).body, big);
-
-    // The binding uploads and unstages.
-    let mut bucket = HashMap::new();
-    for d in store.staged_remote().unwrap() {
-        bucket.insert(d.clone(), store.blob(&d).unwrap().unwrap());
-        store.unstage(&d).unwrap();
-    }
+    let meta = db.engine().meta().unwrap();
+    let key = format!("db/{}/{digest}", meta.instance);
+    assert_eq!(sync.bucket.objects.borrow().get(&key), Some(&big));
     assert!(store.staged_remote().unwrap().is_empty());
     assert_eq!(store.blob(&digest).unwrap(), None, "no local copy left");
-    let remote = db.remote.as_ref().unwrap();
 
-    // A read wants it, then succeeds with it provided.
-    remote.clear();
-    let _ = db.call("GET", "/db/d/big.bin", None);
-    assert_eq!(remote.take_wanted(), vec![digest.clone()]);
-    remote.provide(&digest, bucket[&digest].clone());
-    let r = db.call("GET", "/db/d/big.bin", None);
-    assert_eq!(r.body, big);
-    assert!(remote.take_wanted().is_empty());
-    let (_, inline) = db.json("GET", "/db/d?attachments=true", None);
+    // Reads fetch it from the bucket, whole, inline and in a stub-free GET.
+    assert_eq!(serve("GET", "/db/d/big.bin", None).body, big);
+    let inline = serve("GET", "/db/d?attachments=true", None).json_body();
     assert_eq!(inline["_attachments"]["big.bin"]["data"], b64(&big));
-    assert_eq!(db.call("GET", "/db/d/small.txt", None).body, b"tiny");
-    // A stream cannot be run again: a content not at hand is an error row,
-    // never empty data under the real digest.
-    remote.clear();
-    remote.set_rerunnable(false);
+    assert_eq!(serve("GET", "/db/d/small.txt", None).body, b"tiny");
+    // A missing object is an error, never empty data under the real digest.
+    sync.bucket.objects.borrow_mut().remove(&key);
+    sync.begin();
+    let _ = db.call("GET", "/db/d/big.bin", None);
+    assert!(block_on(sync.fetch_wanted(&db.engine()))
+        .unwrap_err()
+        .contains("missing"));
+    sync.bucket
+        .objects
+        .borrow_mut()
+        .insert(key.clone(), big.clone());
+    // A stream cannot be run again: a content not at hand is an error row.
+    sync.begin();
+    sync.remote.set_rerunnable(false);
     let feed = db.call(
         "GET",
         "/db/_changes?feed=continuous&include_docs=true&attachments=true&timeout=0",
         None,
     );
     assert!(String::from_utf8_lossy(&feed.body).contains("service_unavailable"));
-    remote.set_rerunnable(true);
 
     // Same content again is not staged twice; a stub keeps it.
-    let (_, doc) = db.json("GET", "/db/d", None);
-    let (st, _) = db.json(
+    let doc = serve("GET", "/db/d", None).json_body();
+    let body = json!({"_attachments": {"copy.bin": {"content_type": "a/b", "data": b64(&big)}}});
+    let r = serve(
         "PUT",
         "/db/e",
-        Some(json!({"_attachments": {"copy.bin": {"content_type": "a/b", "data": b64(&big)}}})),
+        Some((body.to_string().as_bytes(), "application/json")),
     );
-    assert_eq!(st, 201);
+    assert_eq!(r.status, 201);
     assert!(store.staged_remote().unwrap().is_empty());
 
-    // Dropping every reference dooms the bucket copy at compaction.
+    // Dropping every reference deletes the bucket copy at compaction.
     let url = |id: &str, rev: &Value| format!("/db/{id}?rev={}", rev.as_str().unwrap());
-    db.call("DELETE", &url("d", &doc["_rev"]), None);
-    let (_, e) = db.json("GET", "/db/e", None);
-    db.call("DELETE", &url("e", &e["_rev"]), None);
-    remote.clear();
-    assert_eq!(db.call("POST", "/db/_compact", Some(json!({}))).status, 202);
-    assert_eq!(remote.take_doomed(), vec![digest.clone()]);
+    serve("DELETE", &url("d", &doc["_rev"]), None);
+    let e = serve("GET", "/db/e", None).json_body();
+    serve("DELETE", &url("e", &e["_rev"]), None);
+    assert_eq!(
+        serve("POST", "/db/_compact", Some((b"{}", "application/json"))).status,
+        202
+    );
     assert!(!store.has_blob(&digest).unwrap());
+    assert!(sync.bucket.objects.borrow().is_empty());
+
+    // Deleting the database drops every object it has, page by page.
+    for i in 0..5u8 {
+        let data: Vec<u8> = (0..2000u32).map(|j| (j as u8) ^ i).collect();
+        let r = serve(
+            "PUT",
+            &format!("/db/f{i}/a.bin"),
+            Some((&data, "application/octet-stream")),
+        );
+        assert_eq!(r.status, 201);
+    }
+    sync.bucket
+        .objects
+        .borrow_mut()
+        .insert("other/x/md5-y".into(), vec![1]);
+    assert_eq!(sync.bucket.objects.borrow().len(), 6);
+    assert_eq!(serve("DELETE", "/db", None).status, 200);
+    let left: Vec<String> = sync.bucket.objects.borrow().keys().cloned().collect();
+    assert_eq!(left, ["other/x/md5-y"], "another database's objects stay");
 }
 
 /// Design documents carry attachments like any other; `_local` ones do not.

@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use db_actor::api::{self, Reply};
+use db_actor::bucket_sync::{Bucket, BucketSync};
 use db_actor::feed;
-use db_actor::remote::RemoteBlobs;
 use db_actor::Database;
 use serde_json::Value;
 use shared::config::Limits;
@@ -11,6 +11,8 @@ use shared::http::{Request, Response};
 use shared::sqlite::SqliteSql;
 use shared::user::UserCtx;
 use shared::users::UsersConfig;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 fn users_config() -> UsersConfig {
     UsersConfig {
@@ -22,8 +24,8 @@ fn users_config() -> UsersConfig {
 pub struct Db {
     pub sql: SqliteSql,
     pub limits: Limits,
-    /// Set to keep large attachment contents "in a bucket".
-    pub remote: Option<RemoteBlobs>,
+    /// Set to keep large attachment contents in a bucket.
+    pub remote: Option<BucketSync<MemoryBucket>>,
 }
 
 impl Db {
@@ -64,7 +66,7 @@ impl Db {
     pub fn engine(&self) -> Database<'_> {
         let db = Database::new(&self.sql, self.limits);
         match &self.remote {
-            Some(r) => db.with_remote(r),
+            Some(r) => db.with_remote(&r.remote),
             None => db,
         }
     }
@@ -112,5 +114,44 @@ impl Db {
         let (s, v) = self.json("PUT", &format!("/db/{id}"), Some(body));
         assert_eq!(s, 201, "{v}");
         v["rev"].as_str().unwrap().to_string()
+    }
+}
+
+/// A bucket in memory, as the binding's R2 bucket behaves, with a page
+/// size so listing pages are exercised.
+#[derive(Default)]
+pub struct MemoryBucket {
+    pub objects: RefCell<BTreeMap<String, Vec<u8>>>,
+}
+
+const PAGE: usize = 2;
+
+impl Bucket for MemoryBucket {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.objects.borrow().get(key).cloned())
+    }
+
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), String> {
+        self.objects.borrow_mut().insert(key.to_string(), data);
+        Ok(())
+    }
+
+    async fn delete(&self, keys: Vec<String>) -> Result<(), String> {
+        let mut objects = self.objects.borrow_mut();
+        for k in keys {
+            objects.remove(&k);
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<(Vec<String>, bool), String> {
+        let objects = self.objects.borrow();
+        let keys: Vec<String> = objects
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        let more = keys.len() > PAGE;
+        Ok((keys.into_iter().take(PAGE).collect(), more))
     }
 }

@@ -1,0 +1,303 @@
+//! `DbActor`: one Durable Object per database. It runs the engine
+//! ([`crate::api`]) on each request and does what needs the runtime around
+//! it, through the adapters of [`super::runtime`].
+
+use super::feeds::{open_feed, FeedHost};
+use super::runtime::{bucket_from_env, Host, Ws, R2};
+use crate::api::{self, DbEvent, Reply};
+use crate::bucket_sync::BucketSync;
+use crate::build_scheduler::{BuildScheduler, RERUN_BUILD_BUDGET};
+use crate::database::DbMeta;
+use crate::feed::ChangeSource;
+use crate::subscriptions;
+use crate::views::ViewName;
+use crate::Database;
+use futures::channel::oneshot;
+use platform::do_sql::DoSql;
+use platform::worker_http::{from_worker, to_worker};
+use platform::{call_catalog, call_replicator, env_text};
+use shared::actor_call::{CatalogCall, ReplicatorCall, REGISTRY_NAME};
+use shared::config::Limits;
+use shared::http::Response as CouchResponse;
+use shared::users::UsersConfig;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
+
+/// What the actor keeps between requests.
+struct Inner {
+    state: State,
+    sql: DoSql,
+    /// The database's meta, kept between requests (this actor makes every
+    /// change to it).
+    meta: RefCell<Option<DbMeta>>,
+    env: Env,
+    limits: Limits,
+    users: UsersConfig,
+    /// Long-polls waiting for the next write.
+    waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    /// A `_db_updates` report is scheduled.
+    update_pending: Cell<bool>,
+    /// The `ATTACHMENTS` R2 bucket, when bound, and what requests need of it.
+    bucket: Option<BucketSync<R2>>,
+    /// Index builds, run in alarms.
+    builds: BuildScheduler,
+}
+
+/// How often, at most, a database reports writes to the catalog.
+const UPDATE_REPORT_MS: u64 = 500;
+
+impl Inner {
+    fn db(&self) -> Database<'_> {
+        let db = Database::new(&self.sql, self.limits).with_cache(&self.meta);
+        match &self.bucket {
+            Some(sync) => db.with_remote(&sync.remote),
+            None => db,
+        }
+    }
+
+    /// Tells every waiting feed and WebSocket subscriber about a write.
+    fn wake(&self) {
+        for w in self.waiters.borrow_mut().drain(..) {
+            let _ = w.send(());
+        }
+        let sockets: Vec<Ws> = self.state.get_websockets().into_iter().map(Ws).collect();
+        subscriptions::push(&self.db(), &sockets);
+    }
+
+    fn subscribe(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.borrow_mut().push(tx);
+        rx
+    }
+
+    /// Tells the replicator registry that `_replicator` changed (documents
+    /// written by any means: PUT, `_bulk_docs`, replication into it). The
+    /// registry reads the changes itself, in its own alarm.
+    async fn poke_replicator(&self) {
+        if let Err(e) = call_replicator(&self.env, REGISTRY_NAME, &ReplicatorCall::Poke).await {
+            worker::console_error!("poking the replicator registry failed: {e}");
+        }
+    }
+
+    /// Tells the catalog that this database was created, updated or deleted.
+    async fn report(&self, call: CatalogCall) -> Result<()> {
+        call_catalog(&self.env, &call, "").await?;
+        Ok(())
+    }
+}
+
+/// Tells the catalog (for `_db_updates`) that this database changed: at
+/// most once per [`UPDATE_REPORT_MS`], at the end of the window, so a burst
+/// of writes costs one report and its last write is never missed.
+fn note_update(inner: &Rc<Inner>, name: String) {
+    if inner.update_pending.replace(true) {
+        return;
+    }
+    let inner = inner.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        worker::Delay::from(Duration::from_millis(UPDATE_REPORT_MS)).await;
+        inner.update_pending.set(false);
+        if let Err(e) = inner.report(CatalogCall::Updated(name.clone())).await {
+            worker::console_error!("_db_updates report for {name} failed: {e}");
+        }
+        // Indexes follow writes in the alarm, so the first query after a
+        // bulk load finds them built.
+        if inner.db().has_views().unwrap_or(false) {
+            if let Err(e) = inner.builds.want(&Host(&inner.state), Vec::new()).await {
+                worker::console_error!("scheduling view updates in {name} failed: {e}");
+            }
+        }
+    });
+}
+
+/// One CouchDB database.
+#[durable_object]
+pub struct DbActor {
+    inner: Rc<Inner>,
+}
+
+impl DbActor {
+    /// Answers a request, with the views it found unfinished (it must wait
+    /// for them and run again) and those it wants updated afterwards.
+    /// `rerun`: it waited for a build before, so its own budget is small.
+    fn handle(
+        &self,
+        creq: &shared::http::Request,
+        rerun: bool,
+    ) -> (api::Outcome, Vec<ViewName>, Vec<ViewName>) {
+        let db = self.inner.db();
+        if rerun {
+            db.builds.limit(RERUN_BUILD_BUDGET);
+        }
+        let instance = || shared::uuids::next()[24..].to_string();
+        let outcome = api::handle(&db, creq, &instance, self.inner.users);
+        let (awaited, lazy) = db.builds.take();
+        (outcome, awaited, lazy)
+    }
+
+    /// Answers a request, waiting while the alarm builds the indexes it
+    /// needs: each invocation stays within its CPU budget however large
+    /// the build.
+    async fn handle_building(&self, creq: &shared::http::Request) -> Result<api::Outcome> {
+        let host = Host(&self.inner.state);
+        self.inner
+            .builds
+            .answer(&host, |rerun| self.handle(creq, rerun))
+            .await
+            .map_err(worker::Error::RustError)
+    }
+}
+
+impl DurableObject for DbActor {
+    fn new(state: State, env: Env) -> Self {
+        let sql = DoSql::new(&state);
+        let lookup = |k: &str| env_text(&env, k);
+        let (limits, users) = (
+            Limits::from_lookup(lookup),
+            UsersConfig::from_lookup(lookup),
+        );
+        let bucket = bucket_from_env(&env);
+        let inner = Inner {
+            sql,
+            env,
+            limits,
+            users,
+            waiters: RefCell::new(Vec::new()),
+            update_pending: Cell::new(false),
+            builds: BuildScheduler::default(),
+            bucket,
+            meta: RefCell::new(None),
+            state,
+        };
+        if let Err(e) = inner.db().store.init_schema() {
+            worker::console_error!("schema initialisation failed: {e}");
+        }
+        DbActor {
+            inner: Rc::new(inner),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let head = req.inner().method() == "HEAD";
+        let creq = match from_worker(&mut req)
+            .await?
+            .decoded(self.inner.limits.max_http_request_size)
+        {
+            Ok(r) => r,
+            Err(e) => return to_worker(CouchResponse::error(&e), head),
+        };
+        let name = creq.path.first().cloned().unwrap_or_default();
+        let bucket = self.inner.bucket.as_ref();
+        if let Some(sync) = bucket {
+            sync.begin();
+        }
+        let before = bucket.and_then(|_| self.inner.db().meta().ok());
+        let mut outcome = self.handle_building(&creq).await?;
+        // A read that needs contents from the bucket runs again with them
+        // (writes never read contents; at most a few rounds).
+        if let Some(sync) = bucket {
+            for _ in 0..3 {
+                if outcome.event.is_some() {
+                    break;
+                }
+                match sync.fetch_wanted(&self.inner.db()).await {
+                    Ok(true) => outcome = self.handle_building(&creq).await?,
+                    Ok(false) => break,
+                    Err(e) => return Err(worker::Error::RustError(e)),
+                }
+            }
+            let deleted = matches!(outcome.event, Some(DbEvent::Deleted))
+                .then_some(before)
+                .flatten();
+            sync.finish(&self.inner.db(), outcome.event.is_some(), deleted)
+                .await;
+        }
+        match outcome.event {
+            Some(DbEvent::Created) => self.inner.report(CatalogCall::Added(name.clone())).await?,
+            Some(DbEvent::Deleted) => {
+                self.inner.wake();
+                self.inner
+                    .report(CatalogCall::Removed(name.clone()))
+                    .await?;
+            }
+            Some(DbEvent::Updated) => {
+                self.inner.wake();
+                note_update(&self.inner, name.clone());
+            }
+            None => {}
+        }
+        if outcome.event.is_some() && name == shared::replication::REPLICATOR_DB {
+            self.inner.poke_replicator().await;
+        }
+        match outcome.reply {
+            Reply::Subscribe { params, since } => {
+                let pair = WebSocketPair::new()?;
+                // Accepted through the hibernation API: idle subscribers
+                // keep no isolate awake.
+                self.inner.state.accept_web_socket(&pair.server);
+                subscriptions::start(&self.inner.db(), &Ws(pair.server), params, since);
+                Response::from_websocket(pair.client)
+            }
+            reply => open_feed(&self.inner, reply, head),
+        }
+    }
+
+    /// Builds view indexes (see [`BuildScheduler::round`]).
+    async fn alarm(&self) -> Result<Response> {
+        let host = Host(&self.inner.state);
+        self.inner
+            .builds
+            .round(&host, &self.inner.db())
+            .await
+            .map_err(worker::Error::RustError)?;
+        Response::empty()
+    }
+
+    /// A subscriber may send `{"since": SEQ}` to resume from a sequence.
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        if let WebSocketIncomingMessage::String(text) = message {
+            subscriptions::resume(&self.inner.db(), &Ws(ws), &text);
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        _clean: bool,
+    ) -> Result<()> {
+        // 1005 (no code) and 1006 (abnormal) may not be sent back: answer 1000.
+        let code = match code {
+            1005 | 1006 => 1000,
+            c => c as u16,
+        };
+        let _ = ws.close(Some(code), Some(reason));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        let _ = ws.close(Some(1011), Some("error"));
+        Ok(())
+    }
+}
+
+impl FeedHost for Inner {
+    fn with_source<R>(&self, f: impl FnOnce(&dyn ChangeSource) -> R) -> R {
+        f(&self.db())
+    }
+
+    fn subscribe(&self) -> oneshot::Receiver<()> {
+        Inner::subscribe(self)
+    }
+}

@@ -1,0 +1,128 @@
+//! When view indexes are built: in the actor's alarm, never beyond one
+//! invocation's CPU budget.
+//!
+//! A query that finds its view behind maps what its own budget allows
+//! (see [`crate::views::Builds`]); if that is not enough it asks the
+//! scheduler for the view, waits, and runs again once a round has brought
+//! every view it waits for up to date. Each alarm runs one round: the
+//! wanted views first, then every auto-updated one, and sets another alarm
+//! while any is unfinished. The alarm and the timer are a [`BuildHost`], so
+//! the whole hand-off runs natively.
+
+use crate::database::Database;
+use crate::views::{Refresh, ViewName};
+use futures::channel::oneshot;
+use futures::future::{select, Either};
+use std::cell::{Cell, RefCell};
+
+/// How long a query waits for a build round before looking again (in case
+/// an alarm was lost with an earlier instance).
+pub const BUILD_WAIT_MS: u64 = 30_000;
+/// Documents a query that waited for a build may map itself when it runs
+/// again: enough for the writes that came meanwhile, far below a budget.
+pub const RERUN_BUILD_BUDGET: u64 = 1_000;
+
+/// What the scheduler needs of the runtime.
+#[allow(async_fn_in_trait)]
+pub trait BuildHost {
+    /// Has the alarm run as soon as possible.
+    async fn set_alarm(&self) -> Result<(), String>;
+    async fn sleep(&self, ms: u64);
+}
+
+/// One actor's pending builds.
+#[derive(Default)]
+pub struct BuildScheduler {
+    /// Views the next round must build: queries wait for them (or asked
+    /// for them with `update=lazy`).
+    wanted: RefCell<Vec<ViewName>>,
+    /// Queries waiting for a round to finish the views they need.
+    waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    /// An alarm is set (a hint: one set by an earlier instance is unknown).
+    armed: Cell<bool>,
+}
+
+/// What one run of a request gives: its answer, the views it must wait
+/// for, and the views it wants updated afterwards.
+pub type Run<T> = (T, Vec<ViewName>, Vec<ViewName>);
+
+impl BuildScheduler {
+    /// Has the next round build `views` (besides every auto-updated view).
+    pub async fn want(&self, host: &impl BuildHost, views: Vec<ViewName>) -> Result<(), String> {
+        {
+            let mut wanted = self.wanted.borrow_mut();
+            for v in views {
+                if !wanted.contains(&v) {
+                    wanted.push(v);
+                }
+            }
+        }
+        if !self.armed.replace(true) {
+            if let Err(e) = host.set_alarm().await {
+                self.armed.set(false);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers a request whose runs may need views built: `run(rerun)`
+    /// answers it once (`rerun`: it waited before, so its own budget should
+    /// be [`RERUN_BUILD_BUDGET`]); while it names views to wait for, they
+    /// are wanted and the request runs again after the round that finishes
+    /// them (or after [`BUILD_WAIT_MS`]).
+    pub async fn answer<T>(
+        &self,
+        host: &impl BuildHost,
+        mut run: impl FnMut(bool) -> Run<T>,
+    ) -> Result<T, String> {
+        let (mut out, mut awaited, mut lazy) = run(false);
+        while !awaited.is_empty() {
+            let (tx, rx) = oneshot::channel();
+            self.waiters.borrow_mut().push(tx);
+            self.want(host, awaited).await?;
+            let timer = std::pin::pin!(host.sleep(BUILD_WAIT_MS));
+            if let Either::Right(_) = select(rx, timer).await {
+                tracing::warn!(
+                    "a query waited {BUILD_WAIT_MS} ms for an index build; looking again"
+                );
+            }
+            (out, awaited, lazy) = run(true);
+        }
+        if !lazy.is_empty() {
+            self.want(host, lazy).await?;
+        }
+        Ok(out)
+    }
+
+    /// One round, as the alarm runs it. Waiting queries run again once no
+    /// view they wait for is unfinished; another alarm follows while any
+    /// view is.
+    pub async fn round(&self, host: &impl BuildHost, db: &Database<'_>) -> Result<(), String> {
+        self.armed.set(false);
+        let wanted = self.wanted.take();
+        let name = db.meta().map(|m| m.name).unwrap_or_default();
+        let round = db.refresh_views(&wanted).unwrap_or_else(|e| {
+            tracing::error!("view update in {name} failed: {}", e.reason);
+            Refresh::default()
+        });
+        for e in &round.failures {
+            tracing::error!("view update in {name} failed: {}", e.reason);
+        }
+        let still: Vec<ViewName> = round
+            .unfinished
+            .iter()
+            .filter(|v| wanted.contains(v))
+            .cloned()
+            .collect();
+        if still.is_empty() {
+            for w in self.waiters.borrow_mut().drain(..) {
+                let _ = w.send(());
+            }
+        }
+        if !round.unfinished.is_empty() {
+            self.want(host, still).await?;
+        }
+        Ok(())
+    }
+}
