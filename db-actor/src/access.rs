@@ -65,6 +65,9 @@ impl<'a> Access<'a> {
     pub fn before_write(&self, db: &Database, id: &str, doc: &mut IncomingDoc) -> CouchResult<()> {
         if doc::is_design(id) {
             self.db_admin()?;
+            if !doc.deleted {
+                crate::design::validate_on_save(&doc.body)?;
+            }
         }
         // The replicator's own state writes skip `validate_doc_update`, so
         // a user's function cannot stop it recording a job's outcome.

@@ -385,8 +385,14 @@ fn route(
             }
             access.member()?;
             let id = (!id.is_empty()).then(|| id.join("/"));
-            let (r, saved) =
-                crate::update_handlers::handle(db, req, &access, ddoc, fname, id.as_deref())?;
+            let (r, saved) = crate::design::update_handlers::handle(
+                db,
+                req,
+                &access,
+                ddoc,
+                fname,
+                id.as_deref(),
+            )?;
             Ok(Outcome {
                 reply: Reply::Done(r),
                 event: saved.then_some(DbEvent::Updated),
@@ -398,7 +404,7 @@ fn route(
             }
             access.member()?;
             let id = (!id.is_empty()).then(|| id.join("/"));
-            let r = crate::render::show(db, req, &access, ddoc, fname, id.as_deref())?;
+            let r = crate::design::render::show(db, req, &access, ddoc, fname, id.as_deref())?;
             done(r)
         }
         ["_design", ddoc, "_list", lname, view_at @ ..] if matches!(view_at.len(), 1 | 2) => {
@@ -414,7 +420,7 @@ fn route(
                 [vddoc, view] => (*vddoc, *view),
                 _ => (*ddoc, view_at[0]),
             };
-            let r = crate::render::list(db, req, body.as_ref(), ddoc, lname, vddoc, view)?;
+            let r = crate::design::render::list(db, req, body.as_ref(), ddoc, lname, vddoc, view)?;
             done(r)
         }
         // A design function path without the function's name.

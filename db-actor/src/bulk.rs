@@ -71,13 +71,21 @@ impl Database<'_> {
                         continue;
                     }
                 };
-                let r = before_write(id, doc).and_then(|_| {
-                    if new_edits {
-                        self.update_doc(&mut batch, id, doc).map(Some)
-                    } else {
-                        self.merge_doc(&mut batch, id, doc).map(|_| None)
+                // What the checks refuse (validation, a design document
+                // that does not compile, access) is that document's error.
+                match before_write(id, doc) {
+                    Err(e) if e.status < 500 => {
+                        results.push(Some(failure(id, &e)));
+                        continue;
                     }
-                });
+                    Err(e) => return Err(e),
+                    Ok(()) => {}
+                }
+                let r = if new_edits {
+                    self.update_doc(&mut batch, id, doc).map(Some)
+                } else {
+                    self.merge_doc(&mut batch, id, doc).map(|_| None)
+                };
                 results.push(match r {
                     Ok(Some(rev)) => Some(json!({"ok": true, "id": id, "rev": rev.to_string()})),
                     Ok(None) => None,

@@ -14,6 +14,7 @@ pub mod bulk;
 pub mod catalog;
 pub mod changes;
 pub mod database;
+pub mod design;
 pub mod documents;
 pub mod feed;
 pub mod js;
@@ -21,10 +22,8 @@ pub mod local_docs;
 pub mod mango;
 pub mod purge;
 pub mod remote;
-pub mod render;
 pub mod store;
 pub mod subscriptions;
-pub mod update_handlers;
 pub mod views;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,21 +1,18 @@
 //! Map/reduce views over the database: index maintenance from the update
-//! sequence, queries (ranges, keys, grouping, reduce) and
-//! `validate_doc_update`. Definitions and built-in reduces are in
-//! `shared::view`; JavaScript runs in [`crate::js`].
+//! sequence and queries (ranges, keys, grouping, reduce). Definitions and
+//! built-in reduces are in `shared::view`; functions are compiled and their
+//! failures mapped by [`crate::design`].
 
 use crate::database::Database;
+use crate::design::{compile, failure, Role};
 use crate::documents::ReadOpts;
 use crate::js::{Engine, FnId, JsError};
 use crate::store::{ViewBound, ViewRange, ViewRow};
 use serde_json::{json, Map, Value};
-use shared::doc::IncomingDoc;
 use shared::error::{CouchError, CouchResult};
 use shared::http::Request;
-use shared::user::UserCtx;
 use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewQuery};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::rc::Rc;
 
 /// Documents mapped per transaction while an index catches up.
 const BATCH: u64 = 500;
@@ -23,17 +20,6 @@ const BATCH: u64 = 500;
 const REDUCE_CHUNK: usize = 500;
 /// Rows read per statement while reducing.
 const SCAN_PAGE: u64 = 5_000;
-
-/// How a JavaScript failure ends the request.
-fn js_failure(what: &str, e: &JsError) -> CouchError {
-    match e {
-        JsError::Timeout | JsError::OutOfMemory => {
-            CouchError::new(500, "os_process_error", format!("{what}: {e}"))
-        }
-        JsError::Compile(m) => CouchError::new(400, "compilation_error", format!("{what}: {m}")),
-        JsError::Thrown(_) => CouchError::new(500, "javascript_error", format!("{what}: {e}")),
-    }
-}
 
 /// A view by design document (without `_design/`) and view name.
 pub type ViewName = (String, String);
@@ -90,21 +76,11 @@ pub struct Refresh {
     pub unfinished: Vec<ViewName>,
 }
 
-/// A fresh engine with `src` (a function of design document `ddoc`)
-/// compiled in it.
-fn compile(src: &str, ddoc: &Value, what: &str) -> CouchResult<(Engine, FnId)> {
-    let engine = Engine::new().map_err(|e| js_failure(what, &e))?;
-    let f = engine
-        .compile(src, ddoc)
-        .map_err(|e| js_failure(what, &e))?;
-    Ok((engine, f))
-}
-
 /// A view resolved from its design document.
-struct Resolved {
+pub(crate) struct Resolved {
     name: ViewName,
-    def: ViewDef,
-    ddoc: Map<String, Value>,
+    pub(crate) def: ViewDef,
+    pub(crate) ddoc: Map<String, Value>,
 }
 
 /// The reduce half of a view.
@@ -118,7 +94,7 @@ impl Reducer {
         match Builtin::parse(src) {
             Some(b) => Ok(Reducer::Builtin(b?)),
             None => {
-                let (engine, f) = compile(src, ddoc, "reduce")?;
+                let (engine, f) = compile(src, ddoc, "reduce", Role::Query)?;
                 Ok(Reducer::Js(engine, f))
             }
         }
@@ -140,7 +116,7 @@ impl Reducer {
                     let values = Value::Array(chunk.iter().map(|(_, _, v)| v.clone()).collect());
                     let input = values.to_string().len();
                     let out = tolerate(engine.call(*f, &[&keys, &values, &json!(false)]))
-                        .map_err(|e| js_failure("reduce", &e))?;
+                        .map_err(|e| failure("reduce", Role::Query, &e))?;
                     view::check_reduce_limit(input, &out)?;
                     partials.push(out);
                 }
@@ -149,7 +125,7 @@ impl Reducer {
                 }
                 let values = Value::Array(partials);
                 tolerate(engine.call(*f, &[&Value::Null, &values, &json!(true)]))
-                    .map_err(|e| js_failure("rereduce", &e))
+                    .map_err(|e| failure("rereduce", Role::Query, &e))
             }
         }
     }
@@ -168,63 +144,10 @@ fn tolerate(out: Result<Value, JsError>) -> Result<Value, JsError> {
     }
 }
 
-/// A compiled filter or view map, for `_changes` filters.
-pub struct DocTest {
-    engine: Engine,
-    f: FnId,
-}
-
-impl DocTest {
-    /// A filter function's verdict (truthy = keep). One that throws fails
-    /// the request, as CouchDB's query server answers an error for it.
-    pub fn filter(&self, doc: &Value, req: &Value) -> CouchResult<bool> {
-        match self.engine.call(self.f, &[doc, req]) {
-            Ok(v) => Ok(truthy(&v)),
-            Err(e) => Err(js_failure("filter", &e)),
-        }
-    }
-
-    /// Whether a view's map emits anything for the document.
-    pub fn emits(&self, doc: &Value) -> CouchResult<bool> {
-        if doc.get("_deleted") == Some(&Value::Bool(true)) {
-            return Ok(false);
-        }
-        match self.engine.map(self.f, &doc.to_string()) {
-            Ok(rows) => Ok(!rows.is_empty()),
-            Err(JsError::Thrown(_)) => Ok(false),
-            Err(e) => Err(js_failure("map", &e)),
-        }
-    }
-}
-
-/// JavaScript truthiness of a JSON result.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
-        Value::String(s) => !s.is_empty(),
-        _ => true,
-    }
-}
-
 thread_local! {
     /// Views whose background update failed, by signature: not retried in
     /// the background (an edited map has a new signature).
     static STALLED: RefCell<std::collections::HashSet<String>> = RefCell::default();
-    /// The compiled `validate_doc_update` functions of the design documents
-    /// last seen, by their sources: writes reuse one engine.
-    static VALIDATORS: RefCell<Option<(String, Engine, Vec<FnId>)>> = const { RefCell::new(None) };
-    /// Each database's validator sources (by incarnation), with the design
-    /// sequence they were read at.
-    static VALIDATOR_SOURCES: RefCell<HashMap<String, (u64, Rc<Validators>)>> = RefCell::default();
-}
-
-/// The `validate_doc_update` sources of a database, with their design
-/// documents, and all sources joined: what the compiled engine is keyed by.
-struct Validators {
-    key: String,
-    sources: Vec<(String, Value)>,
 }
 
 impl Database<'_> {
@@ -235,7 +158,7 @@ impl Database<'_> {
             .ok_or_else(|| CouchError::not_found("missing"))
     }
 
-    fn resolve(&self, ddoc_name: &str, name: &str) -> CouchResult<Resolved> {
+    pub(crate) fn resolve(&self, ddoc_name: &str, name: &str) -> CouchResult<Resolved> {
         let ddoc = self.design_doc(ddoc_name)?;
         let def = ViewDef::from_design_doc(&ddoc, name)?;
         Ok(Resolved {
@@ -290,7 +213,7 @@ impl Database<'_> {
                             doc.insert("_local_seq".into(), json!(rec.seq));
                         }
                         if engine.is_none() {
-                            engine = Some(compile(&v.def.map, &ddoc, "map")?);
+                            engine = Some(compile(&v.def.map, &ddoc, "map", Role::Query)?);
                         }
                         let (e, f) = engine.as_ref().expect("set");
                         match e.map(*f, &Value::Object(doc).to_string()) {
@@ -322,7 +245,7 @@ impl Database<'_> {
                                     "map function raised exception ({e}): document skipped"
                                 );
                             }
-                            Err(err) => return Err(js_failure("map", &err)),
+                            Err(err) => return Err(failure("map", Role::Query, &err)),
                         }
                     }
                     self.store.set_view_rows(idx, &rec.id, &rows)?;
@@ -617,24 +540,6 @@ impl Database<'_> {
         Ok(json!({ "rows": rows }))
     }
 
-    fn compiled(&self, ddoc: &Map<String, Value>, src: &str, what: &str) -> CouchResult<DocTest> {
-        let (engine, f) = compile(src, &Value::Object(ddoc.clone()), what)?;
-        Ok(DocTest { engine, f })
-    }
-
-    /// The filter function `filters.{name}` of `_design/{ddoc}`.
-    pub fn filter_fn(&self, ddoc: &str, name: &str) -> CouchResult<DocTest> {
-        let body = self.design_doc(ddoc)?;
-        let src = design_function(&body, "filters", name)?;
-        self.compiled(&body, &src, "filter")
-    }
-
-    /// The map of view `name` of `_design/{ddoc}`, for `filter=_view`.
-    pub fn view_filter(&self, ddoc: &str, name: &str) -> CouchResult<DocTest> {
-        let v = self.resolve(ddoc, name)?;
-        self.compiled(&v.ddoc, &v.def.map, "map")
-    }
-
     /// One round of background index building, as the actor's alarm runs
     /// it: first the views queries are waiting for (`wanted`), then every
     /// view of every design document without `"autoupdate": false`, as
@@ -754,122 +659,4 @@ impl Database<'_> {
             }
         }))
     }
-
-    /// The `validate_doc_update` sources of the design documents, with their
-    /// design documents: read again only after a design document changed,
-    /// so ordinary writes skip reading every design document.
-    fn validators(&self, instance: &str) -> CouchResult<Rc<Validators>> {
-        let seq = self.store.design_seq()?;
-        let cached = VALIDATOR_SOURCES.with(|c| {
-            c.borrow()
-                .get(instance)
-                .filter(|(s, _)| *s == seq)
-                .map(|(_, v)| v.clone())
-        });
-        if let Some(v) = cached {
-            return Ok(v);
-        }
-        let mut sources = Vec::new();
-        for (_, ddoc) in self.design_docs()? {
-            let src = ddoc.get("validate_doc_update").and_then(Value::as_str);
-            if let Some(src) = src.map(str::to_string) {
-                sources.push((src, Value::Object(ddoc)));
-            }
-        }
-        let key = sources
-            .iter()
-            .map(|(s, _)| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\u{0}");
-        let sources = Rc::new(Validators { key, sources });
-        VALIDATOR_SOURCES.with(|c| {
-            let mut c = c.borrow_mut();
-            // Databases sharing an isolate each keep an entry; bounded.
-            if c.len() >= 64 {
-                c.clear();
-            }
-            c.insert(instance.to_string(), (seq, sources.clone()));
-        });
-        Ok(sources)
-    }
-
-    /// Runs every design document's `validate_doc_update` on a write of
-    /// `id` (not design or local documents, which only admins write).
-    pub fn validate_write(&self, id: &str, doc: &IncomingDoc, user: &UserCtx) -> CouchResult<()> {
-        if id.starts_with("_design/") {
-            return Ok(());
-        }
-        let meta = self.meta()?;
-        let validators = self.validators(&meta.instance)?;
-        if validators.sources.is_empty() {
-            return Ok(());
-        }
-        let mut new_doc = doc.body.clone();
-        new_doc.insert("_id".into(), json!(id));
-        if let Some(rev) = &doc.rev {
-            new_doc.insert("_rev".into(), json!(rev.to_string()));
-        }
-        if doc.deleted {
-            new_doc.insert("_deleted".into(), json!(true));
-        }
-        let old_doc = self.winner_doc(id)?;
-        let user_ctx = json!({"db": meta.name, "name": user.name, "roles": user.roles});
-        let args = [&Value::Object(new_doc), &old_doc, &user_ctx, &meta.security];
-        let key = &validators.key;
-        VALIDATORS.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let fresh = !matches!(&*slot, Some((k, e, _)) if k == key && e.healthy());
-            if fresh {
-                let engine = Engine::new().map_err(|e| js_failure("validate_doc_update", &e))?;
-                let fns = validators
-                    .sources
-                    .iter()
-                    .map(|(src, ddoc)| engine.compile(src, ddoc))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| js_failure("validate_doc_update", &e))?;
-                *slot = Some((key.clone(), engine, fns));
-            }
-            let (_, engine, fns) = slot.as_ref().expect("set");
-            for f in fns {
-                match engine.call(*f, &args) {
-                    Ok(_) => {}
-                    Err(JsError::Thrown(t)) => return Err(denial(&t)),
-                    Err(e) => return Err(js_failure("validate_doc_update", &e)),
-                }
-            }
-            Ok(())
-        })
-    }
-}
-
-/// The source of `{section}.{name}` in a design document (404 if absent).
-pub fn design_function(
-    ddoc: &Map<String, Value>,
-    section: &str,
-    name: &str,
-) -> CouchResult<String> {
-    ddoc.get(section)
-        .and_then(|f| f.get(name))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| CouchError::not_found(format!("missing json key: {name}")))
-}
-
-/// What a validation function threw, as CouchDB answers it.
-fn denial(thrown: &Value) -> CouchError {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    if let Some(m) = thrown.get("forbidden") {
-        return CouchError::forbidden(text(m));
-    }
-    if let Some(m) = thrown.get("unauthorized") {
-        return CouchError::unauthorized(text(m));
-    }
-    let reason = match thrown.get("message") {
-        Some(m) => text(m),
-        None => text(thrown),
-    };
-    CouchError::new(500, "doc_validation", reason)
 }

@@ -22,6 +22,15 @@ struct TestHost {
     timer_fires: bool,
 }
 
+impl TestHost {
+    fn new(timer_fires: bool) -> Self {
+        TestHost {
+            alarms: Cell::new(0),
+            timer_fires,
+        }
+    }
+}
+
 impl BuildHost for TestHost {
     async fn set_alarm(&self) -> Result<(), String> {
         self.alarms.set(self.alarms.get() + 1);
@@ -94,10 +103,7 @@ fn total(resp: &Response) -> usize {
 #[test]
 fn a_query_waits_for_alarm_rounds_and_answers_the_whole_view() {
     let db = database();
-    let host = TestHost {
-        alarms: Cell::new(0),
-        timer_fires: false,
-    };
+    let host = TestHost::new(false);
     let builds = BuildScheduler::default();
     let answer: RefCell<Option<Response>> = RefCell::new(None);
     let rounds = Cell::new(0);
@@ -140,10 +146,7 @@ fn a_query_waits_for_alarm_rounds_and_answers_the_whole_view() {
 fn a_lost_alarm_delays_a_query_but_never_strands_it() {
     let db = database();
     // No round ever runs; the timer fires, and each rerun maps a little.
-    let host = TestHost {
-        alarms: Cell::new(0),
-        timer_fires: true,
-    };
+    let host = TestHost::new(true);
     let builds = BuildScheduler::default();
     let r = block_on(builds.answer(&host, |rerun| run(&db, "/db/_design/d/_view/v", rerun)));
     assert_eq!(total(&r.unwrap()), 45);
@@ -157,10 +160,7 @@ fn a_lost_alarm_delays_a_query_but_never_strands_it() {
 #[test]
 fn update_lazy_answers_at_once_and_wants_the_view_built() {
     let db = database();
-    let host = TestHost {
-        alarms: Cell::new(0),
-        timer_fires: false,
-    };
+    let host = TestHost::new(false);
     let builds = BuildScheduler::default();
     let url = "/db/_design/d/_view/v?update=lazy";
     let r = block_on(builds.answer(&host, |rerun| run(&db, url, rerun))).unwrap();

@@ -268,8 +268,7 @@ fn a_map_that_throws_skips_the_document_and_hostile_maps_fail_the_request() {
         Some(json!({"views": {
             "throws": {"map": "function(d) { emit(d.x.y, null); }"},
             "loops": {"map": "function(d) { while (true) {} }"},
-            "bomb": {"map": "function(d) { var a = []; for (;;) a.push(new Array(1e5).join('x')); }"},
-            "bad": {"map": "function(d) {"}
+            "bomb": {"map": "function(d) { var a = []; for (;;) a.push(new Array(1e5).join('x')); }"}
         }})),
     );
     assert_eq!(
@@ -284,11 +283,6 @@ fn a_map_that_throws_skips_the_document_and_hostile_maps_fail_the_request() {
             "{v}"
         );
     }
-    let (s, body) = db.json("GET", "/db/_design/d/_view/bad", None);
-    assert_eq!(
-        (s, body["error"].as_str().unwrap()),
-        (400, "compilation_error")
-    );
     // Hostile reduces (JavaScript reduce runs at query time) end the same
     // way; deep recursion throws, which couchjs turns into a null reduction.
     ok(
@@ -758,4 +752,106 @@ fn equal_keys_of_one_document_sort_by_erlang_term_order() {
             json!("str")
         ]
     );
+}
+
+/// Design documents are checked when saved, as CouchDB 3 checks them: the
+/// fields' types, a map in every view, and views' functions that compile.
+/// A refused one leaves the stored design document as it was.
+#[test]
+fn broken_design_documents_are_refused_on_save() {
+    let db = Db::new();
+    let good =
+        json!({"views": {"v": {"map": "function(d) { emit(d._id, 1); }", "reduce": "_sum"}}});
+    ok(&db, "PUT", "/db/_design/d", Some(good));
+    let (_, stored) = db.json("GET", "/db/_design/d", None);
+    let rev = stored["_rev"].as_str().unwrap().to_string();
+    let cases = [
+        (
+            json!({"views": "x"}),
+            400,
+            "invalid_design_doc",
+            "`views` field must have object type",
+        ),
+        (
+            json!({"views": {"v": {"map": 1}}}),
+            400,
+            "invalid_design_doc",
+            "`views.v.map`",
+        ),
+        (
+            json!({"language": 1}),
+            400,
+            "invalid_design_doc",
+            "`language`",
+        ),
+        (
+            json!({"views": {"v": {"reduce": "_sum"}}}),
+            400,
+            "invalid_design_doc",
+            "must contain map",
+        ),
+        (
+            json!({"views": {"v": {"map": "function(d) { emit(1); }", "reduce": "_median"}}}),
+            400,
+            "invalid_design_doc",
+            "`_median` is not a supported reduce function.",
+        ),
+        (
+            json!({"views": {"v": {"map": "function(d) {"}}}),
+            400,
+            "compilation_error",
+            "map of view v",
+        ),
+        (
+            json!({"views": {"v": {"map": "function(d) { emit(1); }", "reduce": "function(k, v) { return"}}}),
+            400,
+            "compilation_error",
+            "reduce of view v",
+        ),
+        (
+            json!({"views": {"v": {"map": "42"}}}),
+            400,
+            "compilation_error",
+            "",
+        ),
+        (
+            json!({"language": "coffeescript", "views": {"v": {"map": "(doc) -> emit("}}}),
+            400,
+            "compilation_error",
+            "",
+        ),
+    ];
+    for (body, status, error, reason) in cases {
+        let mut body = body;
+        body["_rev"] = json!(rev);
+        let (s, e) = db.json("PUT", "/db/_design/d", Some(body.clone()));
+        assert_eq!(
+            (s, e["error"].as_str().unwrap_or("")),
+            (status, error),
+            "{body}"
+        );
+        assert!(
+            e["reason"].as_str().unwrap().contains(reason),
+            "{body}: {e}"
+        );
+        // In _bulk_docs it is that document's error.
+        let (s, rows) = db.json("POST", "/db/_bulk_docs", Some(json!({"docs": [
+            {"_id": "_design/d", "_rev": rev, "views": body["views"].clone(), "language": body.get("language").cloned().unwrap_or(json!("javascript"))}
+        ]})));
+        assert_eq!((s, rows[0]["error"].as_str()), (201, Some(error)), "{body}");
+    }
+    let (_, after) = db.json("GET", "/db/_design/d", None);
+    assert_eq!(after["_rev"], json!(rev), "nothing was written");
+    // Mango's (language "query") and other languages' design documents are
+    // kept, as CouchDB keeps them; a deleted design document needs no views.
+    let mango = json!({"language": "query", "views": {"i": {"map": {"fields": {"a": "asc"}}, "reduce": "_count", "options": {"def": {"fields": ["a"]}}}}});
+    ok(&db, "PUT", "/db/_design/m", Some(mango));
+    ok(
+        &db,
+        "PUT",
+        "/db/_design/py",
+        Some(json!({"language": "python", "views": {"v": {"map": "def f(doc): pass"}}})),
+    );
+    let (s, _) = db.json("DELETE", &format!("/db/_design/d?rev={rev}"), None);
+    assert_eq!(s, 200);
 }

@@ -11,6 +11,7 @@ pub mod collate;
 pub mod config;
 pub mod cors;
 pub mod db_name;
+pub mod design_doc;
 pub mod doc;
 pub mod erlang_term;
 pub mod error;

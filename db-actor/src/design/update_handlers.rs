@@ -3,9 +3,9 @@
 //! `newDoc` (unless null) is saved like any write — access rules and
 //! `validate_doc_update` included — and `response` becomes the answer.
 
+use super::render;
 use crate::access::Access;
 use crate::js::JsError;
-use crate::render;
 use crate::Database;
 use serde_json::Value;
 use shared::doc::IncomingDoc;

@@ -5,10 +5,10 @@
 //! served by it; they share the request object and the response format with
 //! update handlers.
 
+use super::Role;
 use crate::access::Access;
 use crate::documents::ReadOpts;
 use crate::js::{Engine, JsError};
-use crate::views::design_function;
 use crate::Database;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -17,21 +17,9 @@ use shared::http::{Request, Response};
 use shared::uuids;
 use shared::view::ViewQuery;
 
-/// How a rendering function's failure answers, as CouchDB's: `forbidden`
-/// and `unauthorized` throws are 403 and 401.
+/// How a rendering function's failure answers (see [`super::failure`]).
 pub fn failure(what: &str, e: JsError) -> CouchError {
-    match e {
-        JsError::Thrown(t) if t.get("forbidden").is_some() => {
-            CouchError::forbidden(t["forbidden"].as_str().unwrap_or_default())
-        }
-        JsError::Thrown(t) if t.get("unauthorized").is_some() => {
-            CouchError::unauthorized(t["unauthorized"].as_str().unwrap_or_default())
-        }
-        JsError::Timeout | JsError::OutOfMemory => {
-            CouchError::new(500, "os_process_error", format!("{what}: {e}"))
-        }
-        other => CouchError::new(500, "render_error", format!("{what}: {other}")),
-    }
+    super::failure(what, Role::Render, &e)
 }
 
 /// Compiles `{kind}.{name}` of a design document, or CouchDB's 404.
@@ -42,16 +30,12 @@ pub fn compile(
     ddoc: &str,
     name: &str,
 ) -> CouchResult<(Engine, crate::js::FnId)> {
-    let src = design_function(design, kind, name).map_err(|_| {
+    let src = super::source(design, kind, name).map_err(|_| {
         CouchError::not_found(format!(
             "missing {what} function {name} on design doc _design/{ddoc}"
         ))
     })?;
-    let engine = Engine::new().map_err(|e| failure(what, e))?;
-    let f = engine
-        .compile(&src, &Value::Object(design.clone()))
-        .map_err(|e| failure(what, e))?;
-    Ok((engine, f))
+    super::compile(&src, &Value::Object(design.clone()), what, Role::Render)
 }
 
 /// What a show or list function produced.

@@ -1,0 +1,166 @@
+//! Design-document functions besides views' map and reduce: `_changes`
+//! filters ([`filters`]), `validate_doc_update` ([`validate`]), show and
+//! list functions ([`render`]) and update handlers ([`update_handlers`]).
+//! Views ([`crate::views`]) use the same two entry points:
+//!
+//! - [`compile`], the one way a design function becomes callable (a fresh
+//!   QuickJS engine of [`crate::js`], with its budgets, and the function
+//!   compiled in it with its design document as `this`);
+//! - [`failure`], the one mapping of a JavaScript failure to CouchDB's
+//!   error, by the [`Role`] of the function that failed.
+
+pub mod filters;
+pub mod render;
+pub mod update_handlers;
+pub mod validate;
+
+use crate::js::{Engine, FnId, JsError};
+use serde_json::{Map, Value};
+use shared::error::{CouchError, CouchResult};
+
+/// What a function is for, which decides how its failures answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Map, reduce and filter functions: a throw is a `javascript_error`,
+    /// a syntax error a 400 `compilation_error`.
+    Query,
+    /// Show, list and update functions: `{forbidden}` and `{unauthorized}`
+    /// throws are 403 and 401, anything else a `render_error`.
+    Render,
+    /// `validate_doc_update`: a throw is the write's refusal.
+    Validate,
+}
+
+/// How a JavaScript failure of `what` (a function kind, for the reason)
+/// ends the request, as CouchDB's query server answers it.
+pub fn failure(what: &str, role: Role, e: &JsError) -> CouchError {
+    match (e, role) {
+        (JsError::Timeout | JsError::OutOfMemory, _) => {
+            CouchError::new(500, "os_process_error", format!("{what}: {e}"))
+        }
+        (JsError::Thrown(t), Role::Validate) => validate::denial(t),
+        (JsError::Thrown(t), Role::Render) if t.get("forbidden").is_some() => {
+            CouchError::forbidden(t["forbidden"].as_str().unwrap_or_default())
+        }
+        (JsError::Thrown(t), Role::Render) if t.get("unauthorized").is_some() => {
+            CouchError::unauthorized(t["unauthorized"].as_str().unwrap_or_default())
+        }
+        (_, Role::Render) => CouchError::new(500, "render_error", format!("{what}: {e}")),
+        (JsError::Compile(m), _) => {
+            CouchError::new(400, "compilation_error", format!("{what}: {m}"))
+        }
+        (JsError::Thrown(_), _) => CouchError::new(500, "javascript_error", format!("{what}: {e}")),
+    }
+}
+
+/// A fresh engine with `src` compiled in it, `design` being its design
+/// document.
+pub fn compile(src: &str, design: &Value, what: &str, role: Role) -> CouchResult<(Engine, FnId)> {
+    let engine = Engine::new().map_err(|e| failure(what, role, &e))?;
+    let f = engine
+        .compile(src, design)
+        .map_err(|e| failure(what, role, &e))?;
+    Ok((engine, f))
+}
+
+/// Checks a design document being saved, as CouchDB does: its fields'
+/// types (`shared::design_doc`), then its views' map and reduce functions
+/// compile (a syntax error is 400 `compilation_error`, an unknown built-in
+/// reduce 400 `invalid_design_doc`). Other functions are compiled when
+/// used, as in CouchDB; views in a language Settee does not run are kept
+/// (CouchDB allows saving them) and refused when queried.
+pub fn validate_on_save(design: &Map<String, Value>) -> CouchResult<()> {
+    shared::design_doc::validate_fields(design)?;
+    let lang = design.get("language").and_then(Value::as_str);
+    if !lang.is_none_or(|l| shared::view::QUERY_LANGUAGES.contains(&l)) {
+        return Ok(());
+    }
+    let Some(Value::Object(views)) = design.get("views") else {
+        return Ok(());
+    };
+    let this = Value::Object(design.clone());
+    let mut engine: Option<Engine> = None;
+    let mut try_compile = |src: &str, what: &str| -> CouchResult<()> {
+        let e = match &mut engine {
+            Some(e) => e,
+            None => engine.insert(Engine::new().map_err(|e| failure(what, Role::Query, &e))?),
+        };
+        e.compile(src, &this)
+            .map(drop)
+            .map_err(|e| failure(what, Role::Query, &e))
+    };
+    for (name, view) in views.iter().filter(|(n, _)| *n != "lib") {
+        if let Some(map) = view.get("map").and_then(Value::as_str) {
+            try_compile(map, &format!("map of view {name}"))?;
+        }
+        if let Some(reduce) = view.get("reduce").and_then(Value::as_str) {
+            match shared::view::Builtin::parse(reduce) {
+                Some(builtin) => drop(builtin?),
+                None => try_compile(reduce, &format!("reduce of view {name}"))?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The source of `{section}.{name}` in a design document (404 if absent).
+pub fn source(design: &Map<String, Value>, section: &str, name: &str) -> CouchResult<String> {
+    design
+        .get(section)
+        .and_then(|f| f.get(name))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| CouchError::not_found(format!("missing json key: {name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn one_mapping_by_role() {
+        let thrown = JsError::Thrown(json!({"forbidden": "no"}));
+        let status = |role, e: &JsError| {
+            let c = failure("f", role, e);
+            (c.status, c.error)
+        };
+        assert_eq!(status(Role::Render, &thrown), (403, "forbidden".into()));
+        assert_eq!(status(Role::Validate, &thrown), (403, "forbidden".into()));
+        assert_eq!(
+            status(Role::Query, &thrown),
+            (500, "javascript_error".into())
+        );
+        let syntax = JsError::Compile("unexpected token".into());
+        assert_eq!(
+            status(Role::Query, &syntax),
+            (400, "compilation_error".into())
+        );
+        assert_eq!(status(Role::Render, &syntax), (500, "render_error".into()));
+        for role in [Role::Query, Role::Render, Role::Validate] {
+            assert_eq!(
+                status(role, &JsError::Timeout),
+                (500, "os_process_error".into())
+            );
+        }
+        let message = JsError::Thrown(json!({"message": "bad field"}));
+        let refused = failure("validate_doc_update", Role::Validate, &message);
+        assert_eq!(
+            (refused.status, refused.reason.as_str()),
+            (500, "bad field")
+        );
+    }
+
+    #[test]
+    fn compile_reports_by_role_and_sources_are_found() {
+        let ddoc = json!({"filters": {"f": "function(doc) { return true; }"}});
+        let body = ddoc.as_object().unwrap();
+        let src = source(body, "filters", "f").unwrap();
+        assert!(compile(&src, &ddoc, "filter", Role::Query).is_ok());
+        assert_eq!(source(body, "filters", "g").unwrap_err().status, 404);
+        let e = compile("function (", &ddoc, "map", Role::Query)
+            .err()
+            .unwrap();
+        assert_eq!(e.error, "compilation_error");
+    }
+}
