@@ -91,7 +91,8 @@ impl<'a> Catalog<'a> {
 
     /// Answers `GET /updates` (`_db_updates`) and the other operations.
     pub fn serve(&self, req: &Request) -> Reply {
-        if matches!(CatalogCall::parse(req), Ok(CatalogCall::Updates)) {
+        let call = CatalogCall::parse(req);
+        if matches!(call, Ok(CatalogCall::Updates)) {
             let started = ChangesQuery::from_request(req, None).and_then(|q| {
                 let since = match q.since {
                     Since::Seq(n) => n,
@@ -101,7 +102,9 @@ impl<'a> Catalog<'a> {
             });
             return started.unwrap_or_else(|e| Reply::Done(Response::error(&e)));
         }
-        Reply::Done(self.handle(req))
+        Reply::Done(shared::http::respond(
+            call.and_then(|c| self.answer(req, c)),
+        ))
     }
 
     /// Database names in order, with `_all_dbs`' range options.
@@ -140,11 +143,12 @@ impl<'a> Catalog<'a> {
 
     /// Serves the catalog's internal HTTP interface.
     pub fn handle(&self, req: &Request) -> Response {
-        shared::http::respond(self.route(req))
+        shared::http::respond(CatalogCall::parse(req).and_then(|c| self.answer(req, c)))
     }
 
-    fn route(&self, req: &Request) -> CouchResult<Response> {
-        match CatalogCall::parse(req)? {
+    /// Answers a call already read from `req` (whose query it may need).
+    fn answer(&self, req: &Request, call: CatalogCall) -> CouchResult<Response> {
+        match call {
             CatalogCall::List => {
                 let q = AllDocsQuery::from_request(req, None)?;
                 Ok(Response::json(200, &self.list(&q)?))

@@ -51,10 +51,10 @@ pub async fn send(
 /// Makes a catalog call; `query` is a raw query string (empty for none).
 pub async fn call_catalog(env: &Env, call: &CatalogCall, query: &str) -> Result<Response> {
     let headers = Headers::new();
-    if call.body().is_some() {
+    let body = call.body();
+    if body.is_some() {
         headers.set("content-type", "application/json")?;
     }
-    let body = call.body();
     send(
         &catalog_stub(env)?,
         call.method(),

@@ -78,18 +78,20 @@ pub fn validate_on_save(design: &Map<String, Value>) -> CouchResult<()> {
     let Some(Value::Object(views)) = design.get("views") else {
         return Ok(());
     };
+    let views: Vec<(&String, &Value)> = views.iter().filter(|(n, _)| *n != "lib").collect();
+    let Some((first, _)) = views.first() else {
+        return Ok(());
+    };
+    let engine =
+        Engine::new().map_err(|e| failure(&format!("map of view {first}"), Role::Query, &e))?;
     let this = Value::Object(design.clone());
-    let mut engine: Option<Engine> = None;
-    let mut try_compile = |src: &str, what: &str| -> CouchResult<()> {
-        let e = match &mut engine {
-            Some(e) => e,
-            None => engine.insert(Engine::new().map_err(|e| failure(what, Role::Query, &e))?),
-        };
-        e.compile(src, &this)
+    let try_compile = |src: &str, what: &str| -> CouchResult<()> {
+        engine
+            .compile(src, &this)
             .map(drop)
             .map_err(|e| failure(what, Role::Query, &e))
     };
-    for (name, view) in views.iter().filter(|(n, _)| *n != "lib") {
+    for (name, view) in views {
         if let Some(map) = view.get("map").and_then(Value::as_str) {
             try_compile(map, &format!("map of view {name}"))?;
         }
