@@ -3,6 +3,7 @@
 //! `_users` and `_replicator`.
 
 use crate::database::Database;
+use crate::design::Guard;
 use shared::doc::{self, IncomingDoc};
 use shared::error::{CouchError, CouchResult};
 use shared::replication::{docs as replicator_docs, REPLICATOR_DB};
@@ -110,5 +111,15 @@ impl<'a> Access<'a> {
         } else {
             Ok(())
         }
+    }
+}
+
+impl Guard for Access<'_> {
+    fn before_read(&self, id: &str) -> CouchResult<()> {
+        Access::before_read(self, id)
+    }
+
+    fn before_write(&self, db: &Database, id: &str, doc: &mut IncomingDoc) -> CouchResult<()> {
+        Access::before_write(self, db, id, doc)
     }
 }

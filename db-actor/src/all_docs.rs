@@ -1,9 +1,9 @@
 //! `_all_docs`, `_design_docs` and `_local_docs`: the id-ordered indexes.
 
 use crate::database::Database;
-use crate::documents::ReadOpts;
 use serde_json::{json, Value};
 use shared::all_docs::{AllDocsQuery, KeyRange};
+use shared::doc_read::ReadOpts;
 use shared::error::CouchResult;
 use shared::rev::Rev;
 

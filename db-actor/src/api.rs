@@ -4,15 +4,14 @@
 
 use crate::access::Access;
 use crate::all_docs::Index;
-use crate::attachments::FollowsForm;
-use crate::changes::Framing;
 use crate::database::Database;
-use crate::documents::{request_rev, OpenRev, ReadOpts};
 use crate::feed;
+use crate::reply::{DbEvent, Outcome, Reply};
 use serde_json::{json, Value};
 use shared::all_docs::AllDocsQuery;
 use shared::changes::{ChangesQuery, Feed};
 use shared::doc::{self, IncomingDoc, LOCAL_PREFIX};
+use shared::doc_read::{self, request_rev, OpenRev, ReadOpts};
 use shared::error::{CouchError, CouchResult};
 use shared::http::{encode_segment, method_not_allowed, Request, Response};
 use shared::replication::REPLICATOR_DB;
@@ -21,55 +20,6 @@ use shared::security::check_server_admin;
 use shared::users::{UsersConfig, USERS_DB};
 use shared::uuids;
 use shared::view::ViewQuery;
-
-/// What a request did to the database, for the binding to announce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DbEvent {
-    Created,
-    Deleted,
-    Updated,
-}
-
-/// The answer to a request.
-#[derive(Debug)]
-pub enum Reply {
-    Done(Response),
-    /// A long-poll with nothing to report yet: the binding waits for a
-    /// change (or the timeout) and then calls [`crate::feed::page_response`].
-    Wait {
-        query: ChangesQuery,
-        since: u64,
-    },
-    /// A WebSocket subscription: the binding accepts the upgrade and sends
-    /// rows from `since` on, then each new change, until the client leaves.
-    /// `params` is the query string the subscription keeps.
-    Subscribe {
-        params: String,
-        since: u64,
-    },
-    /// A continuous or event-source feed: the binding streams it with
-    /// [`crate::feed::batch`] until its limit or timeout.
-    Feed {
-        framing: Framing,
-        query: ChangesQuery,
-        since: u64,
-    },
-}
-
-#[derive(Debug)]
-pub struct Outcome {
-    pub reply: Reply,
-    pub event: Option<DbEvent>,
-}
-
-impl Outcome {
-    fn done(r: Response) -> Self {
-        Outcome {
-            reply: Reply::Done(r),
-            event: None,
-        }
-    }
-}
 
 /// Handles a request whose first path segment is this database's name.
 /// `new_instance` supplies the random tag of a database being created;
@@ -588,12 +538,6 @@ fn setting(
     }
 }
 
-/// The query of a WebSocket subscription, from the parameters it keeps.
-pub fn subscription_query(params: &str) -> CouchResult<ChangesQuery> {
-    let q = ChangesQuery::from_request(&Request::new("GET", "/", params), None)?;
-    Ok(ChangesQuery { limit: None, ..q })
-}
-
 /// Runs a document write; with `batch=ok` a refusal the write itself makes
 /// (a conflict, `validate_doc_update`) is dropped, as CouchDB answers 202 at
 /// once and writes in the background. The rev is empty when dropped.
@@ -747,24 +691,14 @@ fn attachment(
             shared::attachments::validate_name(name)?;
             let rev = request_rev(req, None)?;
             let mut doc = db.doc_for_attachment_write(id, rev)?;
-            let mut list = match doc.attachments.take() {
-                Some(Value::Object(m)) => m,
-                _ => serde_json::Map::new(),
-            };
             if req.method == "PUT" {
                 let content_type = req
                     .header("content-type")
                     .unwrap_or("application/octet-stream");
-                list.shift_remove(name);
-                doc.raw_attachments.push((
-                    name.to_string(),
-                    content_type.to_string(),
-                    req.body.clone(),
-                ));
-            } else if list.shift_remove(name).is_none() {
-                return Err(CouchError::not_found("Document is missing attachment"));
+                doc.put_attachment(name, content_type, req.body.clone());
+            } else {
+                doc.delete_attachment(name)?;
             }
-            doc.attachments = Some(Value::Object(list));
             access.before_write(db, id, &mut doc)?;
             let rev = db.save_one(id, &doc, true)?;
             if req.method == "DELETE" {
@@ -791,47 +725,32 @@ fn attachment(
 fn get_document(db: &Database, req: &Request, id: &str) -> CouchResult<Outcome> {
     let opts = ReadOpts::from_request(req)?;
     if let Some(open) = req.param("open_revs") {
-        let revs = if open == "all" {
-            None
-        } else {
-            let v: Value = serde_json::from_str(open)
-                .map_err(|_| CouchError::bad_request("Invalid open_revs parameter"))?;
-            // CouchDB's `couch_doc:parse_revs/1` has no clause for other
-            // JSON, and clients (PouchDB's suite) expect the crash it gives.
-            let list = v
-                .as_array()
-                .ok_or_else(|| CouchError::new(500, "unknown_error", "function_clause"))?;
-            Some(
-                list.iter()
-                    .map(Rev::from_json)
-                    .collect::<CouchResult<Vec<_>>>()?,
-            )
-        };
+        let revs = doc_read::open_revs_param(open)?;
         db.meta()?;
-        // Multipart answers carry contents as parts, not inline base64.
-        let mixed = !req.accepts("application/json");
-        let read = if mixed {
-            no_inline(&opts)
-        } else {
+        let as_json = req.accepts("application/json");
+        let read = if as_json {
             opts.clone()
+        } else {
+            opts.stubs_only()
         };
         let answers = db.open_revs(id, revs.as_deref(), &read)?;
-        if mixed && wants_contents(&opts) {
-            let related = answers
+        let related = if !as_json && opts.wants_contents() {
+            answers
                 .iter()
                 .map(|a| match a {
                     OpenRev::Ok(doc) => db.follows_form(doc, &opts),
                     OpenRev::Missing(_) => Ok(None),
                 })
-                .collect::<CouchResult<Vec<_>>>()?;
-            return done(open_revs_response(req, answers, related));
-        }
-        return done(open_revs_response(req, answers, vec![]));
+                .collect::<CouchResult<Vec<_>>>()?
+        } else {
+            vec![]
+        };
+        return done(doc_read::open_revs_response(as_json, answers, related));
     }
     let rev = req.param("rev").map(str::parse::<Rev>).transpose()?;
-    let multipart = wants_contents(&opts) && req.accepts("multipart/related");
+    let multipart = opts.wants_contents() && req.accepts("multipart/related");
     let read = if multipart {
-        no_inline(&opts)
+        opts.stubs_only()
     } else {
         opts.clone()
     };
@@ -842,117 +761,10 @@ fn get_document(db: &Database, req: &Request, id: &str) -> CouchResult<Outcome> 
     }
     if multipart {
         if let Some((doc, parts)) = db.follows_form(&json, &opts)? {
-            let boundary = format!("{:x}", boundary_for(&[OpenRev::Ok(doc.clone())]));
-            let body = shared::multipart::write_related(&boundary, &doc, &parts);
-            let ct = format!("multipart/related; boundary=\"{boundary}\"");
-            return done(
-                Response {
-                    status: 200,
-                    headers: vec![("content-type".into(), ct)],
-                    body,
-                }
-                .with_header("etag", etag),
-            );
+            return done(doc_read::related_response(&doc, &parts).with_header("etag", etag));
         }
     }
     done(Response::raw_json(200, json).with_header("etag", etag))
-}
-
-/// Whether a read asks for attachment contents (`attachments=true`, or
-/// `atts_since`, which implies it).
-fn wants_contents(opts: &ReadOpts) -> bool {
-    opts.attachments || opts.atts_since.is_some()
-}
-
-/// Reading options that leave stubs in place, for multipart answers.
-fn no_inline(opts: &ReadOpts) -> ReadOpts {
-    ReadOpts {
-        attachments: false,
-        atts_since: None,
-        ..opts.clone()
-    }
-}
-
-/// `open_revs` answers as a JSON array when asked for, otherwise as CouchDB's
-/// default `multipart/mixed`: one `application/json` part per revision, or a
-/// nested `multipart/related` part (document, then attachment contents) for
-/// a revision in `related` (as CouchDB's replicator fetches attachments).
-fn open_revs_response(
-    req: &Request,
-    answers: Vec<OpenRev>,
-    related: Vec<Option<FollowsForm>>,
-) -> Response {
-    let part = |a: &OpenRev| match a {
-        OpenRev::Ok(doc) => {
-            let mut v = b"{\"ok\":".to_vec();
-            v.extend_from_slice(doc);
-            v.push(b'}');
-            v
-        }
-        OpenRev::Missing(r) => {
-            serde_json::to_vec(&json!({"missing": r.to_string()})).expect("json")
-        }
-    };
-    if req.accepts("application/json") {
-        let mut out = b"[".to_vec();
-        for (i, a) in answers.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend(part(a));
-        }
-        out.push(b']');
-        return Response::raw_json(200, out);
-    }
-    let boundary = format!("{:x}", boundary_for(&answers));
-    let mut body = Vec::new();
-    for (i, a) in answers.iter().enumerate() {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        if let Some(Some((doc, parts))) = related.get(i) {
-            let inner = format!("{:x}", boundary_for(&[OpenRev::Ok(doc.clone())]));
-            body.extend_from_slice(
-                format!("Content-Type: multipart/related; boundary=\"{inner}\"\r\n\r\n").as_bytes(),
-            );
-            body.extend(shared::multipart::write_related(&inner, doc, parts));
-            body.extend_from_slice(b"\r\n");
-            continue;
-        }
-        body.extend_from_slice(b"Content-Type: application/json");
-        let json = match a {
-            OpenRev::Ok(doc) => doc.clone(),
-            OpenRev::Missing(r) => {
-                body.extend_from_slice(b"; error=\"true\"");
-                serde_json::to_vec(&json!({"missing": r.to_string()})).expect("json")
-            }
-        };
-        body.extend_from_slice(b"\r\n\r\n");
-        body.extend(json);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--").as_bytes());
-    Response {
-        status: 200,
-        headers: vec![(
-            "content-type".into(),
-            format!("multipart/mixed; boundary=\"{boundary}\""),
-        )],
-        body,
-    }
-}
-
-/// A boundary that cannot occur in the parts: derived from their content.
-fn boundary_for(answers: &[OpenRev]) -> u128 {
-    let mut h: u128 = 0xcbf2_9ce4_8422_2325;
-    for a in answers {
-        let bytes: &[u8] = match a {
-            OpenRev::Ok(d) => d,
-            OpenRev::Missing(r) => r.hash.as_bytes(),
-        };
-        for b in bytes {
-            h = (h ^ u128::from(*b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
-        }
-    }
-    h
 }
 
 fn copy_document(
@@ -974,23 +786,4 @@ fn copy_document(
     access.before_write(db, &dest_id, &mut doc)?;
     let rev = db.save_one(&dest_id, &doc, true)?;
     updated(write_reply(req, dbname, &dest_id, &rev.to_string(), 201))
-}
-
-impl Database<'_> {
-    /// Writes one document in its own transaction. Returns its revision.
-    pub fn save_one(&self, id: &str, doc: &IncomingDoc, new_edits: bool) -> CouchResult<Rev> {
-        if doc::is_local(id) {
-            return Err(CouchError::bad_request("use the _local endpoints"));
-        }
-        self.transact(|| {
-            let mut batch = self.begin_writes()?;
-            let rev = if new_edits {
-                self.update_doc(&mut batch, id, doc)?
-            } else {
-                self.merge_doc(&mut batch, id, doc)?
-            };
-            self.finish_writes(&batch)?;
-            Ok(rev)
-        })
-    }
 }

@@ -4,19 +4,15 @@
 //! contents no revision references any more.
 
 use crate::database::Database;
-use crate::documents::ReadOpts;
 use crate::store::DocRecord;
 use serde_json::{Map, Value};
 use shared::attachments::{self as atts, Incoming, Meta, Range};
 use shared::doc::IncomingDoc;
+use shared::doc_read::{FollowsForm, ReadOpts};
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
 use shared::rev::Rev;
 use std::collections::HashSet;
-
-/// A document's JSON with `follows` entries, and the `(content type,
-/// bytes)` parts that follow it.
-pub type FollowsForm = (Vec<u8>, Vec<shared::multipart::Attachment>);
 
 /// A write's attachments, resolved: their stubs (new ones still without
 /// `revpos`) and the contents to store.

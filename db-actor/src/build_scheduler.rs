@@ -2,7 +2,7 @@
 //! invocation's CPU budget.
 //!
 //! A query that finds its view behind maps what its own budget allows
-//! (see [`crate::views::Builds`]); if that is not enough it asks the
+//! (see [`crate::build_budget::Builds`]); if that is not enough it asks the
 //! scheduler for the view, waits, and runs again once a round has brought
 //! every view it waits for up to date. Each alarm runs one round: the
 //! wanted views first, then every auto-updated one, and sets another alarm
@@ -10,9 +10,10 @@
 //! the whole hand-off runs natively.
 
 use crate::database::Database;
-use crate::views::{Refresh, ViewName};
+use crate::views::Refresh;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
+use shared::view::ViewName;
 use std::cell::{Cell, RefCell};
 
 /// How long a query waits for a build round before looking again (in case

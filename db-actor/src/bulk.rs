@@ -2,9 +2,9 @@
 //! `_revs_diff` and `_missing_revs`.
 
 use crate::database::Database;
-use crate::documents::{OpenRev, ReadOpts};
 use serde_json::{json, Map, Value};
 use shared::doc::{is_local, IncomingDoc};
+use shared::doc_read::{OpenRev, ReadOpts};
 use shared::error::{CouchError, CouchResult};
 use shared::rev::Rev;
 use shared::uuids;

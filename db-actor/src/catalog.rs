@@ -11,12 +11,12 @@
 //! `POST /add`, `POST /remove` and `POST /updated` with `{"name"}`,
 //! `GET /uuid`, and `GET /updates` with `_db_updates`' parameters.
 
-use crate::api::Reply;
-use crate::changes::ChangesPage;
 use crate::feed::{self, ChangeSource};
+use crate::reply::Reply;
 use serde_json::json;
 use shared::actor_call::CatalogCall;
 use shared::all_docs::{AllDocsQuery, KeyRange};
+use shared::changes::ChangesPage;
 use shared::changes::ChangesQuery;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};

@@ -2,108 +2,15 @@
 //! change.
 
 use crate::database::{Database, DbMeta};
-use crate::documents::ReadOpts;
 use crate::store::DocRecord;
 use serde_json::{json, Value};
-use shared::changes::{ChangesQuery, Filter};
+use shared::changes::{ChangesPage, ChangesQuery, Filter};
+use shared::doc_read::ReadOpts;
 use shared::error::CouchResult;
 use shared::seq::Since;
 
 /// Rows read from storage per step while a filter discards some.
 const SCAN_BATCH: u64 = 500;
-
-/// A page of changes, rendered.
-pub struct ChangesPage {
-    /// The rows, each a JSON object.
-    pub rows: Vec<Vec<u8>>,
-    /// Each row's sequence string (the `id:` of an event-source event).
-    pub seqs: Vec<String>,
-    /// The sequence a client resumes from.
-    pub last_seq: String,
-    /// The same, as a number.
-    pub last: u64,
-    /// Changes after `last_seq` not returned.
-    pub pending: u64,
-}
-
-impl ChangesPage {
-    /// The body of a `normal`/`longpoll` response.
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.rows.iter().map(|r| r.len() + 2).sum::<usize>() + 64);
-        out.extend_from_slice(b"{\"results\":[");
-        for (i, r) in self.rows.iter().enumerate() {
-            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
-            out.extend_from_slice(r);
-        }
-        out.extend_from_slice(
-            format!(
-                "\n],\n\"last_seq\":{},\"pending\":{}}}",
-                json!(self.last_seq),
-                self.pending
-            )
-            .as_bytes(),
-        );
-        out
-    }
-}
-
-/// How a live feed frames what it sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// `feed=continuous`: one JSON row per line, a `last_seq` line at the end.
-    Continuous,
-    /// `feed=eventsource`: server-sent events with the sequence as `id`.
-    EventSource,
-}
-
-impl Framing {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Framing::Continuous => "application/json",
-            Framing::EventSource => "text/event-stream",
-        }
-    }
-
-    /// The rows of a page, framed.
-    pub fn rows(self, page: &ChangesPage) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (row, seq) in page.rows.iter().zip(&page.seqs) {
-            match self {
-                Framing::Continuous => {
-                    out.extend_from_slice(row);
-                    out.push(b'\n');
-                }
-                Framing::EventSource => {
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(row);
-                    out.extend_from_slice(format!("\nid: {seq}\n\n").as_bytes());
-                }
-            }
-        }
-        out
-    }
-
-    /// Sent every `heartbeat` milliseconds while nothing changes (an
-    /// event-source comment, which clients ignore).
-    pub fn heartbeat(self) -> &'static [u8] {
-        match self {
-            Framing::Continuous => b"\n",
-            Framing::EventSource => b": heartbeat\n\n",
-        }
-    }
-
-    /// What ends the feed.
-    pub fn end(self, last_seq: &str, pending: u64) -> Vec<u8> {
-        match self {
-            Framing::Continuous => format!(
-                "{{\"last_seq\":{},\"pending\":{pending}}}\n",
-                json!(last_seq)
-            )
-            .into_bytes(),
-            Framing::EventSource => Vec::new(),
-        }
-    }
-}
 
 impl crate::feed::ChangeSource for Database<'_> {
     fn page(&self, q: &ChangesQuery, since: u64) -> CouchResult<ChangesPage> {

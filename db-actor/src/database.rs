@@ -1,22 +1,18 @@
 //! A database's lifecycle and info: create, delete, `GET /db`,
 //! `_revs_limit`, `_security`.
 
+use crate::build_budget::Builds;
 use crate::remote::RemoteBlobs;
 use crate::store::{Stats, Store};
-use crate::views::Builds;
 use serde_json::{json, Value};
 use shared::config::{Limits, DEFAULT_REVS_LIMIT};
 use shared::error::{CouchError, CouchResult};
 use shared::http::Request;
+use shared::security::Security;
 use shared::seq;
 use shared::sql::{in_transaction, Sql};
 use shared::user::UserCtx;
 use std::cell::RefCell;
-
-/// CouchDB 3's `default_security = admin_only`.
-fn default_security() -> Value {
-    json!({"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}})
-}
 
 /// The engine of one database: CouchDB semantics over a [`Store`].
 pub struct Database<'a> {
@@ -100,7 +96,7 @@ impl<'a> Database<'a> {
             name: String::new(),
             instance: String::new(),
             revs_limit: DEFAULT_REVS_LIMIT,
-            security: default_security(),
+            security: Security::admin_only().to_json(),
         };
         let mut found = false;
         for (k, v) in self
@@ -141,8 +137,10 @@ impl<'a> Database<'a> {
             }
             self.store.set_meta("name", name.into())?;
             self.store.set_meta("instance", instance.into())?;
-            self.store
-                .set_meta("security", default_security().to_string().into())?;
+            self.store.set_meta(
+                "security",
+                Security::admin_only().to_json().to_string().into(),
+            )?;
             self.store.save_stats(&Stats::default())
         })
     }
@@ -218,24 +216,7 @@ impl<'a> Database<'a> {
     /// `roles` lists of strings.
     pub fn set_security(&self, body: &Value) -> CouchResult<()> {
         self.meta()?;
-        let obj = body
-            .as_object()
-            .ok_or_else(|| CouchError::bad_request("Security object must be a JSON object"))?;
-        for section in ["admins", "members"] {
-            let Some(s) = obj.get(section) else { continue };
-            for list in ["names", "roles"] {
-                let ok = match s.get(list) {
-                    None => true,
-                    Some(Value::Array(a)) => a.iter().all(Value::is_string),
-                    Some(_) => false,
-                };
-                if !ok || !s.is_object() {
-                    return Err(CouchError::bad_request(format!(
-                        "{section}.{list} must be a JSON list of strings"
-                    )));
-                }
-            }
-        }
+        Security::validate(body)?;
         self.forget_meta();
         self.store.set_meta("security", body.to_string().into())
     }

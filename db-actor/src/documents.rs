@@ -7,8 +7,8 @@ use crate::store::{DocRecord, Stats};
 use serde_json::{json, Value};
 use shared::attachments as atts;
 use shared::doc::{self, IncomingDoc};
+use shared::doc_read::{OpenRev, ReadOpts};
 use shared::error::{CouchError, CouchResult};
-use shared::http::Request;
 use shared::rev::Rev;
 use shared::rev_tree::{path_from_revisions, RevTree};
 use std::collections::HashSet;
@@ -19,45 +19,24 @@ pub struct WriteBatch {
     pub stats: Stats,
 }
 
-/// Reading options of `GET /db/doc` (and `_bulk_get`, `open_revs`).
-#[derive(Debug, Clone, Default)]
-pub struct ReadOpts {
-    pub revs: bool,
-    pub revs_info: bool,
-    pub conflicts: bool,
-    pub deleted_conflicts: bool,
-    pub local_seq: bool,
-    pub latest: bool,
-    /// `attachments=true`: contents inline as base64.
-    pub attachments: bool,
-    /// `atts_since`: contents only of attachments newer than these revs.
-    pub atts_since: Option<Vec<Rev>>,
-    /// `att_encoding_info=true`: stubs of contents stored compressed say
-    /// `encoding` and `encoded_length`.
-    pub att_encoding_info: bool,
-}
-
-impl ReadOpts {
-    pub fn from_request(req: &Request) -> CouchResult<Self> {
-        let meta = req.flag("meta")?;
-        Ok(ReadOpts {
-            revs: req.flag("revs")?,
-            revs_info: req.flag("revs_info")? || meta,
-            conflicts: req.flag("conflicts")? || meta,
-            deleted_conflicts: req.flag("deleted_conflicts")? || meta,
-            local_seq: req.flag("local_seq")?,
-            latest: req.flag("latest")?,
-            attachments: req.flag("attachments")?,
-            att_encoding_info: req.flag("att_encoding_info")?,
-            atts_since: req
-                .json_param("atts_since")?
-                .map(|v| Rev::list_from_json(&v))
-                .transpose()?,
+impl Database<'_> {
+    /// Writes one document in its own transaction. Returns its revision.
+    pub fn save_one(&self, id: &str, doc: &IncomingDoc, new_edits: bool) -> CouchResult<Rev> {
+        if doc::is_local(id) {
+            return Err(CouchError::bad_request("use the _local endpoints"));
+        }
+        self.transact(|| {
+            let mut batch = self.begin_writes()?;
+            let rev = if new_edits {
+                self.update_doc(&mut batch, id, doc)?
+            } else {
+                self.merge_doc(&mut batch, id, doc)?
+            };
+            self.finish_writes(&batch)?;
+            Ok(rev)
         })
     }
-}
 
-impl Database<'_> {
     /// Starts a write transaction's state.
     pub fn begin_writes(&self) -> CouchResult<WriteBatch> {
         Ok(WriteBatch {
@@ -450,37 +429,5 @@ impl Database<'_> {
             }
         }
         Ok(out)
-    }
-}
-
-/// One answer of `open_revs`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OpenRev {
-    Ok(Vec<u8>),
-    Missing(Rev),
-}
-
-/// Parses the `rev` a request names for a document: from the body's `_rev`,
-/// the `rev` parameter or `If-Match`, refusing disagreement as CouchDB does.
-pub fn request_rev(req: &Request, body_rev: Option<&Rev>) -> CouchResult<Option<Rev>> {
-    let query = req.param("rev").map(str::parse::<Rev>).transpose()?;
-    let explicit = match (body_rev, query) {
-        (Some(b), Some(q)) if *b != q => {
-            return Err(CouchError::bad_request(
-                "Document rev from request body and query string have different values",
-            ))
-        }
-        (Some(b), _) => Some(b.clone()),
-        (None, q) => q,
-    };
-    let etag = req
-        .header("if-match")
-        .map(|v| v.trim().trim_matches('"').parse::<Rev>())
-        .transpose()?;
-    match (explicit, etag) {
-        (Some(e), Some(t)) if e != t => Err(CouchError::bad_request(
-            "Document rev and etag have different values",
-        )),
-        (e, t) => Ok(e.or(t)),
     }
 }

@@ -1,12 +1,22 @@
 //! Feeds of changes, whatever they list: a database's `_changes` and the
 //! server's `_db_updates` answer `normal`, `longpoll`, `continuous` and
 //! `eventsource` the same way, from pages a [`ChangeSource`] reads.
+//!
+//! A feed kept open is a stream of body chunks ([`long_poll`], [`live`]):
+//! it waits on its [`FeedHost`] for the next change and on a [`Timer`] for
+//! heartbeats and the timeout, so the same code runs on Workers and in
+//! native tests.
 
-use crate::api::Reply;
-use crate::changes::{ChangesPage, Framing};
+use crate::reply::Reply;
+use futures::channel::oneshot;
+use futures::future::{select, Either};
+use futures::Stream;
+use shared::changes::{ChangesPage, Framing};
 use shared::changes::{ChangesQuery, Feed};
-use shared::error::CouchResult;
+use shared::error::{CouchError, CouchResult};
 use shared::http::Response;
+use std::future::Future;
+use std::rc::Rc;
 
 /// Rows a live feed reads from storage at a time.
 pub const FEED_BATCH: u64 = 100;
@@ -106,4 +116,137 @@ pub fn page_response(src: &dyn ChangeSource, q: &ChangesQuery, since: u64) -> Re
         src.page(q, since)
             .map(|page| Response::raw_json(200, page.to_json())),
     )
+}
+
+/// What a kept-open feed reads from and waits on: a database's changes,
+/// or the catalog's database updates.
+pub trait FeedHost: 'static {
+    fn with_source<R>(&self, f: impl FnOnce(&dyn ChangeSource) -> R) -> R;
+    /// Fires at the next change.
+    fn subscribe(&self) -> oneshot::Receiver<()>;
+}
+
+/// The runtime's timer.
+pub trait Timer: 'static {
+    fn sleep(&self, ms: u64) -> impl Future<Output = ()>;
+}
+
+/// A source that could not be opened: every read reports why.
+pub struct Failed(pub CouchError);
+
+impl ChangeSource for Failed {
+    fn page(&self, _: &ChangesQuery, _: u64) -> CouchResult<ChangesPage> {
+        Err(self.0.clone())
+    }
+}
+
+/// Waits for the next change, or `tick_ms`; true if a change came. A
+/// receiver fires once: subscribe again after it does.
+async fn next_change_or(rx: &mut oneshot::Receiver<()>, timer: &impl Timer, tick_ms: u64) -> bool {
+    let delay = std::pin::pin!(timer.sleep(tick_ms.clamp(1, u32::MAX as u64)));
+    matches!(select(rx, delay).await, Either::Left(_))
+}
+
+/// How long to wait before the next heartbeat or the timeout.
+fn tick(q: &ChangesQuery, remaining: u64) -> u64 {
+    q.heartbeat.unwrap_or(remaining).min(remaining).max(1)
+}
+
+/// A long-poll as a stream: heartbeat newlines while waiting, then the
+/// changes once there are some (or the timeout passes).
+pub fn long_poll<H: FeedHost, T: Timer>(
+    host: Rc<H>,
+    timer: T,
+    q: ChangesQuery,
+    since: u64,
+) -> impl Stream<Item = Vec<u8>> {
+    let rx = host.subscribe();
+    let remaining = q.wait_ms();
+    let state = Some((host, timer, q, rx, remaining));
+    futures::stream::unfold(state, move |state| async move {
+        let (host, timer, q, mut rx, mut remaining) = state?;
+        loop {
+            let t = tick(&q, remaining);
+            if next_change_or(&mut rx, &timer, t).await {
+                let page = host.with_source(|s| s.page(&q, since));
+                if matches!(&page, Ok(p) if p.rows.is_empty()) {
+                    rx = host.subscribe();
+                    continue;
+                }
+                let body =
+                    shared::http::respond(page.map(|p| Response::raw_json(200, p.to_json())));
+                return Some((body.body, None));
+            }
+            remaining = remaining.saturating_sub(t);
+            if remaining == 0 {
+                let body = host.with_source(|s| page_response(s, &q, since));
+                return Some((body.body, None));
+            }
+            return Some((b"\n".to_vec(), Some((host, timer, q, rx, remaining))));
+        }
+    })
+}
+
+/// Where a live feed is.
+struct Live<H, T> {
+    host: Rc<H>,
+    timer: T,
+    q: ChangesQuery,
+    framing: Framing,
+    cursor: u64,
+    sent: u64,
+    remaining: u64,
+}
+
+/// A continuous or event-source feed: batches of rows as they come,
+/// heartbeats while idle, the end marker at the limit or timeout. Holds at
+/// most one batch in memory; a closed connection drops the stream.
+pub fn live<H: FeedHost, T: Timer>(
+    host: Rc<H>,
+    timer: T,
+    framing: Framing,
+    q: ChangesQuery,
+    since: u64,
+) -> impl Stream<Item = Vec<u8>> {
+    let remaining = q.wait_ms();
+    let live = Live {
+        host,
+        timer,
+        q,
+        framing,
+        cursor: since,
+        sent: 0,
+        remaining,
+    };
+    futures::stream::unfold(Some(live), |state| async move {
+        let mut st = state?;
+        loop {
+            let step = match st.host.with_source(|s| batch(s, &st.q, st.cursor, st.sent)) {
+                Ok(s) => s,
+                Err(e) => return Some((Response::error(&e).body, None)),
+            };
+            let mut out = st.framing.rows(&step.page);
+            st.cursor = step.page.last;
+            st.sent += step.page.rows.len() as u64;
+            if step.limit_reached {
+                out.extend(st.framing.end(&step.page.last_seq, step.page.pending));
+                return Some((out, None));
+            }
+            if !out.is_empty() {
+                return Some((out, Some(st)));
+            }
+            let mut rx = st.host.subscribe();
+            let t = tick(&st.q, st.remaining);
+            if next_change_or(&mut rx, &st.timer, t).await {
+                continue;
+            }
+            st.remaining = st.remaining.saturating_sub(t);
+            if st.remaining == 0 {
+                let end = st.framing.end(&step.page.last_seq, step.page.pending);
+                return Some((end, None));
+            }
+            let beat = st.framing.heartbeat().to_vec();
+            return Some((beat, Some(st)));
+        }
+    })
 }

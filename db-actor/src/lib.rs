@@ -5,10 +5,12 @@
 //! crate's SQLite and HTTP adapters.
 
 pub mod access;
+pub mod actor;
 pub mod all_docs;
 pub mod api;
 pub mod attachments;
 pub mod bucket_sync;
+pub mod build_budget;
 pub mod build_scheduler;
 pub mod bulk;
 pub mod catalog;
@@ -22,6 +24,7 @@ pub mod local_docs;
 pub mod mango;
 pub mod purge;
 pub mod remote;
+pub mod reply;
 pub mod store;
 pub mod subscriptions;
 pub mod views;

@@ -7,11 +7,11 @@
 //! changed since its own update sequence, in batches of one transaction each.
 
 use crate::database::Database;
-use crate::documents::ReadOpts;
 use crate::store::MangoScan;
 use serde_json::{json, Map, Value};
 use shared::all_docs::KeyRange;
 use shared::doc::IncomingDoc;
+use shared::doc_read::ReadOpts;
 use shared::error::{CouchError, CouchResult};
 use shared::mango::{
     all_docs_index_json, plan, selector_hints, Access, Bookmark, FindQuery, JsonIndex, NewIndex,

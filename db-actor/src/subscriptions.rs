@@ -9,10 +9,10 @@
 //! read. A client resumes by sending `{"since": SEQ}` (or `"now"`).
 //! Sockets are a trait so this runs natively.
 
-use crate::api;
 use crate::database::Database;
 use crate::feed;
 use serde::{Deserialize, Serialize};
+use shared::changes::ChangesQuery;
 use shared::error::CouchError;
 use shared::seq::{since_from_json, Since};
 use std::collections::HashMap;
@@ -94,7 +94,7 @@ pub fn resume(db: &Database, socket: &impl Socket, text: &str) {
 /// the cursor after them (errors are sent as a message too).
 fn messages_since(db: &Database, params: &str, mut cursor: u64) -> (Vec<String>, u64) {
     let mut out = Vec::new();
-    let q = match api::subscription_query(params) {
+    let q = match ChangesQuery::for_subscription(params) {
         Ok(q) => q,
         Err(e) => return (vec![e.to_json().to_string()], cursor),
     };

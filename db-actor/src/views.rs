@@ -5,14 +5,14 @@
 
 use crate::database::Database;
 use crate::design::{compile, failure, Role};
-use crate::documents::ReadOpts;
 use crate::js::{Engine, FnId, JsError};
 use crate::store::{ViewBound, ViewRange, ViewRow};
 use serde_json::{json, Map, Value};
+use shared::doc_read::ReadOpts;
 use shared::error::{CouchError, CouchResult};
 use shared::http::Request;
-use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewQuery};
-use std::cell::{Cell, RefCell};
+use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewName, ViewQuery};
+use std::cell::RefCell;
 
 /// Documents mapped per transaction while an index catches up.
 const BATCH: u64 = 500;
@@ -20,52 +20,6 @@ const BATCH: u64 = 500;
 const REDUCE_CHUNK: usize = 500;
 /// Rows read per statement while reducing.
 const SCAN_PAGE: u64 = 5_000;
-
-/// A view by design document (without `_design/`) and view name.
-pub type ViewName = (String, String);
-
-/// One invocation's share of index building. The Workers runtime stops an
-/// invocation that uses too much CPU, so a build spends at most the budget
-/// and leaves the rest to the actor's alarm (each alarm has a budget of its
-/// own); a query that needs the index waits for those alarms and runs again.
-pub struct Builds {
-    /// Documents this invocation may still map (a large body counts as
-    /// several).
-    left: Cell<u64>,
-    /// Views a query found unfinished: they must be brought up to date
-    /// before it can answer.
-    awaited: RefCell<Vec<ViewName>>,
-    /// Views a query asked to update after answering (`update=lazy`).
-    lazy: RefCell<Vec<ViewName>>,
-}
-
-/// Bytes of document body that cost as much as one more document.
-const BUDGET_BYTES_PER_DOC: u64 = 4_096;
-
-impl Builds {
-    pub fn new(budget: u64) -> Builds {
-        Builds {
-            left: Cell::new(budget),
-            awaited: RefCell::default(),
-            lazy: RefCell::default(),
-        }
-    }
-
-    /// The views a query waits for, and those to update in the background.
-    pub fn take(&self) -> (Vec<ViewName>, Vec<ViewName>) {
-        (self.awaited.take(), self.lazy.take())
-    }
-
-    /// Lowers the budget to at most `n` documents.
-    pub fn limit(&self, n: u64) {
-        self.left.set(self.left.get().min(n));
-    }
-
-    fn spend(&self, body_len: usize) {
-        let cost = 1 + body_len as u64 / BUDGET_BYTES_PER_DOC;
-        self.left.set(self.left.get().saturating_sub(cost));
-    }
-}
 
 /// What a background build round did.
 #[derive(Default)]
@@ -177,7 +131,7 @@ impl Database<'_> {
         let mut engine: Option<(Engine, FnId)> = None;
         let ddoc = Value::Object(v.ddoc.clone());
         loop {
-            let left = self.builds.left.get();
+            let left = self.builds.left();
             let done = self.transact(|| {
                 let recs = self.store.docs_by_seq(seq, false, BATCH.min(left).max(1))?;
                 if recs.is_empty() {
@@ -257,7 +211,7 @@ impl Database<'_> {
             if done {
                 return Ok(true);
             }
-            if self.builds.left.get() == 0 {
+            if self.builds.left() == 0 {
                 return Ok(false);
             }
         }
@@ -343,12 +297,12 @@ impl Database<'_> {
     /// The index of a view, updated unless the query says not to. A build
     /// longer than this invocation's budget is left to the actor's alarm:
     /// the query fails with `timeout` and notes the view in
-    /// [`Builds`], so the actor can wait for the build and run it again.
+    /// [`crate::build_budget::Builds`], so the actor can wait for the build and run it again.
     fn fresh_index(&self, v: &Resolved, q: &ViewQuery) -> CouchResult<i64> {
         let (idx, seq) = self.transact(|| self.store.view_index(&v.def.signature(&v.ddoc)))?;
         match q.update {
             Update::True if !self.update_index(v, idx, seq)? => {
-                self.builds.awaited.borrow_mut().push(v.name.clone());
+                self.builds.wait_for(v.name.clone());
                 Err(CouchError::new(
                     500,
                     "timeout",
@@ -356,7 +310,7 @@ impl Database<'_> {
                 ))
             }
             Update::Lazy => {
-                self.builds.lazy.borrow_mut().push(v.name.clone());
+                self.builds.update_later(v.name.clone());
                 Ok(idx)
             }
             _ => Ok(idx),
@@ -572,7 +526,7 @@ impl Database<'_> {
             if !asked && STALLED.with(|s| s.borrow().contains(&sig)) {
                 continue;
             }
-            if self.builds.left.get() == 0 {
+            if self.builds.left() == 0 {
                 out.unfinished.push(v.name);
                 continue;
             }

@@ -574,14 +574,7 @@ fn changes_filtered_by_selector_and_design() {
     db.json("POST", "/db/_bulk_docs", Some(json!({ "docs": docs })));
     db.put("_design/app", json!({"views": {}}));
     let sel = json!({"selector": {"kind": "rare", "n": {"$gte": 200}}});
-    let ids = |v: &Value| -> Vec<String> {
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = common::change_ids;
     let (st, v) = db.json("POST", "/db/_changes?filter=_selector", Some(sel.clone()));
     assert_eq!(st, 200, "{v}");
     assert_eq!(

@@ -4,8 +4,9 @@
 mod common;
 
 use common::Db;
-use db_actor::api::{self, Reply};
+use db_actor::api;
 use db_actor::build_scheduler::{BuildHost, BuildScheduler, Run, RERUN_BUILD_BUDGET};
+use db_actor::reply::Reply;
 use futures::executor::block_on;
 use futures::future::{join, pending};
 use serde_json::{json, Value};

@@ -438,14 +438,7 @@ fn changes_filters_run_javascript() {
         &format!("/db/d5?rev={}", r["_rev"].as_str().unwrap()),
         None,
     );
-    let ids = |v: &Value| -> Vec<String> {
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = common::change_ids;
     assert_eq!(
         ids(&ok(&db, "GET", "/db/_changes?filter=f/typed&type=a", None)),
         ["d0", "d1"]

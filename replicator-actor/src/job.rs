@@ -8,8 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use shared::date::iso8601;
 use shared::error::CouchResult;
-use shared::replication::checkpoint::{backoff_ms, iso8601};
+use shared::replication::checkpoint::backoff_ms;
 use shared::replication::docs::{self, Terminal};
 use shared::replication::job::{self, Ends, Progress, Step};
 use shared::replication::params::RepParams;

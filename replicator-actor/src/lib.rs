@@ -3,11 +3,16 @@
 //! name [`shared::actor_call::REGISTRY_NAME`]).
 //!
 //! The protocol itself is in [`shared::replication`]; this crate stores
-//! jobs ([`job`]), keeps the registry ([`registry`]) and, in `binding`,
-//! drives jobs with alarms over Durable Object stubs and `fetch`.
+//! jobs ([`job`]), keeps the registry ([`registry`]), processes
+//! `_replicator` documents ([`doc_processor`]) and answers calls and
+//! alarms ([`actor`], over a [`runtime::Runtime`]); `binding` is that
+//! runtime on Workers: Durable Object stubs, `fetch`, alarms.
 
+pub mod actor;
+pub mod doc_processor;
 pub mod job;
 pub mod registry;
+pub mod runtime;
 
 #[cfg(target_arch = "wasm32")]
 pub mod binding;

@@ -13,8 +13,8 @@
 //! never run a job again.
 
 use serde_json::{json, Map, Value};
+use shared::date::iso8601;
 use shared::error::CouchResult;
-use shared::replication::checkpoint::iso8601;
 use shared::replication::docs::{self, Terminal};
 use shared::replication::id::job_id;
 use shared::replication::params::RepParams;

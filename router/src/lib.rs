@@ -5,12 +5,13 @@
 //! carries the actor classes, linked in from their crates.
 
 pub mod auth;
+pub mod cluster;
+pub mod dispatch;
+pub mod replication;
 pub mod server;
 
 #[cfg(target_arch = "wasm32")]
 mod binding;
-#[cfg(target_arch = "wasm32")]
-mod replication;
 
 /// Keeps the actor crates linked so their Durable Object classes are
 /// exported from this Worker's bundle.

@@ -2,8 +2,7 @@
 //! replication rows of `_active_tasks`: the router's side of the
 //! replicator actors, reached by [`ReplicatorCall`]s.
 
-use crate::binding::server_uuid;
-use platform::call_replicator;
+use crate::cluster::Cluster;
 use replicator_actor::registry::{active_tasks as task_rows, jobs_view, REPLICATOR_DB};
 use serde_json::{json, Value};
 use shared::actor_call::{ReplicatorCall, REGISTRY_NAME};
@@ -12,33 +11,23 @@ use shared::http::{Request, Response};
 use shared::replication::id::job_id;
 use shared::replication::params::ReplicateRequest;
 use shared::user::UserCtx;
-use worker::Env;
 
 /// How long one wait on a job lasts before the router asks again (a
 /// one-shot `_replicate` waits for as many as it takes).
 const WAIT_MS: u64 = 20_000;
 
-fn internal(e: impl std::fmt::Display) -> CouchError {
-    CouchError::internal(e.to_string().lines().next().unwrap_or_default().to_string())
-}
-
-async fn call(env: &Env, name: &str, op: ReplicatorCall) -> CouchResult<Value> {
-    let (status, v) = call_replicator(env, name, &op).await.map_err(internal)?;
-    CouchError::check_reply(status, v)
-}
-
 /// `POST /_replicate`: a one-shot replication answers when it is done,
 /// with CouchDB's body; `continuous` answers at once (202 with
 /// `_local_id`); `cancel` stops the job.
-pub async fn replicate(env: &Env, req: &Request, user: &UserCtx) -> CouchResult<Response> {
+pub async fn replicate(c: &impl Cluster, req: &Request, user: &UserCtx) -> CouchResult<Response> {
     let r = ReplicateRequest::parse(&req.json_body()?)?;
-    let uuid = server_uuid(env).await?;
+    let uuid = c.server_uuid().await?;
     let id = match (&r.replication_id, r.cancel) {
         (Some(id), true) => id.clone(),
         _ => job_id(&uuid, &r.params),
     };
     if r.cancel {
-        let v = call(env, &id, ReplicatorCall::JobStop).await?;
+        let v = c.replicator(&id, ReplicatorCall::JobStop).await?;
         if v["existed"] != true {
             return Err(CouchError::not_found(format!("Replication {id} not found")));
         }
@@ -50,12 +39,14 @@ pub async fn replicate(env: &Env, req: &Request, user: &UserCtx) -> CouchResult<
         "origin": {"kind": "replicate"},
         "user": user,
     });
-    call(env, &id, ReplicatorCall::JobStart(body)).await?;
+    c.replicator(&id, ReplicatorCall::JobStart(body)).await?;
     if r.params.continuous {
         return Ok(Response::json(202, &json!({"ok": true, "_local_id": id})));
     }
     loop {
-        let v = call(env, &id, ReplicatorCall::JobWait { ms: WAIT_MS }).await?;
+        let v = c
+            .replicator(&id, ReplicatorCall::JobWait { ms: WAIT_MS })
+            .await?;
         match v["state"].as_str() {
             Some("completed") => return Ok(Response::json(200, &v["result"])),
             Some("failed") => {
@@ -79,26 +70,26 @@ pub async fn replicate(env: &Env, req: &Request, user: &UserCtx) -> CouchResult<
 }
 
 /// `_active_tasks`: one row per running replication.
-pub async fn active_tasks(env: &Env) -> CouchResult<Value> {
-    let jobs = call(env, REGISTRY_NAME, ReplicatorCall::Jobs).await?;
+pub async fn active_tasks(c: &impl Cluster) -> CouchResult<Value> {
+    let jobs = c.replicator(REGISTRY_NAME, ReplicatorCall::Jobs).await?;
     Ok(Value::from(task_rows(
         jobs.as_array().map_or(&[][..], |v| v),
     )))
 }
 
 /// `/_scheduler/jobs[/{id}]` and `/_scheduler/docs[/_replicator[/{docid}]]`.
-pub async fn scheduler(env: &Env, rest: &[String]) -> CouchResult<Response> {
+pub async fn scheduler(c: &impl Cluster, rest: &[String]) -> CouchResult<Response> {
     let segs: Vec<&str> = rest.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["jobs"] => {
-            let jobs = call(env, REGISTRY_NAME, ReplicatorCall::Jobs).await?;
+            let jobs = c.replicator(REGISTRY_NAME, ReplicatorCall::Jobs).await?;
             Ok(Response::json(
                 200,
                 &jobs_view(jobs.as_array().map_or(&[][..], |v| v)),
             ))
         }
         ["jobs", id] => {
-            let jobs = call(env, REGISTRY_NAME, ReplicatorCall::Jobs).await?;
+            let jobs = c.replicator(REGISTRY_NAME, ReplicatorCall::Jobs).await?;
             let view = jobs_view(jobs.as_array().map_or(&[][..], |v| v));
             view["jobs"]
                 .as_array()
@@ -107,7 +98,7 @@ pub async fn scheduler(env: &Env, rest: &[String]) -> CouchResult<Response> {
                 .ok_or_else(|| CouchError::not_found("unknown"))
         }
         ["docs"] | ["docs", REPLICATOR_DB] => {
-            let docs = call(env, REGISTRY_NAME, ReplicatorCall::Docs).await?;
+            let docs = c.replicator(REGISTRY_NAME, ReplicatorCall::Docs).await?;
             let n = docs.as_array().map_or(0, Vec::len);
             Ok(Response::json(
                 200,
@@ -115,7 +106,7 @@ pub async fn scheduler(env: &Env, rest: &[String]) -> CouchResult<Response> {
             ))
         }
         ["docs", REPLICATOR_DB, doc_id] => {
-            let docs = call(env, REGISTRY_NAME, ReplicatorCall::Docs).await?;
+            let docs = c.replicator(REGISTRY_NAME, ReplicatorCall::Docs).await?;
             docs.as_array()
                 .and_then(|a| a.iter().find(|d| d["doc_id"] == *doc_id))
                 .map(|d| Response::json(200, d))

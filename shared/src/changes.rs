@@ -1,10 +1,11 @@
-//! Options of `_changes`.
+//! `_changes`: its options, and its pages as they go on the wire (a
+//! `normal`/`longpoll` body, or the framing of a live feed).
 
 use crate::error::{CouchError, CouchResult};
 use crate::http::Request;
 use crate::selector::Selector;
 use crate::seq::{instance_tag, parse_since, since_from_json, Since};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feed {
@@ -94,6 +95,13 @@ pub struct ChangesQuery {
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 
 impl ChangesQuery {
+    /// The query of a WebSocket subscription, from the parameters it
+    /// keeps: it never ends by `limit`.
+    pub fn for_subscription(params: &str) -> CouchResult<ChangesQuery> {
+        let q = ChangesQuery::from_request(&Request::new("GET", "/", params), None)?;
+        Ok(ChangesQuery { limit: None, ..q })
+    }
+
     pub fn from_request(req: &Request, body: Option<&Map<String, Value>>) -> CouchResult<Self> {
         let feed = match req.param("feed").unwrap_or("normal") {
             "normal" => Feed::Normal,
@@ -245,6 +253,99 @@ fn design_path(p: &str, what: &str) -> CouchResult<(String, String)> {
         _ => Err(CouchError::bad_request(format!(
             "`{what}` must be of the form `designname/functionname`"
         ))),
+    }
+}
+
+/// A page of changes, rendered.
+pub struct ChangesPage {
+    /// The rows, each a JSON object.
+    pub rows: Vec<Vec<u8>>,
+    /// Each row's sequence string (the `id:` of an event-source event).
+    pub seqs: Vec<String>,
+    /// The sequence a client resumes from.
+    pub last_seq: String,
+    /// The same, as a number.
+    pub last: u64,
+    /// Changes after `last_seq` not returned.
+    pub pending: u64,
+}
+
+impl ChangesPage {
+    /// The body of a `normal`/`longpoll` response.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.rows.iter().map(|r| r.len() + 2).sum::<usize>() + 64);
+        out.extend_from_slice(b"{\"results\":[");
+        for (i, r) in self.rows.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+            out.extend_from_slice(r);
+        }
+        out.extend_from_slice(
+            format!(
+                "\n],\n\"last_seq\":{},\"pending\":{}}}",
+                json!(self.last_seq),
+                self.pending
+            )
+            .as_bytes(),
+        );
+        out
+    }
+}
+
+/// How a live feed frames what it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `feed=continuous`: one JSON row per line, a `last_seq` line at the end.
+    Continuous,
+    /// `feed=eventsource`: server-sent events with the sequence as `id`.
+    EventSource,
+}
+
+impl Framing {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Framing::Continuous => "application/json",
+            Framing::EventSource => "text/event-stream",
+        }
+    }
+
+    /// The rows of a page, framed.
+    pub fn rows(self, page: &ChangesPage) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (row, seq) in page.rows.iter().zip(&page.seqs) {
+            match self {
+                Framing::Continuous => {
+                    out.extend_from_slice(row);
+                    out.push(b'\n');
+                }
+                Framing::EventSource => {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(row);
+                    out.extend_from_slice(format!("\nid: {seq}\n\n").as_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// Sent every `heartbeat` milliseconds while nothing changes (an
+    /// event-source comment, which clients ignore).
+    pub fn heartbeat(self) -> &'static [u8] {
+        match self {
+            Framing::Continuous => b"\n",
+            Framing::EventSource => b": heartbeat\n\n",
+        }
+    }
+
+    /// What ends the feed.
+    pub fn end(self, last_seq: &str, pending: u64) -> Vec<u8> {
+        match self {
+            Framing::Continuous => format!(
+                "{{\"last_seq\":{},\"pending\":{pending}}}\n",
+                json!(last_seq)
+            )
+            .into_bytes(),
+            Framing::EventSource => Vec::new(),
+        }
     }
 }
 

@@ -113,6 +113,34 @@ impl IncomingDoc {
     pub fn body_json(&self) -> Vec<u8> {
         serde_json::to_vec(&self.body).expect("serialisable")
     }
+
+    /// `PUT /{db}/{doc}/{att}`: the attachment's contents replace any
+    /// attachment of that name.
+    pub fn put_attachment(&mut self, name: &str, content_type: &str, bytes: Vec<u8>) {
+        self.attachment_map().shift_remove(name);
+        self.raw_attachments
+            .push((name.to_string(), content_type.to_string(), bytes));
+    }
+
+    /// `DELETE /{db}/{doc}/{att}`: 404 if the revision has no such
+    /// attachment.
+    pub fn delete_attachment(&mut self, name: &str) -> CouchResult<()> {
+        match self.attachment_map().shift_remove(name) {
+            Some(_) => Ok(()),
+            None => Err(CouchError::not_found("Document is missing attachment")),
+        }
+    }
+
+    /// `_attachments` as an object (made empty if it was not one).
+    fn attachment_map(&mut self) -> &mut Map<String, Value> {
+        if !matches!(self.attachments, Some(Value::Object(_))) {
+            self.attachments = Some(Value::Object(Map::new()));
+        }
+        match &mut self.attachments {
+            Some(Value::Object(m)) => m,
+            _ => unreachable!("made an object above"),
+        }
+    }
 }
 
 /// `_revisions` as `couch_doc:transfer_fields/2` checks it.
@@ -200,6 +228,29 @@ pub fn copy_destination(header: Option<&str>) -> CouchResult<(String, Option<Rev
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attachment_edits_of_one_revision() {
+        let mut doc = IncomingDoc::parse(json!({
+            "_attachments": {"a.txt": {"stub": true}, "b.txt": {"stub": true}}
+        }))
+        .unwrap();
+        doc.put_attachment("a.txt", "text/plain", b"new".to_vec());
+        doc.delete_attachment("b.txt").unwrap();
+        assert_eq!(doc.attachments, Some(json!({})));
+        assert_eq!(
+            doc.raw_attachments,
+            vec![("a.txt".into(), "text/plain".into(), b"new".to_vec())]
+        );
+        let e = doc.delete_attachment("b.txt").unwrap_err();
+        assert_eq!(
+            (e.status, e.reason.as_str()),
+            (404, "Document is missing attachment")
+        );
+        let mut bare = IncomingDoc::default();
+        bare.put_attachment("x", "a/b", vec![]);
+        assert_eq!(bare.attachments, Some(json!({})));
+    }
     use serde_json::json;
 
     #[test]

@@ -140,6 +140,13 @@ impl Request {
         format!("{scheme}://{host}{path}")
     }
 
+    /// The query parameters encoded again (`a=1&b=x+y`), for passing on.
+    pub fn query_string(&self) -> String {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&self.query)
+            .finish()
+    }
+
     /// The last value of a query parameter, as CouchDB takes it.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query
@@ -236,21 +243,7 @@ pub fn split_path(raw: &str) -> Vec<String> {
 /// An HTTP `Date` (RFC 7231 IMF-fixdate) for seconds since the epoch:
 /// CouchDB sends one with every answer, and clients' caches read it.
 pub fn http_date(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs / 86_400;
-    let (y, m, d) = crate::replication::checkpoint::civil_from_days(days as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[m as usize - 1],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::date::rfc1123(secs.saturating_mul(1000))
 }
 
 /// Decodes a query string (`a=1&b=x+y`) into pairs.
@@ -436,6 +429,9 @@ mod tests {
         let r = Request::new("get", "/db/a%2Fb/att%20x", "rev=1-a&x=a+b");
         assert_eq!(r.path, vec!["db", "a/b", "att x"]);
         assert_eq!(r.method, "GET");
+        let q = Request::new("GET", "/_all_dbs", "startkey=%22a%26b%22&x=a+b%2Bc");
+        assert_eq!(q.query_string(), "startkey=%22a%26b%22&x=a+b%2Bc");
+        assert_eq!(parse_query(&q.query_string()), q.query);
         assert_eq!(r.param("rev"), Some("1-a"));
         assert_eq!(r.param("x"), Some("a b"));
         assert_eq!(

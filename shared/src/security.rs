@@ -19,9 +19,9 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Section {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
 }
 
@@ -53,6 +53,37 @@ impl Security {
             admins: admin.clone(),
             members: admin,
         }
+    }
+
+    /// The object as stored and answered (empty lists left out, as in
+    /// CouchDB's own default).
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"members": self.members, "admins": self.admins})
+    }
+
+    /// Checks a `PUT /db/_security` body: an object whose `admins` and
+    /// `members`, where present, are objects whose `names` and `roles`,
+    /// where present, are lists of strings. Other members are kept.
+    pub fn validate(body: &Value) -> CouchResult<()> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| CouchError::bad_request("Security object must be a JSON object"))?;
+        for section in ["admins", "members"] {
+            let Some(s) = obj.get(section) else { continue };
+            for list in ["names", "roles"] {
+                let ok = match s.get(list) {
+                    None => true,
+                    Some(Value::Array(a)) => a.iter().all(Value::is_string),
+                    Some(_) => false,
+                };
+                if !ok || !s.is_object() {
+                    return Err(CouchError::bad_request(format!(
+                        "{section}.{list} must be a JSON list of strings"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads the sections from a stored `_security` object; anything
@@ -126,6 +157,31 @@ mod tests {
         UserCtx {
             name: name.map(String::from),
             roles: roles.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_default_and_what_a_put_may_hold() {
+        let default = Security::admin_only().to_json();
+        assert_eq!(
+            default,
+            json!({"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}})
+        );
+        assert_eq!(Security::from_json(&default), Security::admin_only());
+        for ok in [
+            json!({}),
+            json!({"admins": {}, "members": {"names": ["a"], "roles": []}, "other": 1}),
+        ] {
+            assert!(Security::validate(&ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            json!([]),
+            json!({"admins": []}),
+            json!({"members": {"names": "a"}}),
+            json!({"members": {"roles": [1]}}),
+        ] {
+            let e = Security::validate(&bad).unwrap_err();
+            assert_eq!((e.status, e.error.as_str()), (400, "bad_request"), "{bad}");
         }
     }
 

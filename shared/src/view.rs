@@ -9,6 +9,9 @@ use crate::http::Request;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+/// A view by design document (without `_design/`) and view name.
+pub type ViewName = (String, String);
+
 fn parse_error(reason: impl Into<String>) -> CouchError {
     CouchError::new(400, "query_parse_error", reason)
 }

@@ -1,10 +1,11 @@
 //! `CatalogActor`: the one list of databases, `_db_updates` and the
 //! server's uuid ([`crate::catalog`]), as a Durable Object.
 
-use super::feeds::{open_feed, Failed, FeedHost};
-use crate::api::Reply;
+use super::feeds::open_feed;
 use crate::catalog::Catalog;
 use crate::feed::ChangeSource;
+use crate::feed::{Failed, FeedHost};
+use crate::reply::Reply;
 use futures::channel::oneshot;
 use platform::do_sql::DoSql;
 use platform::worker_http::from_worker;

@@ -1,16 +1,17 @@
-//! `DbActor`: one Durable Object per database. It runs the engine
-//! ([`crate::api`]) on each request and does what needs the runtime around
-//! it, through the adapters of [`super::runtime`].
+//! `DbActor`: one Durable Object per database. Each request is served by
+//! [`crate::actor::Actor`]; this class holds what lives between requests
+//! and gives it the runtime: storage, the adapters of [`super::runtime`],
+//! stubs of the catalog and the replicator, response streams and sockets.
 
-use super::feeds::{open_feed, FeedHost};
+use super::feeds::open_feed;
 use super::runtime::{bucket_from_env, Host, Ws, R2};
-use crate::api::{self, DbEvent, Reply};
+use crate::actor::{Actor, Announce};
 use crate::bucket_sync::BucketSync;
-use crate::build_scheduler::{BuildScheduler, RERUN_BUILD_BUDGET};
+use crate::build_scheduler::BuildScheduler;
 use crate::database::DbMeta;
-use crate::feed::ChangeSource;
+use crate::feed::{ChangeSource, FeedHost};
+use crate::reply::Reply;
 use crate::subscriptions;
-use crate::views::ViewName;
 use crate::Database;
 use futures::channel::oneshot;
 use platform::do_sql::DoSql;
@@ -85,9 +86,11 @@ impl Inner {
     }
 
     /// Tells the catalog that this database was created, updated or deleted.
-    async fn report(&self, call: CatalogCall) -> Result<()> {
-        call_catalog(&self.env, &call, "").await?;
-        Ok(())
+    async fn report(&self, call: CatalogCall) -> std::result::Result<(), String> {
+        call_catalog(&self.env, &call, "")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -121,35 +124,28 @@ pub struct DbActor {
     inner: Rc<Inner>,
 }
 
-impl DbActor {
-    /// Answers a request, with the views it found unfinished (it must wait
-    /// for them and run again) and those it wants updated afterwards.
-    /// `rerun`: it waited for a build before, so its own budget is small.
-    fn handle(
-        &self,
-        creq: &shared::http::Request,
-        rerun: bool,
-    ) -> (api::Outcome, Vec<ViewName>, Vec<ViewName>) {
-        let db = self.inner.db();
-        if rerun {
-            db.builds.limit(RERUN_BUILD_BUDGET);
-        }
-        let instance = || shared::uuids::next()[24..].to_string();
-        let outcome = api::handle(&db, creq, &instance, self.inner.users);
-        let (awaited, lazy) = db.builds.take();
-        (outcome, awaited, lazy)
+/// The runtime's side of a request's effects.
+struct Around<'a>(&'a Rc<Inner>);
+
+impl Announce for Around<'_> {
+    fn wake(&self) {
+        self.0.wake();
     }
 
-    /// Answers a request, waiting while the alarm builds the indexes it
-    /// needs: each invocation stays within its CPU budget however large
-    /// the build.
-    async fn handle_building(&self, creq: &shared::http::Request) -> Result<api::Outcome> {
-        let host = Host(&self.inner.state);
-        self.inner
-            .builds
-            .answer(&host, |rerun| self.handle(creq, rerun))
-            .await
-            .map_err(worker::Error::RustError)
+    fn updated(&self, db: &str) {
+        note_update(self.0, db.to_string());
+    }
+
+    async fn created(&self, db: &str) -> std::result::Result<(), String> {
+        self.0.report(CatalogCall::Added(db.to_string())).await
+    }
+
+    async fn deleted(&self, db: &str) -> std::result::Result<(), String> {
+        self.0.report(CatalogCall::Removed(db.to_string())).await
+    }
+
+    async fn replicator_changed(&self) {
+        self.0.poke_replicator().await;
     }
 }
 
@@ -191,50 +187,20 @@ impl DurableObject for DbActor {
             Ok(r) => r,
             Err(e) => return to_worker(CouchResponse::error(&e), head),
         };
-        let name = creq.path.first().cloned().unwrap_or_default();
-        let bucket = self.inner.bucket.as_ref();
-        if let Some(sync) = bucket {
-            sync.begin();
-        }
-        let before = bucket.and_then(|_| self.inner.db().meta().ok());
-        let mut outcome = self.handle_building(&creq).await?;
-        // A read that needs contents from the bucket runs again with them
-        // (writes never read contents; at most a few rounds).
-        if let Some(sync) = bucket {
-            for _ in 0..3 {
-                if outcome.event.is_some() {
-                    break;
-                }
-                match sync.fetch_wanted(&self.inner.db()).await {
-                    Ok(true) => outcome = self.handle_building(&creq).await?,
-                    Ok(false) => break,
-                    Err(e) => return Err(worker::Error::RustError(e)),
-                }
-            }
-            let deleted = matches!(outcome.event, Some(DbEvent::Deleted))
-                .then_some(before)
-                .flatten();
-            sync.finish(&self.inner.db(), outcome.event.is_some(), deleted)
-                .await;
-        }
-        match outcome.event {
-            Some(DbEvent::Created) => self.inner.report(CatalogCall::Added(name.clone())).await?,
-            Some(DbEvent::Deleted) => {
-                self.inner.wake();
-                self.inner
-                    .report(CatalogCall::Removed(name.clone()))
-                    .await?;
-            }
-            Some(DbEvent::Updated) => {
-                self.inner.wake();
-                note_update(&self.inner, name.clone());
-            }
-            None => {}
-        }
-        if outcome.event.is_some() && name == shared::replication::REPLICATOR_DB {
-            self.inner.poke_replicator().await;
-        }
-        match outcome.reply {
+        let inner = &self.inner;
+        let open = || inner.db();
+        let actor = Actor {
+            open: &open,
+            users: inner.users,
+            bucket: inner.bucket.as_ref(),
+            builds: &inner.builds,
+            host: &Host(&inner.state),
+        };
+        let reply = actor
+            .serve(&creq, &Around(inner))
+            .await
+            .map_err(worker::Error::RustError)?;
+        match reply {
             Reply::Subscribe { params, since } => {
                 let pair = WebSocketPair::new()?;
                 // Accepted through the hibernation API: idle subscribers

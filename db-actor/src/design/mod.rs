@@ -14,9 +14,18 @@ pub mod render;
 pub mod update_handlers;
 pub mod validate;
 
+use crate::database::Database;
 use crate::js::{Engine, FnId, JsError};
 use serde_json::{Map, Value};
+use shared::doc::IncomingDoc;
 use shared::error::{CouchError, CouchResult};
+
+/// The access rules that reads and writes of show, list and update
+/// functions go through: the request's [`crate::access::Access`].
+pub trait Guard {
+    fn before_read(&self, id: &str) -> CouchResult<()>;
+    fn before_write(&self, db: &Database, id: &str, doc: &mut IncomingDoc) -> CouchResult<()>;
+}
 
 /// What a function is for, which decides how its failures answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,13 +5,12 @@
 //! served by it; they share the request object and the response format with
 //! update handlers.
 
-use super::Role;
-use crate::access::Access;
-use crate::documents::ReadOpts;
+use super::{Guard, Role};
 use crate::js::{Engine, JsError};
 use crate::Database;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
+use shared::doc_read::ReadOpts;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
 use shared::uuids;
@@ -94,7 +93,7 @@ fn run(
 pub fn show(
     db: &Database,
     req: &Request,
-    access: &Access,
+    access: &dyn Guard,
     ddoc: &str,
     name: &str,
     doc_id: Option<&str>,

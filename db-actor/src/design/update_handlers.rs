@@ -3,8 +3,7 @@
 //! `newDoc` (unless null) is saved like any write — access rules and
 //! `validate_doc_update` included — and `response` becomes the answer.
 
-use super::render;
-use crate::access::Access;
+use super::{render, Guard};
 use crate::js::JsError;
 use crate::Database;
 use serde_json::Value;
@@ -16,7 +15,7 @@ use shared::http::{Request, Response};
 pub fn handle(
     db: &Database,
     req: &Request,
-    access: &Access,
+    access: &dyn Guard,
     ddoc: &str,
     name: &str,
     doc_id: Option<&str>,

@@ -1,9 +1,10 @@
 //! A database actor over in-memory SQLite, driven like the Worker drives it.
 #![allow(dead_code)]
 
-use db_actor::api::{self, Reply};
+use db_actor::api;
 use db_actor::bucket_sync::{Bucket, BucketSync};
 use db_actor::feed;
+use db_actor::reply::Reply;
 use db_actor::Database;
 use serde_json::Value;
 use shared::config::Limits;
@@ -115,6 +116,16 @@ impl Db {
         assert_eq!(s, 201, "{v}");
         v["rev"].as_str().unwrap().to_string()
     }
+}
+
+/// The document ids of a `_changes` answer's rows, in order.
+pub fn change_ids(v: &Value) -> Vec<String> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A bucket in memory, as the binding's R2 bucket behaves, with a page

@@ -4,8 +4,8 @@
 //! is neither its owner nor an admin sees it without credentials, and the
 //! replicator records a job's terminal state in its document.
 
-use super::checkpoint::iso8601;
 use super::REPLICATOR_DB;
+use crate::date::iso8601;
 use crate::error::{CouchError, CouchResult};
 use crate::user::UserCtx;
 use md5::{Digest, Md5};

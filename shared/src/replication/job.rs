@@ -8,10 +8,11 @@
 //! progress and redoes at most that one batch (rewriting revisions the
 //! target already has changes nothing).
 
-use super::checkpoint::{self, rfc1123, Session, Stats};
+use super::checkpoint::{self, Session, Stats};
 use super::id;
 use super::params::RepParams;
 use super::peer::{Peer, RepError, Transport};
+use crate::date::rfc1123;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 

@@ -1,0 +1,152 @@
+//! The actors as the router reaches them: the [`Cluster`] over Durable
+//! Object stubs, and requests forwarded to a database's actor.
+
+use crate::auth::UserStore;
+use crate::cluster::Cluster;
+use platform::{call_catalog, call_replicator, send};
+use serde_json::{Map, Value};
+use shared::actor_call::{CatalogCall, ReplicatorCall, CALL_ORIGIN};
+use shared::error::{CouchError, CouchResult};
+use shared::http::encode_segment;
+use shared::user::{UserCtx, USER_CTX_HEADER};
+use shared::users::{USERS_DB, USER_PREFIX};
+use std::cell::RefCell;
+use worker::{Env, Headers, Request, Response};
+
+thread_local! {
+    /// The server uuid, fetched from the catalog once per isolate.
+    static SERVER_UUID: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The actors, as the router reaches them.
+pub(super) struct Workers<'a> {
+    pub(super) env: &'a Env,
+}
+
+impl UserStore for Workers<'_> {
+    /// Reads user documents from the `_users` actor, as the server admin.
+    async fn user_doc(&self, name: &str) -> CouchResult<Option<Map<String, Value>>> {
+        let path = format!(
+            "/{USERS_DB}/{}",
+            encode_segment(&format!("{USER_PREFIX}{name}"))
+        );
+        let mut resp =
+            actor_request(self.env, USERS_DB, "GET", &path, &UserCtx::admin("_router")).await?;
+        match resp.status_code() {
+            200 => Ok(resp.json().await.ok()),
+            404 => Ok(None),
+            s => Err(CouchError::internal(format!("_users answered {s}"))),
+        }
+    }
+}
+
+impl Cluster for Workers<'_> {
+    async fn server_uuid(&self) -> CouchResult<String> {
+        if let Some(u) = SERVER_UUID.with(|s| s.borrow().clone()) {
+            return Ok(u);
+        }
+        let body = self.catalog(CatalogCall::Uuid, "").await?;
+        let uuid = body["uuid"].as_str().unwrap_or_default().to_string();
+        SERVER_UUID.with(|s| *s.borrow_mut() = Some(uuid.clone()));
+        Ok(uuid)
+    }
+
+    async fn catalog(&self, call: CatalogCall, query: &str) -> CouchResult<Value> {
+        let mut resp = call_catalog(self.env, &call, query)
+            .await
+            .map_err(internal)?;
+        let body: Value = resp.json().await.map_err(internal)?;
+        CouchError::check_reply(resp.status_code(), body)
+    }
+
+    async fn db_info(&self, name: &str, user: &UserCtx) -> Option<Value> {
+        let path = format!("/{}", encode_segment(name));
+        let mut resp = actor_request(self.env, name, "GET", &path, user)
+            .await
+            .ok()?;
+        if resp.status_code() != 200 {
+            return None;
+        }
+        resp.json().await.ok()
+    }
+
+    async fn replicator(&self, actor: &str, call: ReplicatorCall) -> CouchResult<Value> {
+        let (status, v) = call_replicator(self.env, actor, &call)
+            .await
+            .map_err(internal)?;
+        CouchError::check_reply(status, v)
+    }
+}
+
+/// The request's method, after any `X-HTTP-Method-Override`.
+pub(super) fn method(req: &Request) -> String {
+    let header = req.headers().get("x-http-method-override").ok().flatten();
+    shared::http::effective_method(&req.inner().method(), header.as_deref())
+}
+
+/// A runtime failure as a 500, with the first line of its message only
+/// (no stack traces to clients).
+pub(super) fn internal(e: impl std::fmt::Display) -> CouchError {
+    let msg = e.to_string();
+    CouchError::internal(msg.lines().next().unwrap_or_default().to_string())
+}
+
+fn js_internal(e: wasm_bindgen::JsValue) -> CouchError {
+    internal(format!("{e:?}"))
+}
+
+fn db_stub(env: &Env, name: &str) -> CouchResult<worker::Stub> {
+    platform::db_stub(env, name).map_err(internal)
+}
+
+/// Sends a request to a database's actor, with the user context in a header
+/// no client can set (any copy the client sent is dropped).
+pub(super) async fn forward(
+    req: &Request,
+    env: &Env,
+    name: &str,
+    user: &UserCtx,
+) -> CouchResult<Response> {
+    let headers = web_sys::Headers::new().map_err(js_internal)?;
+    for (k, v) in req.headers().entries() {
+        if !k.starts_with("x-settee-") {
+            headers.append(&k, &v).map_err(js_internal)?;
+        }
+    }
+    headers
+        .set(USER_CTX_HEADER, &user.to_header())
+        .map_err(js_internal)?;
+    let init = web_sys::RequestInit::new();
+    let method = method(req);
+    init.set_method(&method);
+    init.set_headers(&headers);
+    if method != "GET" && method != "HEAD" {
+        if let Some(body) = req.inner().body() {
+            init.set_body(&body);
+        }
+    }
+    let inner =
+        web_sys::Request::new_with_str_and_init(&req.inner().url(), &init).map_err(js_internal)?;
+    db_stub(env, name)?
+        .fetch_with_request(Request::from(inner))
+        .await
+        .map_err(internal)
+}
+
+/// A bodiless request from the router itself to a database actor.
+async fn actor_request(
+    env: &Env,
+    db: &str,
+    method: &str,
+    path: &str,
+    user: &UserCtx,
+) -> CouchResult<Response> {
+    let headers = Headers::new();
+    headers
+        .set(USER_CTX_HEADER, &user.to_header())
+        .map_err(internal)?;
+    let url = format!("{CALL_ORIGIN}{path}");
+    send(&db_stub(env, db)?, method, &url, headers, None)
+        .await
+        .map_err(internal)
+}

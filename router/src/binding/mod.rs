@@ -1,0 +1,179 @@
+//! The entry Worker's events: the request's path of [`crate::dispatch`]
+//! over Worker requests, with CORS, cookies and `Date` on every answer.
+
+mod actors;
+
+use crate::auth::AuthState;
+use crate::dispatch::{self, Answer, Target};
+use actors::{forward, internal, method, Workers};
+use platform::call_catalog;
+use platform::env_text;
+use platform::worker_http::to_worker;
+use shared::actor_call::CatalogCall;
+use shared::config::Config;
+use shared::error::CouchResult;
+use shared::http::{Request as CouchRequest, Response as CouchResponse};
+use std::cell::RefCell;
+use worker::{event, Context, Env, Headers, Request, Response, Result};
+
+thread_local! {
+    /// Lockout counters and verified-password cache of this isolate,
+    /// shared by its concurrent requests.
+    static AUTH_STATE: &'static RefCell<AuthState> = Box::leak(Box::default());
+}
+
+fn now_secs() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
+/// The configuration, read once per isolate: a deployment's vars and
+/// secrets do not change under a running isolate.
+fn config(env: &Env) -> &'static Config {
+    thread_local! {
+        static CONFIG: std::cell::OnceCell<&'static Config> = const { std::cell::OnceCell::new() };
+    }
+    CONFIG
+        .with(|c| *c.get_or_init(|| Box::leak(Box::new(Config::from_lookup(|k| env_text(env, k))))))
+}
+
+/// Once per isolate: events logged with `tracing` (design functions'
+/// `log()`, map exceptions) go to the console, which is the Worker's log.
+/// No timestamps: the platform stamps each line, and `std::time` is not
+/// available on wasm32.
+#[event(start)]
+fn start() {
+    use tracing_subscriber::prelude::*;
+    let console = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .without_time()
+        .with_writer(tracing_web::MakeConsoleWriter);
+    let _ = tracing_subscriber::registry().with(console).try_init();
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let cfg = config(&env);
+    let head = req.inner().method() == "HEAD";
+    let origin = req.headers().get("origin").ok().flatten();
+    if let Some(r) = preflight(cfg, &req, origin.as_deref())? {
+        return Ok(r);
+    }
+    let (result, set_cookie) = handle(&mut req, &env, cfg).await;
+    let mut extra: Vec<(String, String)> = set_cookie
+        .into_iter()
+        .map(|c| ("set-cookie".into(), c))
+        .collect();
+    if let Some(cors) = &cfg.cors {
+        extra.extend(cors.response_headers(origin.as_deref()));
+    }
+    let plain = extra.is_empty();
+    extra.push(("date".into(), shared::http::http_date(now_secs())));
+    match result {
+        // A WebSocket upgrade needs no date.
+        Ok(Handled::Forwarded(r)) if plain && r.status_code() == 101 => Ok(r),
+        Ok(Handled::Forwarded(r)) => with_headers(r, &extra),
+        Ok(Handled::Local(mut r)) => {
+            r.headers.extend(extra);
+            to_worker(r, head)
+        }
+        Err(e) => {
+            let mut r = CouchResponse::error(&e);
+            r.headers.extend(extra);
+            to_worker(r, head)
+        }
+    }
+}
+
+/// Answers a CORS preflight, when CORS is on.
+fn preflight(cfg: &Config, req: &Request, origin: Option<&str>) -> Result<Option<Response>> {
+    let (Some(cors), "OPTIONS") = (&cfg.cors, req.inner().method().as_str()) else {
+        return Ok(None);
+    };
+    let Some(method) = req.headers().get("access-control-request-method")? else {
+        return Ok(None);
+    };
+    let headers = Headers::new();
+    for (k, v) in cors.preflight(origin, &method).unwrap_or_default() {
+        headers.append(&k, &v)?;
+    }
+    Ok(Some(
+        Response::empty()?.with_status(204).with_headers(headers),
+    ))
+}
+
+/// Copies a forwarded response with extra headers.
+fn with_headers(r: Response, extra: &[(String, String)]) -> Result<Response> {
+    let headers = Headers::new();
+    for (k, v) in r.headers().entries() {
+        headers.append(&k, &v)?;
+    }
+    for (k, v) in extra {
+        headers.append(k, v)?;
+    }
+    Ok(r.with_headers(headers))
+}
+
+enum Handled {
+    Local(CouchResponse),
+    Forwarded(Response),
+}
+
+/// The peer a lockout is counted against.
+fn peer(req: &Request) -> String {
+    let h = req.headers();
+    h.get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .or_else(|| h.get("x-forwarded-for").ok().flatten())
+        .unwrap_or_else(|| "local".into())
+}
+
+fn couch_request(req: &Request, url: &worker::Url) -> CouchRequest {
+    let mut creq = CouchRequest::new(&method(req), url.path(), url.query().unwrap_or(""));
+    creq.headers = req.headers().entries().collect();
+    creq.set_origin(url.scheme(), url.host_str(), url.port());
+    creq
+}
+
+async fn handle(
+    req: &mut Request,
+    env: &Env,
+    cfg: &Config,
+) -> (CouchResult<Handled>, Option<String>) {
+    let url = match req.url() {
+        Ok(u) => u,
+        Err(e) => return (Err(internal(e)), None),
+    };
+    let mut creq = couch_request(req, &url);
+    let cluster = Workers { env };
+    let peer = peer(req);
+    let now = now_secs();
+    let state = AUTH_STATE.with(|s| *s);
+    let auth = dispatch::authenticate(cfg, &creq, &cluster, state, &peer, now).await;
+    let auth = match auth {
+        Ok(a) => a,
+        Err(e) => return (Err(e), None),
+    };
+    let set_cookie = auth.set_cookie.clone();
+    let handled = async {
+        let route = match dispatch::target(cfg, &creq, &auth.user)? {
+            Target::Database(name) => {
+                return forward(req, env, &name, &auth.user)
+                    .await
+                    .map(Handled::Forwarded)
+            }
+            Target::Server(route) => route,
+        };
+        if dispatch::reads_body(&creq) {
+            creq.body = req.bytes().await.unwrap_or_default();
+        }
+        match dispatch::answer(cfg, &creq, &auth, route, &cluster, state, &peer, now).await? {
+            Answer::Reply(r) => Ok(Handled::Local(r)),
+            Answer::DbUpdates => call_catalog(env, &CatalogCall::Updates, &creq.query_string())
+                .await
+                .map(Handled::Forwarded)
+                .map_err(internal),
+        }
+    };
+    (handled.await, set_cookie)
+}

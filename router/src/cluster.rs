@@ -1,0 +1,23 @@
+//! The actors the router calls (besides forwarding a database's requests):
+//! the catalog, database actors for their info, the replicator, and
+//! `_users` through [`UserStore`]. The binding reaches them through
+//! Durable Object stubs; tests, in memory.
+
+use crate::auth::UserStore;
+use serde_json::Value;
+use shared::actor_call::{CatalogCall, ReplicatorCall};
+use shared::error::CouchResult;
+use shared::user::UserCtx;
+
+/// The actors the router calls, besides forwarding.
+#[allow(async_fn_in_trait)]
+pub trait Cluster: UserStore {
+    /// This server's uuid.
+    async fn server_uuid(&self) -> CouchResult<String>;
+    /// A catalog call's JSON answer, or the error it carries.
+    async fn catalog(&self, call: CatalogCall, query: &str) -> CouchResult<Value>;
+    /// `GET /{db}` as `user`: `None` when it fails (missing, forbidden).
+    async fn db_info(&self, name: &str, user: &UserCtx) -> Option<Value>;
+    /// A replicator call's JSON answer, or the error it carries.
+    async fn replicator(&self, actor: &str, call: ReplicatorCall) -> CouchResult<Value>;
+}

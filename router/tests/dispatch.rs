@@ -1,0 +1,330 @@
+//! The router's request path natively: authentication, the routing
+//! decision and the server endpoints, over a cluster whose catalog,
+//! databases and replicator are in memory and whose calls are recorded.
+
+use base64::Engine;
+use futures::executor::block_on;
+use router::auth::{AuthState, Authenticated, UserStore};
+use router::cluster::Cluster;
+use router::dispatch::{self, Answer, Target};
+use router::server::Route;
+use serde_json::{json, Map, Value};
+use shared::actor_call::{CatalogCall, ReplicatorCall, REGISTRY_NAME};
+use shared::config::Config;
+use shared::error::{CouchError, CouchResult};
+use shared::http::{Request, Response};
+use shared::user::UserCtx;
+use std::cell::RefCell;
+
+#[derive(Default)]
+struct FakeCluster {
+    dbs: Vec<String>,
+    /// Catalog calls and their query strings.
+    catalog_calls: RefCell<Vec<(CatalogCall, String)>>,
+    replicator_calls: RefCell<Vec<(String, ReplicatorCall)>>,
+    /// What the jobs answer to `JobWait`, in turn.
+    waits: RefCell<Vec<Value>>,
+    jobs: Vec<Value>,
+}
+
+impl UserStore for FakeCluster {
+    async fn user_doc(&self, _name: &str) -> CouchResult<Option<Map<String, Value>>> {
+        Ok(None)
+    }
+}
+
+impl Cluster for FakeCluster {
+    async fn server_uuid(&self) -> CouchResult<String> {
+        Ok("uuid-1".into())
+    }
+
+    async fn catalog(&self, call: CatalogCall, query: &str) -> CouchResult<Value> {
+        self.catalog_calls
+            .borrow_mut()
+            .push((call.clone(), query.to_string()));
+        match call {
+            CatalogCall::List => Ok(json!(self.dbs)),
+            other => Err(CouchError::internal(format!("unexpected {other:?}"))),
+        }
+    }
+
+    async fn db_info(&self, name: &str, _user: &UserCtx) -> Option<Value> {
+        self.dbs
+            .iter()
+            .any(|d| d == name)
+            .then(|| json!({"db_name": name, "doc_count": 0}))
+    }
+
+    async fn replicator(&self, actor: &str, call: ReplicatorCall) -> CouchResult<Value> {
+        self.replicator_calls
+            .borrow_mut()
+            .push((actor.to_string(), call.clone()));
+        match call {
+            ReplicatorCall::JobStop => Ok(json!({"ok": true, "existed": false})),
+            ReplicatorCall::JobStart(_) => Ok(json!({"state": "pending"})),
+            ReplicatorCall::JobWait { .. } => Ok(self.waits.borrow_mut().remove(0)),
+            ReplicatorCall::Jobs => Ok(json!(self.jobs)),
+            ReplicatorCall::Docs => Ok(json!([])),
+            other => Err(CouchError::internal(format!("unexpected {other:?}"))),
+        }
+    }
+}
+
+fn config(extra: &[(&str, &str)]) -> Config {
+    Config::from_lookup(|k| match k {
+        "COUCHDB_USER" => Some("root".into()),
+        "COUCHDB_PASSWORD" => Some("pw".into()),
+        "COUCHDB_SECRET" => Some("s3cret".into()),
+        k => extra
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string()),
+    })
+}
+
+fn basic(name: &str, pw: &str) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{pw}"));
+    format!("Basic {b64}")
+}
+
+/// Authenticates, routes and answers one request, as the binding does.
+fn serve(cfg: &Config, c: &FakeCluster, req: Request) -> CouchResult<Answer> {
+    let state = RefCell::new(AuthState::default());
+    block_on(async {
+        let auth = dispatch::authenticate(cfg, &req, c, &state, "peer", 1_000).await?;
+        match dispatch::target(cfg, &req, &auth.user)? {
+            Target::Database(name) => Err(CouchError::internal(format!("forward to {name}"))),
+            Target::Server(route) => {
+                dispatch::answer(cfg, &req, &auth, route, c, &state, "peer", 1_000).await
+            }
+        }
+    })
+}
+
+fn reply(a: CouchResult<Answer>) -> Response {
+    match a {
+        Ok(Answer::Reply(r)) => r,
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn as_admin(req: Request) -> Request {
+    req.with_header("authorization", &basic("root", "pw"))
+}
+
+#[test]
+fn without_an_admin_only_the_welcome_and_up_answer() {
+    let cfg = Config::from_lookup(|_| None);
+    let c = FakeCluster::default();
+    let welcome = reply(serve(&cfg, &c, Request::new("GET", "/", "")));
+    assert_eq!(welcome.json_body()["uuid"], "uuid-1");
+    assert_eq!(
+        reply(serve(&cfg, &c, Request::new("GET", "/_up", ""))).status,
+        200
+    );
+    let e = serve(&cfg, &c, Request::new("GET", "/_all_dbs", "")).unwrap_err();
+    assert_eq!(e.status, 500);
+    assert!(e.reason.contains("COUCHDB_USER"), "{}", e.reason);
+}
+
+#[test]
+fn targets_follow_the_path_and_refuse_what_no_route_takes() {
+    let cfg = config(&[
+        ("REQUIRE_VALID_USER", "true"),
+        ("MAX_HTTP_REQUEST_SIZE", "100"),
+    ]);
+    let anon = UserCtx::default();
+    let admin = UserCtx::admin("root");
+    let t = |req: &Request, u: &UserCtx| dispatch::target(&cfg, req, u);
+    let db = Request::new("GET", "/a%2Fb/doc", "");
+    assert_eq!(t(&db, &admin).unwrap(), Target::Database("a/b".into()));
+    assert_eq!(t(&db, &anon).unwrap_err().status, 401);
+    let session = Request::new("POST", "/_session", "");
+    assert_eq!(t(&session, &anon).unwrap(), Target::Server(Route::Session));
+    let big = |m: &str, p: &str| Request::new(m, p, "").with_header("content-length", "101");
+    assert_eq!(t(&big("PUT", "/db/doc"), &admin).unwrap_err().status, 413);
+    assert_eq!(t(&big("GET", "/db/doc"), &admin).unwrap_err().status, 413);
+    assert_eq!(
+        t(&big("POST", "/_replicate"), &admin).unwrap_err().status,
+        413
+    );
+    assert!(t(&big("GET", "/_all_dbs"), &admin).is_ok());
+    assert_eq!(
+        t(&Request::new("GET", "/_bogus", ""), &admin)
+            .unwrap_err()
+            .status,
+        400
+    );
+}
+
+#[test]
+fn database_lists_pass_their_query_to_the_catalog_and_are_admin_only_by_default() {
+    let cfg = config(&[]);
+    let c = FakeCluster {
+        dbs: vec!["a".into(), "b".into()],
+        ..Default::default()
+    };
+    let req = Request::new("GET", "/_all_dbs", "startkey=%22a%26%22&limit=1");
+    assert_eq!(serve(&cfg, &c, req.clone()).unwrap_err().status, 401);
+    let r = reply(serve(&cfg, &c, as_admin(req)));
+    assert_eq!(r.json_body(), json!(["a", "b"]));
+    assert_eq!(
+        c.catalog_calls.borrow().last().unwrap(),
+        &(CatalogCall::List, "startkey=%22a%26%22&limit=1".to_string())
+    );
+    let open = config(&[("ADMIN_ONLY_ALL_DBS", "false")]);
+    assert_eq!(
+        reply(serve(&open, &c, Request::new("GET", "/_all_dbs", ""))).status,
+        200
+    );
+
+    let keys = as_admin(Request::new("POST", "/_dbs_info", ""))
+        .with_body(r#"{"keys": ["a", "missing", "BAD"]}"#);
+    let r = reply(serve(&cfg, &c, keys));
+    assert_eq!(
+        r.json_body(),
+        json!([
+            {"key": "a", "info": {"db_name": "a", "doc_count": 0}},
+            {"key": "missing", "error": "not_found"},
+            {"key": "BAD", "error": "not_found"},
+        ])
+    );
+    let r = reply(serve(
+        &cfg,
+        &c,
+        as_admin(Request::new("GET", "/_dbs_info", "")),
+    ));
+    assert_eq!(r.json_body().as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_one_shot_replicate_waits_for_its_job_and_answers_its_result() {
+    let cfg = config(&[]);
+    let c = FakeCluster {
+        waits: RefCell::new(vec![
+            json!({"state": "running"}),
+            json!({"state": "completed", "result": {"ok": true, "history": []}}),
+        ]),
+        ..Default::default()
+    };
+    let req = as_admin(Request::new("POST", "/_replicate", ""))
+        .with_body(r#"{"source": "a", "target": "b"}"#);
+    let r = reply(serve(&cfg, &c, req));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json_body(), json!({"ok": true, "history": []}));
+    let calls = c.replicator_calls.take();
+    assert!(matches!(calls[0].1, ReplicatorCall::JobStart(_)));
+    assert_eq!(calls.len(), 3, "one start, two waits: {calls:?}");
+    assert!(calls.iter().all(|(to, _)| to == &calls[0].0));
+
+    let failing = FakeCluster {
+        waits: RefCell::new(vec![json!({"state": "failed", "error": {
+            "status": 404, "error": "db_not_found", "reason": "could not open a"}})]),
+        ..Default::default()
+    };
+    let req = as_admin(Request::new("POST", "/_replicate", ""))
+        .with_body(r#"{"source": "a", "target": "b"}"#);
+    let e = serve(&cfg, &failing, req).unwrap_err();
+    assert_eq!((e.status, e.error.as_str()), (404, "db_not_found"));
+
+    let cancel = as_admin(Request::new("POST", "/_replicate", ""))
+        .with_body(r#"{"source": "a", "target": "b", "cancel": true}"#);
+    assert_eq!(serve(&cfg, &c, cancel).unwrap_err().status, 404);
+    let anon =
+        Request::new("POST", "/_replicate", "").with_body(r#"{"source": "a", "target": "b"}"#);
+    assert_eq!(serve(&cfg, &c, anon).unwrap_err().status, 401);
+}
+
+#[test]
+fn scheduler_and_tasks_read_the_registry() {
+    let cfg = config(&[]);
+    let job = json!({"id": "j1", "doc_id": null, "database": null, "source": "a", "target": "b",
+        "state": "running", "user": "root", "history": [], "continuous": true});
+    let c = FakeCluster {
+        jobs: vec![job],
+        ..Default::default()
+    };
+    let get = |p: &str| serve(&cfg, &c, as_admin(Request::new("GET", p, "")));
+    let jobs = reply(get("/_scheduler/jobs")).json_body();
+    assert_eq!(jobs["total_rows"], 1);
+    assert_eq!(jobs["jobs"][0]["id"], "j1");
+    assert_eq!(reply(get("/_scheduler/jobs/j1")).json_body()["id"], "j1");
+    assert_eq!(get("/_scheduler/jobs/nope").unwrap_err().status, 404);
+    let e = get("/_scheduler/docs/other").unwrap_err();
+    assert!(
+        e.reason.contains("not a replicator database"),
+        "{}",
+        e.reason
+    );
+    assert_eq!(reply(get("/_scheduler/docs")).json_body()["total_rows"], 0);
+    let tasks = reply(get("/_active_tasks")).json_body();
+    assert_eq!(tasks[0]["type"], "replication");
+    assert!(c
+        .replicator_calls
+        .borrow()
+        .iter()
+        .all(|(to, _)| to == REGISTRY_NAME));
+}
+
+#[test]
+fn db_updates_is_streamed_and_unsupported_endpoints_say_so() {
+    let cfg = config(&[]);
+    let c = FakeCluster::default();
+    let updates = serve(
+        &cfg,
+        &c,
+        as_admin(Request::new("GET", "/_db_updates", "feed=longpoll")),
+    );
+    assert!(matches!(updates, Ok(Answer::DbUpdates)));
+    let anon = serve(&cfg, &c, Request::new("GET", "/_db_updates", ""));
+    assert_eq!(anon.unwrap_err().status, 401);
+    assert_eq!(
+        serve(&cfg, &c, Request::new("GET", "/_node/_local/_config", ""))
+            .unwrap_err()
+            .status,
+        401
+    );
+    let e = serve(
+        &cfg,
+        &c,
+        as_admin(Request::new("GET", "/_node/_local/_config", "")),
+    )
+    .unwrap_err();
+    assert_eq!(e.status, 501);
+    let e = serve(&cfg, &c, as_admin(Request::new("PUT", "/_session", ""))).unwrap_err();
+    assert_eq!(e.status, 405);
+}
+
+#[test]
+fn a_session_login_sets_a_cookie_and_the_cookie_authenticates() {
+    let cfg = config(&[]);
+    let c = FakeCluster::default();
+    let login = Request::new("POST", "/_session", "")
+        .with_header("content-type", "application/json")
+        .with_body(r#"{"name": "root", "password": "pw"}"#);
+    let r = reply(serve(&cfg, &c, login));
+    assert_eq!(r.status, 200);
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let with_cookie = Request::new("GET", "/_session", "").with_header("cookie", &cookie);
+    let state = RefCell::new(AuthState::default());
+    let auth: Authenticated = block_on(dispatch::authenticate(
+        &cfg,
+        &with_cookie,
+        &c,
+        &state,
+        "p",
+        1_000,
+    ))
+    .unwrap();
+    assert_eq!(auth.user.name.as_deref(), Some("root"));
+    let wrong = Request::new("POST", "/_session", "")
+        .with_header("content-type", "application/json")
+        .with_body(r#"{"name": "root", "password": "nope"}"#);
+    assert_eq!(serve(&cfg, &c, wrong).unwrap_err().status, 401);
+}
