@@ -53,6 +53,29 @@ if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt
   touch "$stamp"
 fi
 
+# Fauxton, the admin UI served at /_utils: only the npm package's built
+# release (its package.json lists its whole build toolchain as runtime
+# dependencies), from the registry's tarball checked against the integrity
+# the registry publishes. Kept out of the repository, in .settee/fauxton.
+fauxton_version=1.2.6
+fauxton_integrity=sha512-5ZwPKqstwmQclSHifWBmbyzlBOLoBB3gssGaiEFLPcIzHO0Zxz+uPr/D/Fs6DGH7Hfohw7s6zqcjwU9CRcshfw==
+if [ "$(cat .settee/fauxton.version 2>/dev/null)" != "$fauxton_version" ]; then
+  say "fetching fauxton $fauxton_version (the /_utils admin UI)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "fauxton@$fauxton_version" >/dev/null)
+  node -e '
+    const [file, want] = process.argv.slice(1);
+    const got = "sha512-" + require("crypto").createHash("sha512")
+      .update(require("fs").readFileSync(file)).digest("base64");
+    if (got !== want) { console.error("fauxton: integrity " + got + ", expected " + want); process.exit(1); }
+  ' "$tmp/fauxton-$fauxton_version.tgz" "$fauxton_integrity"
+  tar xzf "$tmp/fauxton-$fauxton_version.tgz" -C "$tmp" package/dist/release
+  rm -rf .settee/fauxton
+  mv "$tmp/package/dist/release" .settee/fauxton
+  rm -rf "$tmp"
+  echo "$fauxton_version" > .settee/fauxton.version
+fi
+
 # The Python clients the e2e suite drives: requests and couchdb-python.
 if ! python3 -c 'import requests, couchdb' 2>/dev/null; then
   say "installing python requests and CouchDB (couchdb-python)"

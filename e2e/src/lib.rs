@@ -28,6 +28,14 @@ pub fn bundle_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("router/build"))
 }
 
+/// Fauxton's release, the Worker's static assets (`scripts/setup.sh`
+/// fetches it).
+pub fn assets_dir() -> PathBuf {
+    std::env::var_os("SETTEE_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".settee/fauxton"))
+}
+
 /// The `workerd` binary that npm installed with wrangler.
 pub fn workerd_bin() -> PathBuf {
     std::env::var_os("WORKERD_BIN")
@@ -59,8 +67,22 @@ fn capnp_string(s: &str) -> String {
 }
 
 /// The workerd configuration: the Worker, its Durable Object namespaces with
-/// SQLite storage on disk under `data`, and text bindings for `vars`.
-pub fn workerd_config(port: u16, data: &Path, vars: &[(String, String)]) -> String {
+/// SQLite storage on disk under `data`, text bindings for `vars`, and the
+/// static assets (Fauxton) from `assets`, as a disk service bound as
+/// `ASSETS` the way Workers Static Assets are on Cloudflare.
+pub fn workerd_config(
+    port: u16,
+    data: &Path,
+    assets: Option<&Path>,
+    vars: &[(String, String)],
+) -> String {
+    let assets_binding = assets.map(|_| "(name = \"ASSETS\", service = \"assets\")".to_string());
+    let assets_service = assets.map_or(String::new(), |dir| {
+        format!(
+            "\n    (name = \"assets\", disk = (path = {})),",
+            capnp_string(&dir.display().to_string())
+        )
+    });
     let bindings: Vec<String> = [
         ("DB", "DbActor"),
         ("CATALOG", "CatalogActor"),
@@ -72,6 +94,7 @@ pub fn workerd_config(port: u16, data: &Path, vars: &[(String, String)]) -> Stri
         vars.iter()
             .map(|(k, v)| format!("(name = {}, text = {})", capnp_string(k), capnp_string(v))),
     )
+    .chain(assets_binding)
     .collect();
     let namespaces: Vec<String> = ["DbActor", "CatalogActor", "ReplicatorActor"]
         .iter()
@@ -83,7 +106,7 @@ pub fn workerd_config(port: u16, data: &Path, vars: &[(String, String)]) -> Stri
 const config :Workerd.Config = (
   services = [
     (name = "settee", worker = .settee),
-    (name = "storage", disk = (path = {data}, writable = true)),
+    (name = "storage", disk = (path = {data}, writable = true)),{assets_service}
     # Outbound fetch (remote replication peers), loopback and LAN included:
     # the default network service reaches public addresses only.
     (name = "internet", network = (allow = ["public", "private", "local"])),
@@ -108,6 +131,7 @@ const settee :Workerd.Worker = (
 );
 "#,
         data = capnp_string(&data.display().to_string()),
+        assets_service = assets_service,
         bindings = bindings.join(",\n    "),
         namespaces = namespaces.join(",\n    "),
     )
@@ -131,7 +155,13 @@ pub fn prepare(dir: &Path, port: u16, vars: &[(String, String)]) -> std::io::Res
         })?;
     }
     let config = dir.join("settee.capnp");
-    std::fs::File::create(&config)?.write_all(workerd_config(port, &data, vars).as_bytes())?;
+    let assets = assets_dir();
+    let assets = assets
+        .join("index.html")
+        .exists()
+        .then_some(assets.as_path());
+    std::fs::File::create(&config)?
+        .write_all(workerd_config(port, &data, assets, vars).as_bytes())?;
     Ok(config)
 }
 
@@ -371,8 +401,17 @@ mod tests {
 
     #[test]
     fn config_escapes_values() {
-        let c = workerd_config(1234, Path::new("/tmp/d"), &[("K".into(), "a\"b".into())]);
+        let c = workerd_config(
+            1234,
+            Path::new("/tmp/d"),
+            None,
+            &[("K".into(), "a\"b".into())],
+        );
         assert!(c.contains(r#"(name = "K", text = "a\"b")"#));
         assert!(c.contains("127.0.0.1:1234"));
+        assert!(!c.contains("ASSETS"));
+        let c = workerd_config(1234, Path::new("/tmp/d"), Some(Path::new("/x/fx")), &[]);
+        assert!(c.contains(r#"(name = "ASSETS", service = "assets")"#));
+        assert!(c.contains(r#"(name = "assets", disk = (path = "/x/fx"))"#));
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::auth::{self, AuthState, Authenticated};
 use crate::cluster::Cluster;
+use crate::fauxton::{self, Asset};
 use crate::replication;
 use crate::server::{self, Route};
 use futures::future::join_all;
@@ -32,6 +33,9 @@ pub enum Target {
 #[derive(Debug)]
 pub enum Answer {
     Reply(Response),
+    /// A file of Fauxton's release, from the static assets
+    /// ([`crate::fauxton`]).
+    Asset(String),
     /// `_db_updates`, streamed from the catalog with the request's query.
     DbUpdates,
 }
@@ -163,6 +167,10 @@ pub async fn answer(
             };
             Response::json(200, &dbs_info(cluster, &names, user).await)
         }
+        Route::Utils(rest) => match fauxton::resolve(req, &rest)? {
+            Asset::File(path) => return Ok(Answer::Asset(path)),
+            Asset::Redirect(to) => Response::empty(301).with_header("location", to),
+        },
         Route::Unsupported(what) => {
             if matches!(what.as_str(), "_node" | "_config" | "_stats" | "_reshard") {
                 auth::require_admin(user)?;

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cluster;
 pub mod dispatch;
+pub mod fauxton;
 pub mod replication;
 pub mod server;
 

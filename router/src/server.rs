@@ -26,19 +26,14 @@ pub enum Route {
     DbUpdates,
     /// `GET /_cluster_setup`.
     ClusterSetup,
+    /// `/_utils/...`: Fauxton, with the segments after `_utils`.
+    Utils(Vec<String>),
     /// A server endpoint CouchDB has and Settee does not yet.
     Unsupported(String),
 }
 
 /// Server endpoints CouchDB 3 has that later work will add.
-const NOT_YET: &[&str] = &[
-    "_node",
-    "_config",
-    "_stats",
-    "_utils",
-    "_reshard",
-    "_search_analyze",
-];
+const NOT_YET: &[&str] = &["_node", "_config", "_stats", "_reshard", "_search_analyze"];
 
 /// Decides the route from the decoded path segments.
 pub fn route(path: &[String]) -> CouchResult<Route> {
@@ -57,6 +52,7 @@ pub fn route(path: &[String]) -> CouchResult<Route> {
         "_cluster_setup" => Route::ClusterSetup,
         "_replicate" => Route::Replicate,
         "_scheduler" => Route::Scheduler(path[1..].to_vec()),
+        "_utils" => Route::Utils(path[1..].to_vec()),
         s if NOT_YET.contains(&s) => Route::Unsupported(s.to_string()),
         name => {
             shared::db_name::validate(name)?;

@@ -33,6 +33,9 @@ pub struct Request {
     pub method: String,
     /// Path segments, percent-decoded one by one (so `%2F` stays inside a segment).
     pub path: Vec<String>,
+    /// The path as it arrived, still percent-encoded (where the segments
+    /// cannot tell, e.g. a trailing slash).
+    pub raw_path: String,
     /// Query parameters in order, decoded.
     pub query: Vec<(String, String)>,
     /// Headers with lower-case names.
@@ -84,6 +87,7 @@ impl Request {
         Request {
             method: method.to_ascii_uppercase(),
             path: split_path(raw_path),
+            raw_path: raw_path.to_string(),
             query: parse_query(raw_query),
             ..Default::default()
         }

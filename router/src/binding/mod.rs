@@ -5,13 +5,14 @@ mod actors;
 
 use crate::auth::AuthState;
 use crate::dispatch::{self, Answer, Target};
+use crate::fauxton;
 use actors::{forward, internal, method, Workers};
 use platform::call_catalog;
 use platform::env_text;
 use platform::worker_http::to_worker;
 use shared::actor_call::CatalogCall;
 use shared::config::Config;
-use shared::error::CouchResult;
+use shared::error::{CouchError, CouchResult};
 use shared::http::{Request as CouchRequest, Response as CouchResponse};
 use std::cell::RefCell;
 use worker::{event, Context, Env, Headers, Request, Response, Result};
@@ -169,6 +170,7 @@ async fn handle(
         }
         match dispatch::answer(cfg, &creq, &auth, route, &cluster, state, &peer, now).await? {
             Answer::Reply(r) => Ok(Handled::Local(r)),
+            Answer::Asset(path) => asset(env, &path).await,
             Answer::DbUpdates => call_catalog(env, &CatalogCall::Updates, &creq.query_string())
                 .await
                 .map(Handled::Forwarded)
@@ -176,4 +178,24 @@ async fn handle(
         }
     };
     (handled.await, set_cookie)
+}
+
+/// A file of Fauxton's release, from the static assets, with the headers
+/// [`fauxton::headers`] gives it.
+async fn asset(env: &Env, path: &str) -> CouchResult<Handled> {
+    let Ok(assets) = env.assets(fauxton::ASSETS_BINDING) else {
+        return Ok(Handled::Local(fauxton::not_installed()));
+    };
+    let resp = assets
+        .fetch(format!("https://assets{path}"), None)
+        .await
+        .map_err(internal)?;
+    if resp.status_code() != 200 {
+        return Err(CouchError::not_found("missing"));
+    }
+    let headers = Headers::new();
+    for (k, v) in fauxton::headers(path) {
+        headers.set(&k, &v).map_err(internal)?;
+    }
+    Ok(Handled::Forwarded(resp.with_headers(headers)))
 }
