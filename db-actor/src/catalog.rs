@@ -10,6 +10,10 @@
 //! `GET /list?startkey&endkey&limit&skip&descending&inclusive_end`,
 //! `POST /add`, `POST /remove` and `POST /updated` with `{"name"}`,
 //! `GET /uuid`, and `GET /updates` with `_db_updates`' parameters.
+//!
+//! And it keeps the values written through `/_node/{node}/_config`
+//! (`GET /config`, `POST /set_config`), which the router lays over the
+//! Worker's settings.
 
 use crate::feed::{self, ChangeSource};
 use crate::reply::Reply;
@@ -20,6 +24,7 @@ use shared::changes::ChangesPage;
 use shared::changes::ChangesQuery;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
+use shared::node_config::Overlay;
 use shared::seq::Since;
 use shared::sql::Sql;
 
@@ -28,6 +33,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS catalog_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS db_updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, \
      name TEXT NOT NULL UNIQUE, type TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS config (section TEXT NOT NULL, key TEXT NOT NULL, \
+     value TEXT NOT NULL, PRIMARY KEY (section, key))",
 ];
 
 /// The tag of `_db_updates` sequences (`N-dbu`): opaque to clients.
@@ -141,6 +148,50 @@ impl<'a> Catalog<'a> {
         Ok(uuid)
     }
 
+    /// The values written through `_config`.
+    pub fn config(&self) -> CouchResult<Overlay> {
+        let mut out = Overlay::new();
+        for r in self
+            .sql
+            .query("SELECT section, key, value FROM config", &[])?
+        {
+            let mut it = r.into_iter().map(|v| v.into_string().unwrap_or_default());
+            let (s, k, v) = (it.next(), it.next(), it.next());
+            if let (Some(s), Some(k), Some(v)) = (s, k, v) {
+                out.entry(s).or_default().insert(k, v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets or deletes one value; answers the one it replaced.
+    pub fn set_config(
+        &self,
+        section: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> CouchResult<Option<String>> {
+        let old = self
+            .sql
+            .query_row(
+                "SELECT value FROM config WHERE section = ? AND key = ?",
+                &[section.into(), key.into()],
+            )?
+            .and_then(|mut r| r.swap_remove(0).into_string());
+        match value {
+            Some(v) => self.sql.exec(
+                "INSERT INTO config (section, key, value) VALUES (?, ?, ?) \
+                 ON CONFLICT (section, key) DO UPDATE SET value = excluded.value",
+                &[section.into(), key.into(), v.into()],
+            )?,
+            None => self.sql.exec(
+                "DELETE FROM config WHERE section = ? AND key = ?",
+                &[section.into(), key.into()],
+            )?,
+        };
+        Ok(old)
+    }
+
     /// Serves the catalog's internal HTTP interface.
     pub fn handle(&self, req: &Request) -> Response {
         shared::http::respond(CatalogCall::parse(req).and_then(|c| self.answer(req, c)))
@@ -157,6 +208,15 @@ impl<'a> Catalog<'a> {
             CatalogCall::Added(name) => self.add(&name).map(|_| Response::ok()),
             CatalogCall::Removed(name) => self.remove(&name).map(|_| Response::ok()),
             CatalogCall::Updated(name) => self.updated(&name).map(|_| Response::ok()),
+            CatalogCall::Config => Ok(Response::json(200, &self.config()?)),
+            CatalogCall::SetConfig {
+                section,
+                key,
+                value,
+            } => {
+                let old = self.set_config(&section, &key, value.as_deref())?;
+                Ok(Response::json(200, &json!({ "old": old })))
+            }
             // Served as a feed by `serve`, never here.
             CatalogCall::Updates => Err(CouchError::bad_request("_db_updates is a feed")),
         }

@@ -9,7 +9,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
-use shared::config::{Admin, Config, LockoutConfig};
+use shared::config::{Config, LockoutConfig};
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
 use shared::password::{sha256_hex, Credentials as StoredCredentials};
@@ -170,10 +170,8 @@ pub async fn check_password(
     if state.borrow().is_locked(&cfg.lockout, name, peer, now) {
         return Err(locked());
     }
-    let user = match &cfg.admin {
-        Some(admin) if admin.name == name => {
-            admin.secret.verify(password).then(|| UserCtx::admin(name))
-        }
+    let user = match cfg.admin_named(name) {
+        Some(admin) => admin.secret.verify(password).then(|| UserCtx::admin(name)),
         _ => match store.user_doc(name).await? {
             Some(doc) => match StoredCredentials::from_user_doc(&doc) {
                 Some(creds) if state.borrow_mut().verify(name, password, &creds) => {
@@ -203,15 +201,8 @@ async fn cookie_identity(
     store: &impl UserStore,
     name: &str,
 ) -> CouchResult<Option<(String, UserCtx)>> {
-    if let Some(Admin {
-        name: admin,
-        cookie_salt,
-        ..
-    }) = &cfg.admin
-    {
-        if admin == name {
-            return Ok(Some((cookie_salt.clone(), UserCtx::admin(name))));
-        }
+    if let Some(admin) = cfg.admin_named(name) {
+        return Ok(Some((admin.cookie_salt.clone(), UserCtx::admin(name))));
     }
     Ok(store.user_doc(name).await?.and_then(|doc| {
         let salt = StoredCredentials::from_user_doc(&doc)?.salt().to_string();

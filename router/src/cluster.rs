@@ -7,6 +7,7 @@ use crate::auth::UserStore;
 use serde_json::Value;
 use shared::actor_call::{CatalogCall, ReplicatorCall};
 use shared::error::CouchResult;
+use shared::node_config::Overlay;
 use shared::user::UserCtx;
 
 /// The actors the router calls, besides forwarding.
@@ -20,4 +21,16 @@ pub trait Cluster: UserStore {
     async fn db_info(&self, name: &str, user: &UserCtx) -> Option<Value>;
     /// A replicator call's JSON answer, or the error it carries.
     async fn replicator(&self, actor: &str, call: ReplicatorCall) -> CouchResult<Value>;
+    /// The values written through `_config` (fresh: not a cached copy).
+    async fn config_overlay(&self) -> CouchResult<Overlay>;
+    /// Writes (`Some`) or deletes one `_config` value; answers the one it
+    /// replaced. The router's own configuration follows at once.
+    async fn set_config(
+        &self,
+        section: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> CouchResult<Option<String>>;
+    /// A Worker var or secret: the settings under the `_config` values.
+    fn var(&self, name: &str) -> Option<String>;
 }

@@ -9,6 +9,7 @@
 use crate::auth::{self, AuthState, Authenticated};
 use crate::cluster::Cluster;
 use crate::fauxton::{self, Asset};
+use crate::node;
 use crate::replication;
 use crate::server::{self, Route};
 use futures::future::join_all;
@@ -171,6 +172,7 @@ pub async fn answer(
             Asset::File(path) => return Ok(Answer::Asset(path)),
             Asset::Redirect(to) => Response::empty(301).with_header("location", to),
         },
+        Route::Node(rest) => node::answer(cfg, req, user, &rest, cluster).await?,
         Route::Unsupported(what) => {
             if matches!(what.as_str(), "_node" | "_config" | "_stats" | "_reshard") {
                 auth::require_admin(user)?;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cluster;
 pub mod dispatch;
 pub mod fauxton;
+pub mod node;
 pub mod replication;
 pub mod server;
 

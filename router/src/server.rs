@@ -28,6 +28,8 @@ pub enum Route {
     ClusterSetup,
     /// `/_utils/...`: Fauxton, with the segments after `_utils`.
     Utils(Vec<String>),
+    /// `/_node/{node}/...`, with the segments after `_node`.
+    Node(Vec<String>),
     /// A server endpoint CouchDB has and Settee does not yet.
     Unsupported(String),
 }
@@ -53,6 +55,7 @@ pub fn route(path: &[String]) -> CouchResult<Route> {
         "_replicate" => Route::Replicate,
         "_scheduler" => Route::Scheduler(path[1..].to_vec()),
         "_utils" => Route::Utils(path[1..].to_vec()),
+        "_node" => Route::Node(path[1..].to_vec()),
         s if NOT_YET.contains(&s) => Route::Unsupported(s.to_string()),
         name => {
             shared::db_name::validate(name)?;

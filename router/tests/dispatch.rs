@@ -13,6 +13,7 @@ use shared::actor_call::{CatalogCall, ReplicatorCall, REGISTRY_NAME};
 use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
+use shared::node_config::Overlay;
 use shared::user::UserCtx;
 use std::cell::RefCell;
 
@@ -25,6 +26,7 @@ struct FakeCluster {
     /// What the jobs answer to `JobWait`, in turn.
     waits: RefCell<Vec<Value>>,
     jobs: Vec<Value>,
+    overlay: RefCell<Overlay>,
 }
 
 impl UserStore for FakeCluster {
@@ -67,6 +69,28 @@ impl Cluster for FakeCluster {
             ReplicatorCall::Docs => Ok(json!([])),
             other => Err(CouchError::internal(format!("unexpected {other:?}"))),
         }
+    }
+
+    async fn config_overlay(&self) -> CouchResult<Overlay> {
+        Ok(self.overlay.borrow().clone())
+    }
+
+    async fn set_config(
+        &self,
+        section: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> CouchResult<Option<String>> {
+        let mut o = self.overlay.borrow_mut();
+        let keys = o.entry(section.to_string()).or_default();
+        Ok(match value {
+            Some(v) => keys.insert(key.to_string(), v.to_string()),
+            None => keys.remove(key),
+        })
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        (name == "MAX_DOCUMENT_SIZE").then(|| "1000".to_string())
     }
 }
 
@@ -279,7 +303,7 @@ fn db_updates_is_streamed_and_unsupported_endpoints_say_so() {
     let anon = serve(&cfg, &c, Request::new("GET", "/_db_updates", ""));
     assert_eq!(anon.unwrap_err().status, 401);
     assert_eq!(
-        serve(&cfg, &c, Request::new("GET", "/_node/_local/_config", ""))
+        serve(&cfg, &c, Request::new("GET", "/_node/_local/_stats", ""))
             .unwrap_err()
             .status,
         401
@@ -287,7 +311,7 @@ fn db_updates_is_streamed_and_unsupported_endpoints_say_so() {
     let e = serve(
         &cfg,
         &c,
-        as_admin(Request::new("GET", "/_node/_local/_config", "")),
+        as_admin(Request::new("GET", "/_node/_local/_stats", "")),
     )
     .unwrap_err();
     assert_eq!(e.status, 501);
@@ -327,4 +351,114 @@ fn a_session_login_sets_a_cookie_and_the_cookie_authenticates() {
         .with_header("content-type", "application/json")
         .with_body(r#"{"name": "root", "password": "nope"}"#);
     assert_eq!(serve(&cfg, &c, wrong).unwrap_err().status, 401);
+}
+
+#[test]
+fn node_config_reads_writes_and_deletes_values_as_json_strings() {
+    let cfg = config(&[]);
+    let c = FakeCluster::default();
+    let call = |m: &str, p: &str, body: Option<&str>| {
+        let mut req = as_admin(Request::new(m, p, ""));
+        if let Some(b) = body {
+            req = req.with_body(b.to_string());
+        }
+        serve(&cfg, &c, req)
+    };
+    let ok = |r: CouchResult<Answer>| reply(r).json_body();
+    let all = ok(call("GET", "/_node/_local/_config", None));
+    assert_eq!(all["couchdb"]["max_document_size"], "1000", "a var shows");
+    assert_eq!(
+        all["chttpd"]["max_http_request_size"], "4294967296",
+        "a default shows"
+    );
+    let key = "/_node/settee@127.0.0.1/_config/couchdb/max_document_size";
+    assert_eq!(
+        ok(call("PUT", key, Some("\"64\""))),
+        json!(""),
+        "no stored value before"
+    );
+    assert_eq!(ok(call("GET", key, None)), json!("64"));
+    assert_eq!(ok(call("PUT", key, Some("\"128\""))), json!("64"));
+    assert_eq!(
+        ok(call("GET", "/_node/_local/_config/couchdb", None))["max_document_size"],
+        "128"
+    );
+    assert_eq!(
+        ok(call("PUT", "/_node/_local/_config/mine/k", Some("\"v\""))),
+        json!("")
+    );
+    assert_eq!(
+        ok(call("GET", "/_node/_local/_config/mine", None)),
+        json!({"k": "v"})
+    );
+    assert_eq!(
+        ok(call("DELETE", "/_node/_local/_config/mine/k", None)),
+        json!("v")
+    );
+    let gone = call("GET", "/_node/_local/_config/mine/k", None).unwrap_err();
+    assert_eq!(
+        (gone.status, gone.reason.as_str()),
+        (404, "unknown_config_value")
+    );
+    assert_eq!(
+        call("DELETE", "/_node/_local/_config/mine/k", None)
+            .unwrap_err()
+            .status,
+        404
+    );
+    assert_eq!(
+        ok(call("GET", "/_node/_local/_config/nothing", None)),
+        json!({})
+    );
+    assert_eq!(call("PUT", key, Some("64")).unwrap_err().status, 400);
+    assert_eq!(
+        call(
+            "PUT",
+            "/_node/_local/_config/query_servers/js",
+            Some("\"x\"")
+        )
+        .unwrap_err()
+        .status,
+        403
+    );
+    assert_eq!(
+        call("GET", "/_node/other@host/_config", None)
+            .unwrap_err()
+            .status,
+        404
+    );
+    assert_eq!(
+        ok(call("GET", "/_node/_local", None)),
+        json!({"name": "settee@127.0.0.1"})
+    );
+    let anon = serve(&cfg, &c, Request::new("GET", "/_node/_local/_config", ""));
+    assert_eq!(anon.unwrap_err().status, 401);
+
+    // An admin written through _config is stored hashed and can log in
+    // once the router's configuration carries the overlay.
+    assert_eq!(
+        ok(call(
+            "PUT",
+            "/_node/_local/_config/admins/ann",
+            Some("\"ann-pw\"")
+        )),
+        json!("")
+    );
+    let hash = ok(call("GET", "/_node/_local/_config/admins/ann", None));
+    assert!(
+        hash.as_str().unwrap().starts_with("-pbkdf2:sha256-"),
+        "{hash}"
+    );
+    let live = Config::with_overlay(&c.overlay.borrow(), |k| match k {
+        "COUCHDB_USER" => Some("root".into()),
+        "COUCHDB_PASSWORD" => Some("pw".into()),
+        _ => None,
+    });
+    assert_eq!(live.limits.max_document_size, 128);
+    let as_ann =
+        Request::new("GET", "/_all_dbs", "").with_header("authorization", &basic("ann", "ann-pw"));
+    assert_eq!(reply(serve(&live, &c, as_ann)).status, 200);
+    let wrong =
+        Request::new("GET", "/_all_dbs", "").with_header("authorization", &basic("ann", "nope"));
+    assert_eq!(serve(&live, &c, wrong).unwrap_err().status, 401);
 }

@@ -44,12 +44,23 @@ pub enum CatalogCall {
     Removed(String),
     /// ... or written to.
     Updated(String),
+    /// The values written through `/_node/{node}/_config`
+    /// ([`crate::node_config::Overlay`]).
+    Config,
+    /// Sets (`Some`) or deletes (`None`) one; answers `{"old": value}`.
+    SetConfig {
+        section: String,
+        key: String,
+        value: Option<String>,
+    },
 }
 
 impl CatalogCall {
     pub fn method(&self) -> &'static str {
         match self {
-            CatalogCall::List | CatalogCall::Updates | CatalogCall::Uuid => "GET",
+            CatalogCall::List | CatalogCall::Updates | CatalogCall::Uuid | CatalogCall::Config => {
+                "GET"
+            }
             _ => "POST",
         }
     }
@@ -62,6 +73,8 @@ impl CatalogCall {
             CatalogCall::Added(_) => "add",
             CatalogCall::Removed(_) => "remove",
             CatalogCall::Updated(_) => "updated",
+            CatalogCall::Config => "config",
+            CatalogCall::SetConfig { .. } => "set_config",
         }
     }
 
@@ -77,6 +90,15 @@ impl CatalogCall {
             CatalogCall::Added(n) | CatalogCall::Removed(n) | CatalogCall::Updated(n) => {
                 Some(json!({ "name": n }).to_string().into_bytes())
             }
+            CatalogCall::SetConfig {
+                section,
+                key,
+                value,
+            } => Some(
+                json!({"section": section, "key": key, "value": value})
+                    .to_string()
+                    .into_bytes(),
+            ),
             _ => None,
         }
     }
@@ -111,6 +133,19 @@ impl CatalogCall {
             ("POST", "add") => named(CatalogCall::Added),
             ("POST", "remove") => named(CatalogCall::Removed),
             ("POST", "updated") => named(CatalogCall::Updated),
+            ("GET", "config") => Ok(CatalogCall::Config),
+            ("POST", "set_config") => {
+                let body = req.json_body()?;
+                let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+                match (text("section"), text("key")) {
+                    (Some(section), Some(key)) => Ok(CatalogCall::SetConfig {
+                        section,
+                        key,
+                        value: text("value"),
+                    }),
+                    _ => Err(CouchError::bad_request("section and key required")),
+                }
+            }
             _ => Err(unknown()),
         }
     }
@@ -248,6 +283,17 @@ mod tests {
             CatalogCall::Added("a/b".into()),
             CatalogCall::Removed("x".into()),
             CatalogCall::Updated("db".into()),
+            CatalogCall::Config,
+            CatalogCall::SetConfig {
+                section: "couchdb".into(),
+                key: "max_document_size".into(),
+                value: Some("100".into()),
+            },
+            CatalogCall::SetConfig {
+                section: "a b".into(),
+                key: "k/2".into(),
+                value: None,
+            },
         ] {
             assert_eq!(round_trip(call.clone(), ""), call);
             assert_eq!(round_trip(call.clone(), "limit=2&descending=true"), call);

@@ -4,6 +4,7 @@
 
 use crate::cors::Cors;
 use crate::jwt::JwtConfig;
+use crate::node_config::Overlay;
 use crate::password::{AdminSecret, Credentials};
 use crate::session::DEFAULT_TIMEOUT_SECS;
 use crate::users::UsersConfig;
@@ -89,7 +90,10 @@ pub struct LockoutConfig {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The admin from the Worker's secrets.
     pub admin: Option<Admin>,
+    /// Admins written through `/_node/{node}/_config/admins`.
+    pub admins: Vec<Admin>,
     /// `COUCHDB_SECRET`: signs session cookies.
     pub secret: Option<String>,
     pub session_timeout: u64,
@@ -154,6 +158,7 @@ impl Config {
         };
         Config {
             admin,
+            admins: Vec::new(),
             secret: nonempty("COUCHDB_SECRET"),
             session_timeout: number(get("SESSION_TIMEOUT"), DEFAULT_TIMEOUT_SECS),
             secure_cookies: flag(get("SECURE_COOKIES"), false),
@@ -172,6 +177,33 @@ impl Config {
             cors: Cors::from_lookup(&get),
             limits: Limits::from_lookup(&get),
         }
+    }
+}
+
+impl Config {
+    /// The configuration with the values written through `_config` over
+    /// the Worker's (`env`), read by the same parser.
+    pub fn with_overlay(overlay: &Overlay, env: impl Fn(&str) -> Option<String>) -> Config {
+        let mut c = Config::from_lookup(|k| crate::node_config::lookup(overlay, k, &env));
+        let secret_admin = c.admin.as_ref().map(|a| a.name.clone());
+        c.admins = crate::node_config::admins(overlay)
+            .filter(|(name, _)| secret_admin.as_deref() != Some(*name))
+            .map(|(name, hash)| Admin {
+                name: name.to_string(),
+                secret: Credentials::from_admin_secret(hash),
+                cookie_salt: crate::password::sha256_hex(&format!("settee-admin:{name}:{hash}")),
+            })
+            .collect();
+        c
+    }
+
+    /// The server admin of this name: the one from the secrets, or one
+    /// written through `_config`.
+    pub fn admin_named(&self, name: &str) -> Option<&Admin> {
+        self.admin
+            .iter()
+            .chain(&self.admins)
+            .find(|a| a.name == name)
     }
 }
 

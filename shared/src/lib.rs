@@ -21,6 +21,7 @@ pub mod http;
 pub mod jwt;
 pub mod mango;
 pub mod multipart;
+pub mod node_config;
 pub mod password;
 pub mod purge;
 pub mod replication;

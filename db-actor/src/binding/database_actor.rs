@@ -20,6 +20,7 @@ use platform::{call_catalog, call_replicator, env_text};
 use shared::actor_call::{CatalogCall, ReplicatorCall, REGISTRY_NAME};
 use shared::config::Limits;
 use shared::http::Response as CouchResponse;
+use shared::node_config::{read_actor_settings, SETTINGS_HEADER};
 use shared::users::UsersConfig;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -54,7 +55,11 @@ const UPDATE_REPORT_MS: u64 = 500;
 
 impl Inner {
     fn db(&self) -> Database<'_> {
-        let db = Database::new(&self.sql, self.limits).with_cache(&self.meta);
+        self.db_with(self.limits)
+    }
+
+    fn db_with(&self, limits: Limits) -> Database<'_> {
+        let db = Database::new(&self.sql, limits).with_cache(&self.meta);
         match &self.bucket {
             Some(sync) => db.with_remote(&sync.remote),
             None => db,
@@ -180,18 +185,30 @@ impl DurableObject for DbActor {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let head = req.inner().method() == "HEAD";
+        let inner = &self.inner;
+        // Values written through `_config`, as the router hands them on.
+        let (limits, users) = match req.headers().get(SETTINGS_HEADER)? {
+            Some(h) => {
+                let set = read_actor_settings(&h);
+                let lookup = |k: &str| set.get(k).cloned().or_else(|| env_text(&inner.env, k));
+                (
+                    Limits::from_lookup(lookup),
+                    UsersConfig::from_lookup(lookup),
+                )
+            }
+            None => (inner.limits, inner.users),
+        };
         let creq = match from_worker(&mut req)
             .await?
-            .decoded(self.inner.limits.max_http_request_size)
+            .decoded(limits.max_http_request_size)
         {
             Ok(r) => r,
             Err(e) => return to_worker(CouchResponse::error(&e), head),
         };
-        let inner = &self.inner;
-        let open = || inner.db();
+        let open = || inner.db_with(limits);
         let actor = Actor {
             open: &open,
-            users: inner.users,
+            users,
             bucket: inner.bucket.as_ref(),
             builds: &inner.builds,
             host: &Host(&inner.state),

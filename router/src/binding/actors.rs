@@ -3,11 +3,12 @@
 
 use crate::auth::UserStore;
 use crate::cluster::Cluster;
-use platform::{call_catalog, call_replicator, send};
+use platform::{call_catalog, call_replicator, env_text, send};
 use serde_json::{Map, Value};
 use shared::actor_call::{CatalogCall, ReplicatorCall, CALL_ORIGIN};
 use shared::error::{CouchError, CouchResult};
 use shared::http::encode_segment;
+use shared::node_config::{Overlay, SETTINGS_HEADER};
 use shared::user::{UserCtx, USER_CTX_HEADER};
 use shared::users::{USERS_DB, USER_PREFIX};
 use std::cell::RefCell;
@@ -70,6 +71,31 @@ impl Cluster for Workers<'_> {
         resp.json().await.ok()
     }
 
+    async fn config_overlay(&self) -> CouchResult<Overlay> {
+        let v = self.catalog(CatalogCall::Config, "").await?;
+        serde_json::from_value(v).map_err(internal)
+    }
+
+    async fn set_config(
+        &self,
+        section: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> CouchResult<Option<String>> {
+        let call = CatalogCall::SetConfig {
+            section: section.to_string(),
+            key: key.to_string(),
+            value: value.map(str::to_string),
+        };
+        let v = self.catalog(call, "").await?;
+        super::config_changed();
+        Ok(v["old"].as_str().map(str::to_string))
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        env_text(self.env, name)
+    }
+
     async fn replicator(&self, actor: &str, call: ReplicatorCall) -> CouchResult<Value> {
         let (status, v) = call_replicator(self.env, actor, &call)
             .await
@@ -106,6 +132,7 @@ pub(super) async fn forward(
     env: &Env,
     name: &str,
     user: &UserCtx,
+    settings: Option<&str>,
 ) -> CouchResult<Response> {
     let headers = web_sys::Headers::new().map_err(js_internal)?;
     for (k, v) in req.headers().entries() {
@@ -116,6 +143,9 @@ pub(super) async fn forward(
     headers
         .set(USER_CTX_HEADER, &user.to_header())
         .map_err(js_internal)?;
+    if let Some(s) = settings {
+        headers.set(SETTINGS_HEADER, s).map_err(js_internal)?;
+    }
     let init = web_sys::RequestInit::new();
     let method = method(req);
     init.set_method(&method);

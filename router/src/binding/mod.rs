@@ -4,6 +4,7 @@
 mod actors;
 
 use crate::auth::AuthState;
+use crate::cluster::Cluster;
 use crate::dispatch::{self, Answer, Target};
 use crate::fauxton;
 use actors::{forward, internal, method, Workers};
@@ -14,7 +15,9 @@ use shared::actor_call::CatalogCall;
 use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request as CouchRequest, Response as CouchResponse};
+use shared::node_config::{self, Overlay};
 use std::cell::RefCell;
+use std::rc::Rc;
 use worker::{event, Context, Env, Headers, Request, Response, Result};
 
 thread_local! {
@@ -27,14 +30,51 @@ fn now_secs() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 
-/// The configuration, read once per isolate: a deployment's vars and
-/// secrets do not change under a running isolate.
-fn config(env: &Env) -> &'static Config {
-    thread_local! {
-        static CONFIG: std::cell::OnceCell<&'static Config> = const { std::cell::OnceCell::new() };
+/// The configuration of this isolate: the Worker's vars and secrets with
+/// the values written through `_config` over them, and the header that
+/// hands the database actors their share of those values.
+struct Current {
+    config: Rc<Config>,
+    actor_settings: Option<String>,
+    read_ms: f64,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Current>>> = const { RefCell::new(None) };
+}
+
+/// How long an isolate keeps the `_config` values before reading them
+/// again: a write through this isolate applies at once, through another
+/// within this time.
+const CONFIG_TTL_MS: f64 = 5_000.0;
+
+/// Forgets the cached configuration (after a `_config` write).
+fn config_changed() {
+    CURRENT.with(|c| *c.borrow_mut() = None);
+}
+
+async fn current(env: &Env) -> Rc<Current> {
+    let now = js_sys::Date::now();
+    if let Some(c) = CURRENT.with(|c| c.borrow().clone()) {
+        if now - c.read_ms < CONFIG_TTL_MS {
+            return c;
+        }
     }
-    CONFIG
-        .with(|c| *c.get_or_init(|| Box::leak(Box::new(Config::from_lookup(|k| env_text(env, k))))))
+    let workers = Workers { env };
+    let overlay = match workers.config_overlay().await {
+        Ok(o) => o,
+        Err(e) => {
+            worker::console_error!("reading _config from the catalog failed: {}", e.reason);
+            Overlay::new()
+        }
+    };
+    let c = Rc::new(Current {
+        config: Rc::new(Config::with_overlay(&overlay, |k| env_text(env, k))),
+        actor_settings: node_config::actor_settings(&overlay),
+        read_ms: now,
+    });
+    CURRENT.with(|slot| *slot.borrow_mut() = Some(c.clone()));
+    c
 }
 
 /// Once per isolate: events logged with `tracing` (design functions'
@@ -53,13 +93,14 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let cfg = config(&env);
+    let current = current(&env).await;
+    let cfg = &*current.config;
     let head = req.inner().method() == "HEAD";
     let origin = req.headers().get("origin").ok().flatten();
     if let Some(r) = preflight(cfg, &req, origin.as_deref())? {
         return Ok(r);
     }
-    let (result, set_cookie) = handle(&mut req, &env, cfg).await;
+    let (result, set_cookie) = handle(&mut req, &env, &current).await;
     let mut extra: Vec<(String, String)> = set_cookie
         .into_iter()
         .map(|c| ("set-cookie".into(), c))
@@ -139,8 +180,9 @@ fn couch_request(req: &Request, url: &worker::Url) -> CouchRequest {
 async fn handle(
     req: &mut Request,
     env: &Env,
-    cfg: &Config,
+    current: &Current,
 ) -> (CouchResult<Handled>, Option<String>) {
+    let cfg = &*current.config;
     let url = match req.url() {
         Ok(u) => u,
         Err(e) => return (Err(internal(e)), None),
@@ -159,9 +201,10 @@ async fn handle(
     let handled = async {
         let route = match dispatch::target(cfg, &creq, &auth.user)? {
             Target::Database(name) => {
-                return forward(req, env, &name, &auth.user)
+                let settings = current.actor_settings.as_deref();
+                return forward(req, env, &name, &auth.user, settings)
                     .await
-                    .map(Handled::Forwarded)
+                    .map(Handled::Forwarded);
             }
             Target::Server(route) => route,
         };
