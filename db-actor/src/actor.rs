@@ -32,6 +32,9 @@ pub trait Announce {
     async fn deleted(&self, db: &str) -> Result<(), String>;
     /// `_replicator` changed: its registry reads the changes.
     async fn replicator_changed(&self);
+    /// For the node's statistics: documents the request read (a read
+    /// request counts one) and wrote (by the update sequence).
+    fn counted(&self, reads: u64, writes: u64);
 }
 
 /// One database actor's state for serving a request.
@@ -52,6 +55,15 @@ impl<B: Bucket, H: BuildHost> Actor<'_, B, H> {
             sync.begin();
         }
         let before = self.bucket.and_then(|_| (self.open)().meta().ok());
+        let reads = matches!(req.method.as_str(), "GET" | "HEAD");
+        let seq = || {
+            (self.open)()
+                .store
+                .stats()
+                .map(|s| s.update_seq)
+                .unwrap_or(0)
+        };
+        let seq_before = (!reads).then(seq);
         let mut outcome = self.run(req).await?;
         if let Some(sync) = self.bucket {
             for _ in 0..BUCKET_ROUNDS {
@@ -82,6 +94,11 @@ impl<B: Bucket, H: BuildHost> Actor<'_, B, H> {
         if outcome.event.is_some() && name == REPLICATOR_DB {
             around.replicator_changed().await;
         }
+        let writes = match (seq_before, outcome.event) {
+            (Some(before), Some(DbEvent::Updated)) => seq().saturating_sub(before),
+            _ => 0,
+        };
+        around.counted(u64::from(reads), writes);
         Ok(outcome.reply)
     }
 

@@ -13,7 +13,10 @@
 //!
 //! And it keeps the values written through `/_node/{node}/_config`
 //! (`GET /config`, `POST /set_config`), which the router lays over the
-//! Worker's settings.
+//! Worker's settings, and the node's statistics: isolates hand their
+//! counts over with `POST /sync` (which answers the `_config` values, so
+//! the router's periodic read of those carries its counts), `GET /stats`
+//! reads the totals.
 
 use crate::feed::{self, ChangeSource};
 use crate::reply::Reply;
@@ -27,6 +30,7 @@ use shared::http::{Request, Response};
 use shared::node_config::Overlay;
 use shared::seq::Since;
 use shared::sql::Sql;
+use shared::stats::Stats;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS dbs (name TEXT PRIMARY KEY)",
@@ -192,6 +196,33 @@ impl<'a> Catalog<'a> {
         Ok(old)
     }
 
+    /// The node's statistics so far.
+    pub fn stats(&self) -> CouchResult<Stats> {
+        Ok(self
+            .sql
+            .query_row("SELECT v FROM catalog_meta WHERE k = 'stats'", &[])?
+            .and_then(|mut r| r.swap_remove(0).into_string())
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default())
+    }
+
+    /// Adds an isolate's counts to the node's.
+    pub fn add_stats(&self, delta: &Stats) -> CouchResult<()> {
+        if delta.is_empty() {
+            return Ok(());
+        }
+        let mut total = self.stats()?;
+        total.merge(delta);
+        let text =
+            serde_json::to_string(&total).map_err(|e| CouchError::internal(e.to_string()))?;
+        self.sql.exec(
+            "INSERT INTO catalog_meta (k, v) VALUES ('stats', ?) \
+             ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            &[text.into()],
+        )?;
+        Ok(())
+    }
+
     /// Serves the catalog's internal HTTP interface.
     pub fn handle(&self, req: &Request) -> Response {
         shared::http::respond(CatalogCall::parse(req).and_then(|c| self.answer(req, c)))
@@ -209,6 +240,11 @@ impl<'a> Catalog<'a> {
             CatalogCall::Removed(name) => self.remove(&name).map(|_| Response::ok()),
             CatalogCall::Updated(name) => self.updated(&name).map(|_| Response::ok()),
             CatalogCall::Config => Ok(Response::json(200, &self.config()?)),
+            CatalogCall::Sync(delta) => {
+                self.add_stats(&delta)?;
+                Ok(Response::json(200, &self.config()?))
+            }
+            CatalogCall::Stats => Ok(Response::json(200, &self.stats()?)),
             CatalogCall::SetConfig {
                 section,
                 key,

@@ -21,7 +21,7 @@ use shared::users::UsersConfig;
 use std::cell::RefCell;
 
 #[derive(Default)]
-struct Recorder(RefCell<Vec<String>>);
+struct Recorder(RefCell<Vec<String>>, std::cell::Cell<(u64, u64)>);
 
 impl Recorder {
     fn take(&self) -> Vec<String> {
@@ -49,6 +49,10 @@ impl Announce for Recorder {
     }
     async fn replicator_changed(&self) {
         self.note("replicator".into());
+    }
+    fn counted(&self, reads: u64, writes: u64) {
+        let (r, w) = self.1.get();
+        self.1.set((r + reads, w + writes));
     }
 }
 
@@ -126,8 +130,19 @@ fn requests_run_with_the_bucket_and_announce_what_they_did() {
         json!([{"id": "doc", "key": "doc", "value": 1}])
     );
 
+    // One document, then a design document written; a read of the
+    // attachment and one of the view.
+    assert_eq!(around.1.get(), (2, 2));
+    let docs = json!({"docs": [{"_id": "x"}, {"_id": "y"}, {"_id": "z"}]});
+    serve(request("POST", "/db/_bulk_docs", Some(docs)));
+    assert_eq!(
+        around.1.get(),
+        (2, 5),
+        "each document of a bulk write counts"
+    );
+
     assert_eq!(serve(request("DELETE", "/db", None)).status, 200);
-    assert_eq!(around.take(), ["wake", "deleted db"]);
+    assert_eq!(around.take(), ["wake", "updated db", "wake", "deleted db"]);
     assert!(
         sync.bucket.objects.borrow().is_empty(),
         "a deleted database's contents go"

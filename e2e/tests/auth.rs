@@ -493,7 +493,8 @@ fn server_admin_endpoints() {
     add_user(&s, "ann", &[]);
     for path in [
         "/_node/_local/_config",
-        "/_config",
+        "/_node/_local/_stats",
+        "/_node/_local/_prometheus",
         "/_membership",
         "/_active_tasks",
     ] {
@@ -505,4 +506,10 @@ fn server_admin_endpoints() {
         );
     }
     assert_eq!(send(s.admin("GET", "/_active_tasks"), None).0, 200);
+    // CouchDB 1.x's `/_config` is no endpoint in CouchDB 3.
+    let (st, v) = send(s.admin("GET", "/_config"), None);
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (400, Some("illegal_database_name"))
+    );
 }

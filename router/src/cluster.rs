@@ -8,6 +8,7 @@ use serde_json::Value;
 use shared::actor_call::{CatalogCall, ReplicatorCall};
 use shared::error::CouchResult;
 use shared::node_config::Overlay;
+use shared::stats::Stats;
 use shared::user::UserCtx;
 
 /// The actors the router calls, besides forwarding.
@@ -33,4 +34,10 @@ pub trait Cluster: UserStore {
     ) -> CouchResult<Option<String>>;
     /// A Worker var or secret: the settings under the `_config` values.
     fn var(&self, name: &str) -> Option<String>;
+    /// The node's statistics: every isolate's counts the catalog has, with
+    /// this isolate's not handed over yet.
+    async fn stats(&self) -> CouchResult<Stats>;
+    /// What the runtime tells of the isolate answering (`_system`):
+    /// seconds since it started, its memory in bytes.
+    fn system(&self) -> (u64, u64);
 }

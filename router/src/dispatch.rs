@@ -127,8 +127,7 @@ pub async fn answer(
         }
         Route::ClusterSetup => {
             auth::require_admin(user)?;
-            server::allow(req, &["GET", "HEAD"])?;
-            server::cluster_setup()
+            server::cluster_setup(req)?
         }
         Route::ActiveTasks => {
             auth::require_admin(user)?;
@@ -174,7 +173,7 @@ pub async fn answer(
         },
         Route::Node(rest) => node::answer(cfg, req, user, &rest, cluster).await?,
         Route::Unsupported(what) => {
-            if matches!(what.as_str(), "_node" | "_config" | "_stats" | "_reshard") {
+            if matches!(what.as_str(), "_reshard") {
                 auth::require_admin(user)?;
             }
             return Err(CouchError::not_implemented(format!(

@@ -6,6 +6,7 @@
 use crate::auth;
 use crate::cluster::Cluster;
 use serde_json::{json, Value};
+use shared::actor_call::{ReplicatorCall, REGISTRY_NAME};
 use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
@@ -27,13 +28,83 @@ pub async fn answer(
     if !node_config::is_this_node(node) {
         return Err(CouchError::not_found(format!("unknown node {node}")));
     }
+    let read = |req: &Request| allow_read(req);
     match rest.split_first() {
         None => Ok(Response::json(200, &json!({"name": NODE_NAME}))),
         Some((what, rest)) if what == "_config" => config(cfg, req, rest, cluster).await,
+        Some((what, path)) if what == "_stats" => {
+            read(req)?;
+            let all = cluster.stats().await?.to_json(&job_gauges(cluster).await?);
+            let picked = path
+                .iter()
+                .try_fold(&all, |v, p| v.get(p))
+                .ok_or_else(|| CouchError::not_found("missing"))?;
+            Ok(Response::json(200, picked))
+        }
+        Some((what, _)) if what == "_prometheus" => {
+            read(req)?;
+            let text = cluster
+                .stats()
+                .await?
+                .prometheus(&job_gauges(cluster).await?);
+            Ok(Response {
+                status: 200,
+                headers: vec![(
+                    "content-type".into(),
+                    "text/plain; version=0.0.4; charset=utf-8".into(),
+                )],
+                body: text.into_bytes(),
+            })
+        }
+        Some((what, _)) if what == "_system" => {
+            read(req)?;
+            let (uptime, memory) = cluster.system();
+            Ok(Response::json(
+                200,
+                &json!({"uptime": uptime, "memory": {"total": memory}}),
+            ))
+        }
+        Some((what, _)) if what == "_versions" => {
+            read(req)?;
+            Ok(Response::json(200, &versions()))
+        }
         Some((what, _)) => Err(CouchError::not_implemented(format!(
             "/_node/{{node}}/{what} is not supported by this server yet"
         ))),
     }
+}
+
+fn allow_read(req: &Request) -> CouchResult<()> {
+    crate::server::allow(req, &["GET", "HEAD"])
+}
+
+/// `_versions`: the engines Settee runs design functions and collation
+/// on, in CouchDB's shape.
+fn versions() -> Value {
+    json!({
+        "javascript_engine": {"name": "quickjs", "version": "rquickjs 0.14.0"},
+        "collation_driver": {
+            "name": "icu4x",
+            "library_version": "2.4.0",
+            "collation_algorithm_version": "UCA, CLDR root",
+        },
+        "couchdb_version": shared::config::COUCHDB_VERSION,
+    })
+}
+
+/// `couch_replicator.jobs.*`: the registry's jobs by state.
+async fn job_gauges(cluster: &impl Cluster) -> CouchResult<Vec<(String, u64)>> {
+    let jobs = cluster
+        .replicator(REGISTRY_NAME, ReplicatorCall::Jobs)
+        .await?;
+    let jobs = jobs.as_array().map_or(&[][..], |v| v);
+    let count = |state: &str| jobs.iter().filter(|j| j["state"] == state).count() as u64;
+    Ok(vec![
+        ("couch_replicator.jobs.running".into(), count("running")),
+        ("couch_replicator.jobs.pending".into(), count("pending")),
+        ("couch_replicator.jobs.crashed".into(), count("crashing")),
+        ("couch_replicator.jobs.total".into(), jobs.len() as u64),
+    ])
 }
 
 /// `/_node/{node}/_config[/{section}[/{key}]]`, with CouchDB's convention

@@ -35,7 +35,7 @@ pub enum Route {
 }
 
 /// Server endpoints CouchDB 3 has that later work will add.
-const NOT_YET: &[&str] = &["_node", "_config", "_stats", "_reshard", "_search_analyze"];
+const NOT_YET: &[&str] = &["_reshard", "_search_analyze"];
 
 /// Decides the route from the decoded path segments.
 pub fn route(path: &[String]) -> CouchResult<Route> {
@@ -125,11 +125,40 @@ pub fn dbs_info_keys(req: &Request) -> CouchResult<Option<Vec<String>>> {
         .map(Some)
 }
 
-/// `GET /_cluster_setup`: a single node that needs no setup (its admin
-/// comes from a secret, its system databases are made on first use), so
-/// setup wizards such as Fauxton's see it as done.
-pub fn cluster_setup() -> Response {
-    Response::json(200, &json!({"state": "single_node_enabled"}))
+/// `/_cluster_setup`: a single node that needs no setup (its admin comes
+/// from a secret, its system databases are made on first use), so setup
+/// wizards such as Fauxton's see it as done. `POST` actions answer as a
+/// node that is set up answers them (`setup_httpd`): enabling or finishing
+/// again is refused as already done, and no nodes can be added or removed
+/// — Settee's Durable Objects are its cluster.
+pub fn cluster_setup(req: &Request) -> CouchResult<Response> {
+    if req.method != "POST" {
+        allow(req, &["GET", "HEAD", "POST"])?;
+        return Ok(Response::json(
+            200,
+            &json!({"state": "single_node_enabled"}),
+        ));
+    }
+    let ct = req.header("content-type").unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("application/json") {
+        return Err(CouchError::new(
+            415,
+            "bad_content_type",
+            "Content-Type must be application/json",
+        ));
+    }
+    let body = req
+        .json_object_body()
+        .map_err(|_| CouchError::bad_request("Missing JSON body'"))?;
+    let refused = match body.get("action").and_then(Value::as_str) {
+        Some("enable_cluster") => "Cluster is already enabled",
+        Some("enable_single_node" | "finish_cluster") => "Cluster is already finished",
+        Some("add_node" | "remove_node") => {
+            "Settee's Durable Objects are its cluster: it has no nodes to add or remove"
+        }
+        _ => "Invalid Action'",
+    };
+    Err(CouchError::bad_request(refused))
 }
 
 /// `GET /_membership`: a single node.
@@ -211,6 +240,37 @@ mod tests {
             dbs_info_keys(&Request::new("GET", "/_dbs_info", "")).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn cluster_setup_is_done() {
+        let get = Request::new("GET", "/_cluster_setup", "");
+        assert_eq!(
+            cluster_setup(&get).unwrap().json_body(),
+            json!({"state": "single_node_enabled"})
+        );
+        let post = |body: &str| {
+            let req = Request::new("POST", "/_cluster_setup", "")
+                .with_header("content-type", "application/json")
+                .with_body(body.to_string());
+            cluster_setup(&req).unwrap_err()
+        };
+        for (action, reason) in [
+            ("enable_cluster", "Cluster is already enabled"),
+            ("finish_cluster", "Cluster is already finished"),
+            ("enable_single_node", "Cluster is already finished"),
+            ("bogus", "Invalid Action'"),
+        ] {
+            let e = post(&json!({"action": action}).to_string());
+            assert_eq!((e.status, e.reason.as_str()), (400, reason), "{action}");
+        }
+        let e = post(r#"{"action": "add_node", "host": "node2"}"#);
+        assert!(e.reason.contains("no nodes to add"), "{}", e.reason);
+        assert_eq!(post("[]").reason, "Missing JSON body'");
+        let plain = Request::new("POST", "/_cluster_setup", "").with_body("{}");
+        assert_eq!(cluster_setup(&plain).unwrap_err().status, 415);
+        let put = Request::new("PUT", "/_cluster_setup", "");
+        assert_eq!(cluster_setup(&put).unwrap_err().status, 405);
     }
 
     #[test]

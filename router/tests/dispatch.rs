@@ -14,6 +14,7 @@ use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
 use shared::node_config::Overlay;
+use shared::stats::Stats;
 use shared::user::UserCtx;
 use std::cell::RefCell;
 
@@ -91,6 +92,18 @@ impl Cluster for FakeCluster {
 
     fn var(&self, name: &str) -> Option<String> {
         (name == "MAX_DOCUMENT_SIZE").then(|| "1000".to_string())
+    }
+
+    async fn stats(&self) -> CouchResult<Stats> {
+        let mut s = Stats::default();
+        s.request("GET", 200, 4.0);
+        s.request("PUT", 201, 9.0);
+        s.count("couchdb.database_writes", 3);
+        Ok(s)
+    }
+
+    fn system(&self) -> (u64, u64) {
+        (12, 1 << 20)
     }
 }
 
@@ -303,15 +316,19 @@ fn db_updates_is_streamed_and_unsupported_endpoints_say_so() {
     let anon = serve(&cfg, &c, Request::new("GET", "/_db_updates", ""));
     assert_eq!(anon.unwrap_err().status, 401);
     assert_eq!(
-        serve(&cfg, &c, Request::new("GET", "/_node/_local/_stats", ""))
-            .unwrap_err()
-            .status,
+        serve(
+            &cfg,
+            &c,
+            Request::new("GET", "/_node/_local/_reshard_jobs", "")
+        )
+        .unwrap_err()
+        .status,
         401
     );
     let e = serve(
         &cfg,
         &c,
-        as_admin(Request::new("GET", "/_node/_local/_stats", "")),
+        as_admin(Request::new("GET", "/_node/_local/_reshard_jobs", "")),
     )
     .unwrap_err();
     assert_eq!(e.status, 501);
@@ -461,4 +478,53 @@ fn node_config_reads_writes_and_deletes_values_as_json_strings() {
     let wrong =
         Request::new("GET", "/_all_dbs", "").with_header("authorization", &basic("ann", "nope"));
     assert_eq!(serve(&live, &c, wrong).unwrap_err().status, 401);
+}
+
+#[test]
+fn node_stats_prometheus_system_and_versions() {
+    let cfg = config(&[]);
+    let job = json!({"id": "j", "state": "running", "history": []});
+    let c = FakeCluster {
+        jobs: vec![
+            job.clone(),
+            json!({"id": "k", "state": "crashing", "history": []}),
+        ],
+        ..Default::default()
+    };
+    let get = |p: &str| serve(&cfg, &c, as_admin(Request::new("GET", p, "")));
+    let stats = reply(get("/_node/_local/_stats")).json_body();
+    assert_eq!(stats["couchdb"]["httpd_request_methods"]["PUT"]["value"], 1);
+    assert_eq!(stats["couchdb"]["database_writes"]["value"], 3);
+    assert_eq!(stats["couchdb"]["request_time"]["value"]["n"], 2);
+    assert_eq!(stats["couch_replicator"]["jobs"]["running"]["value"], 1);
+    assert_eq!(stats["couch_replicator"]["jobs"]["crashed"]["value"], 1);
+    let one = reply(get("/_node/_local/_stats/couchdb/httpd_status_codes/201")).json_body();
+    assert_eq!(one["value"], 1);
+    assert_eq!(
+        get("/_node/_local/_stats/couchdb/nope").unwrap_err().status,
+        404
+    );
+    let prom = reply(get("/_node/_local/_prometheus"));
+    assert!(prom
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(prom.body).unwrap();
+    assert!(
+        text.contains("couchdb_httpd_status_codes{code=\"201\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("couch_replicator_jobs_total 2\n"), "{text}");
+    let system = reply(get("/_node/_local/_system")).json_body();
+    assert_eq!(system, json!({"uptime": 12, "memory": {"total": 1048576}}));
+    let versions = reply(get("/_node/settee@127.0.0.1/_versions")).json_body();
+    assert_eq!(versions["javascript_engine"]["name"], "quickjs");
+    let anon = serve(&cfg, &c, Request::new("GET", "/_node/_local/_stats", ""));
+    assert_eq!(anon.unwrap_err().status, 401);
+    let post = serve(
+        &cfg,
+        &c,
+        as_admin(Request::new("POST", "/_node/_local/_stats", "")),
+    );
+    assert_eq!(post.unwrap_err().status, 405);
 }

@@ -8,6 +8,7 @@
 //! compile instead of failing at run time.
 
 use crate::http::Request;
+use crate::stats::Stats;
 use crate::{CouchError, CouchResult};
 use serde_json::{json, Value};
 
@@ -29,7 +30,7 @@ pub const ATTACHMENTS_BINDING: &str = "ATTACHMENTS";
 pub const CALL_ORIGIN: &str = "https://actor";
 
 /// An operation on the catalog, the one actor that knows every database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CatalogCall {
     /// Database names (`_all_dbs`, `_dbs_info`); the query string carries
     /// `_all_dbs`' range options.
@@ -53,14 +54,21 @@ pub enum CatalogCall {
         key: String,
         value: Option<String>,
     },
+    /// An isolate hands over the statistics it counted since it last did;
+    /// answers the `_config` values, as [`CatalogCall::Config`] does.
+    Sync(Stats),
+    /// The node's statistics, all isolates' merged.
+    Stats,
 }
 
 impl CatalogCall {
     pub fn method(&self) -> &'static str {
         match self {
-            CatalogCall::List | CatalogCall::Updates | CatalogCall::Uuid | CatalogCall::Config => {
-                "GET"
-            }
+            CatalogCall::List
+            | CatalogCall::Updates
+            | CatalogCall::Uuid
+            | CatalogCall::Config
+            | CatalogCall::Stats => "GET",
             _ => "POST",
         }
     }
@@ -75,6 +83,8 @@ impl CatalogCall {
             CatalogCall::Updated(_) => "updated",
             CatalogCall::Config => "config",
             CatalogCall::SetConfig { .. } => "set_config",
+            CatalogCall::Sync(_) => "sync",
+            CatalogCall::Stats => "stats",
         }
     }
 
@@ -99,6 +109,7 @@ impl CatalogCall {
                     .to_string()
                     .into_bytes(),
             ),
+            CatalogCall::Sync(stats) => Some(serde_json::to_vec(stats).expect("stats serialise")),
             _ => None,
         }
     }
@@ -134,6 +145,10 @@ impl CatalogCall {
             ("POST", "remove") => named(CatalogCall::Removed),
             ("POST", "updated") => named(CatalogCall::Updated),
             ("GET", "config") => Ok(CatalogCall::Config),
+            ("GET", "stats") => Ok(CatalogCall::Stats),
+            ("POST", "sync") => serde_json::from_slice(&req.body)
+                .map(CatalogCall::Sync)
+                .map_err(|_| CouchError::bad_request("stats required")),
             ("POST", "set_config") => {
                 let body = req.json_body()?;
                 let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
@@ -294,6 +309,12 @@ mod tests {
                 key: "k/2".into(),
                 value: None,
             },
+            CatalogCall::Stats,
+            CatalogCall::Sync({
+                let mut s = Stats::default();
+                s.request("GET", 200, 2.5);
+                s
+            }),
         ] {
             assert_eq!(round_trip(call.clone(), ""), call);
             assert_eq!(round_trip(call.clone(), "limit=2&descending=true"), call);

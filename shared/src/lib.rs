@@ -34,6 +34,7 @@ pub mod session;
 pub mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod stats;
 pub mod user;
 pub mod users;
 pub mod uuids;

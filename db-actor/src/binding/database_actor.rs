@@ -21,6 +21,7 @@ use shared::actor_call::{CatalogCall, ReplicatorCall, REGISTRY_NAME};
 use shared::config::Limits;
 use shared::http::Response as CouchResponse;
 use shared::node_config::{read_actor_settings, SETTINGS_HEADER};
+use shared::stats::Stats;
 use shared::users::UsersConfig;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -44,6 +45,10 @@ struct Inner {
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     /// A `_db_updates` report is scheduled.
     update_pending: Cell<bool>,
+    /// Reads and writes counted since the last hand-over to the catalog,
+    /// and whether one is scheduled.
+    stats: RefCell<Stats>,
+    stats_pending: Cell<bool>,
     /// The `ATTACHMENTS` R2 bucket, when bound, and what requests need of it.
     bucket: Option<BucketSync<R2>>,
     /// Index builds, run in alarms.
@@ -123,6 +128,27 @@ fn note_update(inner: &Rc<Inner>, name: String) {
     });
 }
 
+/// How often, at most, a database hands its read and write counts to the
+/// catalog (for `_stats`).
+const STATS_REPORT_MS: u64 = 5_000;
+
+/// Hands the counts over at the end of the window, once per window.
+fn note_stats(inner: &Rc<Inner>) {
+    if inner.stats_pending.replace(true) {
+        return;
+    }
+    let inner = inner.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        worker::Delay::from(Duration::from_millis(STATS_REPORT_MS)).await;
+        inner.stats_pending.set(false);
+        let delta = inner.stats.take();
+        if let Err(e) = inner.report(CatalogCall::Sync(delta.clone())).await {
+            inner.stats.borrow_mut().merge(&delta);
+            worker::console_error!("handing statistics to the catalog failed: {e}");
+        }
+    });
+}
+
 /// One CouchDB database.
 #[durable_object]
 pub struct DbActor {
@@ -152,6 +178,17 @@ impl Announce for Around<'_> {
     async fn replicator_changed(&self) {
         self.0.poke_replicator().await;
     }
+
+    fn counted(&self, reads: u64, writes: u64) {
+        if reads + writes == 0 {
+            return;
+        }
+        let mut stats = self.0.stats.borrow_mut();
+        stats.count("couchdb.database_reads", reads);
+        stats.count("couchdb.database_writes", writes);
+        drop(stats);
+        note_stats(self.0);
+    }
 }
 
 impl DurableObject for DbActor {
@@ -170,6 +207,8 @@ impl DurableObject for DbActor {
             users,
             waiters: RefCell::new(Vec::new()),
             update_pending: Cell::new(false),
+            stats: RefCell::default(),
+            stats_pending: Cell::new(false),
             builds: BuildScheduler::default(),
             bucket,
             meta: RefCell::new(None),

@@ -9,6 +9,7 @@ use shared::actor_call::{CatalogCall, ReplicatorCall, CALL_ORIGIN};
 use shared::error::{CouchError, CouchResult};
 use shared::http::encode_segment;
 use shared::node_config::{Overlay, SETTINGS_HEADER};
+use shared::stats::Stats;
 use shared::user::{UserCtx, USER_CTX_HEADER};
 use shared::users::{USERS_DB, USER_PREFIX};
 use std::cell::RefCell;
@@ -94,6 +95,20 @@ impl Cluster for Workers<'_> {
 
     fn var(&self, name: &str) -> Option<String> {
         env_text(self.env, name)
+    }
+
+    async fn stats(&self) -> CouchResult<Stats> {
+        let v = self.catalog(CatalogCall::Stats, "").await?;
+        let mut total: Stats = serde_json::from_value(v).map_err(internal)?;
+        super::PENDING_STATS.with(|s| total.merge(&s.borrow()));
+        Ok(total)
+    }
+
+    fn system(&self) -> (u64, u64) {
+        let started = super::STARTED_MS.with(|t| *t);
+        let uptime = ((js_sys::Date::now() - started) / 1000.0) as u64;
+        let memory = core::arch::wasm32::memory_size(0) as u64 * 65_536;
+        (uptime, memory)
     }
 
     async fn replicator(&self, actor: &str, call: ReplicatorCall) -> CouchResult<Value> {

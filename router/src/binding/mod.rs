@@ -16,6 +16,7 @@ use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request as CouchRequest, Response as CouchResponse};
 use shared::node_config::{self, Overlay};
+use shared::stats::Stats;
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::{event, Context, Env, Headers, Request, Response, Result};
@@ -41,6 +42,10 @@ struct Current {
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Current>>> = const { RefCell::new(None) };
+    /// What this isolate counted since it last handed its counts over.
+    static PENDING_STATS: RefCell<Stats> = RefCell::new(Stats::default());
+    /// When this isolate started (ms since the epoch).
+    static STARTED_MS: f64 = js_sys::Date::now();
 }
 
 /// How long an isolate keeps the `_config` values before reading them
@@ -60,10 +65,13 @@ async fn current(env: &Env) -> Rc<Current> {
             return c;
         }
     }
+    // The read of the `_config` values carries this isolate's counts.
+    let delta = PENDING_STATS.with(|s| s.take());
     let workers = Workers { env };
-    let overlay = match workers.config_overlay().await {
-        Ok(o) => o,
+    let overlay = match workers.catalog(CatalogCall::Sync(delta.clone()), "").await {
+        Ok(v) => serde_json::from_value(v).unwrap_or_default(),
         Err(e) => {
+            PENDING_STATS.with(|s| s.borrow_mut().merge(&delta));
             worker::console_error!("reading _config from the catalog failed: {}", e.reason);
             Overlay::new()
         }
@@ -92,7 +100,17 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let started = js_sys::Date::now();
+    let method = req.inner().method();
+    let resp = respond(req, env).await;
+    let status = resp.as_ref().map_or(500, |r| r.status_code());
+    let ms = js_sys::Date::now() - started;
+    PENDING_STATS.with(|s| s.borrow_mut().request(&method, status, ms));
+    resp
+}
+
+async fn respond(mut req: Request, env: Env) -> Result<Response> {
     let current = current(&env).await;
     let cfg = &*current.config;
     let head = req.inner().method() == "HEAD";
