@@ -93,6 +93,9 @@ fn route(
     let name = req.path.first().map(String::as_str).unwrap_or_default();
     let rest: Vec<&str> = req.path.iter().skip(1).map(String::as_str).collect();
     let m = req.method.as_str();
+    if let Some(i) = req.invalid_segment {
+        return Err(doc::invalid_utf8_segment(&req.path, i));
+    }
     // Creating and deleting databases is for server admins, and the only
     // thing that may happen to a database that does not exist.
     if rest.is_empty() && matches!(m, "PUT" | "DELETE") {
@@ -747,7 +750,7 @@ fn get_document(db: &Database, req: &Request, id: &str) -> CouchResult<Outcome> 
         };
         return done(doc_read::open_revs_response(as_json, answers, related));
     }
-    let rev = req.param("rev").map(str::parse::<Rev>).transpose()?;
+    let rev = req.param("rev").map(Rev::lookup).transpose()?;
     let multipart = opts.wants_contents() && req.accepts("multipart/related");
     let read = if multipart {
         opts.stubs_only()
@@ -775,7 +778,7 @@ fn copy_document(
     access: &Access,
 ) -> CouchResult<Outcome> {
     let (dest_id, dest_rev) = doc::copy_destination(req.header("destination"))?;
-    let src_rev = req.param("rev").map(str::parse::<Rev>).transpose()?;
+    let src_rev = req.param("rev").map(Rev::lookup).transpose()?;
     let (_, json) = db.get_doc(id, src_rev.as_ref(), &ReadOpts::default())?;
     let mut value: Value = serde_json::from_slice(&json)?;
     let obj = value.as_object_mut().expect("documents are objects");

@@ -256,7 +256,7 @@ impl Database<'_> {
 
     /// `GET|HEAD /{db}/{doc}/{att}`: the bytes, with `Range` support.
     pub fn get_attachment(&self, req: &Request, id: &str, name: &str) -> CouchResult<Response> {
-        let rev = req.param("rev").map(str::parse::<Rev>).transpose()?;
+        let rev = req.param("rev").map(Rev::lookup).transpose()?;
         let (_, json) = self.get_doc(id, rev.as_ref(), &ReadOpts::default())?;
         let doc: Map<String, Value> = serde_json::from_slice(&json)?;
         let (_, meta) = atts::stubs(&doc)

@@ -27,6 +27,7 @@ impl Database<'_> {
     /// `PUT /db/_local/id` (or a delete when `_deleted` is true). The given
     /// rev must match the stored one. Returns the new rev.
     pub fn put_local(&self, id: &str, body: Value, given_rev: Option<&str>) -> CouchResult<String> {
+        shared::doc::validate_id(id)?;
         let Value::Object(mut map) = body else {
             return Err(CouchError::bad_request("Document must be a JSON object"));
         };

@@ -46,6 +46,12 @@ use shared::sql::{Row, Sql, Value, MAX_VALUE_BYTES};
 /// room for the row's other columns.
 pub const BODY_PART_BYTES: usize = MAX_VALUE_BYTES - 64 * 1024;
 
+/// The most an index row (its keys, id and value together) may hold: a
+/// Durable Object's SQLite refuses larger rows, and one document emitting
+/// a huge key must not make every query of its view fail. Larger rows are
+/// left out and logged, as CouchDB leaves out what a map function fails on.
+pub const INDEX_ROW_BYTES: usize = BODY_PART_BYTES;
+
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v)",
     "CREATE TABLE IF NOT EXISTS stats (id INTEGER PRIMARY KEY CHECK (id = 0), \
@@ -750,7 +756,13 @@ impl<'a> Store<'a> {
             "DELETE FROM mango_rows INDEXED BY mango_rows_by_doc WHERE idx = ? AND doc_id = ?",
             &[idx.into(), doc_id.into()],
         )?;
-        if let Some(key) = key {
+        if let Some(key) = key.filter(|k| {
+            let fits = k.len() + doc_id.len() <= INDEX_ROW_BYTES;
+            if !fits {
+                tracing::warn!("index row of {doc_id} left out: {} bytes", k.len());
+            }
+            fits
+        }) {
             self.sql.exec(
                 "INSERT INTO mango_rows (idx, key, doc_id) VALUES (?, ?, ?)",
                 &[idx.into(), key.into(), doc_id.into()],
@@ -878,6 +890,11 @@ impl<'a> Store<'a> {
             &[idx.into(), doc_id.into()],
         )?;
         for (n, r) in rows.iter().enumerate() {
+            let size = r.sort_key.len() + r.key.len() + r.value.len() + doc_id.len();
+            if size > INDEX_ROW_BYTES {
+                tracing::warn!("view row of {doc_id} left out: {size} bytes");
+                continue;
+            }
             self.sql.exec(
                 "INSERT INTO view_rows (idx, key, doc_id, n, key_json, value_json) \
                  VALUES (?, ?, ?, ?, ?, ?)",

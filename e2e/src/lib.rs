@@ -386,6 +386,48 @@ pub fn run_client(program: &str, script: &str, args: &[&str]) {
     assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
 }
 
+/// Sends one request with its target exactly as given, as the admin (HTTP
+/// clients' URL types resolve `%2E` segments first), and answers the status
+/// and body text.
+pub fn raw_request(port: u16, method: &str, target: &str, body: &str) -> (u16, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        basic(ADMIN, PASSWORD),
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).unwrap();
+    sock.write_all(body.as_bytes()).unwrap();
+    let mut reader = BufReader::new(sock);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut out = vec![0; length];
+    reader.read_exact(&mut out).unwrap();
+    (status, String::from_utf8_lossy(&out).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,10 @@ use worker::Headers;
 /// context comes from the router's header, which only the router can set.
 pub async fn from_worker(req: &mut worker::Request) -> worker::Result<Request> {
     let url = req.url()?;
-    let mut out = Request::new(&req.inner().method(), url.path(), url.query().unwrap_or(""));
+    let raw = req.inner().url();
+    let target = req.headers().get(shared::http::TARGET_HEADER)?;
+    let (path, query) = shared::http::path_and_query(target.as_deref().unwrap_or(&raw));
+    let mut out = Request::new(&req.inner().method(), path, query);
     out.headers = req.headers().entries().collect();
     out.set_origin(url.scheme(), url.host_str(), url.port());
     out.user = UserCtx::from_header(req.headers().get(USER_CTX_HEADER)?.as_deref());

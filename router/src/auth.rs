@@ -147,6 +147,21 @@ impl Authenticated {
     }
 }
 
+/// Whom failed logins are counted against, with the name: the client's
+/// address as Cloudflare's edge reports it (`CF-Connecting-IP`, which the
+/// edge sets and clients cannot), so that five bad guesses from one client
+/// do not lock the account for every client behind the same edge peer.
+/// Without it (a local `workerd`) all clients count as one. Headers a
+/// client sets itself, such as `X-Forwarded-For`, are not trusted: rotating
+/// them would lift the lock.
+pub fn client_address(req: &Request) -> String {
+    req.header("cf-connecting-ip")
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .unwrap_or("local")
+        .to_string()
+}
+
 fn bad_credentials() -> CouchError {
     CouchError::unauthorized("Name or password is incorrect.")
 }
@@ -476,6 +491,33 @@ mod tests {
         now: u64,
     ) -> CouchResult<Authenticated> {
         block_on(authenticate(cfg, &req, users, state, "peer", now))
+    }
+
+    #[test]
+    fn lockout_counts_per_client_address() {
+        let (cfg, users) = setup();
+        let st = RefCell::new(AuthState::default());
+        let from = |ip: &str, p: &str| {
+            Request::new("GET", "/", "")
+                .with_header("authorization", &basic("ann", p))
+                .with_header("cf-connecting-ip", ip)
+                .with_header("x-forwarded-for", "1.1.1.1")
+        };
+        let try_as = |req: Request| {
+            let peer = client_address(&req);
+            block_on(authenticate(&cfg, &req, &users, &st, &peer, 100))
+        };
+        for _ in 0..3 {
+            assert_eq!(try_as(from("10.0.0.1", "wrong")).unwrap_err().status, 401);
+        }
+        assert_eq!(try_as(from("10.0.0.1", "annpw")).unwrap_err().status, 403);
+        assert!(
+            try_as(from("10.0.0.2", "annpw")).is_ok(),
+            "another client is not locked out"
+        );
+        assert_eq!(client_address(&Request::new("GET", "/", "")), "local");
+        let spoofed = Request::new("GET", "/", "").with_header("x-forwarded-for", "9.9.9.9");
+        assert_eq!(client_address(&spoofed), "local");
     }
 
     #[test]

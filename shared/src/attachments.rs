@@ -126,9 +126,10 @@ pub fn parse(v: &Value) -> CouchResult<Vec<(String, Incoming)>> {
                 return Ok((name.clone(), Incoming::Stub { digest }));
             }
             if att.get("follows") == Some(&Value::Bool(true)) {
-                return Err(CouchError::not_implemented(
-                    "Multipart attachments (follows) are not supported by this server yet",
-                ));
+                // A multipart/related body has taken its parts out already.
+                return Err(CouchError::bad_request(format!(
+                    "Attachment {name} says it follows, but the request is not multipart/related"
+                )));
             }
             let data = att.get("data").and_then(Value::as_str).ok_or_else(|| {
                 CouchError::bad_request(format!("Attachment {name} has no data or stub"))

@@ -47,6 +47,26 @@ pub fn validate_id(id: &str) -> CouchResult<()> {
     Ok(())
 }
 
+/// The answer to a path whose segment `index` (0 is the database) does not
+/// percent-decode to UTF-8: CouchDB refuses such names rather than guess.
+pub fn invalid_utf8_segment(path: &[String], index: usize) -> CouchError {
+    let id_segments = match path.get(1).map(String::as_str) {
+        Some("_design" | "_local") => 2,
+        _ => 1,
+    };
+    match index {
+        0 => CouchError::new(
+            400,
+            "illegal_database_name",
+            "Database name must be a valid UTF-8 string",
+        ),
+        i if i <= id_segments => {
+            CouchError::illegal_docid("Document id must be a valid UTF-8 string")
+        }
+        _ => CouchError::bad_request("Attachment name is not UTF-8 encoded"),
+    }
+}
+
 pub fn is_local(id: &str) -> bool {
     id.starts_with(LOCAL_PREFIX)
 }

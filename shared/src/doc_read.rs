@@ -78,7 +78,7 @@ pub enum OpenRev {
 /// Parses the `rev` a request names for a document: from the body's `_rev`,
 /// the `rev` parameter or `If-Match`, refusing disagreement as CouchDB does.
 pub fn request_rev(req: &Request, body_rev: Option<&Rev>) -> CouchResult<Option<Rev>> {
-    let query = req.param("rev").map(str::parse::<Rev>).transpose()?;
+    let query = req.param("rev").map(Rev::lookup).transpose()?;
     let explicit = match (body_rev, query) {
         (Some(b), Some(q)) if *b != q => {
             return Err(CouchError::bad_request(
@@ -90,7 +90,7 @@ pub fn request_rev(req: &Request, body_rev: Option<&Rev>) -> CouchResult<Option<
     };
     let etag = req
         .header("if-match")
-        .map(|v| v.trim().trim_matches('"').parse::<Rev>())
+        .map(|v| Rev::lookup(v.trim().trim_matches('"')))
         .transpose()?;
     match (explicit, etag) {
         (Some(e), Some(t)) if e != t => Err(CouchError::bad_request(

@@ -118,10 +118,10 @@ fn json(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Null => atom("null", out),
         Value::Bool(b) => atom(if *b { "true" } else { "false" }, out),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => int(i.into(), out),
-            (_, Some(u)) => int(u.into(), out),
-            _ => {
+        // Integers keep their digits (an Erlang bignum past 64 bits).
+        Value::Number(n) => match n.to_string().parse::<i128>() {
+            Ok(i) => int(i, out),
+            Err(_) => {
                 out.push(NEW_FLOAT);
                 out.extend(n.as_f64().unwrap_or(0.0).to_be_bytes());
             }

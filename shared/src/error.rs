@@ -130,7 +130,14 @@ impl fmt::Display for CouchError {
 impl std::error::Error for CouchError {}
 
 impl From<serde_json::Error> for CouchError {
-    fn from(_: serde_json::Error) -> Self {
+    /// Any JSON error is CouchDB's `invalid UTF-8 JSON`, except nesting past
+    /// serde_json's limit, which is named: the body is valid, only deep.
+    fn from(e: serde_json::Error) -> Self {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            return CouchError::bad_request(
+                "JSON nested too deeply: at most 127 levels of arrays and objects are accepted",
+            );
+        }
         CouchError::invalid_json()
     }
 }

@@ -45,6 +45,10 @@ pub struct Request {
     pub user: UserCtx,
     /// The URL scheme the request arrived with (`http`, `https`); empty is `http`.
     pub scheme: String,
+    /// The first path segment (by index into `path`) whose percent-decoded
+    /// bytes are not UTF-8: CouchDB refuses such names, where a lossy
+    /// decoding would make `%FF`, `%FE` and U+FFFD one document.
+    pub invalid_segment: Option<usize>,
 }
 
 impl Request {
@@ -87,6 +91,8 @@ impl Request {
         Request {
             method: method.to_ascii_uppercase(),
             path: split_path(raw_path),
+            invalid_segment: raw_segments(raw_path)
+                .position(|s| percent_decode_str(s).decode_utf8().is_err()),
             raw_path: raw_path.to_string(),
             query: parse_query(raw_query),
             ..Default::default()
@@ -211,7 +217,7 @@ impl Request {
                 "Request body must be a JSON object",
             ));
         }
-        serde_json::from_slice(&self.body).map_err(|_| CouchError::invalid_json())
+        serde_json::from_slice(&self.body).map_err(CouchError::from)
     }
 
     /// Like [`Request::json_body`] but requires a JSON object.
@@ -233,8 +239,7 @@ impl Request {
 /// Splits a raw path into decoded segments. Empty segments are dropped, as
 /// CouchDB (mochiweb) does for `//`.
 pub fn split_path(raw: &str) -> Vec<String> {
-    raw.split('/')
-        .filter(|s| !s.is_empty())
+    raw_segments(raw)
         .map(|s| {
             // A `+` is a space, as CouchDB's default `decode_plus_to_space`
             // (a literal plus comes as `%2B`).
@@ -242,6 +247,45 @@ pub fn split_path(raw: &str) -> Vec<String> {
             percent_decode_str(&s).decode_utf8_lossy().into_owned()
         })
         .collect()
+}
+
+/// The header in which the router hands a database actor the request
+/// target as the client sent it: a URL string given to the runtime's
+/// `Request` constructor is parsed again, and WHATWG parsing resolves `.`,
+/// `..`, `%2E` and `%2E%2E` segments, which would turn `DELETE /db/doc/..`
+/// into `DELETE /db/`. Clients cannot set it (the router drops `x-settee-`
+/// headers).
+pub const TARGET_HEADER: &str = "x-settee-target";
+
+/// Splits a request URL (`http://host/p?q#f`) or origin-form target
+/// (`/p?q`) into its path and query as written, without resolving dot
+/// segments or decoding anything.
+pub fn path_and_query(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(url, |i| &url[i + 3..]);
+    let target = if url.starts_with('/') {
+        url
+    } else {
+        after_scheme.find('/').map_or("/", |i| &after_scheme[i..])
+    };
+    let target = target.split('#').next().unwrap_or_default();
+    target.split_once('?').unwrap_or((target, ""))
+}
+
+/// The [`TARGET_HEADER`] value for a request URL: its path and query as
+/// sent, with anything but printable ASCII percent-encoded (a header holds
+/// bytes, and decoding the path restores them).
+pub fn target_header(url: &str) -> String {
+    let (path, query) = path_and_query(url);
+    let target = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    };
+    percent_encoding::utf8_percent_encode(&target, percent_encoding::CONTROLS).to_string()
+}
+
+fn raw_segments(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split('/').filter(|s| !s.is_empty())
 }
 
 /// An HTTP `Date` (RFC 7231 IMF-fixdate) for seconds since the epoch:
@@ -407,6 +451,32 @@ pub fn method_not_allowed<T>(allowed: &str) -> CouchResult<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_keep_their_dot_segments_and_bad_bytes() {
+        assert_eq!(
+            path_and_query("http://h:5984/db/doc/%2E%2E?rev=1-a#x"),
+            ("/db/doc/%2E%2E", "rev=1-a")
+        );
+        assert_eq!(path_and_query("https://h/db/./.."), ("/db/./..", ""));
+        assert_eq!(path_and_query("/db/%2E?a=b"), ("/db/%2E", "a=b"));
+        assert_eq!(path_and_query("http://h"), ("/", ""));
+        assert_eq!(
+            target_header("http://h/d/\u{e9}/%2E?q=1"),
+            "/d/%C3%A9/%2E?q=1"
+        );
+        let r = Request::new("DELETE", "/db/doc/..", "");
+        assert_eq!(r.path, ["db", "doc", ".."]);
+        assert_eq!(r.invalid_segment, None);
+        assert_eq!(
+            Request::new("GET", "/db/a/%FF", "").invalid_segment,
+            Some(2)
+        );
+        assert_eq!(
+            Request::new("GET", "/db/%EF%BF%BD", "").invalid_segment,
+            None
+        );
+    }
 
     #[test]
     fn gzip_request_bodies_are_decoded() {

@@ -82,7 +82,7 @@ pub fn related_document(body: &[u8], content_type: &str) -> CouchResult<RelatedD
     let mut parts = parse(body, &b)?.into_iter();
     let first = parts.next().ok_or_else(|| bad("no document part"))?;
     let mut doc: serde_json::Value =
-        serde_json::from_slice(&first.body).map_err(|_| CouchError::invalid_json())?;
+        serde_json::from_slice(&first.body).map_err(CouchError::from)?;
     let mut follows = Vec::new();
     if let Some(serde_json::Value::Object(atts)) = doc.get_mut("_attachments") {
         let names: Vec<String> = atts

@@ -34,6 +34,19 @@ impl Rev {
         v.as_str().ok_or_else(CouchError::bad_rev)?.parse()
     }
 
+    /// Parses a rev that names one to look up or to replace (`?rev=`,
+    /// `If-Match`) as CouchDB's `couch_doc:parse_rev/1` does: any number, a
+    /// dash, any hash. `1-` or `0-x` are well formed but name no revision a
+    /// document can have, so they answer 404 or 409, not 400.
+    pub fn lookup(s: &str) -> CouchResult<Rev> {
+        let (pos, hash) = s.split_once('-').ok_or_else(CouchError::bad_rev)?;
+        if pos.is_empty() || !pos.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CouchError::bad_rev());
+        }
+        // Beyond u64 no document reaches: a position none has.
+        Ok(Rev::new(pos.parse().unwrap_or(u64::MAX), hash))
+    }
+
     /// Parses a JSON list of revs (`atts_since`, a purge request's lists).
     pub fn list_from_json(v: &Value) -> CouchResult<Vec<Rev>> {
         v.as_array()

@@ -158,6 +158,13 @@ pub(super) async fn forward(
     headers
         .set(USER_CTX_HEADER, &user.to_header())
         .map_err(js_internal)?;
+    let url = req.inner().url();
+    headers
+        .set(
+            shared::http::TARGET_HEADER,
+            &shared::http::target_header(&url),
+        )
+        .map_err(js_internal)?;
     if let Some(s) = settings {
         headers.set(SETTINGS_HEADER, s).map_err(js_internal)?;
     }
@@ -170,8 +177,7 @@ pub(super) async fn forward(
             init.set_body(&body);
         }
     }
-    let inner =
-        web_sys::Request::new_with_str_and_init(&req.inner().url(), &init).map_err(js_internal)?;
+    let inner = web_sys::Request::new_with_str_and_init(&url, &init).map_err(js_internal)?;
     db_stub(env, name)?
         .fetch_with_request(Request::from(inner))
         .await

@@ -178,18 +178,12 @@ enum Handled {
     Forwarded(Response),
 }
 
-/// The peer a lockout is counted against.
-fn peer(req: &Request) -> String {
-    let h = req.headers();
-    h.get("cf-connecting-ip")
-        .ok()
-        .flatten()
-        .or_else(|| h.get("x-forwarded-for").ok().flatten())
-        .unwrap_or_else(|| "local".into())
-}
-
+/// The request with its path as the client sent it: `worker::Url` (WHATWG
+/// parsing) would resolve `.` and `%2E%2E` segments first.
 fn couch_request(req: &Request, url: &worker::Url) -> CouchRequest {
-    let mut creq = CouchRequest::new(&method(req), url.path(), url.query().unwrap_or(""));
+    let raw = req.inner().url();
+    let (path, query) = shared::http::path_and_query(&raw);
+    let mut creq = CouchRequest::new(&method(req), path, query);
     creq.headers = req.headers().entries().collect();
     creq.set_origin(url.scheme(), url.host_str(), url.port());
     creq
@@ -207,7 +201,7 @@ async fn handle(
     };
     let mut creq = couch_request(req, &url);
     let cluster = Workers { env };
-    let peer = peer(req);
+    let peer = crate::auth::client_address(&creq);
     let now = now_secs();
     let state = AUTH_STATE.with(|s| *s);
     let auth = dispatch::authenticate(cfg, &creq, &cluster, state, &peer, now).await;
