@@ -30,6 +30,15 @@ if ! command -v clang-19 >/dev/null || ! command -v llvm-ar-19 >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q clang-19 llvm-19 lld-19 >/dev/null
 fi
 
+# The Fauxton browser test drives Debian's Chromium through playwright-core
+# (which never downloads a browser of its own).
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium (for the Fauxton browser test)"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >/dev/null
+fi
+
 [ -f Cargo.lock ] || cargo generate-lockfile
 wbg=$(locked wasm-bindgen)
 wb=$(locked worker)
