@@ -13,8 +13,11 @@ use crate::database::Database;
 use crate::views::Refresh;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
+use shared::active_tasks::{self, BuildStep, IndexerTask};
+use shared::doc::DESIGN_PREFIX;
 use shared::view::ViewName;
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 
 /// How long a query waits for a build round before looking again (in case
 /// an alarm was lost with an earlier instance).
@@ -29,6 +32,11 @@ pub trait BuildHost {
     /// Has the alarm run as soon as possible.
     async fn set_alarm(&self) -> Result<(), String>;
     async fn sleep(&self, ms: u64);
+    /// Seconds since the epoch.
+    fn now(&self) -> u64;
+    /// Hands the database's index builds in progress to `_active_tasks`
+    /// (all of them; an empty list when the last one finished).
+    async fn report_tasks(&self, db: &str, tasks: Vec<IndexerTask>);
 }
 
 /// One actor's pending builds.
@@ -41,6 +49,9 @@ pub struct BuildScheduler {
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     /// An alarm is set (a hint: one set by an earlier instance is unknown).
     armed: Cell<bool>,
+    /// Builds the rounds are in the middle of, by design document id:
+    /// the index sequence and time each began at.
+    begun: RefCell<BTreeMap<String, (u64, u64)>>,
 }
 
 /// What one run of a request gives: its answer, the views it must wait
@@ -121,9 +132,41 @@ impl BuildScheduler {
                 let _ = w.send(());
             }
         }
+        self.report(host, &name, &round.steps).await;
         if !round.unfinished.is_empty() {
             self.want(host, still).await?;
         }
         Ok(())
+    }
+
+    /// Reports the builds a round left unfinished, per design document (the
+    /// least advanced of its views), when there are any or were before.
+    async fn report(&self, host: &impl BuildHost, db: &str, steps: &[(ViewName, BuildStep)]) {
+        let mut by_ddoc: BTreeMap<String, BuildStep> = BTreeMap::new();
+        for ((ddoc, _), step) in steps {
+            by_ddoc
+                .entry(format!("{DESIGN_PREFIX}{ddoc}"))
+                .and_modify(|s| {
+                    s.seq_before = s.seq_before.min(step.seq_before);
+                    s.seq_after = s.seq_after.min(step.seq_after);
+                })
+                .or_insert(*step);
+        }
+        let now = host.now();
+        let tasks: Vec<IndexerTask> = {
+            let mut begun = self.begun.borrow_mut();
+            if begun.is_empty() && by_ddoc.is_empty() {
+                return;
+            }
+            begun.retain(|d, _| by_ddoc.contains_key(d));
+            by_ddoc
+                .iter()
+                .map(|(ddoc, step)| {
+                    let start = *begun.entry(ddoc.clone()).or_insert((step.seq_before, now));
+                    active_tasks::track(db, ddoc, Some(start), *step, now)
+                })
+                .collect()
+        };
+        host.report_tasks(db, tasks).await;
     }
 }

@@ -21,6 +21,7 @@
 use crate::feed::{self, ChangeSource};
 use crate::reply::Reply;
 use serde_json::json;
+use shared::active_tasks::IndexerTask;
 use shared::actor_call::CatalogCall;
 use shared::all_docs::{AllDocsQuery, KeyRange};
 use shared::changes::ChangesPage;
@@ -39,6 +40,8 @@ const SCHEMA: &[&str] = &[
      name TEXT NOT NULL UNIQUE, type TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS config (section TEXT NOT NULL, key TEXT NOT NULL, \
      value TEXT NOT NULL, PRIMARY KEY (section, key))",
+    "CREATE TABLE IF NOT EXISTS indexer_tasks (db TEXT NOT NULL, ddoc TEXT NOT NULL, \
+     task TEXT NOT NULL, PRIMARY KEY (db, ddoc))",
 ];
 
 /// The tag of `_db_updates` sequences (`N-dbu`): opaque to clients.
@@ -67,6 +70,7 @@ impl<'a> Catalog<'a> {
     pub fn remove(&self, name: &str) -> CouchResult<()> {
         self.sql
             .exec("DELETE FROM dbs WHERE name = ?", &[name.into()])?;
+        self.set_tasks(name, &[])?;
         self.record(name, "deleted")
     }
 
@@ -197,6 +201,34 @@ impl<'a> Catalog<'a> {
     }
 
     /// The node's statistics so far.
+    /// A database's index builds in progress, replacing its earlier ones.
+    pub fn set_tasks(&self, db: &str, tasks: &[IndexerTask]) -> CouchResult<()> {
+        self.sql
+            .exec("DELETE FROM indexer_tasks WHERE db = ?", &[db.into()])?;
+        for t in tasks {
+            self.sql.exec(
+                "INSERT OR REPLACE INTO indexer_tasks (db, ddoc, task) VALUES (?, ?, ?)",
+                &[
+                    db.into(),
+                    t.design_document.as_str().into(),
+                    serde_json::to_string(t)?.into(),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every index build in progress, by database and design document.
+    pub fn tasks(&self) -> CouchResult<Vec<IndexerTask>> {
+        Ok(self
+            .sql
+            .query("SELECT task FROM indexer_tasks ORDER BY db, ddoc", &[])?
+            .into_iter()
+            .filter_map(|mut r| r.swap_remove(0).into_string())
+            .filter_map(|t| serde_json::from_str(&t).ok())
+            .collect())
+    }
+
     pub fn stats(&self) -> CouchResult<Stats> {
         Ok(self
             .sql
@@ -245,6 +277,10 @@ impl<'a> Catalog<'a> {
                 Ok(Response::json(200, &self.config()?))
             }
             CatalogCall::Stats => Ok(Response::json(200, &self.stats()?)),
+            CatalogCall::Indexing { database, tasks } => {
+                self.set_tasks(&database, &tasks).map(|_| Response::ok())
+            }
+            CatalogCall::Tasks => Ok(Response::json(200, &self.tasks()?)),
             CatalogCall::SetConfig {
                 section,
                 key,
@@ -317,6 +353,43 @@ fn uuid_hex() -> String {
 mod tests {
     use super::*;
     use shared::sqlite::SqliteSql;
+
+    #[test]
+    fn keeps_each_databases_latest_index_builds() {
+        let sql = SqliteSql::memory();
+        let c = Catalog::new(&sql).unwrap();
+        let task = |db: &str, ddoc: &str, done| IndexerTask {
+            database: db.into(),
+            design_document: ddoc.into(),
+            changes_done: done,
+            total_changes: 100,
+            started_on: 1,
+            updated_on: 2,
+        };
+        let report = |db: &str, tasks: Vec<IndexerTask>| {
+            let call = CatalogCall::Indexing {
+                database: db.into(),
+                tasks,
+            };
+            assert_eq!(c.handle(&call.to_request("")).status, 200);
+        };
+        c.add("a").unwrap();
+        report(
+            "a",
+            vec![task("a", "_design/x", 10), task("a", "_design/y", 5)],
+        );
+        report("b", vec![task("b", "_design/x", 1)]);
+        report("a", vec![task("a", "_design/x", 20)]);
+        let listed = c.handle(&CatalogCall::Tasks.to_request("")).json_body();
+        let got: Vec<IndexerTask> = serde_json::from_value(listed).unwrap();
+        assert_eq!(
+            got,
+            vec![task("a", "_design/x", 20), task("b", "_design/x", 1)]
+        );
+        c.remove("a").unwrap();
+        report("b", vec![]);
+        assert_eq!(c.tasks().unwrap(), vec![]);
+    }
 
     #[test]
     fn lists_with_ranges_and_keeps_uuid() {

@@ -8,6 +8,7 @@ use crate::design::{compile, failure, Role};
 use crate::js::{Engine, FnId, JsError};
 use crate::store::{ViewBound, ViewRange, ViewRow};
 use serde_json::{json, Map, Value};
+use shared::active_tasks::BuildStep;
 use shared::doc_read::ReadOpts;
 use shared::error::{CouchError, CouchResult};
 use shared::http::Request;
@@ -28,6 +29,8 @@ pub struct Refresh {
     pub failures: Vec<CouchError>,
     /// Views the budget did not reach the end of: another round is due.
     pub unfinished: Vec<ViewName>,
+    /// How far each unfinished view came in the round (`_active_tasks`).
+    pub steps: Vec<(ViewName, BuildStep)>,
 }
 
 /// A view resolved from its design document.
@@ -526,16 +529,28 @@ impl Database<'_> {
             if !asked && STALLED.with(|s| s.borrow().contains(&sig)) {
                 continue;
             }
-            if self.builds.left() == 0 {
-                out.unfinished.push(v.name);
-                continue;
-            }
-            let built = self
-                .transact(|| self.store.view_index(&sig))
-                .and_then(|(idx, seq)| self.update_index(&v, idx, seq));
+            let (idx, seq_before) = match self.transact(|| self.store.view_index(&sig)) {
+                Ok(found) => found,
+                Err(e) => {
+                    out.failures.push(e);
+                    continue;
+                }
+            };
+            let built = match self.builds.left() {
+                0 => Ok(false),
+                _ => self.update_index(&v, idx, seq_before),
+            };
             match built {
                 Ok(true) => {}
-                Ok(false) => out.unfinished.push(v.name),
+                Ok(false) => {
+                    let step = BuildStep {
+                        seq_before,
+                        seq_after: self.store.view_index(&sig)?.1,
+                        update_seq: self.store.stats()?.update_seq,
+                    };
+                    out.steps.push((v.name.clone(), step));
+                    out.unfinished.push(v.name);
+                }
                 Err(e) => {
                     // A map stopped by a sandbox budget would stop again
                     // on every write: only queries retry it.

@@ -13,6 +13,7 @@ use db_actor::reply::Reply;
 use db_actor::Database;
 use futures::executor::block_on;
 use serde_json::{json, Value};
+use shared::active_tasks::IndexerTask;
 use shared::config::Limits;
 use shared::http::{Request, Response};
 use shared::sqlite::SqliteSql;
@@ -64,6 +65,10 @@ impl BuildHost for NoAlarms {
         Err("no alarm expected".into())
     }
     async fn sleep(&self, _ms: u64) {}
+    fn now(&self) -> u64 {
+        0
+    }
+    async fn report_tasks(&self, _db: &str, _tasks: Vec<IndexerTask>) {}
 }
 
 fn request(method: &str, url: &str, body: Option<Value>) -> Request {

@@ -10,6 +10,7 @@ use db_actor::reply::Reply;
 use futures::executor::block_on;
 use futures::future::{join, pending};
 use serde_json::{json, Value};
+use shared::active_tasks::IndexerTask;
 use shared::http::{Request, Response};
 use shared::users::UsersConfig;
 use std::cell::{Cell, RefCell};
@@ -21,6 +22,8 @@ use std::task::{Context, Poll};
 struct TestHost {
     alarms: Cell<u32>,
     timer_fires: bool,
+    /// What each round reported for `_active_tasks`.
+    reports: RefCell<Vec<Vec<IndexerTask>>>,
 }
 
 impl TestHost {
@@ -28,6 +31,7 @@ impl TestHost {
         TestHost {
             alarms: Cell::new(0),
             timer_fires,
+            reports: RefCell::default(),
         }
     }
 }
@@ -41,6 +45,13 @@ impl BuildHost for TestHost {
         if !self.timer_fires {
             pending::<()>().await
         }
+    }
+    fn now(&self) -> u64 {
+        1000 + self.reports.borrow().len() as u64
+    }
+    async fn report_tasks(&self, db: &str, tasks: Vec<IndexerTask>) {
+        assert!(tasks.iter().all(|t| t.database == db));
+        self.reports.borrow_mut().push(tasks);
     }
 }
 
@@ -174,4 +185,44 @@ fn update_lazy_answers_at_once_and_wants_the_view_built() {
         run(&db, "/db/_design/d/_view/v?update=false", rerun)
     }));
     assert_eq!(total(&r.unwrap()), 45);
+}
+
+#[test]
+fn rounds_report_their_builds_for_active_tasks() {
+    let db = database();
+    let host = TestHost::new(false);
+    let builds = BuildScheduler::default();
+    let url = "/db/_design/d/_view/v?update=lazy";
+    block_on(builds.answer(&host, |rerun| run(&db, url, rerun))).unwrap();
+    for _ in 0..10 {
+        block_on(builds.round(&host, &db.engine())).unwrap();
+    }
+    let reports = host.reports.into_inner();
+    let (last, running) = reports.split_last().expect("rounds reported");
+    assert_eq!(
+        last,
+        &Vec::<IndexerTask>::new(),
+        "the finished build is cleared"
+    );
+    assert!(running.len() >= 2, "{reports:?}");
+    let done: Vec<u64> = running.iter().map(|r| r[0].changes_done).collect();
+    assert!(
+        done.windows(2).all(|w| w[0] < w[1]),
+        "progress grows: {done:?}"
+    );
+    for r in running {
+        let t = &r[0];
+        assert_eq!(
+            (t.database.as_str(), t.design_document.as_str()),
+            ("db", "_design/d")
+        );
+        assert_eq!(t.total_changes, 46, "the design document and 45 documents");
+        assert_eq!(t.started_on, running[0][0].started_on);
+        assert!(t.progress() < 100);
+    }
+    assert_eq!(
+        reports.len(),
+        running.len() + 1,
+        "nothing reported once idle"
+    );
 }

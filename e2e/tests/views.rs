@@ -4,6 +4,7 @@
 
 use e2e::{run_client, send, Settee};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 #[test]
 fn seed_guide_views_and_validation_over_http() {
@@ -204,7 +205,40 @@ fn large_builds_run_in_alarm_rounds() {
         None,
     );
     assert!(v["total_rows"].as_u64().unwrap() < 3000, "{v}");
+    // While it builds, `_active_tasks` shows an indexer task; once built, not.
+    let lazy_task = || {
+        let (_, tasks) = send(s.admin("GET", "/_active_tasks"), None);
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["design_document"] == "_design/lazy")
+            .cloned()
+    };
+    let task = (0..1000)
+        .find_map(|_| {
+            lazy_task().or_else(|| {
+                std::thread::sleep(Duration::from_millis(5));
+                None
+            })
+        })
+        .expect("an indexer task while the view builds");
+    assert_eq!(
+        (&task["type"], &task["database"]),
+        (&json!("indexer"), &json!("big"))
+    );
+    let (done, total) = (
+        task["changes_done"].as_u64().unwrap(),
+        task["total_changes"].as_u64().unwrap(),
+    );
+    assert!(done < total && total >= 3000, "{task}");
+    assert!(task["progress"].as_u64().unwrap() < 100, "{task}");
     wait_rows(&s, "/big/_design/lazy/_view/v", 3000);
+    let gone = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(25));
+        lazy_task().is_none()
+    });
+    assert!(gone, "the finished build leaves _active_tasks");
 
     wait_rows(&s, "/big/_design/auto/_view/v", 3000);
     let more: Vec<Value> = (3000..4000).map(|n| json!({"n": n})).collect();

@@ -14,10 +14,12 @@ use crate::replication;
 use crate::server::{self, Route};
 use futures::future::join_all;
 use serde_json::{json, Value};
+use shared::active_tasks::{IndexerTask, STALE_AFTER_SECS};
 use shared::actor_call::CatalogCall;
 use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
+use shared::node_config::NODE_NAME;
 use shared::user::UserCtx;
 use std::cell::RefCell;
 
@@ -76,6 +78,23 @@ pub fn target(cfg: &Config, req: &Request, user: &UserCtx) -> CouchResult<Target
     })
 }
 
+/// `_active_tasks`: index builds the database actors reported (and still
+/// report), then running replications.
+async fn active_tasks(cluster: &impl Cluster, now: u64) -> CouchResult<Value> {
+    let builds: Vec<IndexerTask> =
+        serde_json::from_value(cluster.catalog(CatalogCall::Tasks, "").await?)
+            .map_err(|e| CouchError::internal(format!("catalog tasks: {e}")))?;
+    let mut rows: Vec<Value> = builds
+        .iter()
+        .filter(|t| t.updated_on + STALE_AFTER_SECS >= now)
+        .map(|t| t.row(NODE_NAME))
+        .collect();
+    if let Value::Array(replications) = replication::active_tasks(cluster).await? {
+        rows.extend(replications);
+    }
+    Ok(Value::Array(rows))
+}
+
 /// True when a server endpoint reads the request's body.
 pub fn reads_body(req: &Request) -> bool {
     matches!(req.method.as_str(), "POST" | "PUT" | "DELETE")
@@ -131,7 +150,7 @@ pub async fn answer(
         }
         Route::ActiveTasks => {
             auth::require_admin(user)?;
-            Response::json(200, &replication::active_tasks(cluster).await?)
+            Response::json(200, &active_tasks(cluster, now).await?)
         }
         Route::Replicate => {
             auth::require_admin(user)?;

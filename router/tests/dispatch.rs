@@ -9,6 +9,7 @@ use router::cluster::Cluster;
 use router::dispatch::{self, Answer, Target};
 use router::server::Route;
 use serde_json::{json, Map, Value};
+use shared::active_tasks::IndexerTask;
 use shared::actor_call::{CatalogCall, ReplicatorCall, REGISTRY_NAME};
 use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
@@ -28,6 +29,8 @@ struct FakeCluster {
     waits: RefCell<Vec<Value>>,
     jobs: Vec<Value>,
     overlay: RefCell<Overlay>,
+    /// Index builds the catalog holds.
+    builds: Vec<IndexerTask>,
 }
 
 impl UserStore for FakeCluster {
@@ -47,6 +50,7 @@ impl Cluster for FakeCluster {
             .push((call.clone(), query.to_string()));
         match call {
             CatalogCall::List => Ok(json!(self.dbs)),
+            CatalogCall::Tasks => Ok(json!(self.builds)),
             other => Err(CouchError::internal(format!("unexpected {other:?}"))),
         }
     }
@@ -277,8 +281,19 @@ fn scheduler_and_tasks_read_the_registry() {
     let cfg = config(&[]);
     let job = json!({"id": "j1", "doc_id": null, "database": null, "source": "a", "target": "b",
         "state": "running", "user": "root", "history": [], "continuous": true});
+    let build = |ddoc: &str, updated_on| IndexerTask {
+        database: "db".into(),
+        design_document: ddoc.into(),
+        changes_done: 30,
+        total_changes: 120,
+        started_on: 900,
+        updated_on,
+    };
     let c = FakeCluster {
         jobs: vec![job],
+        // The second report is older than an active build's: its actor
+        // went away mid-build.
+        builds: vec![build("_design/live", 990), build("_design/gone", 1)],
         ..Default::default()
     };
     let get = |p: &str| serve(&cfg, &c, as_admin(Request::new("GET", p, "")));
@@ -295,7 +310,18 @@ fn scheduler_and_tasks_read_the_registry() {
     );
     assert_eq!(reply(get("/_scheduler/docs")).json_body()["total_rows"], 0);
     let tasks = reply(get("/_active_tasks")).json_body();
-    assert_eq!(tasks[0]["type"], "replication");
+    assert_eq!(tasks.as_array().unwrap().len(), 2, "{tasks}");
+    assert_eq!(tasks[0]["type"], "indexer");
+    assert_eq!(tasks[0]["design_document"], "_design/live");
+    assert_eq!(
+        (
+            &tasks[0]["changes_done"],
+            &tasks[0]["total_changes"],
+            &tasks[0]["progress"]
+        ),
+        (&json!(30), &json!(120), &json!(25))
+    );
+    assert_eq!(tasks[1]["type"], "replication");
     assert!(c
         .replicator_calls
         .borrow()

@@ -7,6 +7,7 @@
 //! is spelled as a URL string in two crates, and renaming one fails to
 //! compile instead of failing at run time.
 
+use crate::active_tasks::IndexerTask;
 use crate::http::Request;
 use crate::stats::Stats;
 use crate::{CouchError, CouchResult};
@@ -59,6 +60,14 @@ pub enum CatalogCall {
     Sync(Stats),
     /// The node's statistics, all isolates' merged.
     Stats,
+    /// A database actor's index builds in progress after a round (all of
+    /// them: the list replaces the database's earlier one).
+    Indexing {
+        database: String,
+        tasks: Vec<IndexerTask>,
+    },
+    /// Every database's index builds in progress (`_active_tasks`).
+    Tasks,
 }
 
 impl CatalogCall {
@@ -68,7 +77,8 @@ impl CatalogCall {
             | CatalogCall::Updates
             | CatalogCall::Uuid
             | CatalogCall::Config
-            | CatalogCall::Stats => "GET",
+            | CatalogCall::Stats
+            | CatalogCall::Tasks => "GET",
             _ => "POST",
         }
     }
@@ -85,6 +95,8 @@ impl CatalogCall {
             CatalogCall::SetConfig { .. } => "set_config",
             CatalogCall::Sync(_) => "sync",
             CatalogCall::Stats => "stats",
+            CatalogCall::Indexing { .. } => "indexing",
+            CatalogCall::Tasks => "tasks",
         }
     }
 
@@ -110,6 +122,11 @@ impl CatalogCall {
                     .into_bytes(),
             ),
             CatalogCall::Sync(stats) => Some(serde_json::to_vec(stats).expect("stats serialise")),
+            CatalogCall::Indexing { database, tasks } => Some(
+                json!({"database": database, "tasks": tasks})
+                    .to_string()
+                    .into_bytes(),
+            ),
             _ => None,
         }
     }
@@ -146,6 +163,16 @@ impl CatalogCall {
             ("POST", "updated") => named(CatalogCall::Updated),
             ("GET", "config") => Ok(CatalogCall::Config),
             ("GET", "stats") => Ok(CatalogCall::Stats),
+            ("GET", "tasks") => Ok(CatalogCall::Tasks),
+            ("POST", "indexing") => {
+                let mut body = req.json_body()?;
+                let database = body["database"].as_str().map(str::to_string);
+                let tasks = serde_json::from_value(body["tasks"].take());
+                match (database, tasks) {
+                    (Some(database), Ok(tasks)) => Ok(CatalogCall::Indexing { database, tasks }),
+                    _ => Err(CouchError::bad_request("database and tasks required")),
+                }
+            }
             ("POST", "sync") => serde_json::from_slice(&req.body)
                 .map(CatalogCall::Sync)
                 .map_err(|_| CouchError::bad_request("stats required")),
@@ -310,6 +337,18 @@ mod tests {
                 value: None,
             },
             CatalogCall::Stats,
+            CatalogCall::Tasks,
+            CatalogCall::Indexing {
+                database: "db".into(),
+                tasks: vec![IndexerTask {
+                    database: "db".into(),
+                    design_document: "_design/v".into(),
+                    changes_done: 5,
+                    total_changes: 10,
+                    started_on: 1,
+                    updated_on: 2,
+                }],
+            },
             CatalogCall::Sync({
                 let mut s = Stats::default();
                 s.request("GET", 200, 2.5);

@@ -3,6 +3,7 @@
 //! Nothing here knows about the Workers runtime: every module is unit-tested
 //! natively. Each module is one CouchDB concept.
 
+pub mod active_tasks;
 pub mod actor_call;
 pub mod all_docs;
 pub mod attachments;

@@ -16,6 +16,9 @@ const BINS_MS: [u64; 14] = [
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 60_000,
 ];
 
+/// The least duration the logarithmic means count (a microsecond).
+const MIN_MS: f64 = 0.001;
+
 /// A distribution of durations in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
@@ -26,6 +29,17 @@ pub struct Histogram {
     pub max: f64,
     /// Counts per bin of [`BINS_MS`], plus one for longer.
     pub bins: Vec<u64>,
+    /// Sums of the logarithms, reciprocals, cubes and fourth powers, for
+    /// the geometric and harmonic means, skewness and kurtosis CouchDB
+    /// reports (durations below a microsecond count as one).
+    #[serde(default)]
+    pub sum_ln: f64,
+    #[serde(default)]
+    pub sum_inv: f64,
+    #[serde(default)]
+    pub sum_cube: f64,
+    #[serde(default)]
+    pub sum_quad: f64,
 }
 
 impl Histogram {
@@ -47,6 +61,11 @@ impl Histogram {
         self.n += 1;
         self.sum += ms;
         self.sum_sq += ms * ms;
+        self.sum_cube += ms.powi(3);
+        self.sum_quad += ms.powi(4);
+        let positive = ms.max(MIN_MS);
+        self.sum_ln += positive.ln();
+        self.sum_inv += 1.0 / positive;
     }
 
     pub fn merge(&mut self, other: &Histogram) {
@@ -62,6 +81,10 @@ impl Histogram {
         self.n += other.n;
         self.sum += other.sum;
         self.sum_sq += other.sum_sq;
+        self.sum_ln += other.sum_ln;
+        self.sum_inv += other.sum_inv;
+        self.sum_cube += other.sum_cube;
+        self.sum_quad += other.sum_quad;
         for (a, b) in self.bins.iter_mut().zip(&other.bins) {
             *a += b;
         }
@@ -81,6 +104,28 @@ impl Histogram {
         }
         let n = self.n as f64;
         ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0)).max(0.0)
+    }
+
+    /// Skewness and excess kurtosis (as CouchDB's `bear` reports them),
+    /// from the raw moments.
+    fn shape(&self) -> (f64, f64) {
+        if self.n < 2 {
+            return (0.0, 0.0);
+        }
+        let n = self.n as f64;
+        let (m, e2, e3, e4) = (
+            self.sum / n,
+            self.sum_sq / n,
+            self.sum_cube / n,
+            self.sum_quad / n,
+        );
+        let var = e2 - m * m;
+        if var <= f64::EPSILON {
+            return (0.0, 0.0);
+        }
+        let m3 = e3 - 3.0 * m * e2 + 2.0 * m.powi(3);
+        let m4 = e4 - 4.0 * m * e3 + 6.0 * m * m * e2 - 3.0 * m.powi(4);
+        (m3 / var.powf(1.5), m4 / (var * var) - 3.0)
     }
 
     /// The bin bound at or below which `p` per mille of the values lie.
@@ -119,13 +164,22 @@ impl Histogram {
             .zip(&self.bins)
             .map(|(b, c)| json!([b, c]))
             .collect();
+        let (skewness, kurtosis) = self.shape();
+        let (geometric, harmonic) = match self.n {
+            0 => (0.0, 0.0),
+            n => ((self.sum_ln / n as f64).exp(), n as f64 / self.sum_inv),
+        };
         json!({
             "min": self.min,
             "max": self.max,
             "arithmetic_mean": self.mean(),
+            "geometric_mean": geometric,
+            "harmonic_mean": harmonic,
             "median": self.percentile(500),
             "variance": self.variance(),
             "standard_deviation": self.variance().sqrt(),
+            "skewness": skewness,
+            "kurtosis": kurtosis,
             "percentile": pct,
             "histogram": bins,
             "n": self.n,
@@ -287,6 +341,34 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_report_couchdbs_shape_figures() {
+        let mut h = Histogram::default();
+        for ms in [1.0, 2.0, 4.0, 8.0] {
+            h.record(ms);
+        }
+        let v = h.to_json();
+        let close = |k: &str, want: f64| {
+            let got = v[k].as_f64().unwrap();
+            assert!((got - want).abs() < 1e-9, "{k}: {got} != {want}");
+        };
+        close("geometric_mean", 64f64.powf(0.25));
+        close("harmonic_mean", 4.0 / (1.0 + 0.5 + 0.25 + 0.125));
+        // Population moments of 1, 2, 4, 8 (mean 3.75).
+        let d: Vec<f64> = [1.0, 2.0, 4.0, 8.0].iter().map(|x| x - 3.75).collect();
+        let m = |k: i32| d.iter().map(|x| x.powi(k)).sum::<f64>() / 4.0;
+        close("skewness", m(3) / m(2).powf(1.5));
+        close("kurtosis", m(4) / (m(2) * m(2)) - 3.0);
+        let mut merged = Histogram::default();
+        let mut other = Histogram::default();
+        merged.record(1.0);
+        merged.record(2.0);
+        other.record(4.0);
+        other.record(8.0);
+        merged.merge(&other);
+        assert_eq!(merged.to_json(), v, "merging keeps every figure");
+    }
 
     #[test]
     fn counts_merge_and_render() {

@@ -121,7 +121,11 @@ fn note_update(inner: &Rc<Inner>, name: String) {
         // Indexes follow writes in the alarm, so the first query after a
         // bulk load finds them built.
         if inner.db().has_views().unwrap_or(false) {
-            if let Err(e) = inner.builds.want(&Host(&inner.state), Vec::new()).await {
+            if let Err(e) = inner
+                .builds
+                .want(&Host(&inner.state, &inner.env), Vec::new())
+                .await
+            {
                 worker::console_error!("scheduling view updates in {name} failed: {e}");
             }
         }
@@ -250,7 +254,7 @@ impl DurableObject for DbActor {
             users,
             bucket: inner.bucket.as_ref(),
             builds: &inner.builds,
-            host: &Host(&inner.state),
+            host: &Host(&inner.state, &inner.env),
         };
         let reply = actor
             .serve(&creq, &Around(inner))
@@ -271,7 +275,7 @@ impl DurableObject for DbActor {
 
     /// Builds view indexes (see [`BuildScheduler::round`]).
     async fn alarm(&self) -> Result<Response> {
-        let host = Host(&self.inner.state);
+        let host = Host(&self.inner.state, &self.inner.env);
         self.inner
             .builds
             .round(&host, &self.inner.db())

@@ -6,7 +6,8 @@ use crate::bucket_sync::{Bucket, BucketSync};
 use crate::build_scheduler::BuildHost;
 use crate::remote;
 use crate::subscriptions::{Socket, Subscription};
-use shared::actor_call::ATTACHMENTS_BINDING;
+use shared::active_tasks::IndexerTask;
+use shared::actor_call::{CatalogCall, ATTACHMENTS_BINDING};
 use std::time::Duration;
 use worker::{Env, State, WebSocket};
 
@@ -60,8 +61,9 @@ fn text(e: worker::Error) -> String {
     e.to_string()
 }
 
-/// The actor's alarm and timer, for the [`BuildScheduler`].
-pub(super) struct Host<'a>(pub(super) &'a State);
+/// The actor's alarm and timer, and the catalog it reports builds to, for
+/// the [`BuildScheduler`].
+pub(super) struct Host<'a>(pub(super) &'a State, pub(super) &'a Env);
 
 impl BuildHost for Host<'_> {
     async fn set_alarm(&self) -> std::result::Result<(), String> {
@@ -70,6 +72,20 @@ impl BuildHost for Host<'_> {
 
     async fn sleep(&self, ms: u64) {
         worker::Delay::from(Duration::from_millis(ms)).await
+    }
+
+    fn now(&self) -> u64 {
+        (js_sys::Date::now() / 1000.0) as u64
+    }
+
+    async fn report_tasks(&self, db: &str, tasks: Vec<IndexerTask>) {
+        let call = CatalogCall::Indexing {
+            database: db.to_string(),
+            tasks,
+        };
+        if let Err(e) = platform::call_catalog(self.1, &call, "").await {
+            worker::console_error!("reporting index builds failed: {e}");
+        }
     }
 }
 
