@@ -34,7 +34,8 @@ pub trait Announce {
     async fn replicator_changed(&self);
     /// For the node's statistics: documents the request read (a read
     /// request counts one) and wrote (by the update sequence).
-    fn counted(&self, reads: u64, writes: u64);
+    /// The database's name comes too: it counts as open while it serves.
+    fn counted(&self, db: &str, reads: u64, writes: u64);
 }
 
 /// One database actor's state for serving a request.
@@ -98,7 +99,7 @@ impl<B: Bucket, H: BuildHost> Actor<'_, B, H> {
             (Some(before), Some(DbEvent::Updated)) => seq().saturating_sub(before),
             _ => 0,
         };
-        around.counted(u64::from(reads), writes);
+        around.counted(&name, u64::from(reads), writes);
         Ok(outcome.reply)
     }
 

@@ -51,7 +51,11 @@ impl Announce for Recorder {
     async fn replicator_changed(&self) {
         self.note("replicator".into());
     }
-    fn counted(&self, reads: u64, writes: u64) {
+    fn counted(&self, db: &str, reads: u64, writes: u64) {
+        assert!(
+            ["db", "_replicator"].contains(&db),
+            "counted for the database served: {db}"
+        );
         let (r, w) = self.1.get();
         self.1.set((r + reads, w + writes));
     }

@@ -150,6 +150,7 @@ fn stats_count_requests_and_documents() {
         let reads = counter(&stats, &["database_reads"]);
         if writes >= 3 && reads >= 5 {
             assert_eq!(writes, 3, "{stats}");
+            assert_eq!(counter(&stats, &["open_databases"]), 1, "{stats}");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{stats}");

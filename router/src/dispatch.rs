@@ -190,7 +190,7 @@ pub async fn answer(
             Asset::File(path) => return Ok(Answer::Asset(path)),
             Asset::Redirect(to) => Response::empty(301).with_header("location", to),
         },
-        Route::Node(rest) => node::answer(cfg, req, user, &rest, cluster).await?,
+        Route::Node(rest) => node::answer(cfg, req, user, &rest, cluster, now).await?,
         Route::Unsupported(what) => {
             if matches!(what.as_str(), "_reshard") {
                 auth::require_admin(user)?;

@@ -11,6 +11,7 @@ use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
 use shared::http::{Request, Response};
 use shared::node_config::{self, ConfigRequest, NODE_NAME};
+use shared::stats::Stats;
 use shared::user::UserCtx;
 
 /// Answers a request for `/_node/{rest...}`.
@@ -20,6 +21,7 @@ pub async fn answer(
     user: &UserCtx,
     rest: &[String],
     cluster: &impl Cluster,
+    now: u64,
 ) -> CouchResult<Response> {
     auth::require_admin(user)?;
     let Some((node, rest)) = rest.split_first() else {
@@ -34,7 +36,8 @@ pub async fn answer(
         Some((what, rest)) if what == "_config" => config(cfg, req, rest, cluster).await,
         Some((what, path)) if what == "_stats" => {
             read(req)?;
-            let all = cluster.stats().await?.to_json(&job_gauges(cluster).await?);
+            let stats = cluster.stats().await?;
+            let all = stats.to_json(&gauges(cluster, &stats, now).await?);
             let picked = path
                 .iter()
                 .try_fold(&all, |v, p| v.get(p))
@@ -43,10 +46,8 @@ pub async fn answer(
         }
         Some((what, _)) if what == "_prometheus" => {
             read(req)?;
-            let text = cluster
-                .stats()
-                .await?
-                .prometheus(&job_gauges(cluster).await?);
+            let stats = cluster.stats().await?;
+            let text = stats.prometheus(&gauges(cluster, &stats, now).await?);
             Ok(Response {
                 status: 200,
                 headers: vec![(
@@ -92,14 +93,20 @@ fn versions() -> Value {
     })
 }
 
-/// `couch_replicator.jobs.*`: the registry's jobs by state.
-async fn job_gauges(cluster: &impl Cluster) -> CouchResult<Vec<(String, u64)>> {
+/// `couchdb.open_databases` and `couch_replicator.jobs.*` (the registry's
+/// jobs by state).
+async fn gauges(
+    cluster: &impl Cluster,
+    stats: &Stats,
+    now: u64,
+) -> CouchResult<Vec<(String, u64)>> {
     let jobs = cluster
         .replicator(REGISTRY_NAME, ReplicatorCall::Jobs)
         .await?;
     let jobs = jobs.as_array().map_or(&[][..], |v| v);
     let count = |state: &str| jobs.iter().filter(|j| j["state"] == state).count() as u64;
     Ok(vec![
+        ("couchdb.open_databases".into(), stats.open_databases(now)),
         ("couch_replicator.jobs.running".into(), count("running")),
         ("couch_replicator.jobs.pending".into(), count("pending")),
         ("couch_replicator.jobs.crashed".into(), count("crashing")),

@@ -103,6 +103,8 @@ impl Cluster for FakeCluster {
         s.request("GET", 200, 4.0);
         s.request("PUT", 201, 9.0);
         s.count("couchdb.database_writes", 3);
+        s.seen("recent", 990);
+        s.seen("idle", 10);
         Ok(s)
     }
 
@@ -523,6 +525,10 @@ fn node_stats_prometheus_system_and_versions() {
     assert_eq!(stats["couchdb"]["database_writes"]["value"], 3);
     assert_eq!(stats["couchdb"]["request_time"]["value"]["n"], 2);
     assert_eq!(stats["couch_replicator"]["jobs"]["running"]["value"], 1);
+    assert_eq!(
+        stats["couchdb"]["open_databases"]["value"], 1,
+        "seen within the window at 1,000 s; the other long before"
+    );
     assert_eq!(stats["couch_replicator"]["jobs"]["crashed"]["value"], 1);
     let one = reply(get("/_node/_local/_stats/couchdb/httpd_status_codes/201")).json_body();
     assert_eq!(one["value"], 1);

@@ -193,7 +193,15 @@ impl Histogram {
 pub struct Stats {
     pub counters: BTreeMap<String, u64>,
     pub histograms: BTreeMap<String, Histogram>,
+    /// When each database's actor last served a request (seconds): the
+    /// runtime unloads idle actors without telling, so a database counts as
+    /// open while it served one within [`OPEN_WINDOW_SECS`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub open: BTreeMap<String, u64>,
 }
+
+/// How long after its last request a database still counts as open.
+pub const OPEN_WINDOW_SECS: u64 = 300;
 
 /// What a metric counts, as CouchDB describes it.
 fn describe(name: &str) -> &'static str {
@@ -202,6 +210,7 @@ fn describe(name: &str) -> &'static str {
         "couchdb.database_reads" => "number of times a document was read from a database",
         "couchdb.database_writes" => "number of times a database was changed",
         "couchdb.request_time" => "length of a request inside CouchDB without MochiWeb",
+        "couchdb.open_databases" => "number of open databases",
         n if n.starts_with("couchdb.httpd_request_methods.") => "number of HTTP requests by method",
         n if n.starts_with("couchdb.httpd_status_codes.") => {
             "number of HTTP responses by status code"
@@ -233,6 +242,18 @@ impl Stats {
         self.time("couchdb.request_time", ms);
     }
 
+    /// A database's actor served a request at `now`.
+    pub fn seen(&mut self, db: &str, now: u64) {
+        let at = self.open.entry(db.to_string()).or_default();
+        *at = (*at).max(now);
+    }
+
+    /// `couchdb.open_databases` at `now`.
+    pub fn open_databases(&self, now: u64) -> u64 {
+        let since = now.saturating_sub(OPEN_WINDOW_SECS);
+        self.open.values().filter(|&&t| t >= since).count() as u64
+    }
+
     pub fn merge(&mut self, other: &Stats) {
         for (k, v) in &other.counters {
             self.count(k, *v);
@@ -240,10 +261,19 @@ impl Stats {
         for (k, h) in &other.histograms {
             self.histograms.entry(k.clone()).or_default().merge(h);
         }
+        for (db, at) in &other.open {
+            self.seen(db, *at);
+        }
+        // Databases idle past the window are forgotten, so the map stays
+        // as small as the set of databases in use.
+        if let Some(&newest) = self.open.values().max() {
+            let since = newest.saturating_sub(OPEN_WINDOW_SECS);
+            self.open.retain(|_, t| *t >= since);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counters.is_empty() && self.histograms.is_empty()
+        self.counters.is_empty() && self.histograms.is_empty() && self.open.is_empty()
     }
 
     /// `/_node/{node}/_stats`: nested by the name's parts, each metric
@@ -341,6 +371,29 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_databases_are_those_seen_within_the_window() {
+        let mut a = Stats::default();
+        a.seen("x", 1000);
+        let mut b = Stats::default();
+        b.seen("y", 1100);
+        b.seen("x", 900);
+        a.merge(&b);
+        assert_eq!(a.open["x"], 1000, "the latest sighting wins");
+        assert_eq!(a.open_databases(1100), 2);
+        assert_eq!(a.open_databases(1000 + OPEN_WINDOW_SECS + 1), 1);
+        let mut late = Stats::default();
+        late.seen("z", 2000);
+        a.merge(&late);
+        assert_eq!(
+            a.open.keys().collect::<Vec<_>>(),
+            ["z"],
+            "idle ones are forgotten"
+        );
+        let back: Stats = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
+    }
 
     #[test]
     fn histograms_report_couchdbs_shape_figures() {

@@ -183,11 +183,12 @@ impl Announce for Around<'_> {
         self.0.poke_replicator().await;
     }
 
-    fn counted(&self, reads: u64, writes: u64) {
+    fn counted(&self, db: &str, reads: u64, writes: u64) {
         if reads + writes == 0 {
             return;
         }
         let mut stats = self.0.stats.borrow_mut();
+        stats.seen(db, (js_sys::Date::now() / 1000.0) as u64);
         stats.count("couchdb.database_reads", reads);
         stats.count("couchdb.database_writes", writes);
         drop(stats);
