@@ -1,5 +1,7 @@
 //! Fauxton in Debian's Chromium, headless (`e2e/js/fauxton-browser.mjs`):
-//! log in, create a database, create and edit a document, build a view,
+//! log in, create a database, create and edit a document, upload an
+//! attachment, delete a document, resolve a conflict in the revision
+//! browser, build a view,
 //! run a Mango query, start a one-shot replication, open the admin pages
 //! and verify the install, failing on any error shown or 5xx answer. A
 //! screenshot of each step lands in `target/e2e-screenshots/fauxton/`.
@@ -18,5 +20,5 @@ fn fauxton_in_a_real_browser() {
         &[&base, ADMIN, PASSWORD, shots.to_str().unwrap()],
     );
     let taken = std::fs::read_dir(&shots).unwrap().count();
-    assert!(taken >= 18, "a screenshot per step: {taken}");
+    assert!(taken >= 23, "a screenshot per step: {taken}");
 }
