@@ -219,6 +219,17 @@ await eventually('the job shown as completed', async () => {
 });
 await done('replication-list');
 
+// The copy deleted from its page's menu, confirmed by name.
+await page.goto(`${base}/_utils/#database/${copy}/_all_docs`);
+await page.reload();
+await page.click('.faux-header__doc-header-dropdown-toggle');
+
+await page.locator('.faux-header__doc-header-dropdown-itemwrapper, li, a').filter({ hasText: /^\s*Delete\s*$/ }).last().click();
+await page.fill('.delete-db-modal input', copy);
+await page.click('.delete-db-modal button.delete');
+await eventually('the deleted database', async () => (await rest(`/${copy}`)).status === 404);
+await done('database-deleted');
+
 // The admin pages each open without an error.
 for (const [hash, marker] of [
   ['#/activetasks', 'Active Tasks'],
