@@ -230,6 +230,17 @@ await page.click('.delete-db-modal button.delete');
 await eventually('the deleted database', async () => (await rest(`/${copy}`)).status === 404);
 await done('database-deleted');
 
+// A member added on the Permissions page lands in _security.
+await page.goto(`${base}/_utils/#/database/${db}/permissions`);
+await page.reload();
+await page.locator('input[placeholder="Username"]').nth(1).fill('reader1');
+await page.getByRole('button', { name: 'Add User' }).nth(1).click();
+await eventually('the member in _security', async () => {
+  const sec = (await rest(`/${db}/_security`)).body;
+  return (sec.members?.names || []).includes('reader1');
+});
+await done('member-added');
+
 // The admin pages each open without an error.
 for (const [hash, marker] of [
   ['#/activetasks', 'Active Tasks'],

@@ -20,5 +20,5 @@ fn fauxton_in_a_real_browser() {
         &[&base, ADMIN, PASSWORD, shots.to_str().unwrap()],
     );
     let taken = std::fs::read_dir(&shots).unwrap().count();
-    assert!(taken >= 24, "a screenshot per step: {taken}");
+    assert!(taken >= 25, "a screenshot per step: {taken}");
 }
