@@ -21,7 +21,11 @@ fn config_is_stored_and_live() {
     assert_eq!(send(s.admin("PUT", "/cfg"), None).0, 201);
     let big = json!({"text": "x".repeat(2_000)});
     let key = "/_node/settee@127.0.0.1/_config/couchdb/max_document_size";
-    assert_eq!(put(&s, key, "1000"), (200, json!("")));
+    assert_eq!(
+        put(&s, key, "1000"),
+        (200, json!("8000000")),
+        "the default it replaces"
+    );
     let (st, v) = send(s.admin("PUT", "/cfg/big"), Some(&big));
     assert_eq!(
         (st, v["error"].as_str()),
@@ -36,7 +40,7 @@ fn config_is_stored_and_live() {
     // The router follows too: with require_valid_user the welcome needs a
     // login; deleting the value lifts it.
     let rvu = "/_node/_local/_config/chttpd/require_valid_user";
-    assert_eq!(put(&s, rvu, "true"), (200, json!("")));
+    assert_eq!(put(&s, rvu, "true"), (200, json!("false")));
     assert_eq!(send(s.anon("GET", "/"), None).0, 401);
     assert_eq!(send(s.admin("DELETE", rvu), None), (200, json!("true")));
     assert_eq!(send(s.anon("GET", "/"), None).0, 200);

@@ -145,8 +145,15 @@ async fn config(
             key,
             value,
         } => {
+            // The value it replaces, as CouchDB answers: the one written
+            // before, else the one the Worker vars gave.
+            let shown = node_config::sections(&cluster.config_overlay().await?, env)
+                .get(&section)
+                .and_then(|s| s.get(&key))
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let old = cluster.set_config(&section, &key, Some(&value)).await?;
-            json!(old.unwrap_or_default())
+            json!(old.or(shown).unwrap_or_default())
         }
         ConfigRequest::Delete { section, key } => {
             match cluster.set_config(&section, &key, None).await? {

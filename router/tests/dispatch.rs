@@ -419,8 +419,8 @@ fn node_config_reads_writes_and_deletes_values_as_json_strings() {
     let key = "/_node/settee@127.0.0.1/_config/couchdb/max_document_size";
     assert_eq!(
         ok(call("PUT", key, Some("\"64\""))),
-        json!(""),
-        "no stored value before"
+        json!("1000"),
+        "the value it replaces: the var's, none being stored"
     );
     assert_eq!(ok(call("GET", key, None)), json!("64"));
     assert_eq!(ok(call("PUT", key, Some("\"128\""))), json!("64"));
