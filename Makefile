@@ -9,7 +9,7 @@ TOOLS_ENV := .settee/tools.env
 BUNDLE := router/build/index.js
 CARGO_TEST ?= cargo test --workspace
 
-.PHONY: setup build dev test unit bench compat deploy deploy-check lint fmt clean
+.PHONY: setup build dev test unit bench compat torture deploy deploy-check lint fmt clean
 
 setup:
 	@scripts/setup.sh
@@ -35,6 +35,14 @@ unit:
 
 bench: build
 	@. ./$(TOOLS_ENV) && node bench/run.mjs
+
+# Abuses a real workerd (SIGKILLs under load, conflict storms, 10,000
+# generated hostile requests, resource limits) and writes the figures into
+# RELIABILITY.md. Not part of `make test`; SHORT=1 is the subset CI runs
+# (it prints its figures and leaves RELIABILITY.md alone).
+torture: build
+	@. ./$(TOOLS_ENV) && TORTURE_CASES=$(if $(SHORT),512,20000) cargo test --release -p shared --test parsers_never_panic
+	@. ./$(TOOLS_ENV) && cargo run --quiet --release -p e2e --bin torture -- $(if $(SHORT),--short,--report RELIABILITY.md)
 
 # Runs the CouchDB ecosystem's own test suites (../shared/compat) against a
 # fresh Settee and writes COMPATIBILITY.md. Long (about an hour); not part of
