@@ -14,6 +14,8 @@ use shared::doc::{self, IncomingDoc, LOCAL_PREFIX};
 use shared::doc_read::{self, request_rev, OpenRev, ReadOpts};
 use shared::error::{CouchError, CouchResult};
 use shared::http::{encode_segment, method_not_allowed, Request, Response};
+use shared::node_config::NODE_NAME;
+use shared::partition;
 use shared::replication::REPLICATOR_DB;
 use shared::rev::Rev;
 use shared::security::check_server_admin;
@@ -102,6 +104,7 @@ fn route(
         check_server_admin(&req.user)?;
         return if m == "PUT" {
             shared::db_name::validate(name)?;
+            let partitioned = partition::create_option(req.param("partitioned"), name)?;
             // One shard holds everything; `q` is kept to report it back.
             let q = match req.uint_param("q")? {
                 Some(0) => return Err(CouchError::bad_request("q must be a positive integer")),
@@ -110,6 +113,9 @@ fn route(
             db.create(name, &new_instance())?;
             if let Some(q) = q {
                 db.set_shard_count(q)?;
+            }
+            if partitioned {
+                db.set_partitioned()?;
             }
             let r = Response::json(201, &json!({"ok": true})).with_header(
                 "location",
@@ -157,9 +163,9 @@ fn route(
             }
             _ => method_not_allowed("DELETE,GET,HEAD,POST,PUT"),
         },
-        ["_all_docs"] => all_docs(db, req, Index::All, &access),
-        ["_design_docs"] => all_docs(db, req, Index::Design, &access),
-        ["_local_docs"] => all_docs(db, req, Index::Local, &access),
+        ["_all_docs"] => all_docs(db, req, Index::All, &access, None),
+        ["_design_docs"] => all_docs(db, req, Index::Design, &access, None),
+        ["_local_docs"] => all_docs(db, req, Index::Local, &access, None),
         [list @ ("_all_docs" | "_design_docs" | "_local_docs"), "queries"] => {
             only(req, "POST")?;
             let index = match *list {
@@ -210,6 +216,43 @@ fn route(
                 &json!({"ok": true, "instance_start_time": "0"}),
             ))
         }
+        ["_shards"] => {
+            only(req, "GET")?;
+            access.member()?;
+            done(Response::json(
+                200,
+                &partition::shards(db.shard_count()?, NODE_NAME),
+            ))
+        }
+        ["_shards", id @ ..] => {
+            only(req, "GET")?;
+            access.member()?;
+            let partitioned = db.meta()?.partitioned;
+            let shard =
+                partition::shard_of(&id.join("/"), partitioned, db.shard_count()?, NODE_NAME);
+            done(Response::json(200, &shard))
+        }
+        // One actor holds every shard: there is nothing to synchronise.
+        ["_sync_shards"] => {
+            only(req, "POST")?;
+            access.db_admin()?;
+            done(Response::json(202, &json!({"ok": true})))
+        }
+        ["_partition", p] => {
+            only(req, "GET")?;
+            access.member()?;
+            done(Response::json(200, &db.partition_info(p)?))
+        }
+        ["_partition", p, "_all_docs"] => {
+            if !db.meta()?.partitioned {
+                return Err(CouchError::bad_request("database is not partitioned"));
+            }
+            partition::validate_partition(p)?;
+            all_docs(db, req, Index::All, &access, Some(p))
+        }
+        ["_partition", ..] => Err(CouchError::not_implemented(
+            "partitioned view and Mango queries are not implemented yet",
+        )),
         ["_revs_limit"] => setting(
             req,
             &access,
@@ -428,14 +471,24 @@ fn query_body(req: &Request) -> CouchResult<Option<serde_json::Map<String, Value
     }
 }
 
-fn all_docs(db: &Database, req: &Request, index: Index, access: &Access) -> CouchResult<Outcome> {
+/// `_all_docs` and its kin; `partition` narrows it to one partition's ids.
+fn all_docs(
+    db: &Database,
+    req: &Request,
+    index: Index,
+    access: &Access,
+    partition: Option<&str>,
+) -> CouchResult<Outcome> {
     access.list(match index {
         Index::All => "_all_docs",
         Index::Design => "_design_docs",
         Index::Local => "_local_docs",
     })?;
     let body = query_body(req)?;
-    let q = AllDocsQuery::from_request(req, body.as_ref())?;
+    let mut q = AllDocsQuery::from_request(req, body.as_ref())?;
+    if let Some(p) = partition {
+        q = partition::scope_all_docs(q, p);
+    }
     let r = Response::raw_json(200, db.all_docs(&q, index)?);
     // Writes to `_local` documents move no sequence, so their list has none.
     done(match index {

@@ -52,7 +52,7 @@ impl Database<'_> {
                     doc => doc?,
                 };
                 let id = doc.id.clone().unwrap_or_else(uuids::next);
-                shared::doc::validate_id(&id)?;
+                self.check_id(&id)?;
                 Ok(Entry::Doc(id, Ok(Box::new(doc))))
             })
             .collect::<CouchResult<_>>()?;

@@ -40,6 +40,8 @@ pub struct DbMeta {
     pub instance: String,
     pub revs_limit: u64,
     pub security: Value,
+    /// Created with `?partitioned=true`: ids are `partition:docid`.
+    pub partitioned: bool,
 }
 
 impl DbMeta {
@@ -97,18 +99,23 @@ impl<'a> Database<'a> {
             instance: String::new(),
             revs_limit: DEFAULT_REVS_LIMIT,
             security: Security::admin_only().to_json(),
+            partitioned: false,
         };
         let mut found = false;
-        for (k, v) in self
-            .store
-            .meta_values(&["name", "instance", "revs_limit", "security"])?
-        {
+        for (k, v) in self.store.meta_values(&[
+            "name",
+            "instance",
+            "revs_limit",
+            "security",
+            "partitioned",
+        ])? {
             match k.as_str() {
                 "name" => {
                     found = true;
                     meta.name = v.into_string().unwrap_or_default();
                 }
                 "instance" => meta.instance = v.into_string().unwrap_or_default(),
+                "partitioned" => meta.partitioned = v.as_i64() == Some(1),
                 "security" => {
                     if let Some(sec) = v.into_string().and_then(|s| serde_json::from_str(&s).ok()) {
                         meta.security = sec;
@@ -151,6 +158,49 @@ impl<'a> Database<'a> {
         self.store.set_meta("q", q.into())
     }
 
+    /// Makes a database just created a partitioned one.
+    pub fn set_partitioned(&self) -> CouchResult<()> {
+        self.forget_meta();
+        self.store.set_meta("partitioned", 1i64.into())
+    }
+
+    /// `q` as created (1 unless `PUT /db?q=N` said otherwise).
+    pub fn shard_count(&self) -> CouchResult<u64> {
+        Ok(self
+            .store
+            .meta("q")?
+            .and_then(|v| v.as_i64())
+            .map_or(1, |q| q.max(1) as u64))
+    }
+
+    /// Checks a document id as CouchDB does, with the partitioned form in
+    /// a partitioned database.
+    pub fn check_id(&self, id: &str) -> CouchResult<()> {
+        shared::doc::validate_id(id)?;
+        if self.meta()?.partitioned {
+            shared::partition::validate_docid(id)?;
+        }
+        Ok(())
+    }
+
+    /// `GET /db/_partition/{p}`.
+    pub fn partition_info(&self, p: &str) -> CouchResult<Value> {
+        let meta = self.meta()?;
+        if !meta.partitioned {
+            return Err(CouchError::bad_request("database is not partitioned"));
+        }
+        shared::partition::validate_partition(p)?;
+        let (first, after) = shared::partition::id_range(p);
+        let (live, deleted, bytes) = self.store.id_range_stats(&first, &after)?;
+        Ok(json!({
+            "db_name": meta.name,
+            "partition": p,
+            "doc_count": live,
+            "doc_del_count": deleted,
+            "sizes": {"active": bytes, "external": bytes},
+        }))
+    }
+
     /// `DELETE /db`: everything goes, so a recreated database starts empty.
     pub fn delete(&self) -> CouchResult<()> {
         self.meta()?;
@@ -171,12 +221,12 @@ impl<'a> Database<'a> {
                 "external": stats.body_bytes,
                 "active": stats.body_bytes,
             },
-            "props": {},
+            "props": if meta.partitioned { json!({"partitioned": true}) } else { json!({}) },
             "doc_del_count": stats.doc_del_count,
             "doc_count": stats.doc_count,
             "disk_format_version": 8,
             "compact_running": false,
-            "cluster": {"q": self.store.meta("q")?.and_then(|v| v.as_i64()).unwrap_or(1), "n": 1, "w": 1, "r": 1},
+            "cluster": {"q": self.shard_count()?, "n": 1, "w": 1, "r": 1},
             "instance_start_time": "0",
         }))
     }

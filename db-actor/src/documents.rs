@@ -65,7 +65,7 @@ impl Database<'_> {
         id: &str,
         doc: &IncomingDoc,
     ) -> CouchResult<Rev> {
-        doc::validate_id(id)?;
+        self.check_id(id)?;
         let body = doc.body_json();
         self.check_size(id, &body)?;
         let old = self.store.load_doc(id)?;
@@ -88,7 +88,7 @@ impl Database<'_> {
         id: &str,
         doc: &IncomingDoc,
     ) -> CouchResult<Rev> {
-        doc::validate_id(id)?;
+        self.check_id(id)?;
         let path = path_from_revisions(doc.rev.as_ref(), doc.revisions.as_ref())?;
         let rev = &path[0];
         let body = doc.body_json();

@@ -228,6 +228,23 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
+    /// Live documents, deleted ones and the live bodies' bytes with ids in
+    /// `[first, after)`: a partition's, read from its id range alone.
+    pub fn id_range_stats(&self, first: &str, after: &str) -> CouchResult<(u64, u64, u64)> {
+        let counts = self.sql.query_row(
+            "SELECT COALESCE(SUM(deleted = 0), 0), COALESCE(SUM(deleted), 0) FROM docs \
+             WHERE id >= ? AND id < ?",
+            &[first.into(), after.into()],
+        )?;
+        let bytes = self.sql.query_row(
+            "SELECT COALESCE(SUM(LENGTH(b.data)), 0) FROM docs d JOIN bodies b \
+             ON b.doc_id = d.id AND b.rev = d.rev WHERE d.id >= ? AND d.id < ? AND d.deleted = 0",
+            &[first.into(), after.into()],
+        )?;
+        let (live, deleted) = counts.map_or((0, 0), |r| (int(&r, 0), int(&r, 1)));
+        Ok((live, deleted, bytes.map_or(0, |r| int(&r, 0))))
+    }
+
     /// Several meta values in one statement: `(key, value)` for those set.
     pub fn meta_values(&self, keys: &[&str]) -> CouchResult<Vec<(String, Value)>> {
         let marks = vec!["?"; keys.len()].join(", ");

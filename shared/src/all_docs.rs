@@ -26,7 +26,7 @@ impl Bound {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AllDocsQuery {
     /// Explicit keys (`keys=[...]` or a POST body): rows in this order.
     pub keys: Option<Vec<Value>>,

@@ -23,6 +23,7 @@ pub mod jwt;
 pub mod mango;
 pub mod multipart;
 pub mod node_config;
+pub mod partition;
 pub mod password;
 pub mod purge;
 pub mod replication;

@@ -36,13 +36,24 @@ impl Db {
 
     /// A fresh database created (by the admin) under `name`.
     pub fn named(name: &str) -> Self {
+        Self::created_by(&format!("/{name}"))
+    }
+
+    /// A fresh database created by `PUT url` (`/name?partitioned=true`).
+    pub fn created_by(url: &str) -> Self {
+        let db = Db::empty();
+        assert_eq!(db.call("PUT", url, None).status, 201, "PUT {url}");
+        db
+    }
+
+    /// Storage with no database in it yet.
+    pub fn empty() -> Self {
         let db = Db {
             sql: SqliteSql::memory(),
             limits: Limits::default(),
             remote: None,
         };
         db.engine().store.init_schema().unwrap();
-        assert_eq!(db.call("PUT", &format!("/{name}"), None).status, 201);
         db
     }
 
