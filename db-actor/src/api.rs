@@ -349,6 +349,13 @@ fn route(
         ["_design", ddoc] => document(db, req, name, &format!("_design/{ddoc}"), &access),
         ["_design", ddoc, "_view", view] => {
             access.list("_view")?;
+            if db.partitioned_design(ddoc)? {
+                return Err(CouchError::new(
+                    400,
+                    "query_parse_error",
+                    "`partition` parameter is mandatory for queries to this view.",
+                ));
+            }
             let body = query_body(req)?;
             if let Some(queries) = body.as_ref().and_then(|b| b.get("queries")) {
                 let results = db.query_view_multi(ddoc, view, Some(queries))?;

@@ -6,6 +6,7 @@ use crate::remote::RemoteBlobs;
 use crate::store::{Stats, Store};
 use serde_json::{json, Value};
 use shared::config::{Limits, DEFAULT_REVS_LIMIT};
+use shared::doc::IncomingDoc;
 use shared::error::{CouchError, CouchResult};
 use shared::http::Request;
 use shared::security::Security;
@@ -181,6 +182,32 @@ impl<'a> Database<'a> {
             shared::partition::validate_docid(id)?;
         }
         Ok(())
+    }
+
+    /// A design document may ask for partitioned views only in a
+    /// partitioned database (CouchDB checks it on every write).
+    pub fn check_design(&self, id: &str, doc: &IncomingDoc) -> CouchResult<()> {
+        let asks =
+            doc.body.get("options").and_then(|o| o.get("partitioned")) == Some(&Value::Bool(true));
+        if shared::doc::is_design(id) && !doc.deleted && asks && !self.meta()?.partitioned {
+            return Err(CouchError::new(
+                400,
+                "invalid_design_doc",
+                "partitioned option cannot be true in a non-partitioned database.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether design document `ddoc`'s views are partitioned: in a
+    /// partitioned database, unless its `options.partitioned` is false.
+    pub fn partitioned_design(&self, ddoc: &str) -> CouchResult<bool> {
+        if !self.meta()?.partitioned {
+            return Ok(false);
+        }
+        let design = self.design_doc(ddoc)?;
+        let option = design.get("options").and_then(|o| o.get("partitioned"));
+        Ok(option != Some(&Value::Bool(false)))
     }
 
     /// `GET /db/_partition/{p}`.

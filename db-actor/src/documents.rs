@@ -66,6 +66,7 @@ impl Database<'_> {
         doc: &IncomingDoc,
     ) -> CouchResult<Rev> {
         self.check_id(id)?;
+        self.check_design(id, doc)?;
         let body = doc.body_json();
         self.check_size(id, &body)?;
         let old = self.store.load_doc(id)?;
@@ -89,6 +90,7 @@ impl Database<'_> {
         doc: &IncomingDoc,
     ) -> CouchResult<Rev> {
         self.check_id(id)?;
+        self.check_design(id, doc)?;
         let path = path_from_revisions(doc.rev.as_ref(), doc.revisions.as_ref())?;
         let rev = &path[0];
         let body = doc.body_json();

@@ -196,3 +196,44 @@ fn shards_answer_as_one_node_holds_them() {
         "{v}"
     );
 }
+
+#[test]
+fn partitioned_design_documents_follow_couchdbs_rules() {
+    let plain = Db::new();
+    let ddoc = json!({"options": {"partitioned": true}, "views": {"v": {"map": "function(d){ emit(d._id, 1); }"}}});
+    let (s, v) = plain.json("PUT", "/db/_design/p", Some(ddoc.clone()));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_design_doc")),
+        "{v}"
+    );
+    let global = json!({"options": {"partitioned": false}, "views": {"v": {"map": "function(d){ emit(d._id, 1); }"}}});
+    assert_eq!(
+        plain.json("PUT", "/db/_design/g", Some(global.clone())).0,
+        201
+    );
+
+    let db = partitioned();
+    assert_eq!(db.json("PUT", "/pdb/p:a", Some(json!({}))).0, 201);
+    assert_eq!(db.json("PUT", "/pdb/_design/p", Some(ddoc)).0, 201);
+    let unmarked = json!({"views": {"v": {"map": "function(d){ emit(d._id, 1); }"}}});
+    assert_eq!(db.json("PUT", "/pdb/_design/u", Some(unmarked)).0, 201);
+    assert_eq!(db.json("PUT", "/pdb/_design/g", Some(global)).0, 201);
+    for d in ["p", "u"] {
+        let (s, v) = db.json("GET", &format!("/pdb/_design/{d}/_view/v"), None);
+        assert_eq!(
+            (s, v["reason"].as_str()),
+            (
+                400,
+                Some("`partition` parameter is mandatory for queries to this view.")
+            ),
+            "{d}"
+        );
+    }
+    let (s, v) = db.json("GET", "/pdb/_design/g/_view/v", None);
+    assert_eq!(
+        (s, v["total_rows"].as_u64()),
+        (200, Some(1)),
+        "a global view answers globally"
+    );
+}
