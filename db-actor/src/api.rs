@@ -244,10 +244,7 @@ fn route(
             done(Response::json(200, &db.partition_info(p)?))
         }
         ["_partition", p, "_all_docs"] => {
-            if !db.meta()?.partitioned {
-                return Err(CouchError::bad_request("database is not partitioned"));
-            }
-            partition::validate_partition(p)?;
+            db.check_partition(p)?;
             all_docs(db, req, Index::All, &access, Some(p))
         }
         ["_partition", ..] => Err(CouchError::not_implemented(

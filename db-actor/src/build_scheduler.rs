@@ -124,6 +124,7 @@ impl BuildScheduler {
         let still: Vec<ViewName> = round
             .unfinished
             .iter()
+            .map(|(v, _)| v)
             .filter(|v| wanted.contains(v))
             .cloned()
             .collect();
@@ -132,7 +133,7 @@ impl BuildScheduler {
                 let _ = w.send(());
             }
         }
-        self.report(host, &name, &round.steps).await;
+        self.report(host, &name, &round.unfinished).await;
         if !round.unfinished.is_empty() {
             self.want(host, still).await?;
         }
@@ -162,8 +163,8 @@ impl BuildScheduler {
             by_ddoc
                 .iter()
                 .map(|(ddoc, step)| {
-                    let start = *begun.entry(ddoc.clone()).or_insert((step.seq_before, now));
-                    active_tasks::track(db, ddoc, Some(start), *step, now)
+                    let begun = *begun.entry(ddoc.clone()).or_insert((step.seq_before, now));
+                    active_tasks::track(db, ddoc, begun, *step, now)
                 })
                 .collect()
         };

@@ -210,13 +210,20 @@ impl<'a> Database<'a> {
         Ok(option != Some(&Value::Bool(false)))
     }
 
-    /// `GET /db/_partition/{p}`.
-    pub fn partition_info(&self, p: &str) -> CouchResult<Value> {
+    /// What every `/db/_partition/{p}/...` request needs: a partitioned
+    /// database and a valid partition name.
+    pub fn check_partition(&self, p: &str) -> CouchResult<DbMeta> {
         let meta = self.meta()?;
         if !meta.partitioned {
             return Err(CouchError::bad_request("database is not partitioned"));
         }
         shared::partition::validate_partition(p)?;
+        Ok(meta)
+    }
+
+    /// `GET /db/_partition/{p}`.
+    pub fn partition_info(&self, p: &str) -> CouchResult<Value> {
+        let meta = self.check_partition(p)?;
         let (first, after) = shared::partition::id_range(p);
         let (live, deleted, bytes) = self.store.id_range_stats(&first, &after)?;
         Ok(json!({

@@ -27,10 +27,9 @@ const SCAN_PAGE: u64 = 5_000;
 pub struct Refresh {
     /// Views whose build failed, for the log.
     pub failures: Vec<CouchError>,
-    /// Views the budget did not reach the end of: another round is due.
-    pub unfinished: Vec<ViewName>,
-    /// How far each unfinished view came in the round (`_active_tasks`).
-    pub steps: Vec<(ViewName, BuildStep)>,
+    /// Views the budget did not reach the end of (another round is due),
+    /// with how far each came in the round (for `_active_tasks`).
+    pub unfinished: Vec<(ViewName, BuildStep)>,
 }
 
 /// A view resolved from its design document.
@@ -524,6 +523,9 @@ impl Database<'_> {
                 }
             }
         }
+        // Index builds write only index rows: the sequence they chase
+        // stays where it is for the whole round.
+        let update_seq = self.store.stats()?.update_seq;
         for (v, asked) in views {
             let sig = v.def.signature(&v.ddoc);
             if !asked && STALLED.with(|s| s.borrow().contains(&sig)) {
@@ -546,10 +548,9 @@ impl Database<'_> {
                     let step = BuildStep {
                         seq_before,
                         seq_after: self.store.view_index(&sig)?.1,
-                        update_seq: self.store.stats()?.update_seq,
+                        update_seq,
                     };
-                    out.steps.push((v.name.clone(), step));
-                    out.unfinished.push(v.name);
+                    out.unfinished.push((v.name, step));
                 }
                 Err(e) => {
                     // A map stopped by a sandbox budget would stop again

@@ -114,6 +114,16 @@ async fn gauges(
     ])
 }
 
+/// One value as `GET /_node/{node}/_config/{section}/{key}` shows it: the
+/// one written through `_config`, else the Worker vars' or the default.
+async fn shown(cluster: &impl Cluster, section: &str, key: &str) -> CouchResult<Option<Value>> {
+    let env = |k: &str| cluster.var(k);
+    Ok(node_config::sections(&cluster.config_overlay().await?, env)
+        .get(section)
+        .and_then(|s| s.get(key))
+        .cloned())
+}
+
 /// `/_node/{node}/_config[/{section}[/{key}]]`, with CouchDB's convention
 /// that every value is a JSON string.
 async fn config(
@@ -133,13 +143,9 @@ async fn config(
                 .remove(&section)
                 .unwrap_or_else(|| json!({}))
         }
-        ConfigRequest::Get { section, key } => {
-            node_config::sections(&cluster.config_overlay().await?, env)
-                .get(&section)
-                .and_then(|s| s.get(&key))
-                .cloned()
-                .ok_or_else(node_config::unknown_value)?
-        }
+        ConfigRequest::Get { section, key } => shown(cluster, &section, &key)
+            .await?
+            .ok_or_else(node_config::unknown_value)?,
         ConfigRequest::Put {
             section,
             key,
@@ -147,13 +153,9 @@ async fn config(
         } => {
             // The value it replaces, as CouchDB answers: the one written
             // before, else the one the Worker vars gave.
-            let shown = node_config::sections(&cluster.config_overlay().await?, env)
-                .get(&section)
-                .and_then(|s| s.get(&key))
-                .and_then(Value::as_str)
-                .map(str::to_string);
+            let shown = shown(cluster, &section, &key).await?;
             let old = cluster.set_config(&section, &key, Some(&value)).await?;
-            json!(old.or(shown).unwrap_or_default())
+            old.map(Value::from).or(shown).unwrap_or_else(|| json!(""))
         }
         ConfigRequest::Delete { section, key } => {
             match cluster.set_config(&section, &key, None).await? {

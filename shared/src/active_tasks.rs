@@ -63,16 +63,16 @@ pub struct BuildStep {
     pub update_seq: u64,
 }
 
-/// The task for a build that `step` advanced: `begun` is where and when
-/// the build began (`None` for a first round, which begins it now).
+/// The task for a build that `step` advanced: `begun` is the index
+/// sequence and the time the build began at.
 pub fn track(
     database: &str,
     design_document: &str,
-    begun: Option<(u64, u64)>,
+    begun: (u64, u64),
     step: BuildStep,
     now: u64,
 ) -> IndexerTask {
-    let (start_seq, started_on) = begun.unwrap_or((step.seq_before, now));
+    let (start_seq, started_on) = begun;
     IndexerTask {
         database: database.to_string(),
         design_document: design_document.to_string(),
@@ -94,12 +94,12 @@ mod tests {
             seq_after: after,
             update_seq: 1000,
         };
-        let first = track("db", "_design/v", None, step(200, 400), 50);
+        let first = track("db", "_design/v", (200, 50), step(200, 400), 50);
         assert_eq!(
             (first.changes_done, first.total_changes, first.progress()),
             (200, 800, 25)
         );
-        let later = track("db", "_design/v", Some((200, 50)), step(400, 1000), 70);
+        let later = track("db", "_design/v", (200, 50), step(400, 1000), 70);
         assert_eq!((later.changes_done, later.progress()), (800, 100));
         assert_eq!((later.started_on, later.updated_on), (50, 70));
         let row = later.row("settee@127.0.0.1");

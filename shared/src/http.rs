@@ -88,11 +88,11 @@ impl Request {
     /// Builds a request from a method, a raw (still percent-encoded) path and
     /// query string.
     pub fn new(method: &str, raw_path: &str, raw_query: &str) -> Self {
+        let (path, invalid_segment) = decode_segments(raw_path);
         Request {
             method: method.to_ascii_uppercase(),
-            path: split_path(raw_path),
-            invalid_segment: raw_segments(raw_path)
-                .position(|s| percent_decode_str(s).decode_utf8().is_err()),
+            path,
+            invalid_segment,
             raw_path: raw_path.to_string(),
             query: parse_query(raw_query),
             ..Default::default()
@@ -239,14 +239,30 @@ impl Request {
 /// Splits a raw path into decoded segments. Empty segments are dropped, as
 /// CouchDB (mochiweb) does for `//`.
 pub fn split_path(raw: &str) -> Vec<String> {
-    raw_segments(raw)
-        .map(|s| {
+    decode_segments(raw).0
+}
+
+/// The decoded segments of a raw path, and the index of the first whose
+/// bytes are not UTF-8 (it is decoded lossily, for messages only).
+fn decode_segments(raw: &str) -> (Vec<String>, Option<usize>) {
+    let mut invalid = None;
+    let segments = raw_segments(raw)
+        .enumerate()
+        .map(|(i, s)| {
             // A `+` is a space, as CouchDB's default `decode_plus_to_space`
             // (a literal plus comes as `%2B`).
             let s = s.replace('+', " ");
-            percent_decode_str(&s).decode_utf8_lossy().into_owned()
+            let decoded = percent_decode_str(&s);
+            match decoded.clone().decode_utf8() {
+                Ok(text) => text.into_owned(),
+                Err(_) => {
+                    invalid = invalid.or(Some(i));
+                    decoded.decode_utf8_lossy().into_owned()
+                }
+            }
         })
-        .collect()
+        .collect();
+    (segments, invalid)
 }
 
 /// The header in which the router hands a database actor the request

@@ -81,29 +81,28 @@ pub fn scope_all_docs(mut q: AllDocsQuery, p: &str) -> AllDocsQuery {
         keys.retain(|k| k.as_str().is_some_and(|k| k.starts_with(&first)));
         return q;
     }
-    let inside = |b: &Option<Bound>, fallback: &str, below: bool| -> Bound {
-        match b {
-            Some(Bound::Id(id)) if (id.as_str() > fallback) == below => Bound::Id(id.clone()),
-            _ => Bound::Id(fallback.to_string()),
-        }
-    };
     let (lo, hi) = if q.descending {
         (&q.end, &q.start)
     } else {
         (&q.start, &q.end)
     };
-    let lo_b = inside(lo, &first, true);
-    let clamped_hi = !matches!(hi, Some(Bound::Id(id)) if id.as_str() < after.as_str());
-    let hi_b = inside(hi, &after, false);
+    // The later of the two low ends, the earlier of the two high ones; the
+    // partition's own high end is the first id past it, so excluded.
+    let lo = match lo {
+        Some(Bound::Id(id)) if *id > first => id.clone(),
+        _ => first,
+    };
+    let (hi, hi_inclusive) = match hi {
+        Some(Bound::Id(id)) if *id < after => (id.clone(), q.inclusive_end),
+        _ => (after, false),
+    };
     if q.descending {
-        q.start = Some(hi_b);
-        q.end = Some(lo_b);
+        q.start = Some(Bound::Id(hi));
+        q.end = Some(Bound::Id(lo));
     } else {
-        q.start = Some(lo_b);
-        q.end = Some(hi_b);
-        if clamped_hi {
-            q.inclusive_end = false;
-        }
+        q.start = Some(Bound::Id(lo));
+        q.end = Some(Bound::Id(hi));
+        q.inclusive_end = hi_inclusive;
     }
     q
 }

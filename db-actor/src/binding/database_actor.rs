@@ -4,7 +4,7 @@
 //! stubs of the catalog and the replicator, response streams and sockets.
 
 use super::feeds::open_feed;
-use super::runtime::{bucket_from_env, Host, Ws, R2};
+use super::runtime::{bucket_from_env, now_secs, Host, Ws, R2};
 use crate::actor::{Actor, Announce};
 use crate::bucket_sync::BucketSync;
 use crate::build_scheduler::BuildScheduler;
@@ -188,7 +188,7 @@ impl Announce for Around<'_> {
             return;
         }
         let mut stats = self.0.stats.borrow_mut();
-        stats.seen(db, (js_sys::Date::now() / 1000.0) as u64);
+        stats.seen(db, now_secs());
         stats.count("couchdb.database_reads", reads);
         stats.count("couchdb.database_writes", writes);
         drop(stats);

@@ -57,6 +57,11 @@ impl Bucket for R2 {
     }
 }
 
+/// Seconds since the epoch, by the runtime's clock.
+pub(super) fn now_secs() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
 fn text(e: worker::Error) -> String {
     e.to_string()
 }
@@ -75,7 +80,7 @@ impl BuildHost for Host<'_> {
     }
 
     fn now(&self) -> u64 {
-        (js_sys::Date::now() / 1000.0) as u64
+        now_secs()
     }
 
     async fn report_tasks(&self, db: &str, tasks: Vec<IndexerTask>) {
