@@ -550,7 +550,59 @@ async function couchScenarios(server) {
 
   log(`${server.name}: _changes fan-out to ${PARAMS.listeners} continuous listeners`);
   res.fanout = await fanout(server);
+
+  log(`${server.name}: partition queries, alone and beside ${PARAMS.bulkDocs} other docs`);
+  Object.assign(res, await partitionScenarios(server));
   return res;
+}
+
+const PART_DB = "bench-parts";
+
+/**
+ * Partition queries: a view query and a `_find` reading all of one
+ * 100-document partition, timed while it is the database's only one and
+ * again after 100 other partitions got `bulkDocs` documents between them.
+ * Equal rates mean a partition query's cost does not grow with the rest of
+ * the database. The first queries of each pass bring the indexes up to
+ * date, untimed. A server without partitioned databases (PouchDB Server
+ * creates an ordinary one) is skipped.
+ */
+async function partitionScenarios(server) {
+  await call(server, "PUT", `/${PART_DB}?partitioned=true`);
+  const props = (await call(server, "GET", `/${PART_DB}`)).props ?? {};
+  if (!props.partitioned) return {};
+  const hot = Array.from({ length: 100 }, (_, i) => ({ _id: `hot:${pad(i, 3)}`, type: "bench", n: i }));
+  checkBulk(server, await call(server, "POST", `/${PART_DB}/_bulk_docs`, { docs: hot }), hot.length);
+  await call(server, "PUT", `/${PART_DB}/_design/p`, { views: { by_n: { map: "function (doc) { emit(doc.n, null); }" } } });
+  await call(server, "POST", `/${PART_DB}/_index`, { index: { fields: ["n"] }, ddoc: "pn", name: "n" });
+  const view = `/${PART_DB}/_partition/hot/_design/p/_view/by_n`;
+  const find = `/${PART_DB}/_partition/hot/_find`;
+  const selector = { selector: { n: { $gte: 0 } }, limit: 100 };
+  const check = (what, got) => {
+    if (got !== hot.length) fail(`${server.name}: partition ${what} gave ${got} rows, not ${hot.length}`);
+  };
+  const pass = async () => {
+    check("view", (await call(server, "GET", view, undefined, PARAMS.viewBuildTimeoutMs)).rows.length);
+    check("_find", (await call(server, "POST", find, selector, PARAMS.viewBuildTimeoutMs)).docs.length);
+    const n = PARAMS.findQueries;
+    let t0 = performance.now();
+    for (let i = 0; i < n; i++) check("view", (await call(server, "GET", view)).rows.length);
+    const viewRate = { perSec: n / ((performance.now() - t0) / 1000) };
+    t0 = performance.now();
+    for (let i = 0; i < n; i++) check("_find", (await call(server, "POST", find, selector)).docs.length);
+    return [viewRate, { perSec: n / ((performance.now() - t0) / 1000) }];
+  };
+  const [partViewAlone, partFindAlone] = await pass();
+  const perPartition = PARAMS.bulkDocs / 100;
+  for (let i = 0; i < PARAMS.bulkDocs; i += PARAMS.bulkBatch) {
+    const docs = [];
+    for (let j = i; j < Math.min(i + PARAMS.bulkBatch, PARAMS.bulkDocs); j++) {
+      docs.push({ _id: `cold${pad(Math.floor(j / perPartition), 3)}:${pad(j, 7)}`, type: "bench", n: j });
+    }
+    checkBulk(server, await call(server, "POST", `/${PART_DB}/_bulk_docs`, { docs }), docs.length);
+  }
+  const [partViewBeside, partFindBeside] = await pass();
+  return { partViewAlone, partViewBeside, partFindAlone, partFindBeside };
 }
 
 const ATT_DB = "bench-att";
@@ -971,6 +1023,16 @@ function report(settee, pouch, ceiling, info, rep) {
       ["PouchDB Server → PouchDB Server (PouchDB's replicator)", "pouchToPouch"],
     ].map(([name, k]) => `| ${name} | ${rep.map((r) => fmt(r[k].perSec)).join(" / ")} | ${fmtRep(rep.map((r) => r[k]))} |`),
   ];
+  const partitions = settee.partViewAlone
+    ? [
+        `| Settee: reading one 100-doc partition (queries/s) | alone | beside ${PARAMS.bulkDocs} docs in 100 other partitions | beside / alone |`,
+        "| --- | ---: | ---: | ---: |",
+        ...[
+          ["partitioned view, all 100 rows", settee.partViewAlone, settee.partViewBeside],
+          ["partition `_find`, JSON index, 100 docs", settee.partFindAlone, settee.partFindBeside],
+        ].map(([name, a, b]) => `| ${name} | ${fmt(a.perSec)} | ${fmt(b.perSec)} | ${ratio(b.perSec, a.perSec)} |`),
+      ]
+    : [];
   const perRound = [
     "| Scenario, each round | Settee | PouchDB Server | Ceiling |",
     "| --- | --- | --- | --- |",
@@ -1015,7 +1077,7 @@ function report(settee, pouch, ceiling, info, rep) {
     `Versions: ${info.workerd}; pouchdb-server ${info.pouchdbServer}; ${info.wrk}; Node ${info.node}. ` +
       `CPU: ${info.cpu}. Settee bundle: ${info.bundle}.`,
   ];
-  return [...main, "", ...replication, "", ...perRound, "", ...detail, "", ...setup].join("\n");
+  return [...main, "", ...replication, "", ...partitions, "", ...perRound, "", ...detail, "", ...setup].join("\n");
 }
 
 // ---------------------------------------------------------------- main

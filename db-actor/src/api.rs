@@ -238,18 +238,30 @@ fn route(
             access.db_admin()?;
             done(Response::json(202, &json!({"ok": true})))
         }
+        ["_partition"] => Err(CouchError::bad_request("invalid_partition_req")),
         ["_partition", p] => {
             only(req, "GET")?;
             access.member()?;
             done(Response::json(200, &db.partition_info(p)?))
         }
-        ["_partition", p, "_all_docs"] => {
+        // CouchDB serves these as the database's own, narrowed by the
+        // partition; anything else under a partition is missing.
+        ["_partition", p, sub @ ..] => {
             db.check_partition(p)?;
-            all_docs(db, req, Index::All, &access, Some(p))
+            match sub {
+                ["_all_docs"] => all_docs(db, req, Index::All, &access, Some(p)),
+                ["_design", ddoc, "_view", view] => {
+                    view_query(db, req, &access, ddoc, view, Some(p))
+                }
+                ["_design", ddoc, "_info"] => {
+                    access.member()?;
+                    done(Response::json(200, &db.design_info(ddoc)?))
+                }
+                [op @ ("_find" | "_explain")] => mango_query(db, req, &access, op, Some(p)),
+                ["_index", at @ ..] => mango_index(db, req, &access, at),
+                _ => Err(CouchError::not_found("missing")),
+            }
         }
-        ["_partition", ..] => Err(CouchError::not_implemented(
-            "partitioned view and Mango queries are not implemented yet",
-        )),
         ["_revs_limit"] => setting(
             req,
             &access,
@@ -305,74 +317,17 @@ fn route(
             let body = req.json_object_body()?;
             done(Response::json(200, &db.query_temp_view(req, &body)?))
         }
-        ["_find"] => {
-            only(req, "POST")?;
-            access.list("_find")?;
-            require_json(req)?;
-            done(Response::json(200, &db.find(&req.json_object_body()?)?))
-        }
-        ["_explain"] => {
-            only(req, "POST")?;
-            access.list("_explain")?;
-            require_json(req)?;
-            done(Response::json(200, &db.explain(&req.json_object_body()?)?))
-        }
-        ["_index"] => match m {
-            "GET" | "HEAD" => {
-                access.list("_index")?;
-                let skip = req.uint_param("skip")?.unwrap_or(0);
-                done(Response::json(
-                    200,
-                    &db.list_indexes(skip, req.uint_param("limit")?)?,
-                ))
-            }
-            "POST" => {
-                access.member()?;
-                require_json(req)?;
-                let body = req.json_object_body()?;
-                let result = db.create_index(&body, &|id, doc| access.before_write(db, id, doc))?;
-                updated(Response::json(200, &result))
-            }
-            _ => method_not_allowed("GET,HEAD,POST"),
-        },
-        ["_index", "_design", ddoc, "json", index] | ["_index", ddoc, "json", index] => {
-            only(req, "DELETE")?;
-            access.member()?;
-            let result =
-                db.delete_index(ddoc, index, &|id, doc| access.before_write(db, id, doc))?;
-            updated(Response::json(200, &result))
-        }
+        [op @ ("_find" | "_explain")] => mango_query(db, req, &access, op, None),
+        ["_index", ..] => mango_index(db, req, &access, &rest[1..]),
         ["_local", id] => document(db, req, name, &format!("{LOCAL_PREFIX}{id}"), &access),
         ["_design", ddoc] => document(db, req, name, &format!("_design/{ddoc}"), &access),
-        ["_design", ddoc, "_view", view] => {
-            access.list("_view")?;
-            if db.partitioned_design(ddoc)? {
-                return Err(CouchError::new(
-                    400,
-                    "query_parse_error",
-                    "`partition` parameter is mandatory for queries to this view.",
-                ));
-            }
-            let body = query_body(req)?;
-            if let Some(queries) = body.as_ref().and_then(|b| b.get("queries")) {
-                let results = db.query_view_multi(ddoc, view, Some(queries))?;
-                return done(Response::json(200, &results).conditional(req, &db.etag_salt()?));
-            }
-            let q = ViewQuery::from_request(req, body.as_ref())?;
-            // Included documents may change without the index changing.
-            let salt = if q.include_docs {
-                db.etag_salt()?
-            } else {
-                String::new()
-            };
-            done(Response::json(200, &db.query_view(ddoc, view, &q)?).conditional(req, &salt))
-        }
+        ["_design", ddoc, "_view", view] => view_query(db, req, &access, ddoc, view, None),
         ["_design", ddoc, "_view", view, "queries"] => {
             only(req, "POST")?;
             access.list("_view")?;
             require_json(req)?;
             let body = req.json_object_body()?;
-            let results = db.query_view_multi(ddoc, view, body.get("queries"))?;
+            let results = db.query_view_multi(ddoc, view, body.get("queries"), None)?;
             done(Response::json(200, &results).conditional(req, &db.etag_salt()?))
         }
         ["_design", ddoc, "_info"] => {
@@ -490,8 +445,14 @@ fn all_docs(
     })?;
     let body = query_body(req)?;
     let mut q = AllDocsQuery::from_request(req, body.as_ref())?;
-    if let Some(p) = partition {
-        q = partition::scope_all_docs(q, p);
+    if index == Index::All {
+        if let Some(p) = db.query_partition(partition, req.param("partition"))? {
+            q.limit = Some(partition::query_limit(
+                q.limit,
+                db.limits.partition_query_limit,
+            )?);
+            q = partition::scope_all_docs(q, &p);
+        }
     }
     let r = Response::raw_json(200, db.all_docs(&q, index)?);
     // Writes to `_local` documents move no sequence, so their list has none.
@@ -724,6 +685,99 @@ fn document(
         }
         _ => method_not_allowed("DELETE,GET,HEAD,POST,PUT,COPY"),
     }
+}
+
+/// `/{db}/_design/{ddoc}/_view/{view}`, or the same within a partition:
+/// one query, or several in a `queries` body.
+fn view_query(
+    db: &Database,
+    req: &Request,
+    access: &Access,
+    ddoc: &str,
+    view: &str,
+    partition: Option<&str>,
+) -> CouchResult<Outcome> {
+    access.list("_view")?;
+    let body = query_body(req)?;
+    if let Some(queries) = body.as_ref().and_then(|b| b.get("queries")) {
+        let partition = db.query_partition(partition, req.param("partition"))?;
+        let results = db.query_view_multi(ddoc, view, Some(queries), partition.as_deref())?;
+        return done(Response::json(200, &results).conditional(req, &db.etag_salt()?));
+    }
+    let mut q = ViewQuery::from_request(req, body.as_ref())?;
+    q.partition = db.query_partition(partition, req.param("partition"))?;
+    // Included documents may change without the index changing.
+    let salt = if q.include_docs {
+        db.etag_salt()?
+    } else {
+        String::new()
+    };
+    done(Response::json(200, &db.query_view(ddoc, view, &q)?).conditional(req, &salt))
+}
+
+/// `/{db}/_index`: list and create Mango indexes, and delete one.
+fn mango_index(db: &Database, req: &Request, access: &Access, at: &[&str]) -> CouchResult<Outcome> {
+    match at {
+        [] => match req.method.as_str() {
+            "GET" | "HEAD" => {
+                access.list("_index")?;
+                let skip = req.uint_param("skip")?.unwrap_or(0);
+                done(Response::json(
+                    200,
+                    &db.list_indexes(skip, req.uint_param("limit")?)?,
+                ))
+            }
+            "POST" => {
+                access.member()?;
+                require_json(req)?;
+                let body = req.json_object_body()?;
+                let result = db.create_index(&body, &|id, doc| access.before_write(db, id, doc))?;
+                updated(Response::json(200, &result))
+            }
+            _ => method_not_allowed("GET,HEAD,POST"),
+        },
+        ["_design", ddoc, "json", index] | [ddoc, "json", index] => {
+            only(req, "DELETE")?;
+            access.member()?;
+            let result =
+                db.delete_index(ddoc, index, &|id, doc| access.before_write(db, id, doc))?;
+            updated(Response::json(200, &result))
+        }
+        _ => Err(CouchError::not_found("missing")),
+    }
+}
+
+/// `POST /{db}/_find` or `_explain`, or the same within a partition.
+fn mango_query(
+    db: &Database,
+    req: &Request,
+    access: &Access,
+    op: &str,
+    partition: Option<&str>,
+) -> CouchResult<Outcome> {
+    only(req, "POST")?;
+    access.list(op)?;
+    require_json(req)?;
+    let body = req.json_object_body()?;
+    // The body's `partition` ("" for none) stands for the path's.
+    let given = match body.get("partition") {
+        None => req.param("partition"),
+        Some(Value::String(p)) if p.is_empty() => req.param("partition"),
+        Some(Value::String(p)) => Some(p.as_str()),
+        Some(other) => {
+            return Err(CouchError::bad_request(format!(
+                "Invalid value for `partition`: {other}"
+            )))
+        }
+    };
+    let partition = db.query_partition(partition, given)?;
+    let partition = partition.as_deref();
+    let answer = if op == "_find" {
+        db.find(&body, partition)?
+    } else {
+        db.explain(&body, partition)?
+    };
+    done(Response::json(200, &answer))
 }
 
 /// `/{db}/{doc}/{att}`: read, add or replace, and delete one attachment.

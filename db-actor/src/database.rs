@@ -199,17 +199,6 @@ impl<'a> Database<'a> {
         Ok(())
     }
 
-    /// Whether design document `ddoc`'s views are partitioned: in a
-    /// partitioned database, unless its `options.partitioned` is false.
-    pub fn partitioned_design(&self, ddoc: &str) -> CouchResult<bool> {
-        if !self.meta()?.partitioned {
-            return Ok(false);
-        }
-        let design = self.design_doc(ddoc)?;
-        let option = design.get("options").and_then(|o| o.get("partitioned"));
-        Ok(option != Some(&Value::Bool(false)))
-    }
-
     /// What every `/db/_partition/{p}/...` request needs: a partitioned
     /// database and a valid partition name.
     pub fn check_partition(&self, p: &str) -> CouchResult<DbMeta> {
@@ -219,6 +208,33 @@ impl<'a> Database<'a> {
         }
         shared::partition::validate_partition(p)?;
         Ok(meta)
+    }
+
+    /// The partition a query is narrowed to: the path's
+    /// (`/db/_partition/{p}/...`, already checked), else the one `given` in
+    /// the query string or Mango body, as CouchDB's router turns the one
+    /// into the other. Both, differing, is CouchDB's 400.
+    pub fn query_partition(
+        &self,
+        path: Option<&str>,
+        given: Option<&str>,
+    ) -> CouchResult<Option<String>> {
+        match (path, given) {
+            (Some(p), Some(g)) if p != g => Err(CouchError::bad_request(
+                "Conflicting value for `partition` in query string",
+            )),
+            (Some(p), _) => Ok(Some(p.to_string())),
+            (None, Some(g)) => {
+                if !self.meta()?.partitioned {
+                    return Err(CouchError::bad_request(
+                        "partition specified on non-partitioned db",
+                    ));
+                }
+                shared::partition::validate_partition(g)?;
+                Ok(Some(g.to_string()))
+            }
+            (None, None) => Ok(None),
+        }
     }
 
     /// `GET /db/_partition/{p}`.

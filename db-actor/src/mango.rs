@@ -72,10 +72,11 @@ impl Database<'_> {
     /// Every JSON index defined by the database's design documents, in
     /// (ddoc, name) order.
     pub fn json_indexes(&self) -> CouchResult<Vec<JsonIndex>> {
+        let partitioned = self.meta()?.partitioned;
         Ok(self
             .design_docs()?
             .iter()
-            .flat_map(|(id, body)| JsonIndex::from_design_doc(id, body))
+            .flat_map(|(id, body)| JsonIndex::from_design_doc(id, body, partitioned))
             .collect())
     }
 
@@ -137,18 +138,38 @@ impl Database<'_> {
         }
     }
 
-    fn planned(&self, body: &Map<String, Value>) -> CouchResult<(FindQuery, Vec<JsonIndex>, Plan)> {
-        self.meta()?;
+    /// The query and its plan. A partition query may use only partitioned
+    /// indexes, within the partition's rows; a global one only global
+    /// indexes, as CouchDB's planner chooses.
+    fn planned(
+        &self,
+        body: &Map<String, Value>,
+        partition: Option<&str>,
+    ) -> CouchResult<(FindQuery, Vec<JsonIndex>, Plan)> {
+        let partitioned_db = self.meta()?.partitioned;
         let q = FindQuery::parse(body)?;
-        let indexes = self.json_indexes()?;
-        let p = plan(&q, &indexes)?;
+        let mut indexes = self.json_indexes()?;
+        indexes.retain(|i| i.partitioned == partition.is_some());
+        let mut p = plan(&q, &indexes).map_err(|e| {
+            if partitioned_db {
+                shared::mango::in_partitioned_db(e, partition.is_some())
+            } else {
+                e
+            }
+        })?;
+        if let Some(part) = partition {
+            p.access = match p.access {
+                Access::Json(i, b) => Access::Json(i, shared::partition::scope_bounds(b, part)),
+                Access::AllDocs(r) => Access::AllDocs(shared::partition::scope_ids(r, part)),
+            };
+        }
         Ok((q, indexes, p))
     }
 
-    /// `POST /db/_find`.
-    pub fn find(&self, body: &Map<String, Value>) -> CouchResult<Value> {
+    /// `POST /db/_find`, or `/db/_partition/{p}/_find`.
+    pub fn find(&self, body: &Map<String, Value>, partition: Option<&str>) -> CouchResult<Value> {
         let started = now_ms();
-        let (q, indexes, p) = self.planned(body)?;
+        let (q, indexes, p) = self.planned(body, partition)?;
         self.meta()?;
         let opts = ReadOpts {
             conflicts: q.conflicts,
@@ -273,8 +294,12 @@ impl Database<'_> {
     }
 
     /// `POST /db/_explain`: the plan `_find` would run, without running it.
-    pub fn explain(&self, body: &Map<String, Value>) -> CouchResult<Value> {
-        let (q, _, p) = self.planned(body)?;
+    pub fn explain(
+        &self,
+        body: &Map<String, Value>,
+        partition: Option<&str>,
+    ) -> CouchResult<Value> {
+        let (q, _, p) = self.planned(body, partition)?;
         let name = self.meta()?.name;
         let direction = if p.descending { "rev" } else { "fwd" };
         let (start_key, end_key) = match &p.access {
@@ -292,7 +317,7 @@ impl Database<'_> {
         Ok(json!({
             "dbname": name,
             "index": p.index_json,
-            "partitioned": false,
+            "partitioned": partition.is_some(),
             "selector": q.selector.to_json(),
             "opts": q.opts_json(),
             "limit": q.limit,
@@ -302,7 +327,7 @@ impl Database<'_> {
                 "include_docs": true,
                 "view_type": "map",
                 "reduce": false,
-                "partition": null,
+                "partition": partition,
                 "start_key": start_key,
                 "end_key": end_key,
                 "direction": direction,
@@ -337,12 +362,42 @@ impl Database<'_> {
         body: &Map<String, Value>,
         check: &WriteCheck,
     ) -> CouchResult<Value> {
-        self.meta()?;
-        let new = NewIndex::parse(body)?;
+        let db_partitioned = self.meta()?.partitioned;
+        let mut new = NewIndex::parse(body)?;
+        if new.partitioned == Some(true) && !db_partitioned {
+            return Err(CouchError::new(
+                400,
+                "invalid_design_doc",
+                "partitioned option cannot be true in a non-partitioned database.",
+            ));
+        }
+        let current = match self.store.load_doc(&new.index.ddoc)? {
+            Some(rec) if !rec.deleted => Some(rec),
+            _ => None,
+        };
+        // One design document's indexes are all partitioned or all global.
+        let ddoc_partitioned = match &current {
+            Some(_) => {
+                let body = self.winner_body(&new.index.ddoc)?.unwrap_or_default();
+                db_partitioned && !shared::view::design_says_global(&body)
+            }
+            None => new.partitioned.unwrap_or(db_partitioned),
+        };
+        if new.partitioned.is_some_and(|p| p != ddoc_partitioned) {
+            return Err(CouchError::new(
+                400,
+                "invalid_partitioned_option",
+                format!(
+                    "Requested partitioned option does not match existing value on design document {}",
+                    new.index.ddoc
+                ),
+            ));
+        }
+        new.index.partitioned = ddoc_partitioned;
         let index = &new.index;
         let reply = |result: &str| json!({"result": result, "id": index.ddoc, "name": index.name});
-        let mut ddoc = match self.store.load_doc(&index.ddoc)? {
-            Some(rec) if !rec.deleted => {
+        let mut ddoc = match current {
+            Some(rec) => {
                 let body = self.winner_body(&index.ddoc)?.unwrap_or_default();
                 let lang = body.get("language").cloned().unwrap_or(Value::Null);
                 if lang != "query" {
@@ -352,7 +407,7 @@ impl Database<'_> {
                         format!("Existing design doc has an invalid language: {lang}"),
                     ));
                 }
-                let existing = JsonIndex::from_design_doc(&index.ddoc, &body);
+                let existing = JsonIndex::from_design_doc(&index.ddoc, &body, db_partitioned);
                 if existing
                     .iter()
                     .any(|e| e.name == index.name && e.signature() == index.signature())
@@ -363,9 +418,12 @@ impl Database<'_> {
                 body.insert("_rev".into(), json!(rec.winner.to_string()));
                 body
             }
-            _ => {
+            None => {
                 let mut m = Map::new();
                 m.insert("language".into(), json!("query"));
+                if let Some(p) = new.partitioned {
+                    m.insert("options".into(), json!({ "partitioned": p }));
+                }
                 m
             }
         };
@@ -389,7 +447,7 @@ impl Database<'_> {
         };
         let rec = self.store.load_doc(&ddoc)?.ok_or_else(index_not_found)?;
         let mut body = self.winner_body(&ddoc)?.ok_or_else(index_not_found)?;
-        if !JsonIndex::from_design_doc(&ddoc, &body)
+        if !JsonIndex::from_design_doc(&ddoc, &body, self.meta()?.partitioned)
             .iter()
             .any(|i| i.name == name)
         {

@@ -12,6 +12,7 @@ use shared::active_tasks::BuildStep;
 use shared::doc_read::ReadOpts;
 use shared::error::{CouchError, CouchResult};
 use shared::http::Request;
+use shared::partition;
 use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewName, ViewQuery};
 use std::cell::RefCell;
 
@@ -116,7 +117,7 @@ impl Database<'_> {
 
     pub(crate) fn resolve(&self, ddoc_name: &str, name: &str) -> CouchResult<Resolved> {
         let ddoc = self.design_doc(ddoc_name)?;
-        let def = ViewDef::from_design_doc(&ddoc, name)?;
+        let def = ViewDef::from_design_doc(&ddoc, name, self.meta()?.partitioned)?;
         Ok(Resolved {
             name: (ddoc_name.to_string(), name.to_string()),
             def,
@@ -144,8 +145,10 @@ impl Database<'_> {
                 }
                 for rec in &recs {
                     let mut rows = Vec::new();
+                    // Design documents belong to no partition.
                     let design = rec.id.starts_with("_design/");
-                    let body = if rec.deleted || (design && !v.def.include_design) {
+                    let skip_design = design && (!v.def.include_design || v.def.partitioned);
+                    let body = if rec.deleted || skip_design {
                         None
                     } else {
                         self.store.body(&rec.id, &rec.winner)?
@@ -182,7 +185,7 @@ impl Database<'_> {
                                     .into_iter()
                                     .map(|(k, val)| {
                                         let row = ViewRow {
-                                            sort_key: v.def.encode(&k),
+                                            sort_key: v.def.row_key(&rec.id, &k),
                                             doc_id: rec.id.clone(),
                                             key: k.to_string(),
                                             value: val.to_string(),
@@ -222,8 +225,24 @@ impl Database<'_> {
     /// `GET|POST /db/_design/{ddoc}/_view/{view}`.
     pub fn query_view(&self, ddoc: &str, name: &str, q: &ViewQuery) -> CouchResult<Value> {
         let v = self.resolve(ddoc, name)?;
-        let idx = self.fresh_index(&v, q)?;
-        self.run_query(&v, idx, q)
+        let q = self.scoped(&v, q)?;
+        let idx = self.fresh_index(&v, &q)?;
+        self.run_query(&v, idx, &q)
+    }
+
+    /// A query as it runs on view `v`: a partition query only on a
+    /// partitioned view (and a global one only on a global view), limited
+    /// to `partition_query_limit` rows.
+    fn scoped(&self, v: &Resolved, q: &ViewQuery) -> CouchResult<ViewQuery> {
+        view::check_partition(v.def.partitioned, q)?;
+        let mut q = q.clone();
+        if q.partition.is_some() {
+            q.limit = Some(partition::query_limit(
+                q.limit,
+                self.limits.partition_query_limit,
+            )?);
+        }
+        Ok(q)
     }
 
     /// `POST /db/_temp_view`: a map (and reduce) sent with the query, as
@@ -250,7 +269,7 @@ impl Database<'_> {
             ddoc.insert("options".into(), o);
         }
         ddoc.insert("views".into(), json!({ "temp": view }));
-        let def = ViewDef::from_design_doc(&ddoc, "temp")
+        let def = ViewDef::from_design_doc(&ddoc, "temp", false)
             .map_err(|_| CouchError::bad_request("`map` member must be a function source"))?;
         let q = ViewQuery::from_request(req, Some(&rest))?;
         let v = Resolved {
@@ -276,6 +295,7 @@ impl Database<'_> {
         ddoc: &str,
         name: &str,
         queries: Option<&Value>,
+        partition: Option<&str>,
     ) -> CouchResult<Value> {
         let queries = queries
             .and_then(Value::as_array)
@@ -284,14 +304,18 @@ impl Database<'_> {
         let parsed = queries
             .iter()
             .map(|q| match q {
-                Value::Object(o) => ViewQuery::from_object(o),
+                Value::Object(o) => Ok(ViewQuery {
+                    partition: partition.map(str::to_string),
+                    ..ViewQuery::from_object(o)?
+                }),
                 _ => Err(CouchError::bad_request("Each query must be a JSON object")),
             })
             .collect::<CouchResult<Vec<_>>>()?;
         let mut results = Vec::new();
         for q in &parsed {
-            let idx = self.fresh_index(&v, q)?;
-            results.push(self.run_query(&v, idx, q)?);
+            let q = self.scoped(&v, q)?;
+            let idx = self.fresh_index(&v, &q)?;
+            results.push(self.run_query(&v, idx, &q)?);
         }
         Ok(json!({ "results": results }))
     }
@@ -319,23 +343,67 @@ impl Database<'_> {
         }
     }
 
+    /// Every row a query may see, in its direction: a partition query's
+    /// partition, else the whole index.
+    fn scope(q: &ViewQuery) -> ViewRange {
+        let Some(p) = q.partition.as_deref() else {
+            return ViewRange {
+                descending: q.descending,
+                ..ViewRange::default()
+            };
+        };
+        let (lo, hi) = partition::key_range(p);
+        let low = ViewBound {
+            key: lo,
+            doc_id: None,
+            inclusive: true,
+        };
+        let high = ViewBound {
+            key: hi,
+            doc_id: None,
+            inclusive: false,
+        };
+        let (start, end) = if q.descending {
+            (high, low)
+        } else {
+            (low, high)
+        };
+        ViewRange {
+            start: Some(start),
+            end: Some(end),
+            descending: q.descending,
+        }
+    }
+
+    /// The rows between two keys of a query; an end it leaves open is the
+    /// end of its [`Self::scope`].
     fn range(
         def: &ViewDef,
         q: &ViewQuery,
         start: Option<&Value>,
         end: Option<&Value>,
     ) -> ViewRange {
+        let prefix = q.partition.as_deref().map(partition::key_prefix);
+        let key = |k: &Value| match &prefix {
+            Some(p) => [p.as_slice(), &def.encode(k)].concat(),
+            None => def.encode(k),
+        };
+        let scope = Self::scope(q);
         ViewRange {
-            start: start.map(|k| ViewBound {
-                key: def.encode(k),
-                doc_id: q.start_docid.clone(),
-                inclusive: true,
-            }),
-            end: end.map(|k| ViewBound {
-                key: def.encode(k),
-                doc_id: q.end_docid.clone(),
-                inclusive: q.inclusive_end,
-            }),
+            start: start
+                .map(|k| ViewBound {
+                    key: key(k),
+                    doc_id: q.start_docid.clone(),
+                    inclusive: true,
+                })
+                .or(scope.start),
+            end: end
+                .map(|k| ViewBound {
+                    key: key(k),
+                    doc_id: q.end_docid.clone(),
+                    inclusive: q.inclusive_end,
+                })
+                .or(scope.end),
             descending: q.descending,
         }
     }
@@ -374,7 +442,7 @@ impl Database<'_> {
     }
 
     fn mapped(&self, v: &Resolved, idx: i64, q: &ViewQuery) -> CouchResult<Value> {
-        let total = self.store.view_count(idx, &ViewRange::default())?;
+        let total = self.store.view_count(idx, &Self::scope(q))?;
         let ranges = Self::ranges(&v.def, q);
         let limit = q.limit.unwrap_or(u64::MAX);
         let rows = if ranges.len() == 1 {
@@ -392,12 +460,11 @@ impl Database<'_> {
         let offset = match (&q.keys, ranges.first().and_then(|r| r.start.as_ref())) {
             (None, Some(start)) => {
                 let before = ViewRange {
-                    start: None,
                     end: Some(ViewBound {
                         inclusive: false,
                         ..start.clone()
                     }),
-                    descending: q.descending,
+                    ..Self::scope(q)
                 };
                 self.store.view_count(idx, &before)? + q.skip
             }
@@ -503,6 +570,7 @@ impl Database<'_> {
     /// its index built.
     pub fn refresh_views(&self, wanted: &[ViewName]) -> CouchResult<Refresh> {
         let mut out = Refresh::default();
+        let partitioned = self.meta()?.partitioned;
         let mut views: Vec<(Resolved, bool)> = Vec::new();
         for (ddoc, view) in wanted {
             match self.resolve(ddoc, view) {
@@ -515,7 +583,7 @@ impl Database<'_> {
                 continue;
             }
             let ddoc_name = id.trim_start_matches("_design/").to_string();
-            for (view, def) in ViewDef::all(&ddoc) {
+            for (view, def) in ViewDef::all(&ddoc, partitioned) {
                 let name = (ddoc_name.clone(), view);
                 if !wanted.contains(&name) {
                     let ddoc = ddoc.clone();
@@ -566,10 +634,11 @@ impl Database<'_> {
     /// Whether any design document defines a view (else writes need no
     /// background index building).
     pub fn has_views(&self) -> CouchResult<bool> {
+        let partitioned = self.meta()?.partitioned;
         Ok(self
             .design_docs()?
             .iter()
-            .any(|(_, ddoc)| !ViewDef::all(ddoc).is_empty()))
+            .any(|(_, ddoc)| !ViewDef::all(ddoc, partitioned).is_empty()))
     }
 
     /// What a view answer's `ETag` adds to its rows when documents are
@@ -581,8 +650,13 @@ impl Database<'_> {
     /// `POST /db/_view_cleanup`: drops indexes no design document uses.
     pub fn view_cleanup(&self) -> CouchResult<()> {
         let mut live = std::collections::HashSet::new();
+        let partitioned = self.meta()?.partitioned;
         for (_, ddoc) in self.design_docs()? {
-            live.extend(ViewDef::all(&ddoc).iter().map(|(_, d)| d.signature(&ddoc)));
+            live.extend(
+                ViewDef::all(&ddoc, partitioned)
+                    .iter()
+                    .map(|(_, d)| d.signature(&ddoc)),
+            );
         }
         self.transact(|| {
             for (idx, sig) in self.store.view_signatures()? {
@@ -598,7 +672,8 @@ impl Database<'_> {
     /// design document's indexes are built (the least of them).
     pub fn design_info(&self, ddoc: &str) -> CouchResult<Value> {
         let body = self.design_doc(ddoc)?;
-        let sigs: Vec<String> = ViewDef::all(&body)
+        let partitioned = self.meta()?.partitioned;
+        let sigs: Vec<String> = ViewDef::all(&body, partitioned)
             .iter()
             .map(|(_, d)| d.signature(&body))
             .collect();

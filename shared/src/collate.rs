@@ -208,7 +208,7 @@ fn encode_number(n: &Number, out: &mut Vec<u8>) {
 /// Appends `bytes` escaped (0x00 -> 0x00 0xFF) and terminated (0x00 0x00):
 /// the terminator sorts before any continuation, so a string whose bytes
 /// are a prefix of another's sorts first, whatever follows the terminator.
-fn push_terminated(bytes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn push_terminated(bytes: &[u8], out: &mut Vec<u8>) {
     for &b in bytes {
         out.push(b);
         if b == 0 {

@@ -11,7 +11,7 @@ use crate::users::UsersConfig;
 
 /// Limits the router and actors enforce. Configured from the Worker's
 /// environment (`MAX_DOCUMENT_SIZE`, `MAX_HTTP_REQUEST_SIZE`, `MAX_ATTACHMENT_SIZE`,
-/// `ATTACHMENT_COMPRESSION_LEVEL`).
+/// `ATTACHMENT_COMPRESSION_LEVEL`, `PARTITION_QUERY_LIMIT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `[couchdb] max_document_size`: the largest JSON body of one document.
@@ -28,6 +28,9 @@ pub struct Limits {
     /// each stays within the Workers CPU limit; longer builds continue in
     /// the actor's alarm.
     pub view_build_batch: u64,
+    /// `[query_server_config] partition_query_limit`: the most rows a
+    /// partition's view or `_all_docs` query answers (its default limit).
+    pub partition_query_limit: u64,
 }
 
 impl Default for Limits {
@@ -38,6 +41,7 @@ impl Default for Limits {
             max_attachment_size: u64::MAX,
             attachment_compression_level: 8,
             view_build_batch: 20_000,
+            partition_query_limit: 2000,
         }
     }
 }
@@ -58,6 +62,7 @@ impl Limits {
             )
             .min(9) as u32,
             view_build_batch: num("VIEW_BUILD_BATCH", d.view_build_batch).max(1),
+            partition_query_limit: num("PARTITION_QUERY_LIMIT", d.partition_query_limit),
         }
     }
 }

@@ -121,6 +121,8 @@ pub struct JsonIndex {
     paths: Vec<Vec<String>>,
     pub partial: Option<Value>,
     partial_selector: Option<Selector>,
+    /// Serves partition queries only (rows stored per partition).
+    pub partitioned: bool,
 }
 
 impl JsonIndex {
@@ -142,12 +144,20 @@ impl JsonIndex {
             paths,
             partial,
             partial_selector,
+            partitioned: false,
         })
     }
 
     /// The JSON indexes of a design document (none unless its language is
     /// `query`); views that do not parse are skipped, as CouchDB skips them.
-    pub fn from_design_doc(id: &str, body: &Map<String, Value>) -> Vec<JsonIndex> {
+    /// In a partitioned database they are partitioned unless the design
+    /// document says `options.partitioned: false`.
+    pub fn from_design_doc(
+        id: &str,
+        body: &Map<String, Value>,
+        db_partitioned: bool,
+    ) -> Vec<JsonIndex> {
+        let partitioned = db_partitioned && !crate::view::design_says_global(body);
         if body.get("language").and_then(Value::as_str) != Some("query") {
             return Vec::new();
         }
@@ -183,7 +193,8 @@ impl JsonIndex {
                     .or_else(|| map.and_then(|m| m.get("partial_filter_selector")))
                     .filter(|p| p.as_object().is_some_and(|o| !o.is_empty()))
                     .cloned();
-                JsonIndex::new(id.to_string(), name.clone(), fields, partial).ok()
+                let idx = JsonIndex::new(id.to_string(), name.clone(), fields, partial).ok()?;
+                Some(JsonIndex { partitioned, ..idx })
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -192,7 +203,12 @@ impl JsonIndex {
 
     /// What the stored rows depend on: when it changes, the index is rebuilt.
     pub fn signature(&self) -> String {
-        json!({"fields": sort_json(&self.fields), "partial": self.partial}).to_string()
+        let mut sig = json!({"fields": sort_json(&self.fields), "partial": self.partial});
+        // Only when set, so global indexes keep the signatures they had.
+        if self.partitioned {
+            sig["partitioned"] = json!(true);
+        }
+        sig.to_string()
     }
 
     /// `def` as `GET /db/_index` shows it.
@@ -209,7 +225,7 @@ impl JsonIndex {
             "ddoc": self.ddoc,
             "name": self.name,
             "type": "json",
-            "partitioned": false,
+            "partitioned": self.partitioned,
             "def": self.def_json(),
         })
     }
@@ -242,7 +258,11 @@ impl JsonIndex {
                 return None;
             }
         }
-        let mut key = Vec::new();
+        let id = doc.get("_id").and_then(Value::as_str).unwrap_or_default();
+        let mut key = match crate::partition::of(id).filter(|_| self.partitioned) {
+            Some(p) => crate::partition::key_prefix(p),
+            None => Vec::new(),
+        };
         for (f, path) in self.fields.iter().zip(&self.paths) {
             let v = value_at(doc, path)?;
             key.extend(encode_column(&f.name, v));
@@ -266,6 +286,8 @@ pub struct NewIndex {
     /// The `index` member as the client sent it: CouchDB keeps it verbatim
     /// as the view's `options.def`.
     given: Value,
+    /// `partitioned`, if given (else the database's kind).
+    pub partitioned: Option<bool>,
 }
 
 impl NewIndex {
@@ -365,6 +387,17 @@ impl NewIndex {
             .map(|b| format!("{b:02x}"))
             .collect();
         uint_opt(body, "w", 2, true)?;
+        let partitioned = match body.get("partitioned") {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => {
+                return Err(err(
+                    400,
+                    "invalid_partitioned_value",
+                    format!("Invalid partitioned value: {other}"),
+                ))
+            }
+        };
         let name = string("name")?.unwrap_or_else(|| hash.clone());
         let ddoc = match string("ddoc")? {
             Some(d) if d.starts_with("_design/") => d,
@@ -374,6 +407,7 @@ impl NewIndex {
         Ok(NewIndex {
             index: JsonIndex::new(ddoc, name, fields, partial)?,
             given: Value::Object(index.clone()),
+            partitioned,
         })
     }
 
@@ -952,11 +986,7 @@ pub fn plan(q: &FindQuery, indexes: &[JsonIndex]) -> CouchResult<Plan> {
     };
     if chosen.is_none() {
         if !sort_is_id {
-            return Err(err(
-                400,
-                "no_usable_index",
-                "No index exists for this sort, try indexing by the sort fields.",
-            ));
+            return Err(err(400, "no_usable_index", NO_SORT_INDEX));
         }
         if !q.allow_fallback && !all_docs_named {
             return Err(err(
@@ -1027,6 +1057,28 @@ pub fn plan(q: &FindQuery, indexes: &[JsonIndex]) -> CouchResult<Plan> {
         candidates,
         index_json,
     })
+}
+
+const NO_SORT_INDEX: &str = "No index exists for this sort, try indexing by the sort fields.";
+
+/// [`plan`]'s error in a partitioned database, where the planner looked
+/// only at partitioned indexes (a partition query) or only at global ones,
+/// and says which (`mango_error`'s `missing_sort_index_partitioned` and
+/// `missing_sort_index_global`).
+pub fn in_partitioned_db(e: CouchError, partition_query: bool) -> CouchError {
+    if e.reason != NO_SORT_INDEX {
+        return e;
+    }
+    let kind = if partition_query {
+        "partitioned"
+    } else {
+        "global"
+    };
+    err(
+        400,
+        "no_usable_index",
+        format!("No {kind} index exists for this sort, try indexing by the sort fields."),
+    )
 }
 
 /// `selector_hints` of `_explain`: which selector fields a JSON index could use.
@@ -1303,7 +1355,7 @@ mod tests {
         let new = NewIndex::parse(body.as_object().unwrap()).unwrap().index;
         assert_eq!(new.ddoc, "_design/d");
         let ddoc = json!({"language": "query", "views": {"i": new.view_json()}});
-        let back = JsonIndex::from_design_doc("_design/d", ddoc.as_object().unwrap());
+        let back = JsonIndex::from_design_doc("_design/d", ddoc.as_object().unwrap(), false);
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].signature(), new.signature());
         assert_eq!(

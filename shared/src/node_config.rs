@@ -101,6 +101,12 @@ pub const SETTINGS: &[Setting] = &[
         "ATTACHMENT_COMPRESSION_LEVEL",
         "8",
     ),
+    s(
+        "query_server_config",
+        "partition_query_limit",
+        "PARTITION_QUERY_LIMIT",
+        "2000",
+    ),
     s("cors", "origins", "CORS_ORIGINS", ""),
     s("cors", "credentials", "CORS_CREDENTIALS", "false"),
     s("cors", "methods", "CORS_METHODS", ""),
@@ -156,6 +162,7 @@ const ACTOR_VARS: &[&str] = &[
     "MAX_HTTP_REQUEST_SIZE",
     "ATTACHMENT_COMPRESSION_LEVEL",
     "PASSWORD_ITERATIONS",
+    "PARTITION_QUERY_LIMIT",
 ];
 
 /// The [`SETTINGS_HEADER`] value for an overlay, if it sets anything an

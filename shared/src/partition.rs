@@ -5,10 +5,16 @@
 //! together (`p:` up to `p;`), so a partition query is a range of the id
 //! index. Settee holds a database in one actor, so its `q` shards are
 //! ranges of CouchDB's hash space on one node, reported as CouchDB does.
+//!
+//! Partitioned view and Mango indexes store each row's key after its
+//! partition's [`key_prefix`], so a partition's rows are one contiguous
+//! range of the index (in their own order within it) and a partition query
+//! reads only them, however large the other partitions grow.
 
-use crate::all_docs::{AllDocsQuery, Bound};
+use crate::all_docs::{AllDocsQuery, Bound, KeyRange};
 use crate::doc;
 use crate::error::{CouchError, CouchResult};
+use crate::mango::KeyBounds;
 use serde_json::{json, Value};
 
 /// `PUT /db?partitioned=...`: whether to partition the database `name`.
@@ -71,6 +77,75 @@ pub fn validate_docid(id: &str) -> CouchResult<()> {
 /// The first and the after-last id of partition `p`.
 pub fn id_range(p: &str) -> (String, String) {
     (format!("{p}:"), format!("{p};"))
+}
+
+/// The partition of a document id (design and local documents have none).
+pub fn of(id: &str) -> Option<&str> {
+    if id.starts_with('_') {
+        return None;
+    }
+    id.split_once(':').map(|(p, _)| p)
+}
+
+/// What a partitioned index puts before a row's encoded key: the
+/// partition's bytes, escaped and terminated as collation keys are, so no
+/// partition's prefix is the start of another's.
+pub fn key_prefix(p: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.len() + 2);
+    crate::collate::push_terminated(p.as_bytes(), &mut out);
+    out
+}
+
+/// The encoded keys of partition `p`'s rows: from its prefix (included) to
+/// the first key past them (excluded). The prefix ends in its terminator
+/// `00 00`; raising the last byte to `01` sorts after every key that starts
+/// with the prefix and before every other partition's.
+pub fn key_range(p: &str) -> (Vec<u8>, Vec<u8>) {
+    let lo = key_prefix(p);
+    let mut hi = lo.clone();
+    *hi.last_mut().expect("terminated") = 0x01;
+    (lo, hi)
+}
+
+/// An id range cut to partition `p`'s ids.
+pub fn scope_ids(mut r: KeyRange, p: &str) -> KeyRange {
+    let (first, after) = id_range(p);
+    if r.lo.as_ref().is_none_or(|(lo, _)| *lo < first) {
+        r.lo = Some((first, true));
+    }
+    if r.hi.as_ref().is_none_or(|(hi, _)| *hi >= after) {
+        r.hi = Some((after, false));
+    }
+    r
+}
+
+/// A Mango index scan's bounds moved into partition `p`'s rows.
+pub fn scope_bounds(mut b: KeyBounds, p: &str) -> KeyBounds {
+    let (lo, hi) = key_range(p);
+    let within = |k: Vec<u8>| [lo.as_slice(), &k].concat();
+    b.lower = Some(match b.lower.take() {
+        Some((k, incl)) => (within(k), incl),
+        None => (lo.clone(), true),
+    });
+    b.upper = Some(match b.upper.take() {
+        Some((k, incl)) => (within(k), incl),
+        None => (hi, false),
+    });
+    b
+}
+
+/// The limit of a partition query: at most `max` rows
+/// (`partition_query_limit`), which is also the limit when none is given.
+pub fn query_limit(limit: Option<u64>, max: u64) -> CouchResult<u64> {
+    match limit {
+        Some(l) if l > max => Err(CouchError::new(
+            400,
+            "query_parse_error",
+            format!("Limit is too large, must not exceed {max}"),
+        )),
+        Some(l) => Ok(l),
+        None => Ok(max),
+    }
 }
 
 /// Narrows an `_all_docs` query to partition `p`: ranges are cut to the
@@ -179,6 +254,79 @@ mod tests {
         assert!(create_option(Some("true"), "_users").is_err());
         assert!(create_option(Some("true"), "db").unwrap());
         assert!(!create_option(Some("false"), "db").unwrap());
+    }
+
+    #[test]
+    fn partition_keys_are_contiguous_and_apart() {
+        use crate::collate::encode_key;
+        use serde_json::json;
+        assert_eq!(of("p:a:b"), Some("p"));
+        assert_eq!(of("_design/x"), None);
+        assert_eq!(of("plain"), None);
+        let row = |p: &str, k: Value| [key_prefix(p), encode_key(&k)].concat();
+        // Each partition's rows lie inside its range, and no other's do,
+        // even for partitions that are prefixes of one another or hold NUL.
+        let parts = ["a", "a\u{0}", "a\u{0}b", "ab", "b", "A", "\u{ff}"];
+        let keys = [
+            json!(null),
+            json!(1),
+            json!("z"),
+            json!([{"x": [1]}]),
+            json!({}),
+        ];
+        for p in parts {
+            let (lo, hi) = key_range(p);
+            for q in parts {
+                for k in &keys {
+                    let r = row(q, k.clone());
+                    assert_eq!(lo <= r && r < hi, p == q, "{p:?} {q:?} {k}");
+                }
+            }
+        }
+        // Within a partition, keys keep their collation order.
+        assert!(row("p", json!(1)) < row("p", json!("a")));
+        assert!(row("p", json!("a")) < row("p", json!(["a"])));
+    }
+
+    #[test]
+    fn ids_and_index_bounds_stay_within_the_partition() {
+        let all = scope_ids(KeyRange::default(), "p");
+        assert_eq!(all.lo, Some(("p:".into(), true)));
+        assert_eq!(all.hi, Some(("p;".into(), false)));
+        let narrow = KeyRange {
+            lo: Some(("p:b".into(), false)),
+            hi: Some(("p:m".into(), true)),
+            empty: false,
+        };
+        assert_eq!(scope_ids(narrow.clone(), "p"), narrow);
+        let (lo, hi) = key_range("p");
+        let b = scope_bounds(KeyBounds::default(), "p");
+        assert_eq!(
+            (b.lower, b.upper),
+            (Some((lo.clone(), true)), Some((hi, false)))
+        );
+        let b = scope_bounds(
+            KeyBounds {
+                lower: Some((vec![5], false)),
+                upper: Some((vec![9], true)),
+                ..Default::default()
+            },
+            "p",
+        );
+        assert_eq!(b.lower, Some(([lo.as_slice(), &[5]].concat(), false)));
+        assert_eq!(b.upper, Some(([lo.as_slice(), &[9]].concat(), true)));
+    }
+
+    #[test]
+    fn partition_queries_are_limited() {
+        assert_eq!(query_limit(None, 2000).unwrap(), 2000);
+        assert_eq!(query_limit(Some(2000), 2000).unwrap(), 2000);
+        assert_eq!(query_limit(Some(5), 2000).unwrap(), 5);
+        let e = query_limit(Some(2001), 2000).unwrap_err();
+        assert_eq!(
+            (e.status, e.reason.as_str()),
+            (400, "Limit is too large, must not exceed 2000")
+        );
     }
 
     #[test]

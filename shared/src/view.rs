@@ -46,6 +46,9 @@ pub struct ViewQuery {
     pub update: Update,
     pub update_seq: bool,
     pub sorted: bool,
+    /// The partition of `/db/_partition/{p}/_design/...`: never a query
+    /// parameter, as in CouchDB.
+    pub partition: Option<String>,
 }
 
 /// How reduced rows are grouped.
@@ -159,6 +162,7 @@ impl ViewQuery {
             update,
             update_seq: o.bool("update_seq", false)?,
             sorted: o.bool("sorted", true)?,
+            partition: None,
         };
         Ok(q)
     }
@@ -204,6 +208,26 @@ impl ViewQuery {
     }
 }
 
+/// A partitioned view answers only partition queries, a global one only
+/// global queries (`couch_mrview_util:validate_args/2`).
+pub fn check_partition(partitioned_view: bool, q: &ViewQuery) -> CouchResult<()> {
+    match (partitioned_view, &q.partition) {
+        (true, None) => Err(parse_error(
+            "`partition` parameter is mandatory for queries to this view.",
+        )),
+        (false, Some(_)) => Err(parse_error(
+            "`partition` parameter is not supported in this design doc",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A design document's `options.partitioned: false`: global views in a
+/// partitioned database.
+pub fn design_says_global(ddoc: &Map<String, Value>) -> bool {
+    ddoc.get("options").and_then(|o| o.get("partitioned")) == Some(&Value::Bool(false))
+}
+
 /// The `language`s of design documents whose functions Settee runs, as
 /// CouchDB's couchjs does: JavaScript, and CoffeeScript compiled to it.
 pub const QUERY_LANGUAGES: [&str; 2] = ["javascript", "coffeescript"];
@@ -217,11 +241,19 @@ pub struct ViewDef {
     pub raw: bool,
     pub include_design: bool,
     pub local_seq: bool,
+    /// A partitioned view: rows are stored and queried per partition.
+    pub partitioned: bool,
 }
 
 impl ViewDef {
-    /// The view `name` of a design document body, or CouchDB's 404s.
-    pub fn from_design_doc(ddoc: &Map<String, Value>, name: &str) -> CouchResult<ViewDef> {
+    /// The view `name` of a design document body, or CouchDB's 404s. In a
+    /// partitioned database (`db_partitioned`) its views are partitioned
+    /// unless the design document's `options.partitioned` is false.
+    pub fn from_design_doc(
+        ddoc: &Map<String, Value>,
+        name: &str,
+        db_partitioned: bool,
+    ) -> CouchResult<ViewDef> {
         if let Some(lang) = ddoc.get("language").and_then(Value::as_str) {
             if !QUERY_LANGUAGES.contains(&lang) {
                 return Err(CouchError::new(
@@ -255,18 +287,22 @@ impl ViewDef {
             raw: opt("collation").and_then(Value::as_str) == Some("raw"),
             include_design: opt("include_design") == Some(&Value::Bool(true)),
             local_seq: opt("local_seq") == Some(&Value::Bool(true)),
+            partitioned: db_partitioned && !design_says_global(ddoc),
         })
     }
 
     /// Every valid view of a design document, by name (the `lib` entry is
     /// code, not a view).
-    pub fn all(ddoc: &Map<String, Value>) -> Vec<(String, ViewDef)> {
+    pub fn all(ddoc: &Map<String, Value>, db_partitioned: bool) -> Vec<(String, ViewDef)> {
         ddoc.get("views")
             .and_then(Value::as_object)
             .map(|views| {
                 views
                     .keys()
-                    .filter_map(|n| Some((n.clone(), ViewDef::from_design_doc(ddoc, n).ok()?)))
+                    .filter_map(|n| {
+                        let def = ViewDef::from_design_doc(ddoc, n, db_partitioned).ok()?;
+                        Some((n.clone(), def))
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -285,7 +321,20 @@ impl ViewDef {
         if let Some(lib) = ddoc.get("views").and_then(|v| v.get("lib")) {
             h.update(lib.to_string().as_bytes());
         }
+        // Only when set, so ordinary views keep the signatures they had.
+        if self.partitioned {
+            h.update(b"partitioned");
+        }
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The stored index key of a row document `doc_id` emitted: in a
+    /// partitioned view, after its partition's prefix.
+    pub fn row_key(&self, doc_id: &str, key: &Value) -> Vec<u8> {
+        match crate::partition::of(doc_id).filter(|_| self.partitioned) {
+            Some(p) => [crate::partition::key_prefix(p), self.encode(key)].concat(),
+            None => self.encode(key),
+        }
     }
 
     /// The memcmp-ordered index key of an emitted key.
@@ -606,17 +655,17 @@ mod tests {
     #[test]
     fn view_definitions() {
         let ddoc = json!({"views": {"v": {"map": "function(d){}", "reduce": "_count", "options": {"collation": "raw"}}}, "options": {"include_design": true}});
-        let d = ViewDef::from_design_doc(ddoc.as_object().unwrap(), "v").unwrap();
+        let d = ViewDef::from_design_doc(ddoc.as_object().unwrap(), "v", false).unwrap();
         assert!(d.raw && d.include_design && !d.local_seq);
         assert_eq!(d.reduce.as_deref(), Some("_count"));
-        let e = ViewDef::from_design_doc(ddoc.as_object().unwrap(), "w").unwrap_err();
+        let e = ViewDef::from_design_doc(ddoc.as_object().unwrap(), "w", false).unwrap_err();
         assert_eq!((e.status, e.reason.as_str()), (404, "missing_named_view"));
         let coffee =
             json!({"language": "coffeescript", "views": {"v": {"map": "(d) -> emit(d._id, 1)"}}});
-        assert!(ViewDef::from_design_doc(coffee.as_object().unwrap(), "v").is_ok());
+        assert!(ViewDef::from_design_doc(coffee.as_object().unwrap(), "v", false).is_ok());
         let erl = json!({"language": "erlang", "views": {}});
         assert_eq!(
-            ViewDef::from_design_doc(erl.as_object().unwrap(), "v")
+            ViewDef::from_design_doc(erl.as_object().unwrap(), "v", false)
                 .unwrap_err()
                 .status,
             400
