@@ -137,6 +137,19 @@ function __map(i, docJson) {
   catch (e) { return __thrown(e); }
   finally { __emitted = null; }
 }
+// Many documents in one call (an array's JSON): per document, the rows it
+// emitted or what it threw. Each document starts with a fresh step budget.
+function __map_many(i, docsJson) {
+  var docs = JSON.parse(docsJson), out = new Array(docs.length);
+  for (var d = 0; d < docs.length; d++) {
+    __host_fresh_budget();
+    __emitted = [];
+    try { __fns[i](docs[d]); out[d] = JSON.stringify({ok: __emitted}); }
+    catch (e) { out[d] = __thrown(e); }
+    finally { __emitted = null; docs[d] = null; }
+  }
+  return "{\"ok\":[" + out.join(",") + "]}";
+}
 // Show and list functions: `provides`/`registerType` choose a response
 // type from the request's `format` or Accept header; lists read rows with
 // `getRow` and write with `start` and `send`.
@@ -323,6 +336,10 @@ impl Engine {
                 tracing::info!(target: "settee::js", "{message}");
             })?;
             ctx.globals().set("__host_log", host_log)?;
+            // `__map_many` gives each document the budget a call has.
+            let fresh = steps.clone();
+            let fresh_budget = Function::new(ctx.clone(), move || fresh.set(0))?;
+            ctx.globals().set("__host_fresh_budget", fresh_budget)?;
             ctx.eval::<(), _>(PRELUDE)
         })
         .map_err(|e| JsError::Compile(format!("prelude: {e}")))?;
@@ -436,20 +453,23 @@ impl Engine {
     /// Runs a map function over one document: the `(key, value)` pairs it
     /// emitted.
     pub fn map(&self, f: FnId, doc_json: &str) -> Result<Vec<(Value, Value)>, JsError> {
-        let rows = self.invoke("__map", f.0, doc_json)?;
-        Ok(match rows {
-            Value::Array(rows) => rows
-                .into_iter()
-                .filter_map(|r| match r {
-                    Value::Array(mut kv) if kv.len() == 2 => {
-                        let v = kv.pop()?;
-                        Some((kv.pop()?, v))
-                    }
-                    _ => None,
-                })
-                .collect(),
-            _ => vec![],
-        })
+        Ok(emitted_rows(Some(self.invoke("__map", f.0, doc_json)?)))
+    }
+
+    /// Runs a map function over many documents (`docs_json`, a JSON array
+    /// of them) in one call: per document, its `(key, value)` pairs or
+    /// what it threw. Running out of a budget still fails the whole call.
+    pub fn map_many(&self, f: FnId, docs_json: &str) -> Result<Vec<MapResult>, JsError> {
+        let Value::Array(results) = self.invoke("__map_many", f.0, docs_json)? else {
+            return Err(JsError::Compile("unreadable answer".into()));
+        };
+        Ok(results
+            .into_iter()
+            .map(|mut r| match r.get_mut("thrown") {
+                Some(t) => Err(t.take()),
+                None => Ok(emitted_rows(r.get_mut("ok").map(Value::take))),
+            })
+            .collect())
     }
 
     /// Calls a function with JSON arguments; its JSON result.
@@ -471,6 +491,27 @@ impl Engine {
     ) -> Result<Value, JsError> {
         let input = json!([args, rows, accept, format]);
         self.invoke("__render", f.0, &input.to_string())
+    }
+}
+
+/// What a map function did with one document: its rows, or the value it
+/// threw.
+pub type MapResult = Result<Vec<(Value, Value)>, Value>;
+
+/// The `[key, value]` pairs a map call emitted.
+fn emitted_rows(rows: Option<Value>) -> Vec<(Value, Value)> {
+    match rows {
+        Some(Value::Array(rows)) => rows
+            .into_iter()
+            .filter_map(|r| match r {
+                Value::Array(mut kv) if kv.len() == 2 => {
+                    let v = kv.pop()?;
+                    Some((kv.pop()?, v))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
     }
 }
 
@@ -526,6 +567,44 @@ mod tests {
         assert!(matches!(e.map(f, "{}"), Err(JsError::Thrown(_))));
         assert!(e.healthy());
         assert_eq!(e.map(f, r#"{"x":{"y":3}}"#).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn many_documents_map_in_one_call_each_on_its_own() {
+        let (e, f) = compiled("function (doc) { emit(doc.x.y, doc._id); }");
+        let out = e
+            .map_many(
+                f,
+                r#"[{"_id":"a","x":{"y":1}},{"_id":"b"},{"_id":"c","x":{"y":[2]}}]"#,
+            )
+            .unwrap();
+        assert_eq!(out[0], Ok(vec![(json!(1), json!("a"))]));
+        assert!(out[1].as_ref().unwrap_err()["message"]
+            .as_str()
+            .unwrap()
+            .contains("undefined"));
+        assert_eq!(out[2], Ok(vec![(json!([2]), json!("c"))]));
+        // Each document gets a whole step budget: together these run far
+        // past one call's, alone each is within it.
+        let (e, f) = compiled(
+            "function (doc) { var s = 0; for (var i = 0; i < 2000000; i++) s += i; emit(s, null); }",
+        );
+        let docs = format!("[{}]", vec!["{}"; 12].join(","));
+        assert_eq!(e.map_many(f, &docs).unwrap().len(), 12);
+        let (e, f) = compiled(
+            "function (doc) { var s = 0; for (var i = 0; i < 24000000; i++) s += i; emit(s, null); }",
+        );
+        assert_eq!(
+            e.map(f, "{}"),
+            Err(JsError::Timeout),
+            "the same work in one call"
+        );
+        let (e, f) = compiled("function (doc) { if (doc.loop) while (true) {} emit(1, 1); }");
+        assert_eq!(
+            e.map_many(f, r#"[{}, {"loop": true}]"#),
+            Err(JsError::Timeout)
+        );
+        assert!(!e.healthy());
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Database<'_> {
             stats.doc_count = stats.doc_count.saturating_sub(1);
         }
         for (idx, _) in self.store.view_signatures()? {
-            self.store.set_view_rows(idx, &rec.id, &[])?;
+            self.store.delete_view_rows(idx, &[rec.id.as_str()])?;
         }
         for index in self.store.mango_indexes()? {
             self.store.set_mango_row(index.id, &rec.id, None)?;

@@ -40,7 +40,7 @@ use shared::all_docs::KeyRange;
 use shared::error::{CouchError, CouchResult};
 use shared::rev::Rev;
 use shared::rev_tree::RevTree;
-use shared::sql::{Row, Sql, Value, MAX_VALUE_BYTES};
+use shared::sql::{Row, Sql, Value, MAX_BOUND_PARAMS, MAX_VALUE_BYTES};
 
 /// Bytes per stored body part: below the platform's per-value limit with
 /// room for the row's other columns.
@@ -366,6 +366,34 @@ impl<'a> Store<'a> {
             .query(sql, &[since.into(), limit.into()])?
             .into_iter()
             .map(Self::record_from_row)
+            .collect()
+    }
+
+    /// [`Self::docs_by_seq`] ascending, each with its winning revision's
+    /// body (`None` for a deletion or a body not kept): one statement for
+    /// the batch, where indexers would otherwise read each body alone.
+    /// A body of several parts has the rest read after.
+    pub fn docs_with_bodies(
+        &self,
+        since: u64,
+        limit: u64,
+    ) -> CouchResult<Vec<(DocRecord, Option<Vec<u8>>)>> {
+        let rows = self.sql.query(
+            "SELECT d.id, d.seq, d.rev, d.deleted, d.tree, b.data FROM docs d \
+             LEFT JOIN bodies b ON b.doc_id = d.id AND b.rev = d.rev AND b.part = 0 \
+             WHERE d.seq > ? ORDER BY d.seq LIMIT ?",
+            &[since.into(), limit.into()],
+        )?;
+        rows.into_iter()
+            .map(|mut r| {
+                let first = std::mem::replace(&mut r[5], Value::Null).into_bytes();
+                let rec = Self::record_from_row(r)?;
+                let body = match first {
+                    Some(b) if b.len() >= BODY_PART_BYTES => self.body(&rec.id, &rec.winner)?,
+                    other => other,
+                };
+                Ok((rec, body))
+            })
             .collect()
     }
 
@@ -899,30 +927,57 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Replaces a document's rows in a view index.
-    pub fn set_view_rows(&self, idx: i64, doc_id: &str, rows: &[ViewRow]) -> CouchResult<()> {
-        self.sql.exec(
-            // Named, as for `mango_rows`.
-            "DELETE FROM view_rows INDEXED BY view_rows_by_doc WHERE idx = ? AND doc_id = ?",
-            &[idx.into(), doc_id.into()],
-        )?;
-        for (n, r) in rows.iter().enumerate() {
-            let size = r.sort_key.len() + r.key.len() + r.value.len() + doc_id.len();
-            if size > INDEX_ROW_BYTES {
-                tracing::warn!("view row of {doc_id} left out: {size} bytes");
-                continue;
-            }
+    /// Removes the rows of documents `doc_ids` from a view index.
+    pub fn delete_view_rows(&self, idx: i64, doc_ids: &[&str]) -> CouchResult<()> {
+        // One statement per 99 documents (the platform's 100 parameters).
+        for chunk in doc_ids.chunks(MAX_BOUND_PARAMS - 1) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut params: Vec<Value> = vec![idx.into()];
+            params.extend(chunk.iter().map(|&id| id.into()));
             self.sql.exec(
-                "INSERT INTO view_rows (idx, key, doc_id, n, key_json, value_json) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-                &[
+                // Named, as for `mango_rows`.
+                &format!(
+                    "DELETE FROM view_rows INDEXED BY view_rows_by_doc \
+                     WHERE idx = ? AND doc_id IN ({marks})"
+                ),
+                &params,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Adds rows to a view index: `(n, row)` with `n` the emit's position
+    /// in its document, several rows per statement.
+    pub fn insert_view_rows(&self, idx: i64, rows: &[(i64, ViewRow)]) -> CouchResult<()> {
+        const COLUMNS: usize = 6;
+        let kept: Vec<&(i64, ViewRow)> = rows
+            .iter()
+            .filter(|(_, r)| {
+                let size = r.sort_key.len() + r.key.len() + r.value.len() + r.doc_id.len();
+                if size > INDEX_ROW_BYTES {
+                    tracing::warn!("view row of {} left out: {size} bytes", r.doc_id);
+                }
+                size <= INDEX_ROW_BYTES
+            })
+            .collect();
+        for chunk in kept.chunks(MAX_BOUND_PARAMS / COLUMNS) {
+            let marks = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * COLUMNS);
+            for (n, r) in chunk {
+                params.extend([
                     idx.into(),
                     r.sort_key.clone().into(),
-                    doc_id.into(),
-                    (n as i64).into(),
-                    r.key.clone().into(),
-                    r.value.clone().into(),
-                ],
+                    r.doc_id.as_str().into(),
+                    (*n).into(),
+                    r.key.as_str().into(),
+                    r.value.as_str().into(),
+                ]);
+            }
+            self.sql.exec(
+                &format!(
+                    "INSERT INTO view_rows (idx, key, doc_id, n, key_json, value_json) VALUES {marks}"
+                ),
+                &params,
             )?;
         }
         Ok(())

@@ -4,9 +4,9 @@
 //! failures mapped by [`crate::design`].
 
 use crate::database::Database;
-use crate::design::{compile, failure, Role};
+use crate::design::{compile_query, failure, Role};
 use crate::js::{Engine, FnId, JsError};
-use crate::store::{ViewBound, ViewRange, ViewRow};
+use crate::store::{DocRecord, ViewBound, ViewRange, ViewRow};
 use serde_json::{json, Map, Value};
 use shared::active_tasks::BuildStep;
 use shared::doc_read::ReadOpts;
@@ -15,6 +15,7 @@ use shared::http::Request;
 use shared::partition;
 use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewName, ViewQuery};
 use std::cell::RefCell;
+use std::rc::Rc;
 
 /// Documents mapped per transaction while an index catches up.
 const BATCH: u64 = 500;
@@ -43,17 +44,14 @@ pub(crate) struct Resolved {
 /// The reduce half of a view.
 enum Reducer {
     Builtin(Builtin),
-    Js(Engine, FnId),
+    Js(Rc<(Engine, FnId)>),
 }
 
 impl Reducer {
     fn new(src: &str, ddoc: &Value) -> CouchResult<Reducer> {
         match Builtin::parse(src) {
             Some(b) => Ok(Reducer::Builtin(b?)),
-            None => {
-                let (engine, f) = compile(src, ddoc, "reduce", Role::Query)?;
-                Ok(Reducer::Js(engine, f))
-            }
+            None => Ok(Reducer::Js(compile_query(src, ddoc, "reduce")?)),
         }
     }
 
@@ -65,7 +63,8 @@ impl Reducer {
                 let kv: Vec<(Value, Value)> = rows.into_iter().map(|(k, _, v)| (k, v)).collect();
                 b.reduce(&kv)
             }
-            Reducer::Js(engine, f) => {
+            Reducer::Js(compiled) => {
+                let (engine, f) = &**compiled;
                 let mut partials = Vec::new();
                 for chunk in rows.chunks(REDUCE_CHUNK) {
                     let keys =
@@ -101,6 +100,127 @@ fn tolerate(out: Result<Value, JsError>) -> Result<Value, JsError> {
     }
 }
 
+/// JSON text of the documents one map call gets, at most this long (a
+/// larger document goes alone).
+const MAP_BATCH_BYTES: usize = 1 << 20;
+
+/// Documents gathered for one call of a map function, as a JSON array
+/// written around their stored bodies (not parsed and encoded again).
+#[derive(Default)]
+struct MapBatch {
+    json: Vec<u8>,
+    ids: Vec<String>,
+}
+
+impl MapBatch {
+    /// Adds a document as CouchDB's indexer opens it: the body with `_id`,
+    /// `_rev` and its conflicts (for the classic conflicts view), and
+    /// `_local_seq` if the view asks. False for a body that is not a JSON
+    /// object, which no map sees.
+    fn add(&mut self, rec: &DocRecord, body: &[u8], local_seq: bool) -> bool {
+        let Some(inner) = body.trim_ascii_start().strip_prefix(b"{") else {
+            return false;
+        };
+        if self.json.capacity() == 0 {
+            self.json.reserve(MAP_BATCH_BYTES + (64 << 10));
+        }
+        let inner = inner.trim_ascii_start();
+        self.json
+            .push(if self.ids.is_empty() { b'[' } else { b',' });
+        self.json.extend_from_slice(b"{\"_id\":");
+        serde_json::to_writer(&mut self.json, &rec.id).expect("json");
+        self.json.extend_from_slice(b",\"_rev\":\"");
+        self.json
+            .extend_from_slice(rec.winner.to_string().as_bytes());
+        self.json.push(b'"');
+        for (key, deleted) in [("_conflicts", false), ("_deleted_conflicts", true)] {
+            let c = rec.conflicts(deleted);
+            if !c.is_empty() {
+                self.json
+                    .extend_from_slice(format!(",\"{key}\":").as_bytes());
+                serde_json::to_writer(&mut self.json, &c).expect("json");
+            }
+        }
+        if local_seq {
+            self.json
+                .extend_from_slice(format!(",\"_local_seq\":{}", rec.seq).as_bytes());
+        }
+        if !inner.starts_with(b"}") {
+            self.json.push(b',');
+        }
+        self.json.extend_from_slice(inner);
+        self.ids.push(rec.id.clone());
+        true
+    }
+
+    fn full(&self) -> bool {
+        self.json.len() >= MAP_BATCH_BYTES || self.ids.len() as u64 >= BATCH
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Maps the batch, adding each document's rows to `rows` and leaving
+    /// the batch empty. A document whose map throws is skipped, as CouchDB
+    /// skips it; a sandbox budget running out fails the build.
+    fn run(
+        &mut self,
+        (engine, f): &(Engine, FnId),
+        def: &ViewDef,
+        rows: &mut Vec<(i64, ViewRow)>,
+    ) -> CouchResult<()> {
+        self.json.push(b']');
+        let text = std::str::from_utf8(&self.json)
+            .map_err(|_| CouchError::new(500, "invalid_json", "a stored body is not UTF-8"))?;
+        let results = engine
+            .map_many(*f, text)
+            .map_err(|err| failure("map", Role::Query, &err))?;
+        for (id, result) in self.ids.drain(..).zip(results) {
+            match result {
+                Ok(emitted) => rows.extend(doc_rows(def, &id, emitted)),
+                Err(thrown) => tracing::info!(
+                    doc = %id,
+                    "map function raised exception ({}): document skipped",
+                    JsError::Thrown(thrown)
+                ),
+            }
+        }
+        self.json.clear();
+        Ok(())
+    }
+}
+
+/// One document's view rows, numbered in index order: rows with equal keys
+/// sort by value in Erlang's term order (the raw collation), as CouchDB's
+/// updater sorts them.
+fn doc_rows(def: &ViewDef, id: &str, emitted: Vec<(Value, Value)>) -> Vec<(i64, ViewRow)> {
+    let mut sorted: Vec<(ViewRow, Value)> = emitted
+        .into_iter()
+        .map(|(k, val)| {
+            let row = ViewRow {
+                sort_key: def.row_key(id, &k),
+                doc_id: id.to_string(),
+                key: k.to_string(),
+                value: val.to_string(),
+            };
+            (row, val)
+        })
+        .collect();
+    if sorted.len() > 1 {
+        sorted.sort_by(|(x, a), (y, b)| {
+            x.sort_key.cmp(&y.sort_key).then_with(|| {
+                shared::collate::encode_key_raw(a).cmp(&shared::collate::encode_key_raw(b))
+            })
+        });
+    }
+    sorted
+        .into_iter()
+        .enumerate()
+        .map(|(n, (row, _))| (n as i64, row))
+        .collect()
+}
+
 thread_local! {
     /// Views whose background update failed, by signature: not retried in
     /// the background (an edited map has a new signature).
@@ -131,85 +251,54 @@ impl Database<'_> {
     /// a sandbox budget fails the request, leaving the index where its last
     /// batch ended.
     fn update_index(&self, v: &Resolved, idx: i64, mut seq: u64) -> CouchResult<bool> {
-        let mut engine: Option<(Engine, FnId)> = None;
+        let mut engine: Option<Rc<(Engine, FnId)>> = None;
         let ddoc = Value::Object(v.ddoc.clone());
+        // Built from nothing in this call, each document comes once and
+        // has no rows to replace.
+        let fresh = seq == 0;
+        let mut batch = MapBatch::default();
         loop {
             let left = self.builds.left();
             let done = self.transact(|| {
-                let recs = self.store.docs_by_seq(seq, false, BATCH.min(left).max(1))?;
+                let recs = self.store.docs_with_bodies(seq, BATCH.min(left).max(1))?;
                 if recs.is_empty() {
                     return Ok(true);
                 }
                 if left == 0 {
                     return Ok(false);
                 }
-                for rec in &recs {
-                    let mut rows = Vec::new();
+                let mut rows: Vec<(i64, ViewRow)> = Vec::with_capacity(recs.len());
+                for (rec, body) in &recs {
+                    self.builds.spend(body.as_ref().map_or(0, Vec::len));
                     // Design documents belong to no partition.
                     let design = rec.id.starts_with("_design/");
                     let skip_design = design && (!v.def.include_design || v.def.partitioned);
-                    let body = if rec.deleted || skip_design {
-                        None
-                    } else {
-                        self.store.body(&rec.id, &rec.winner)?
+                    let Some(body) = body.as_deref().filter(|_| !rec.deleted && !skip_design)
+                    else {
+                        continue;
                     };
-                    self.builds.spend(body.as_ref().map_or(0, Vec::len));
-                    if let Some(Ok(Value::Object(mut doc))) =
-                        body.map(|b| serde_json::from_slice::<Value>(&b))
-                    {
-                        doc.insert("_id".into(), json!(rec.id));
-                        doc.insert("_rev".into(), json!(rec.winner.to_string()));
-                        // Maps see a document as CouchDB's indexer opens
-                        // it: with its conflicts (the classic conflicts view).
-                        for (key, deleted) in [("_conflicts", false), ("_deleted_conflicts", true)]
-                        {
-                            let c = rec.conflicts(deleted);
-                            if !c.is_empty() {
-                                doc.insert(key.into(), json!(c));
-                            }
-                        }
-                        if v.def.local_seq {
-                            doc.insert("_local_seq".into(), json!(rec.seq));
-                        }
-                        if engine.is_none() {
-                            engine = Some(compile(&v.def.map, &ddoc, "map", Role::Query)?);
-                        }
-                        let (e, f) = engine.as_ref().expect("set");
-                        match e.map(*f, &Value::Object(doc).to_string()) {
-                            Ok(emitted) => {
-                                // Rows of one document with equal keys
-                                // sort by value in Erlang's term order
-                                // (the raw collation), as CouchDB's
-                                // updater sorts them.
-                                let mut sorted: Vec<(Vec<u8>, ViewRow)> = emitted
-                                    .into_iter()
-                                    .map(|(k, val)| {
-                                        let row = ViewRow {
-                                            sort_key: v.def.row_key(&rec.id, &k),
-                                            doc_id: rec.id.clone(),
-                                            key: k.to_string(),
-                                            value: val.to_string(),
-                                        };
-                                        (shared::collate::encode_key_raw(&val), row)
-                                    })
-                                    .collect();
-                                sorted.sort_by(|(a, x), (b, y)| {
-                                    x.sort_key.cmp(&y.sort_key).then_with(|| a.cmp(b))
-                                });
-                                rows.extend(sorted.into_iter().map(|(_, r)| r));
-                            }
-                            Err(e @ JsError::Thrown(_)) => {
-                                tracing::info!(
-                                    doc = %rec.id,
-                                    "map function raised exception ({e}): document skipped"
-                                );
-                            }
-                            Err(err) => return Err(failure("map", Role::Query, &err)),
-                        }
+                    if !batch.add(rec, body, v.def.local_seq) {
+                        continue;
                     }
-                    self.store.set_view_rows(idx, &rec.id, &rows)?;
-                    seq = rec.seq;
+                    if batch.full() {
+                        if engine.is_none() {
+                            engine = Some(compile_query(&v.def.map, &ddoc, "map")?);
+                        }
+                        batch.run(engine.as_ref().expect("set"), &v.def, &mut rows)?;
+                    }
                 }
+                if !batch.is_empty() {
+                    if engine.is_none() {
+                        engine = Some(compile_query(&v.def.map, &ddoc, "map")?);
+                    }
+                    batch.run(engine.as_ref().expect("set"), &v.def, &mut rows)?;
+                }
+                if !fresh {
+                    let ids: Vec<&str> = recs.iter().map(|(r, _)| r.id.as_str()).collect();
+                    self.store.delete_view_rows(idx, &ids)?;
+                }
+                self.store.insert_view_rows(idx, &rows)?;
+                seq = recs.last().map_or(seq, |(r, _)| r.seq);
                 self.store.set_view_seq(idx, seq)?;
                 Ok((recs.len() as u64) < BATCH.min(left))
             })?;

@@ -19,6 +19,8 @@ use crate::js::{Engine, FnId, JsError};
 use serde_json::{Map, Value};
 use shared::doc::IncomingDoc;
 use shared::error::{CouchError, CouchResult};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// The access rules that reads and writes of show, list and update
 /// functions go through: the request's [`crate::access::Access`].
@@ -70,6 +72,45 @@ pub fn compile(src: &str, design: &Value, what: &str, role: Role) -> CouchResult
         .compile(src, design)
         .map_err(|e| failure(what, role, &e))?;
     Ok((engine, f))
+}
+
+/// Engines with a query function compiled, kept between requests: an
+/// index build continued over several alarms, or reduce queries one after
+/// another, do not start QuickJS and compile again each time. Few, since
+/// each may hold up to [`crate::js::MEMORY_BUDGET`].
+const KEPT_ENGINES: usize = 2;
+
+thread_local! {
+    static ENGINES: RefCell<Vec<(String, Rc<(Engine, FnId)>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`compile`] for map, reduce and filter functions, from the engines kept
+/// in this isolate when one has the same source and design document. An
+/// engine a budget stopped is not kept.
+pub fn compile_query(src: &str, design: &Value, what: &str) -> CouchResult<Rc<(Engine, FnId)>> {
+    let key = format!("{src}\u{0}{design}");
+    let kept = ENGINES.with(|e| {
+        let mut e = e.borrow_mut();
+        e.retain(|(_, c)| c.0.healthy());
+        let at = e.iter().position(|(k, _)| *k == key)?;
+        // Most recently used last.
+        let entry = e.remove(at);
+        let engine = entry.1.clone();
+        e.push(entry);
+        Some(engine)
+    });
+    if let Some(c) = kept {
+        return Ok(c);
+    }
+    let compiled = Rc::new(compile(src, design, what, Role::Query)?);
+    ENGINES.with(|e| {
+        let mut e = e.borrow_mut();
+        if e.len() >= KEPT_ENGINES {
+            e.remove(0);
+        }
+        e.push((key, compiled.clone()));
+    });
+    Ok(compiled)
 }
 
 /// Checks a design document being saved, as CouchDB does: its fields'
