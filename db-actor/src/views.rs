@@ -4,7 +4,7 @@
 //! failures mapped by [`crate::design`].
 
 use crate::database::Database;
-use crate::design::{compile_query, failure, Role};
+use crate::design::{compile_query, failure, Compiled, Role};
 use crate::js::{Engine, FnId, JsError};
 use crate::store::{DocRecord, ViewBound, ViewRange, ViewRow};
 use serde_json::{json, Map, Value};
@@ -15,7 +15,6 @@ use shared::http::Request;
 use shared::partition;
 use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewName, ViewQuery};
 use std::cell::RefCell;
-use std::rc::Rc;
 
 /// Documents mapped per transaction while an index catches up.
 const BATCH: u64 = 500;
@@ -44,7 +43,7 @@ pub(crate) struct Resolved {
 /// The reduce half of a view.
 enum Reducer {
     Builtin(Builtin),
-    Js(Rc<(Engine, FnId)>),
+    Js(Compiled),
 }
 
 impl Reducer {
@@ -251,7 +250,7 @@ impl Database<'_> {
     /// a sandbox budget fails the request, leaving the index where its last
     /// batch ended.
     fn update_index(&self, v: &Resolved, idx: i64, mut seq: u64) -> CouchResult<bool> {
-        let mut engine: Option<Rc<(Engine, FnId)>> = None;
+        let mut engine: Option<Compiled> = None;
         let ddoc = Value::Object(v.ddoc.clone());
         // Built from nothing in this call, each document comes once and
         // has no rows to replace.

@@ -80,14 +80,17 @@ pub fn compile(src: &str, design: &Value, what: &str, role: Role) -> CouchResult
 /// each may hold up to [`crate::js::MEMORY_BUDGET`].
 const KEPT_ENGINES: usize = 2;
 
+/// A compiled function in its engine, shared by the requests that use it.
+pub type Compiled = Rc<(Engine, FnId)>;
+
 thread_local! {
-    static ENGINES: RefCell<Vec<(String, Rc<(Engine, FnId)>)>> = const { RefCell::new(Vec::new()) };
+    static ENGINES: RefCell<Vec<(String, Compiled)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// [`compile`] for map, reduce and filter functions, from the engines kept
 /// in this isolate when one has the same source and design document. An
 /// engine a budget stopped is not kept.
-pub fn compile_query(src: &str, design: &Value, what: &str) -> CouchResult<Rc<(Engine, FnId)>> {
+pub fn compile_query(src: &str, design: &Value, what: &str) -> CouchResult<Compiled> {
     let key = format!("{src}\u{0}{design}");
     let kept = ENGINES.with(|e| {
         let mut e = e.borrow_mut();
