@@ -589,7 +589,7 @@ mod tests {
         let (e, f) = compiled(
             "function (doc) { var s = 0; for (var i = 0; i < 2000000; i++) s += i; emit(s, null); }",
         );
-        let docs = format!("[{}]", vec!["{}"; 12].join(","));
+        let docs = format!("[{}]", ["{}"; 12].join(","));
         assert_eq!(e.map_many(f, &docs).unwrap().len(), 12);
         let (e, f) = compiled(
             "function (doc) { var s = 0; for (var i = 0; i < 24000000; i++) s += i; emit(s, null); }",
