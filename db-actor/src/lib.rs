@@ -23,6 +23,7 @@ pub mod js;
 pub mod local_docs;
 pub mod mango;
 pub mod purge;
+pub mod reductions;
 pub mod remote;
 pub mod reply;
 pub mod store;

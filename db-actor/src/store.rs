@@ -35,6 +35,10 @@
 //!   encoding (memcmp-ordered BLOB, so ranges are index scans), the
 //!   document id, the emit's position in that document, and the key and
 //!   value as JSON.
+//! - `reduction_trees`, `reductions`, `reductions_dirty`: stored
+//!   reductions (`crate::reductions`): one tree per view index and reduce
+//!   that has them, each block's reduction by level and starting row, and
+//!   the rows written since the tree was last brought up to date.
 
 use shared::all_docs::KeyRange;
 use shared::error::{CouchError, CouchResult};
@@ -80,6 +84,13 @@ const SCHEMA: &[&str] = &[
      doc_id TEXT NOT NULL, n INTEGER NOT NULL, key_json TEXT NOT NULL, value_json TEXT NOT NULL, \
      PRIMARY KEY (idx, key, doc_id, n)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS view_rows_by_doc ON view_rows (idx, doc_id)",
+    "CREATE TABLE IF NOT EXISTS reduction_trees (id INTEGER PRIMARY KEY, idx INTEGER NOT NULL, \
+     reducer TEXT NOT NULL, UNIQUE (idx, reducer))",
+    "CREATE TABLE IF NOT EXISTS reductions (tree INTEGER NOT NULL, level INTEGER NOT NULL, \
+     key BLOB NOT NULL, doc_id TEXT NOT NULL, n INTEGER NOT NULL, red TEXT NOT NULL, \
+     PRIMARY KEY (tree, level, key, doc_id, n)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS reductions_dirty (tree INTEGER NOT NULL, key BLOB NOT NULL, \
+     doc_id TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tree, key, doc_id, n)) WITHOUT ROWID",
 ];
 
 const TABLES: &[&str] = &[
@@ -95,6 +106,9 @@ const TABLES: &[&str] = &[
     "mango_rows",
     "view_indexes",
     "view_rows",
+    "reduction_trees",
+    "reductions",
+    "reductions_dirty",
 ];
 
 /// A Mango index's bookkeeping row.
@@ -920,6 +934,11 @@ impl<'a> Store<'a> {
     }
 
     pub fn drop_view_index(&self, idx: i64) -> CouchResult<()> {
+        for tree in self.reduction_trees(idx)? {
+            self.clear_reduction_tree(tree)?;
+        }
+        self.sql
+            .exec("DELETE FROM reduction_trees WHERE idx = ?", &[idx.into()])?;
         self.sql
             .exec("DELETE FROM view_rows WHERE idx = ?", &[idx.into()])?;
         self.sql
@@ -927,8 +946,12 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Removes the rows of documents `doc_ids` from a view index.
+    /// Removes the rows of documents `doc_ids` from a view index (noting
+    /// them for its stored reductions, if it has them).
     pub fn delete_view_rows(&self, idx: i64, doc_ids: &[&str]) -> CouchResult<()> {
+        if !self.reduction_trees(idx)?.is_empty() {
+            self.note_reduction_rows(idx, doc_ids)?;
+        }
         // One statement per 99 documents (the platform's 100 parameters).
         for chunk in doc_ids.chunks(MAX_BOUND_PARAMS - 1) {
             let marks = vec!["?"; chunk.len()].join(", ");
@@ -947,7 +970,8 @@ impl<'a> Store<'a> {
     }
 
     /// Adds rows to a view index: `(n, row)` with `n` the emit's position
-    /// in its document, several rows per statement.
+    /// in its document, several rows per statement (noted for its stored
+    /// reductions, if it has them).
     pub fn insert_view_rows(&self, idx: i64, rows: &[(i64, ViewRow)]) -> CouchResult<()> {
         const COLUMNS: usize = 6;
         let kept: Vec<&(i64, ViewRow)> = rows
@@ -962,6 +986,7 @@ impl<'a> Store<'a> {
             .collect();
         for chunk in kept.chunks(MAX_BOUND_PARAMS / COLUMNS) {
             let marks = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+
             let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * COLUMNS);
             for (n, r) in chunk {
                 params.extend([
@@ -979,6 +1004,11 @@ impl<'a> Store<'a> {
                 ),
                 &params,
             )?;
+        }
+        if !kept.is_empty() && !self.reduction_trees(idx)?.is_empty() {
+            let mut ids: Vec<&str> = kept.iter().map(|(_, r)| r.doc_id.as_str()).collect();
+            ids.dedup();
+            self.note_reduction_rows(idx, &ids)?;
         }
         Ok(())
     }
@@ -1074,6 +1104,284 @@ impl<'a> Store<'a> {
     }
 }
 
+impl Store<'_> {
+    // --- Stored reductions -------------------------------------------------
+
+    /// The stored-reduction trees of a view index.
+    pub fn reduction_trees(&self, idx: i64) -> CouchResult<Vec<i64>> {
+        Ok(self
+            .sql
+            .query(
+                "SELECT id FROM reduction_trees WHERE idx = ?",
+                &[idx.into()],
+            )?
+            .into_iter()
+            .map(|r| r[0].as_i64().unwrap_or(0))
+            .collect())
+    }
+
+    /// The tree of a view index and reduce, if it has one.
+    pub fn reduction_tree(&self, idx: i64, reducer: &str) -> CouchResult<Option<i64>> {
+        Ok(self
+            .sql
+            .query_row(
+                "SELECT id FROM reduction_trees WHERE idx = ? AND reducer = ?",
+                &[idx.into(), reducer.into()],
+            )?
+            .and_then(|r| r[0].as_i64()))
+    }
+
+    /// Registers a tree for a view index and reduce; from now on the
+    /// index's writes are noted for it.
+    pub fn add_reduction_tree(&self, idx: i64, reducer: &str) -> CouchResult<i64> {
+        self.sql.exec(
+            "INSERT OR IGNORE INTO reduction_trees (idx, reducer) VALUES (?, ?)",
+            &[idx.into(), reducer.into()],
+        )?;
+        Ok(self.reduction_tree(idx, reducer)?.unwrap_or(0))
+    }
+
+    /// Empties a tree: its blocks and its noted changes.
+    pub fn clear_reduction_tree(&self, tree: i64) -> CouchResult<()> {
+        for table in ["reductions", "reductions_dirty"] {
+            self.sql.exec(
+                &format!("DELETE FROM {table} WHERE tree = ?"),
+                &[tree.into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Notes the current rows of documents `doc_ids` as changed, for each
+    /// of the view's trees (before their rows go, and after new ones come).
+    pub fn note_reduction_rows(&self, idx: i64, doc_ids: &[&str]) -> CouchResult<()> {
+        for chunk in doc_ids.chunks(MAX_BOUND_PARAMS - 1) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut params: Vec<Value> = vec![idx.into()];
+            params.extend(chunk.iter().map(|&id| id.into()));
+            self.sql.exec(
+                &format!(
+                    "INSERT OR IGNORE INTO reductions_dirty (tree, key, doc_id, n) \
+                     SELECT t.id, r.key, r.doc_id, r.n FROM reduction_trees t \
+                     JOIN view_rows r INDEXED BY view_rows_by_doc ON r.idx = t.idx \
+                     WHERE t.idx = ? AND r.doc_id IN ({marks})"
+                ),
+                &params,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` changed positions, in index order.
+    pub fn reduction_dirty(&self, tree: i64, limit: u64) -> CouchResult<Vec<ViewPos>> {
+        Ok(self
+            .sql
+            .query(
+                "SELECT key, doc_id, n FROM reductions_dirty WHERE tree = ? \
+                 ORDER BY key, doc_id, n LIMIT ?",
+                &[tree.into(), limit.into()],
+            )?
+            .into_iter()
+            .map(pos_from_row)
+            .collect())
+    }
+
+    pub fn clear_reduction_dirty(&self, tree: i64) -> CouchResult<()> {
+        self.sql.exec(
+            "DELETE FROM reductions_dirty WHERE tree = ?",
+            &[tree.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Which of `positions` are rows of the index now.
+    pub fn view_rows_exist(&self, idx: i64, positions: &[ViewPos]) -> CouchResult<Vec<ViewPos>> {
+        let mut out = Vec::new();
+        for chunk in positions.chunks((MAX_BOUND_PARAMS - 1) / 3) {
+            let marks = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            let mut params: Vec<Value> = vec![idx.into()];
+            for p in chunk {
+                params.extend(pos_params(p));
+            }
+            out.extend(
+                self.sql
+                    .query(
+                        &format!(
+                            "SELECT key, doc_id, n FROM view_rows WHERE idx = ? \
+                             AND (key, doc_id, n) IN (VALUES {marks})"
+                        ),
+                        &params,
+                    )?
+                    .into_iter()
+                    .map(pos_from_row),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Writes block reductions: `(level, start, reduction JSON)`.
+    pub fn put_reductions(&self, tree: i64, blocks: &[(i64, ViewPos, String)]) -> CouchResult<()> {
+        for chunk in blocks.chunks(MAX_BOUND_PARAMS / 6) {
+            let marks = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 6);
+            for (level, p, red) in chunk {
+                params.extend([tree.into(), (*level).into()]);
+                params.extend(pos_params(p));
+                params.push(red.as_str().into());
+            }
+            self.sql.exec(
+                &format!(
+                    "INSERT OR REPLACE INTO reductions (tree, level, key, doc_id, n, red) VALUES {marks}"
+                ),
+                &params,
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn delete_reduction(&self, tree: i64, level: i64, p: &ViewPos) -> CouchResult<()> {
+        let mut params: Vec<Value> = vec![tree.into(), level.into()];
+        params.extend(pos_params(p));
+        self.sql.exec(
+            "DELETE FROM reductions WHERE tree = ? AND level = ? AND key = ? AND doc_id = ? AND n = ?",
+            &params,
+        )?;
+        Ok(())
+    }
+
+    /// The start of the level's block holding `p`: its last block start at
+    /// or before `p` (`before`: strictly before it).
+    pub fn reduction_block_of(
+        &self,
+        tree: i64,
+        level: i64,
+        p: &ViewPos,
+        before: bool,
+    ) -> CouchResult<Option<ViewPos>> {
+        let op = if before { "<" } else { "<=" };
+        let mut params: Vec<Value> = vec![tree.into(), level.into()];
+        params.extend(pos_params(p));
+        Ok(self
+            .sql
+            .query_row(
+                &format!(
+                    "SELECT key, doc_id, n FROM reductions WHERE tree = ? AND level = ? \
+                     AND (key, doc_id, n) {op} (?, ?, ?) ORDER BY key DESC, doc_id DESC, n DESC LIMIT 1"
+                ),
+                &params,
+            )?
+            .map(pos_from_row))
+    }
+
+    /// Up to `limit` block starts and reductions of a level from `from` on
+    /// (`after`: strictly after it).
+    pub fn reductions_from(
+        &self,
+        tree: i64,
+        level: i64,
+        from: &ViewPos,
+        after: bool,
+        limit: u64,
+    ) -> CouchResult<Vec<(ViewPos, String)>> {
+        let op = if after { ">" } else { ">=" };
+        let mut params: Vec<Value> = vec![tree.into(), level.into()];
+        params.extend(pos_params(from));
+        params.push(limit.into());
+        Ok(self
+            .sql
+            .query(
+                &format!(
+                    "SELECT key, doc_id, n, red FROM reductions WHERE tree = ? AND level = ? \
+                     AND (key, doc_id, n) {op} (?, ?, ?) ORDER BY key, doc_id, n LIMIT ?"
+                ),
+                &params,
+            )?
+            .into_iter()
+            .map(|mut r| {
+                let red = text(&mut r, 3);
+                (pos_from_row(r), red)
+            })
+            .collect())
+    }
+
+    /// Up to `limit` rows (positions and value JSON) from `from` on
+    /// (`after`: strictly after it; `None`: from the first).
+    pub fn view_rows_from(
+        &self,
+        idx: i64,
+        from: Option<&ViewPos>,
+        after: bool,
+        limit: u64,
+    ) -> CouchResult<Vec<(ViewPos, String)>> {
+        let mut params: Vec<Value> = vec![idx.into()];
+        let cond = match from {
+            Some(p) => {
+                params.extend(pos_params(p));
+                if after {
+                    " AND (key, doc_id, n) > (?, ?, ?)"
+                } else {
+                    " AND (key, doc_id, n) >= (?, ?, ?)"
+                }
+            }
+            None => "",
+        };
+        params.push(limit.into());
+        Ok(self
+            .sql
+            .query(
+                &format!(
+                    "SELECT key, doc_id, n, value_json FROM view_rows WHERE idx = ?{cond} \
+                     ORDER BY key, doc_id, n LIMIT ?"
+                ),
+                &params,
+            )?
+            .into_iter()
+            .map(|mut r| {
+                let value = text(&mut r, 3);
+                (pos_from_row(r), value)
+            })
+            .collect())
+    }
+
+    /// The first and the last row of a view range in index order (none
+    /// when it is empty), whichever way the range runs.
+    pub fn view_range_ends(
+        &self,
+        idx: i64,
+        range: &ViewRange,
+    ) -> CouchResult<Option<(ViewPos, ViewPos)>> {
+        let flipped = ViewRange {
+            start: range.end.clone(),
+            end: range.start.clone(),
+            descending: !range.descending,
+        };
+        let first = |r: &ViewRange| -> CouchResult<Option<ViewPos>> {
+            Ok(self
+                .view_page(idx, r, None, 0, 1)?
+                .into_iter()
+                .next()
+                .map(|(_, p)| p))
+        };
+        let (a, b) = (first(range)?, first(&flipped)?);
+        let (lo, hi) = if range.descending { (b, a) } else { (a, b) };
+        Ok(lo.zip(hi))
+    }
+}
+
+fn pos_params(p: &ViewPos) -> [Value; 3] {
+    [p.key.clone().into(), p.doc_id.as_str().into(), p.n.into()]
+}
+
+fn pos_from_row(mut r: Row) -> ViewPos {
+    ViewPos {
+        key: std::mem::replace(&mut r[0], Value::Null)
+            .into_bytes()
+            .unwrap_or_default(),
+        doc_id: text(&mut r, 1),
+        n: r[2].as_i64().unwrap_or(0),
+    }
+}
+
 /// One stored view row; `key` and `value` are JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewRow {
@@ -1084,8 +1392,8 @@ pub struct ViewRow {
 }
 
 /// Where a row sits in its index (key, document id, emit number): where
-/// the next page of a scan starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// the next page of a scan starts. Ordered as SQLite orders the index.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ViewPos {
     pub key: Vec<u8>,
     pub doc_id: String,

@@ -397,6 +397,43 @@ impl Builtin {
     }
 }
 
+impl Builtin {
+    /// The reduce's name, as design documents spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Sum => "_sum",
+            Builtin::Count => "_count",
+            Builtin::Stats => "_stats",
+            Builtin::ApproxCountDistinct => "_approx_count_distinct",
+        }
+    }
+
+    /// Whether partial reductions combine to the whole one exactly, so a
+    /// view may keep them (`_approx_count_distinct` would need its sketch).
+    pub fn rereduces(self) -> bool {
+        !matches!(self, Builtin::ApproxCountDistinct)
+    }
+
+    /// Combines partial reductions (each of some rows) into the reduction
+    /// of all their rows.
+    pub fn rereduce(self, parts: &[Value]) -> CouchResult<Value> {
+        match self {
+            Builtin::Count => Ok(json!(parts.iter().filter_map(Value::as_u64).sum::<u64>())),
+            Builtin::Sum => parts
+                .iter()
+                .try_fold(json!(0), |acc, v| sum_values(&acc, v)),
+            Builtin::Stats => {
+                let rows: Vec<(Value, Value)> =
+                    parts.iter().map(|p| (Value::Null, p.clone())).collect();
+                stats(&rows)
+            }
+            Builtin::ApproxCountDistinct => Err(reduce_error(
+                "_approx_count_distinct keeps no partial reductions".into(),
+            )),
+        }
+    }
+}
+
 /// HyperLogLog precision of `_approx_count_distinct`: 2^11 registers, as
 /// CouchDB's `hyper:new(11)` (about 2 % standard error; exact in practice
 /// for small groups, which HLL++ counts sparsely).
