@@ -1031,17 +1031,25 @@ impl<'a> Store<'a> {
 
     /// Rows of `range` after `after` (a previous page's last position), so
     /// that reading a whole range page by page costs one index seek per
-    /// page rather than an ever longer `OFFSET`.
+    /// page rather than an ever longer `OFFSET`; with the page's last
+    /// position.
     pub fn view_scan_after(
         &self,
         idx: i64,
         range: &ViewRange,
         after: Option<&ViewPos>,
         limit: u64,
-    ) -> CouchResult<Vec<(ViewRow, ViewPos)>> {
-        self.view_page(idx, range, after, 0, limit)
+    ) -> CouchResult<(Vec<ViewRow>, Option<ViewPos>)> {
+        let rows = self.view_page(idx, range, after, 0, limit)?;
+        let last = rows.last().map(|(r, n)| ViewPos {
+            key: r.sort_key.clone(),
+            doc_id: r.doc_id.clone(),
+            n: *n,
+        });
+        Ok((rows.into_iter().map(|(r, _)| r).collect(), last))
     }
 
+    /// Rows of a range with their emit numbers.
     fn view_page(
         &self,
         idx: i64,
@@ -1049,7 +1057,7 @@ impl<'a> Store<'a> {
         after: Option<&ViewPos>,
         offset: u64,
         limit: u64,
-    ) -> CouchResult<Vec<(ViewRow, ViewPos)>> {
+    ) -> CouchResult<Vec<(ViewRow, i64)>> {
         let (mut cond, mut params) = range.condition();
         let order = if range.descending { "DESC" } else { "ASC" };
         if let Some(pos) = after {
@@ -1079,12 +1087,7 @@ impl<'a> Store<'a> {
                     key: text(&mut r, 2),
                     value: text(&mut r, 3),
                 };
-                let pos = ViewPos {
-                    key: row.sort_key.clone(),
-                    doc_id: row.doc_id.clone(),
-                    n: r[4].as_i64().unwrap_or(0),
-                };
-                (row, pos)
+                (row, r[4].as_i64().unwrap_or(0))
             })
             .collect())
     }
@@ -1360,7 +1363,11 @@ impl Store<'_> {
                 .view_page(idx, r, None, 0, 1)?
                 .into_iter()
                 .next()
-                .map(|(_, p)| p))
+                .map(|(r, n)| ViewPos {
+                    key: r.sort_key,
+                    doc_id: r.doc_id,
+                    n,
+                }))
         };
         let (a, b) = (first(range)?, first(&flipped)?);
         let (lo, hi) = if range.descending { (b, a) } else { (a, b) };

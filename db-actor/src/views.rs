@@ -54,6 +54,16 @@ impl Reducer {
         }
     }
 
+    /// Which parts of a row the reduce reads: `(keys, values)`.
+    fn reads(&self) -> (bool, bool) {
+        match self {
+            Reducer::Builtin(Builtin::Count) => (false, false),
+            Reducer::Builtin(Builtin::ApproxCountDistinct) => (true, false),
+            Reducer::Builtin(_) => (false, true),
+            Reducer::Js(_) => (true, true),
+        }
+    }
+
     /// Reduces one group's rows: natively, or in JavaScript chunk by chunk
     /// with a final rereduce, as CouchDB's B-tree nodes do.
     fn reduce(&self, rows: Vec<(Value, String, Value)>) -> CouchResult<Value> {
@@ -628,31 +638,50 @@ impl Database<'_> {
             }
             Ok(())
         };
+        let (keys, values) = reducer.reads();
+        // A partition query's rows all start with its prefix.
+        let skip = q
+            .partition
+            .as_deref()
+            .map_or(0, |p| partition::key_prefix(p).len());
+        // A group is identified by the start of its rows' encoded keys (rows
+        // come in that order): the whole key for exact groups, the leading
+        // items for `group_level`, nothing for a single group.
+        let identity = |sort_key: &[u8]| -> usize {
+            match level {
+                GroupLevel::Level(0) => 0,
+                GroupLevel::Exact => sort_key.len(),
+                GroupLevel::Level(n) => {
+                    shared::collate::array_prefix(&sort_key[skip..], n as usize, v.def.raw)
+                        .map_or(sort_key.len(), |len| skip + len)
+                }
+            }
+        };
         for range in Self::ranges(&v.def, q) {
             let mut after = None;
             loop {
-                let page = self
-                    .store
-                    .view_scan_after(idx, &range, after.as_ref(), SCAN_PAGE)?;
+                let (page, last) =
+                    self.store
+                        .view_scan_after(idx, &range, after.as_ref(), SCAN_PAGE)?;
                 let full = page.len() as u64 == SCAN_PAGE;
-                after = page.last().map(|(_, pos)| pos.clone());
-                for (r, _) in page {
-                    let key: Value = serde_json::from_str(&r.key)?;
-                    // A group is identified by its key's collation encoding
-                    // (rows come in that order): the stored one for exact
-                    // groups, none for a single group.
-                    let enc = match level {
-                        GroupLevel::Level(0) => Vec::new(),
-                        GroupLevel::Exact => r.sort_key,
-                        GroupLevel::Level(_) => v.def.encode(&view::group_key(&key, level)),
-                    };
-                    if current.as_ref().is_some_and(|(e, _)| *e != enc) {
+                after = last;
+                for r in page {
+                    let id = &r.sort_key[..identity(&r.sort_key)];
+                    if current.as_ref().is_some_and(|(e, _)| e.as_slice() != id) {
                         flush(&mut current, &mut members)?;
                     }
+                    let parse = |json: &str, wanted: bool| -> CouchResult<Value> {
+                        Ok(if wanted {
+                            serde_json::from_str(json)?
+                        } else {
+                            Value::Null
+                        })
+                    };
                     if current.is_none() {
-                        current = Some((enc, view::group_key(&key, level)));
+                        let key: Value = serde_json::from_str(&r.key)?;
+                        current = Some((id.to_vec(), view::group_key(&key, level)));
                     }
-                    members.push((key, r.doc_id, serde_json::from_str(&r.value)?));
+                    members.push((parse(&r.key, keys)?, r.doc_id, parse(&r.value, values)?));
                 }
                 if !full {
                     break;

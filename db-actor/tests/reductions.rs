@@ -141,6 +141,28 @@ fn check(seed: u64) {
                 );
             }
         }
+        // Grouped, the rows are reduced as read: per key, as the model has it.
+        let (lo, hi) = (rng.below(200), 200 + rng.below(200));
+        let mut want: BTreeMap<i64, i64> = BTreeMap::new();
+        for (k, v) in model.values().flatten() {
+            if (lo..=hi).contains(k) {
+                *want.entry(*k).or_default() += v;
+            }
+        }
+        let want: Vec<Value> = want
+            .into_iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect();
+        let (_, got) = db.json(
+            "GET",
+            &format!("/db/_design/r/_view/sum?group=true&startkey={lo}&endkey={hi}"),
+            None,
+        );
+        assert_eq!(
+            got["rows"],
+            json!(want),
+            "seed {seed} round {round} grouped"
+        );
         // The whole view, too.
         let want = expected(&model, i64::MIN, i64::MAX, true);
         let (_, got) = db.json("GET", "/db/_design/r/_view/sum", None);

@@ -253,6 +253,59 @@ fn encode_into(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// The length of the part of an encoded array key that holds its first `n`
+/// items (the array tag and those items), when it has at least `n`: the
+/// bytes every key of its `group_level=n` group starts with. `None` for a
+/// key that is not an array or is shorter, whose group is the key alone.
+/// `raw`: the key is [`encode_key_raw`]'s.
+pub fn array_prefix(enc: &[u8], n: usize, raw: bool) -> Option<usize> {
+    let array = if raw { RAW_ARRAY } else { TAG_ARRAY };
+    if enc.first() != Some(&array) {
+        return None;
+    }
+    let mut at = 1;
+    for _ in 0..n {
+        if enc.get(at) == Some(&END) {
+            return None;
+        }
+        at = skip_value(enc, at, raw)?;
+    }
+    Some(at)
+}
+
+/// Where the encoded value starting at `at` ends.
+fn skip_value(enc: &[u8], at: usize, raw: bool) -> Option<usize> {
+    let tag = *enc.get(at)?;
+    let (number, string, array, object) = if raw {
+        (RAW_NUMBER, RAW_STRING, RAW_ARRAY, RAW_OBJECT)
+    } else {
+        (TAG_NUMBER, TAG_STRING, TAG_ARRAY, TAG_OBJECT)
+    };
+    match tag {
+        t if t == number => Some(at + 1 + 10),
+        t if t == string => {
+            // Escaped bytes up to the `00 00` terminator (`00 FF` is an
+            // escaped zero byte).
+            let mut i = at + 1;
+            loop {
+                match (enc.get(i)?, enc.get(i + 1)) {
+                    (0, Some(0)) => return Some(i + 2),
+                    (0, _) => i += 2,
+                    _ => i += 1,
+                }
+            }
+        }
+        t if t == array || t == object => {
+            let mut i = at + 1;
+            while *enc.get(i)? != END {
+                i = skip_value(enc, i, raw)?;
+            }
+            Some(i + 1)
+        }
+        _ => Some(at + 1),
+    }
+}
+
 fn encode_raw_into(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Null => out.push(RAW_NULL),
@@ -289,6 +342,36 @@ fn encode_raw_into(v: &Value, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn array_prefixes_are_the_encodings_of_the_leading_items() {
+        let keys = [
+            json!([1, "a\u{0}b", [2, {"x": [null, true]}], "z"]),
+            json!(["é", {"k": "v", "l": [1, 2]}, false, 3.5]),
+            json!([[], {}, "", -1e300]),
+        ];
+        for raw in [false, true] {
+            let enc = |v: &Value| {
+                if raw {
+                    encode_key_raw(v)
+                } else {
+                    encode_key(v)
+                }
+            };
+            for key in &keys {
+                let items = key.as_array().unwrap();
+                for n in 0..=items.len() {
+                    let lead = enc(&Value::Array(items[..n].to_vec()));
+                    let at = array_prefix(&enc(key), n, raw).unwrap();
+                    // The leading items' own encoding, without its END.
+                    assert_eq!(&enc(key)[..at], &lead[..lead.len() - 1], "{key} {n} {raw}");
+                }
+                assert_eq!(array_prefix(&enc(key), items.len() + 1, raw), None);
+            }
+            assert_eq!(array_prefix(&enc(&json!("s")), 1, raw), None);
+            assert_eq!(array_prefix(&enc(&json!({"a": 1})), 1, raw), None);
+        }
+    }
 
     /// Asserts that `values` is strictly increasing under `cmp` and `enc`,
     /// pair by pair and for every pair (so transitivity is checked too).
