@@ -17,11 +17,21 @@ pub enum Index {
 
 impl Index {
     /// The id range the index itself covers.
-    fn span(self) -> (Option<&'static str>, Option<&'static str>) {
+    fn bounds(self) -> (Option<&'static str>, Option<&'static str>) {
         match self {
             Index::All => (None, None),
             Index::Design => (Some("_design/"), Some("_design0")),
             Index::Local => (None, None),
+        }
+    }
+
+    /// The ids the index lists.
+    fn span(self) -> KeyRange {
+        let (lo, hi) = self.bounds();
+        KeyRange {
+            lo: lo.map(|s| (s.to_string(), true)),
+            hi: hi.map(|s| (s.to_string(), false)),
+            empty: false,
         }
     }
 }
@@ -29,7 +39,7 @@ impl Index {
 /// Intersects the query's bounds with the index's span.
 fn id_range(q: &AllDocsQuery, index: Index) -> KeyRange {
     let mut r = KeyRange::from_query(q);
-    let (span_lo, span_hi) = index.span();
+    let (span_lo, span_hi) = index.bounds();
     if let Some(lo) = span_lo {
         if r.lo.as_ref().is_none_or(|(l, _)| l.as_str() < lo) {
             r.lo = Some((lo.to_string(), true));
@@ -44,13 +54,7 @@ fn id_range(q: &AllDocsQuery, index: Index) -> KeyRange {
 }
 
 /// The part of the index before the first row a query returns (for `offset`).
-fn before_range(range: &KeyRange, index: Index, descending: bool) -> KeyRange {
-    let (span_lo, span_hi) = index.span();
-    let span = KeyRange {
-        lo: span_lo.map(|s| (s.to_string(), true)),
-        hi: span_hi.map(|s| (s.to_string(), false)),
-        empty: false,
-    };
+fn before_range(range: &KeyRange, span: KeyRange, descending: bool) -> KeyRange {
     if range.empty {
         return span;
     }
@@ -108,13 +112,20 @@ impl Database<'_> {
                 for (id, rev) in self.store.live_ids(&range, q.descending, q.skip, limit)? {
                     rows.push(self.doc_row(&id, &rev, false, q)?);
                 }
+                // A partition's counts are its own: their cost does not grow
+                // with the other partitions.
+                let (span, total) = match &q.partition {
+                    Some(p) => {
+                        let span = shared::partition::scope_ids(KeyRange::default(), p);
+                        let total = json!(self.store.count_live(&span)?);
+                        (span, total)
+                    }
+                    None => (index.span(), self.total_rows(index, stats.doc_count)?),
+                };
                 let before = self
                     .store
-                    .count_live(&before_range(&range, index, q.descending))?;
-                (
-                    self.total_rows(index, stats.doc_count)?,
-                    json!(before + q.skip),
-                )
+                    .count_live(&before_range(&range, span, q.descending))?;
+                (total, json!(before + q.skip))
             }
         };
         let mut out = Vec::with_capacity(rows.iter().map(|r| r.len() + 2).sum::<usize>() + 64);

@@ -18,7 +18,7 @@
 //! A view gets them on its first reduce query; from then on the index
 //! notes the positions of rows it adds or removes (`reductions_dirty`), and
 //! the next reduce query recomputes the blocks holding them, level by
-//! level, before reading (or rebuilds them all when many changed).
+//! level, before reading (or rebuilds them all when that is cheaper).
 
 use crate::database::Database;
 use crate::store::{ViewPos, ViewRange};
@@ -33,9 +33,12 @@ const FANOUT_BITS: u32 = 4;
 pub const LEVELS: i64 = 6;
 /// Entries read per statement while walking a level.
 const CHUNK: u64 = 64;
-/// Changed rows beyond which rebuilding every block costs less than
-/// recomputing those around each.
-const REBUILD_AFTER: u64 = 256;
+/// Recomputing the blocks around one changed row costs about as much as
+/// rebuilding this many rows' worth of blocks in one pass: more changes
+/// than the rows over this are rebuilt.
+const ROWS_PER_CHANGE: u64 = 32;
+/// Changes recomputed one by one at most; beyond, everything is rebuilt.
+const MOST_CHANGES: u64 = 4_096;
 
 /// A row's height: how many levels' blocks it starts.
 pub fn height(p: &ViewPos) -> i64 {
@@ -114,11 +117,14 @@ impl Database<'_> {
             self.rebuild_tree((idx, tree), b)?;
             return Ok(tree);
         };
-        let dirty = self.store.reduction_dirty(tree, REBUILD_AFTER + 1)?;
+        let dirty = self.store.reduction_dirty(tree, MOST_CHANGES + 1)?;
         if dirty.is_empty() {
             return Ok(tree);
         }
-        if dirty.len() as u64 > REBUILD_AFTER {
+        // The rows, from the level-2 blocks (about one per 256 rows).
+        let rows = self.store.reduction_blocks(tree, 2)? << (2 * FANOUT_BITS);
+        let changes = dirty.len() as u64;
+        if changes > MOST_CHANGES || changes * ROWS_PER_CHANGE > rows {
             self.rebuild_tree((idx, tree), b)?;
             return Ok(tree);
         }

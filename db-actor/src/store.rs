@@ -1222,6 +1222,17 @@ impl Store<'_> {
         Ok(out)
     }
 
+    /// How many blocks a tree has at a level.
+    pub fn reduction_blocks(&self, tree: i64, level: i64) -> CouchResult<u64> {
+        Ok(self
+            .sql
+            .query_i64(
+                "SELECT count(*) FROM reductions WHERE tree = ? AND level = ?",
+                &[tree.into(), level.into()],
+            )?
+            .max(0) as u64)
+    }
+
     /// Writes block reductions: `(level, start, reduction JSON)`.
     pub fn put_reductions(&self, tree: i64, blocks: &[(i64, ViewPos, String)]) -> CouchResult<()> {
         for chunk in blocks.chunks(MAX_BOUND_PARAMS / 6) {

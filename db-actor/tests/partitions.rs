@@ -435,6 +435,23 @@ fn partition_queries_are_scoped_by_path_or_parameter_and_limited() {
         (200, vec!["foo:10", "foo:100", "foo:12"]),
         "{v}"
     );
+    assert_eq!(
+        (&v["total_rows"], &v["offset"]),
+        (&json!(50), &json!(0)),
+        "a partition's own counts"
+    );
+    let v = db
+        .json(
+            "GET",
+            "/pdb/_partition/foo/_all_docs?start_key=%22foo:2%22&limit=1",
+            None,
+        )
+        .1;
+    assert_eq!(
+        (ids(&v), &v["offset"]),
+        (vec!["foo:2"], &json!(6)),
+        "foo:10, foo:100 and foo:12 to foo:18 come before"
+    );
     let (s, v) = db.json("GET", "/pdb/_design/map/_view/some?partition=_x", None);
     assert_eq!((s, v["error"].as_str()), (400, Some("illegal_partition")));
     let plain = Db::new();

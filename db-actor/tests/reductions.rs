@@ -72,13 +72,13 @@ fn check(seed: u64) {
         // Rounds alternate big loads (rebuilt) and a few edits (updated
         // around the changed rows).
         let writes = if round % 3 == 0 {
-            700
+            1400
         } else {
             1 + rng.below(12)
         };
         let mut docs = Vec::new();
         for _ in 0..writes {
-            let id = format!("d{:04}", rng.below(1500));
+            let id = format!("d{:04}", rng.below(3000));
             if revs.contains_key(&id) && model.contains_key(&id) && rng.below(4) == 0 {
                 docs.push(json!({"_id": id, "_rev": revs[&id], "_deleted": true}));
                 model.remove(&id);

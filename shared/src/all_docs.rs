@@ -42,6 +42,9 @@ pub struct AllDocsQuery {
     pub attachments: bool,
     pub att_encoding_info: bool,
     pub update_seq: bool,
+    /// Set by [`crate::partition::scope_all_docs`]: `total_rows` and
+    /// `offset` count the partition's documents only.
+    pub partition: Option<String>,
 }
 
 /// Reads an option from the POST body first, then the query string.
@@ -129,6 +132,7 @@ impl AllDocsQuery {
             attachments: o.bool("attachments", false)?,
             att_encoding_info: o.bool("att_encoding_info", false)?,
             update_seq: o.bool("update_seq", false)?,
+            partition: None,
         })
     }
 }

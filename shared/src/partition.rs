@@ -151,6 +151,7 @@ pub fn query_limit(limit: Option<u64>, max: u64) -> CouchResult<u64> {
 /// Narrows an `_all_docs` query to partition `p`: ranges are cut to the
 /// partition's, and keys of other partitions are left out.
 pub fn scope_all_docs(mut q: AllDocsQuery, p: &str) -> AllDocsQuery {
+    q.partition = Some(p.to_string());
     let (first, after) = id_range(p);
     if let Some(keys) = &mut q.keys {
         keys.retain(|k| k.as_str().is_some_and(|k| k.starts_with(&first)));
