@@ -1301,19 +1301,24 @@ impl Store<'_> {
         let mut params: Vec<Value> = vec![tree.into(), level.into()];
         params.extend(pos_params(from));
         params.push(limit.into());
+        self.positioned(
+            &format!(
+                "SELECT key, doc_id, n, red FROM reductions WHERE tree = ? AND level = ? \
+                 AND (key, doc_id, n) {op} (?, ?, ?) ORDER BY key, doc_id, n LIMIT ?"
+            ),
+            &params,
+        )
+    }
+
+    /// Rows of `(key, doc_id, n, text)`: positions with their text.
+    fn positioned(&self, sql: &str, params: &[Value]) -> CouchResult<Vec<(ViewPos, String)>> {
         Ok(self
             .sql
-            .query(
-                &format!(
-                    "SELECT key, doc_id, n, red FROM reductions WHERE tree = ? AND level = ? \
-                     AND (key, doc_id, n) {op} (?, ?, ?) ORDER BY key, doc_id, n LIMIT ?"
-                ),
-                &params,
-            )?
+            .query(sql, params)?
             .into_iter()
             .map(|mut r| {
-                let red = text(&mut r, 3);
-                (pos_from_row(r), red)
+                let t = text(&mut r, 3);
+                (pos_from_row(r), t)
             })
             .collect())
     }
@@ -1340,21 +1345,13 @@ impl Store<'_> {
             None => "",
         };
         params.push(limit.into());
-        Ok(self
-            .sql
-            .query(
-                &format!(
-                    "SELECT key, doc_id, n, value_json FROM view_rows WHERE idx = ?{cond} \
-                     ORDER BY key, doc_id, n LIMIT ?"
-                ),
-                &params,
-            )?
-            .into_iter()
-            .map(|mut r| {
-                let value = text(&mut r, 3);
-                (pos_from_row(r), value)
-            })
-            .collect())
+        self.positioned(
+            &format!(
+                "SELECT key, doc_id, n, value_json FROM view_rows WHERE idx = ?{cond} \
+                 ORDER BY key, doc_id, n LIMIT ?"
+            ),
+            &params,
+        )
     }
 
     /// The first and the last row of a view range in index order (none
