@@ -64,22 +64,31 @@ fn parse(red: &str) -> CouchResult<Option<Value>> {
     Ok((!v.is_null()).then_some(v))
 }
 
-fn combine(b: Builtin, parts: &[Value]) -> CouchResult<String> {
+/// The reduction (JSON, `null` when empty) of a level's block from what it
+/// holds: row values at level 1, the reductions of the blocks below it
+/// above.
+fn block_reduction(b: Builtin, level: i64, held: &[String]) -> CouchResult<String> {
+    if level == 1 {
+        if held.is_empty() {
+            return Ok("null".into());
+        }
+        let rows = held
+            .iter()
+            .map(|v| Ok((Value::Null, serde_json::from_str(v)?)))
+            .collect::<CouchResult<Vec<_>>>()?;
+        return Ok(b.reduce(&rows)?.to_string());
+    }
+    let parts: Vec<Value> = held
+        .iter()
+        .map(|r| parse(r))
+        .collect::<CouchResult<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     if parts.is_empty() {
         return Ok("null".into());
     }
-    Ok(b.rereduce(parts)?.to_string())
-}
-
-fn reduce_rows(b: Builtin, values: &[String]) -> CouchResult<String> {
-    if values.is_empty() {
-        return Ok("null".into());
-    }
-    let rows = values
-        .iter()
-        .map(|v| Ok((Value::Null, serde_json::from_str(v)?)))
-        .collect::<CouchResult<Vec<_>>>()?;
-    Ok(b.reduce(&rows)?.to_string())
+    Ok(b.rereduce(&parts)?.to_string())
 }
 
 impl Database<'_> {
@@ -172,56 +181,32 @@ impl Database<'_> {
             .reductions_from(tree, level, start, true, 1)?
             .pop()
             .map(|(p, _)| p);
-        let before_next = |p: &ViewPos| next.as_ref().is_none_or(|n| p < n);
-        let red = if level == 1 {
-            let mut values = Vec::new();
-            let mut from = (start != &sentinel()).then(|| start.clone());
-            let mut after = false;
-            loop {
-                let rows = self
-                    .store
-                    .view_rows_from(idx, from.as_ref(), after, CHUNK)?;
-                let full = rows.len() as u64 == CHUNK;
-                let mut done = !full;
-                for (p, v) in rows {
-                    if !before_next(&p) {
-                        done = true;
-                        break;
-                    }
-                    values.push(v);
-                    from = Some(p);
+        // What the block holds, page by page from its start: rows at level
+        // 1 (the sentinel is before every row), the blocks below above it.
+        let mut held = Vec::new();
+        let mut from = start.clone();
+        let mut after = false;
+        'pages: loop {
+            let page = if level == 1 {
+                self.store.view_rows_from(idx, Some(&from), after, CHUNK)?
+            } else {
+                self.store
+                    .reductions_from(tree, level - 1, &from, after, CHUNK)?
+            };
+            let full = page.len() as u64 == CHUNK;
+            for (p, text) in page {
+                if next.as_ref().is_some_and(|n| p >= *n) {
+                    break 'pages;
                 }
-                after = true;
-                if done {
-                    break;
-                }
+                held.push(text);
+                from = p;
             }
-            reduce_rows(b, &values)?
-        } else {
-            let mut parts = Vec::new();
-            let mut from = start.clone();
-            let mut after = false;
-            loop {
-                let blocks = self
-                    .store
-                    .reductions_from(tree, level - 1, &from, after, CHUNK)?;
-                let full = blocks.len() as u64 == CHUNK;
-                let mut done = !full;
-                for (p, red) in blocks {
-                    if !before_next(&p) {
-                        done = true;
-                        break;
-                    }
-                    parts.extend(parse(&red)?);
-                    from = p;
-                }
-                after = true;
-                if done {
-                    break;
-                }
+            if !full {
+                break;
             }
-            combine(b, &parts)?
-        };
+            after = true;
+        }
+        let red = block_reduction(b, level, &held)?;
         self.store
             .put_reductions(tree, &[(level, start.clone(), red)])
     }
@@ -240,15 +225,7 @@ impl Database<'_> {
                      next: ViewPos|
          -> CouchResult<()> {
             let (start, held) = std::mem::replace(&mut open[level], (next, Vec::new()));
-            let red = if level == 0 {
-                reduce_rows(b, &held)?
-            } else {
-                let parts = held
-                    .iter()
-                    .map(|r| parse(r))
-                    .collect::<CouchResult<Vec<_>>>()?;
-                combine(b, &parts.into_iter().flatten().collect::<Vec<_>>())?
-            };
+            let red = block_reduction(b, level as i64 + 1, &held)?;
             if level + 1 < open.len() {
                 open[level + 1].1.push(red.clone());
             }

@@ -952,19 +952,26 @@ impl<'a> Store<'a> {
         if !self.reduction_trees(idx)?.is_empty() {
             self.note_reduction_rows(idx, doc_ids)?;
         }
-        // One statement per 99 documents (the platform's 100 parameters).
+        // Named, as for `mango_rows`.
+        self.exec_per_docs(idx, doc_ids, |marks| {
+            format!("DELETE FROM view_rows INDEXED BY view_rows_by_doc WHERE idx = ? AND doc_id IN ({marks})")
+        })
+    }
+
+    /// Runs a statement on `idx` and documents `doc_ids`, once per 99 of
+    /// them (the platform's 100 parameters): `sql` gets the placeholders
+    /// of one chunk's ids.
+    fn exec_per_docs(
+        &self,
+        idx: i64,
+        doc_ids: &[&str],
+        sql: impl Fn(&str) -> String,
+    ) -> CouchResult<()> {
         for chunk in doc_ids.chunks(MAX_BOUND_PARAMS - 1) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let mut params: Vec<Value> = vec![idx.into()];
             params.extend(chunk.iter().map(|&id| id.into()));
-            self.sql.exec(
-                // Named, as for `mango_rows`.
-                &format!(
-                    "DELETE FROM view_rows INDEXED BY view_rows_by_doc \
-                     WHERE idx = ? AND doc_id IN ({marks})"
-                ),
-                &params,
-            )?;
+            self.sql.exec(&sql(&marks), &params)?;
         }
         Ok(())
     }
@@ -1158,21 +1165,14 @@ impl Store<'_> {
     /// Notes the current rows of documents `doc_ids` as changed, for each
     /// of the view's trees (before their rows go, and after new ones come).
     pub fn note_reduction_rows(&self, idx: i64, doc_ids: &[&str]) -> CouchResult<()> {
-        for chunk in doc_ids.chunks(MAX_BOUND_PARAMS - 1) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut params: Vec<Value> = vec![idx.into()];
-            params.extend(chunk.iter().map(|&id| id.into()));
-            self.sql.exec(
-                &format!(
-                    "INSERT OR IGNORE INTO reductions_dirty (tree, key, doc_id, n) \
-                     SELECT t.id, r.key, r.doc_id, r.n FROM reduction_trees t \
-                     JOIN view_rows r INDEXED BY view_rows_by_doc ON r.idx = t.idx \
-                     WHERE t.idx = ? AND r.doc_id IN ({marks})"
-                ),
-                &params,
-            )?;
-        }
-        Ok(())
+        self.exec_per_docs(idx, doc_ids, |marks| {
+            format!(
+                "INSERT OR IGNORE INTO reductions_dirty (tree, key, doc_id, n) \
+                 SELECT t.id, r.key, r.doc_id, r.n FROM reduction_trees t \
+                 JOIN view_rows r INDEXED BY view_rows_by_doc ON r.idx = t.idx \
+                 WHERE t.idx = ? AND r.doc_id IN ({marks})"
+            )
+        })
     }
 
     /// Up to `limit` changed positions, in index order.

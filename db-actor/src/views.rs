@@ -5,7 +5,7 @@
 
 use crate::database::Database;
 use crate::design::{compile_query, failure, Compiled, Role};
-use crate::js::{Engine, FnId, JsError};
+use crate::js::JsError;
 use crate::store::{DocRecord, ViewBound, ViewRange, ViewRow};
 use serde_json::{json, Map, Value};
 use shared::active_tasks::BuildStep;
@@ -175,10 +175,13 @@ impl MapBatch {
     /// skips it; a sandbox budget running out fails the build.
     fn run(
         &mut self,
-        (engine, f): &(Engine, FnId),
         def: &ViewDef,
+        ddoc: &Value,
         rows: &mut Vec<(i64, ViewRow)>,
     ) -> CouchResult<()> {
+        // Compiled once per isolate (see `compile_query`), not per batch.
+        let compiled = compile_query(&def.map, ddoc, "map")?;
+        let (engine, f) = &*compiled;
         self.json.push(b']');
         let text = std::str::from_utf8(&self.json)
             .map_err(|_| CouchError::new(500, "invalid_json", "a stored body is not UTF-8"))?;
@@ -260,7 +263,6 @@ impl Database<'_> {
     /// a sandbox budget fails the request, leaving the index where its last
     /// batch ended.
     fn update_index(&self, v: &Resolved, idx: i64, mut seq: u64) -> CouchResult<bool> {
-        let mut engine: Option<Compiled> = None;
         let ddoc = Value::Object(v.ddoc.clone());
         // Built from nothing in this call, each document comes once and
         // has no rows to replace.
@@ -290,17 +292,11 @@ impl Database<'_> {
                         continue;
                     }
                     if batch.full() {
-                        if engine.is_none() {
-                            engine = Some(compile_query(&v.def.map, &ddoc, "map")?);
-                        }
-                        batch.run(engine.as_ref().expect("set"), &v.def, &mut rows)?;
+                        batch.run(&v.def, &ddoc, &mut rows)?;
                     }
                 }
                 if !batch.is_empty() {
-                    if engine.is_none() {
-                        engine = Some(compile_query(&v.def.map, &ddoc, "map")?);
-                    }
-                    batch.run(engine.as_ref().expect("set"), &v.def, &mut rows)?;
+                    batch.run(&v.def, &ddoc, &mut rows)?;
                 }
                 if !fresh {
                     let ids: Vec<&str> = recs.iter().map(|(r, _)| r.id.as_str()).collect();
