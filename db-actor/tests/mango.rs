@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Db;
+use common::{found_ids as ids, Db};
 use serde_json::{json, Value};
 use shared::collate::compare;
 use shared::user::UserCtx;
@@ -19,15 +19,6 @@ fn find(db: &Db, q: Value) -> Value {
 fn find_err(db: &Db, q: Value) -> (u16, String) {
     let (s, v) = db.json("POST", "/db/_find", Some(q));
     (s, v["error"].as_str().unwrap_or_default().to_string())
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v["docs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["_id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 fn index(db: &Db, body: Value) -> Value {

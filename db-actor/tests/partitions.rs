@@ -1,7 +1,7 @@
 //! Partitioned databases and shards as CouchDB 3 answers them.
 mod common;
 
-use common::Db;
+use common::{found_ids, Db};
 use serde_json::{json, Value};
 
 fn partitioned() -> Db {
@@ -570,25 +570,17 @@ fn mango_in_a_partitioned_database() {
         assert_eq!(s, 200, "{url} {body}: {v}");
         v
     };
-    let doc_ids = |v: &Value| -> Vec<String> {
-        v["docs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["_id"].as_str().unwrap().to_string())
-            .collect()
-    };
     // No index: the partition's _all_docs, the global one.
     let v = find(
         "/pdb/_partition/foo/_find",
         json!({"selector": {"_id": {"$gt": 0}}, "limit": 20}),
     );
-    assert!(doc_ids(&v).iter().all(|i| i.starts_with("foo:")) && doc_ids(&v).len() == 20);
+    assert!(found_ids(&v).iter().all(|i| i.starts_with("foo:")) && found_ids(&v).len() == 20);
     let v = find(
         "/pdb/_find",
         json!({"selector": {"_id": {"$gt": 0}}, "limit": 20}),
     );
-    assert!(doc_ids(&v).iter().all(|i| i.starts_with("bar:")), "{v}");
+    assert!(found_ids(&v).iter().all(|i| i.starts_with("bar:")), "{v}");
 
     // A default index in a partitioned database is partitioned.
     let (s, v) = db.json(
@@ -603,7 +595,7 @@ fn mango_in_a_partitioned_database() {
     let range = json!({"selector": {"value": {"$gte": 6, "$lt": 16}}, "execution_stats": true});
     let v = find("/pdb/_partition/foo/_find", range.clone());
     assert_eq!(
-        doc_ids(&v),
+        found_ids(&v),
         ["foo:6", "foo:8", "foo:10", "foo:12", "foo:14"]
     );
     assert_eq!(
@@ -625,7 +617,7 @@ fn mango_in_a_partitioned_database() {
         json!({"selector": {"value": {"$gte": 6, "$lt": 16}}}),
     );
     assert_eq!(
-        doc_ids(&v).len(),
+        found_ids(&v).len(),
         10,
         "the global query falls back to _all_docs"
     );
@@ -651,16 +643,16 @@ fn mango_in_a_partitioned_database() {
         find("/pdb/_partition/foo/_find", q)
     };
     let first = page(None);
-    assert_eq!(doc_ids(&first), ["foo:6", "foo:8", "foo:10"]);
+    assert_eq!(found_ids(&first), ["foo:6", "foo:8", "foo:10"]);
     let second = page(Some(&first["bookmark"]));
-    assert_eq!(doc_ids(&second), ["foo:12", "foo:14"]);
+    assert_eq!(found_ids(&second), ["foo:12", "foo:14"]);
 
     // The body's `partition` stands for the path's.
     let v = find(
         "/pdb/_find",
         json!({"selector": {"value": {"$lt": 6}}, "partition": "bar"}),
     );
-    assert_eq!(doc_ids(&v), ["bar:1", "bar:3", "bar:5"]);
+    assert_eq!(found_ids(&v), ["bar:1", "bar:3", "bar:5"]);
     let (s, v) = db.json(
         "POST",
         "/pdb/_partition/foo/_find",
@@ -690,7 +682,7 @@ fn mango_in_a_partitioned_database() {
         "/pdb/_find",
         json!({"selector": {"some": "field"}, "limit": 100}),
     );
-    assert_eq!(doc_ids(&v).len(), 100);
+    assert_eq!(found_ids(&v).len(), 100);
     let ex = find(
         "/pdb/_partition/foo/_explain",
         json!({"selector": {"some": "field"}}),
@@ -700,7 +692,7 @@ fn mango_in_a_partitioned_database() {
         "/pdb/_partition/foo/_find",
         json!({"selector": {"some": "field"}, "limit": 50}),
     );
-    assert!(doc_ids(&v).len() == 50 && doc_ids(&v).iter().all(|i| i.starts_with("foo:")));
+    assert!(found_ids(&v).len() == 50 && found_ids(&v).iter().all(|i| i.starts_with("foo:")));
 
     // Sorting needs an index of the query's kind.
     let (s, v) = db.json(
@@ -732,7 +724,7 @@ fn mango_in_a_partitioned_database() {
         json!({"selector": {"value": {"$gt": 90}}, "sort": [{"value": "desc"}]}),
     );
     assert_eq!(
-        doc_ids(&v),
+        found_ids(&v),
         ["foo:100", "foo:98", "foo:96", "foo:94", "foo:92"]
     );
 

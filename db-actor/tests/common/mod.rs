@@ -129,6 +129,16 @@ impl Db {
     }
 }
 
+/// The ids of a `_find` answer's documents, in order.
+pub fn found_ids(v: &Value) -> Vec<String> {
+    v["docs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The document ids of a `_changes` answer's rows, in order.
 pub fn change_ids(v: &Value) -> Vec<String> {
     v["results"]
