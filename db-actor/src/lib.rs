@@ -19,6 +19,7 @@ pub mod database;
 pub mod design;
 pub mod documents;
 pub mod feed;
+pub mod groups;
 pub mod js;
 pub mod local_docs;
 pub mod mango;

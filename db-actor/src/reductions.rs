@@ -101,7 +101,24 @@ impl Database<'_> {
         b: Builtin,
         range: &ViewRange,
     ) -> CouchResult<Option<Value>> {
-        let tree = self.transact(|| self.current_tree(idx, b))?;
+        let tree = self.current_reductions(idx, b)?;
+        self.reduction_from(idx, tree, b, range)
+    }
+
+    /// The view's stored reductions for `b`, made or brought up to date:
+    /// the tree [`Self::reduction_from`] reads.
+    pub(crate) fn current_reductions(&self, idx: i64, b: Builtin) -> CouchResult<i64> {
+        self.transact(|| self.current_tree(idx, b))
+    }
+
+    /// The reduction of the rows of `range` from `tree`, which is current.
+    pub(crate) fn reduction_from(
+        &self,
+        idx: i64,
+        tree: i64,
+        b: Builtin,
+        range: &ViewRange,
+    ) -> CouchResult<Option<Value>> {
         let Some((first, last)) = self.store.view_range_ends(idx, range)? else {
             return Ok(None);
         };

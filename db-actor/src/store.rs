@@ -1056,15 +1056,45 @@ impl<'a> Store<'a> {
         Ok((rows.into_iter().map(|(r, _)| r).collect(), last))
     }
 
-    /// Rows of a range with their emit numbers.
-    fn view_page(
+    /// The first row of a range, in its direction.
+    pub fn view_first(&self, idx: i64, range: &ViewRange) -> CouchResult<Option<ViewRow>> {
+        Ok(self
+            .view_page(idx, range, None, 0, 1)?
+            .pop()
+            .map(|(r, _)| r))
+    }
+
+    /// How many rows `counted` holds, and the first row of `next` (the
+    /// range after it), in one statement: a grouped reduce's step from one
+    /// group to the next.
+    pub fn view_count_then_first(
         &self,
+        idx: i64,
+        counted: &ViewRange,
+        next: Option<&ViewRange>,
+    ) -> CouchResult<(u64, Option<ViewRow>)> {
+        let (cond, mut params) = counted.condition();
+        params.insert(0, idx.into());
+        let mut sql =
+            format!("SELECT COUNT(*), NULL, NULL, NULL, NULL FROM view_rows WHERE idx = ?{cond}");
+        if let Some(next) = next {
+            let (page, more) = Self::view_page_sql(idx, next, None, 0, 1);
+            sql.push_str(&format!(" UNION ALL SELECT * FROM ({page})"));
+            params.extend(more);
+        }
+        let mut rows = self.sql.query(&sql, &params)?.into_iter();
+        let count = rows.next().and_then(|r| r[0].as_i64()).unwrap_or(0).max(0) as u64;
+        Ok((count, rows.next().map(|r| Self::view_row(r).0)))
+    }
+
+    /// The statement reading a range's rows (after `after`) in order.
+    fn view_page_sql(
         idx: i64,
         range: &ViewRange,
         after: Option<&ViewPos>,
         offset: u64,
         limit: u64,
-    ) -> CouchResult<Vec<(ViewRow, i64)>> {
+    ) -> (String, Vec<Value>) {
         let (mut cond, mut params) = range.condition();
         let order = if range.descending { "DESC" } else { "ASC" };
         if let Some(pos) = after {
@@ -1081,21 +1111,37 @@ impl<'a> Store<'a> {
         params.insert(0, idx.into());
         params.push(limit.min(i64::MAX as u64).into());
         params.push(offset.into());
+        (sql, params)
+    }
+
+    /// A row of [`Self::view_page_sql`]'s, with its emit number.
+    fn view_row(mut r: Row) -> (ViewRow, i64) {
+        let row = ViewRow {
+            sort_key: std::mem::replace(&mut r[0], Value::Null)
+                .into_bytes()
+                .unwrap_or_default(),
+            doc_id: text(&mut r, 1),
+            key: text(&mut r, 2),
+            value: text(&mut r, 3),
+        };
+        (row, r[4].as_i64().unwrap_or(0))
+    }
+
+    /// Rows of a range with their emit numbers.
+    fn view_page(
+        &self,
+        idx: i64,
+        range: &ViewRange,
+        after: Option<&ViewPos>,
+        offset: u64,
+        limit: u64,
+    ) -> CouchResult<Vec<(ViewRow, i64)>> {
+        let (sql, params) = Self::view_page_sql(idx, range, after, offset, limit);
         Ok(self
             .sql
             .query(&sql, &params)?
             .into_iter()
-            .map(|mut r| {
-                let row = ViewRow {
-                    sort_key: std::mem::replace(&mut r[0], Value::Null)
-                        .into_bytes()
-                        .unwrap_or_default(),
-                    doc_id: text(&mut r, 1),
-                    key: text(&mut r, 2),
-                    value: text(&mut r, 3),
-                };
-                (row, r[4].as_i64().unwrap_or(0))
-            })
+            .map(Self::view_row)
             .collect())
     }
 

@@ -621,19 +621,6 @@ impl Database<'_> {
                 }
             }
         }
-        let mut groups: Vec<Value> = Vec::new();
-        let mut current: Option<(Vec<u8>, Value)> = None;
-        let mut members: Vec<(Value, String, Value)> = Vec::new();
-        let mut flush = |current: &mut Option<(Vec<u8>, Value)>,
-                         members: &mut Vec<(Value, String, Value)>|
-         -> CouchResult<()> {
-            let rows = std::mem::take(members);
-            if let Some((_, key)) = current.take() {
-                let value = reducer.reduce(rows)?;
-                groups.push(json!({"key": key, "value": value}));
-            }
-            Ok(())
-        };
         let (keys, values) = reducer.reads();
         // A partition query's rows all start with its prefix.
         let skip = q
@@ -653,7 +640,32 @@ impl Database<'_> {
                 }
             }
         };
-        for range in Self::ranges(&v.def, q) {
+        let want = (q.skip as usize).saturating_add(limit);
+        let mut ranges = Self::ranges(&v.def, q);
+        let mut groups: Vec<Value> = Vec::new();
+        // Large groups are reduced range by range, from counts or stored
+        // reductions; what the walk leaves is scanned row by row.
+        if let (Reducer::Builtin(b), None) = (&reducer, &q.keys) {
+            if b.rereduces() && level != GroupLevel::Level(0) {
+                let walked = self.walk_groups(idx, *b, &ranges[0], level, &identity, want)?;
+                groups = walked.groups;
+                ranges = walked.rest.into_iter().collect();
+            }
+        }
+        let mut current: Option<(Vec<u8>, Value)> = None;
+        let mut members: Vec<(Value, String, Value)> = Vec::new();
+        // Closes the current group; says how many groups there are now.
+        let mut flush = |current: &mut Option<(Vec<u8>, Value)>,
+                         members: &mut Vec<(Value, String, Value)>|
+         -> CouchResult<usize> {
+            let rows = std::mem::take(members);
+            if let Some((_, key)) = current.take() {
+                let value = reducer.reduce(rows)?;
+                groups.push(json!({"key": key, "value": value}));
+            }
+            Ok(groups.len())
+        };
+        'scan: for range in ranges {
             let mut after = None;
             loop {
                 let (page, last) =
@@ -663,8 +675,10 @@ impl Database<'_> {
                 after = last;
                 for r in page {
                     let id = &r.sort_key[..identity(&r.sort_key)];
-                    if current.as_ref().is_some_and(|(e, _)| e.as_slice() != id) {
-                        flush(&mut current, &mut members)?;
+                    if current.as_ref().is_some_and(|(e, _)| e.as_slice() != id)
+                        && flush(&mut current, &mut members)? >= want
+                    {
+                        break 'scan;
                     }
                     let parse = |json: &str, wanted: bool| -> CouchResult<Value> {
                         Ok(if wanted {
