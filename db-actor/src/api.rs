@@ -184,7 +184,7 @@ fn route(
             access.member()?;
             require_json(req)?;
             let body = req.json_object_body()?;
-            let results = db.bulk_docs(&body, &|id, doc| access.before_write(db, id, doc))?;
+            let results = db.bulk_docs(body, &|id, doc| access.before_write(db, id, doc))?;
             updated(Response::json(201, &results))
         }
         ["_bulk_get"] => {

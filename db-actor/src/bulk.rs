@@ -3,11 +3,12 @@
 
 use crate::database::Database;
 use serde_json::{json, Map, Value};
-use shared::doc::{is_local, IncomingDoc};
+use shared::doc::{is_design, is_local, IncomingDoc};
 use shared::doc_read::{OpenRev, ReadOpts};
 use shared::error::{CouchError, CouchResult};
 use shared::rev::Rev;
 use shared::uuids;
+use std::collections::HashSet;
 
 impl Database<'_> {
     /// `POST /db/_bulk_docs`. Malformed documents fail the whole request
@@ -17,13 +18,23 @@ impl Database<'_> {
     /// refusals are reported per document.
     pub fn bulk_docs(
         &self,
-        body: &Map<String, Value>,
+        mut body: Map<String, Value>,
         before_write: &dyn Fn(&str, &mut IncomingDoc) -> CouchResult<()>,
     ) -> CouchResult<Vec<Value>> {
-        let docs = body
-            .get("docs")
-            .and_then(Value::as_array)
-            .ok_or_else(|| CouchError::bad_request("POST body must include `docs` parameter."))?;
+        // The documents are taken out of the body, not copied.
+        let docs = match body.remove("docs") {
+            Some(Value::Array(docs)) => docs,
+            None => {
+                return Err(CouchError::bad_request(
+                    "POST body must include `docs` parameter.",
+                ))
+            }
+            Some(_) => {
+                return Err(CouchError::bad_request(
+                    "`docs` parameter must be an array.",
+                ))
+            }
+        };
         let new_edits = match body.get("new_edits") {
             None => true,
             Some(Value::Bool(b)) => *b,
@@ -36,19 +47,18 @@ impl Database<'_> {
         // A malformed revision is that document's error (CouchDB answers
         // per document); any other malformed document fails the request.
         let mut parsed: Vec<Entry> = docs
-            .iter()
+            .into_iter()
             .map(|d| {
-                if let Some(id) = d.get("_id").and_then(Value::as_str).filter(|i| is_local(i)) {
+                let given_id = d.get("_id").and_then(Value::as_str).map(str::to_string);
+                if let Some(id) = given_id.as_deref().filter(|i| is_local(i)) {
                     shared::doc::validate_id(id)?;
-                    return Ok(Entry::Local(id.to_string(), d.clone()));
+                    return Ok(Entry::Local(id.to_string(), d));
                 }
-                let doc = match IncomingDoc::parse(d.clone()) {
-                    Err(e) if e.reason == CouchError::bad_rev().reason => {
-                        match d.get("_id").and_then(Value::as_str) {
-                            Some(id) => return Ok(Entry::Doc(id.to_string(), Err(e))),
-                            None => return Err(e),
-                        }
-                    }
+                let doc = match IncomingDoc::parse(d) {
+                    Err(e) if e.reason == CouchError::bad_rev().reason => match given_id {
+                        Some(id) => return Ok(Entry::Doc(id, Err(e))),
+                        None => return Err(e),
+                    },
                     doc => doc?,
                 };
                 let id = doc.id.clone().unwrap_or_else(uuids::next);
@@ -56,7 +66,22 @@ impl Database<'_> {
                 Ok(Entry::Doc(id, Ok(Box::new(doc))))
             })
             .collect::<CouchResult<_>>()?;
-        let mut results: Vec<Option<Value>> = self.transact(|| {
+        // Documents written once each, none of them a design document
+        // (whose functions the later ones may need), go out together.
+        let ids: Vec<String> = parsed
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Doc(id, Ok(_)) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let distinct: HashSet<&str> = ids.iter().copied().collect();
+        let together = distinct.len() == ids.len() && !ids.iter().any(|id| is_design(id));
+        let written = self.transact(|| {
+            if together {
+                self.store.buffer_writes(&ids)?;
+            }
             let mut batch = self.begin_writes()?;
             let mut results = Vec::with_capacity(parsed.len());
             for entry in parsed.iter_mut() {
@@ -93,9 +118,12 @@ impl Database<'_> {
                     Err(e) => return Err(e),
                 });
             }
+            self.store.flush_writes()?;
             self.finish_writes(&batch)?;
             Ok(results)
-        })?;
+        });
+        self.store.discard_writes();
+        let mut results: Vec<Option<Value>> = written?;
         // `_local` documents have no history and their own transaction each,
         // as CouchDB writes them apart from the others.
         for (slot, entry) in results.iter_mut().zip(parsed) {

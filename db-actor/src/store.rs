@@ -45,6 +45,8 @@ use shared::error::{CouchError, CouchResult};
 use shared::rev::Rev;
 use shared::rev_tree::RevTree;
 use shared::sql::{Row, Sql, Value, MAX_BOUND_PARAMS, MAX_VALUE_BYTES};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// Bytes per stored body part: below the platform's per-value limit with
 /// room for the row's other columns.
@@ -163,9 +165,28 @@ pub struct Stats {
     pub body_bytes: u64,
 }
 
+/// Upserting a document's row: the columns, then (after the rows) what a
+/// row for an existing id changes.
+const SAVE_DOC: &str = "INSERT INTO docs (id, seq, rev, deleted, tree)";
+const SAVE_DOC_CONFLICT: &str = "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, \
+     rev = excluded.rev, deleted = excluded.deleted, tree = excluded.tree";
+
 /// The storage engine of one database.
 pub struct Store<'a> {
     pub sql: &'a dyn Sql,
+    /// Writes of many documents held back to go out several rows per
+    /// statement (see [`Store::buffer_writes`]); `None` writes at once.
+    pending: RefCell<Option<Pending>>,
+}
+
+/// Documents and bodies waiting for [`Store::flush_writes`], and the
+/// records of the documents about to be written, read ahead together.
+#[derive(Default)]
+struct Pending {
+    /// Every id held back, with its record (`None`: a new document).
+    read_ahead: HashMap<String, Option<DocRecord>>,
+    docs: Vec<DocRecord>,
+    bodies: Vec<(String, String, i64, Vec<u8>)>,
 }
 
 fn text(row: &mut Row, i: usize) -> String {
@@ -206,7 +227,91 @@ fn int(row: &Row, i: usize) -> u64 {
 
 impl<'a> Store<'a> {
     pub fn new(sql: &'a dyn Sql) -> Self {
-        Store { sql }
+        Store {
+            sql,
+            pending: RefCell::new(None),
+        }
+    }
+
+    /// Holds back the writes of the documents `ids` (each written once,
+    /// and read by nothing else before [`Self::flush_writes`]), after
+    /// reading their records ahead, 99 ids per statement: a `_bulk_docs`
+    /// of a thousand documents then takes a few dozen statements, not
+    /// three thousand.
+    pub fn buffer_writes(&self, ids: &[&str]) -> CouchResult<()> {
+        let mut pending = Pending {
+            read_ahead: ids.iter().map(|&id| (id.to_string(), None)).collect(),
+            ..Pending::default()
+        };
+        for chunk in ids.chunks(MAX_BOUND_PARAMS - 1) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let params: Vec<Value> = chunk.iter().map(|&id| id.into()).collect();
+            for row in self.sql.query(
+                &format!("SELECT id, seq, rev, deleted, tree FROM docs WHERE id IN ({marks})"),
+                &params,
+            )? {
+                let rec = Self::record_from_row(row)?;
+                pending.read_ahead.insert(rec.id.clone(), Some(rec));
+            }
+        }
+        *self.pending.borrow_mut() = Some(pending);
+        Ok(())
+    }
+
+    /// Forgets what [`Self::buffer_writes`] held back (its transaction
+    /// failed), and writes at once from then on.
+    pub fn discard_writes(&self) {
+        self.pending.borrow_mut().take();
+    }
+
+    /// Writes what [`Self::buffer_writes`] held back, several rows per
+    /// statement, and writes at once from then on.
+    pub fn flush_writes(&self) -> CouchResult<()> {
+        let Some(p) = self.pending.borrow_mut().take() else {
+            return Ok(());
+        };
+        // A statement's bodies stay well below the platform's limits.
+        const BODY_BATCH_BYTES: usize = 1 << 20;
+        let mut rest = &p.bodies[..];
+        while !rest.is_empty() {
+            let mut n = 0;
+            let mut bytes = 0;
+            while n < rest.len()
+                && n < MAX_BOUND_PARAMS / 4
+                && (n == 0 || bytes + rest[n].3.len() <= BODY_BATCH_BYTES)
+            {
+                bytes += rest[n].3.len();
+                n += 1;
+            }
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let marks = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+            for (id, rev, part, data) in chunk {
+                params.extend([
+                    id.as_str().into(),
+                    rev.as_str().into(),
+                    (*part).into(),
+                    data.clone().into(),
+                ]);
+            }
+            self.sql.exec(
+                &format!("INSERT OR REPLACE INTO bodies (doc_id, rev, part, data) VALUES {marks}"),
+                &params,
+            )?;
+        }
+        for chunk in p.docs.chunks(MAX_BOUND_PARAMS / 5) {
+            let marks = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+            for rec in chunk {
+                params.extend(Self::doc_params(rec));
+            }
+            self.sql.exec(
+                &format!("{SAVE_DOC} VALUES {marks} {SAVE_DOC_CONFLICT}"),
+                &params,
+            )?;
+        }
+        Ok(())
     }
 
     pub fn init_schema(&self) -> CouchResult<()> {
@@ -322,6 +427,14 @@ impl<'a> Store<'a> {
     // --- documents ------------------------------------------------------
 
     pub fn load_doc(&self, id: &str) -> CouchResult<Option<DocRecord>> {
+        if let Some(rec) = self
+            .pending
+            .borrow()
+            .as_ref()
+            .and_then(|p| p.read_ahead.get(id))
+        {
+            return Ok(rec.clone());
+        }
         let row = self.sql.query_row(
             "SELECT id, seq, rev, deleted, tree FROM docs WHERE id = ?",
             &[id.into()],
@@ -341,19 +454,25 @@ impl<'a> Store<'a> {
     }
 
     pub fn save_doc(&self, rec: &DocRecord) -> CouchResult<()> {
+        if let Some(p) = self.pending.borrow_mut().as_mut() {
+            p.docs.push(rec.clone());
+            return Ok(());
+        }
         self.sql.exec(
-            "INSERT INTO docs (id, seq, rev, deleted, tree) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, rev = excluded.rev, \
-             deleted = excluded.deleted, tree = excluded.tree",
-            &[
-                rec.id.as_str().into(),
-                rec.seq.into(),
-                rec.winner.to_string().into(),
-                rec.deleted.into(),
-                rec.tree.to_bytes().into(),
-            ],
+            &format!("{SAVE_DOC} VALUES (?, ?, ?, ?, ?) {SAVE_DOC_CONFLICT}"),
+            &Self::doc_params(rec),
         )?;
         Ok(())
+    }
+
+    fn doc_params(rec: &DocRecord) -> [Value; 5] {
+        [
+            rec.id.as_str().into(),
+            rec.seq.into(),
+            rec.winner.to_string().into(),
+            rec.deleted.into(),
+            rec.tree.to_bytes().into(),
+        ]
     }
 
     /// Removes a document's row (its bodies are the caller's to delete).
@@ -495,6 +614,13 @@ impl<'a> Store<'a> {
 
     pub fn put_body(&self, id: &str, rev: &Rev, body: &[u8]) -> CouchResult<()> {
         let rev = rev.to_string();
+        if let Some(p) = self.pending.borrow_mut().as_mut() {
+            for (i, part) in split_parts(body).into_iter().enumerate() {
+                p.bodies
+                    .push((id.to_string(), rev.clone(), i as i64, part.to_vec()));
+            }
+            return Ok(());
+        }
         for (i, part) in split_parts(body).into_iter().enumerate() {
             self.sql.exec(
                 "INSERT OR REPLACE INTO bodies (doc_id, rev, part, data) VALUES (?, ?, ?, ?)",

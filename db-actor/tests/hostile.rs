@@ -172,3 +172,32 @@ fn bad_view_parameters_are_query_parse_errors() {
         );
     }
 }
+
+#[test]
+fn malformed_bulk_docs_bodies_get_couchdbs_reasons_and_write_nothing() {
+    let db = Db::new();
+    for (body, reason) in [
+        (json!({}), "POST body must include `docs` parameter."),
+        (
+            json!({"docs": {"_id": "a"}}),
+            "`docs` parameter must be an array.",
+        ),
+        (
+            json!({"docs": "a", "new_edits": 3}),
+            "`docs` parameter must be an array.",
+        ),
+        (
+            json!({"docs": [{"_id": "a"}], "new_edits": "no"}),
+            "`new_edits` parameter must be a boolean.",
+        ),
+    ] {
+        let (s, v) = db.json("POST", "/db/_bulk_docs", Some(body.clone()));
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (400, Some("bad_request")),
+            "{body}: {v}"
+        );
+        assert_eq!(v["reason"], reason, "{body}");
+    }
+    assert_eq!(db.json("GET", "/db", None).1["doc_count"], 0);
+}
