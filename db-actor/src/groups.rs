@@ -61,18 +61,13 @@ impl Extent {
         }
     }
 
-    /// Where the next group may start (none: no key can follow).
+    /// Where the next group may start (none: no key can follow): the far
+    /// bound's key, on its other side.
     fn next_start(&self, descending: bool) -> Option<ViewBound> {
-        let bound = |key: Vec<u8>, inclusive| ViewBound {
-            key,
-            doc_id: None,
-            inclusive,
-        };
-        match (self, descending) {
-            (Extent::Key(k), _) => Some(bound(k.clone(), false)),
-            (Extent::Prefix(p), false) => successor(p).map(|s| bound(s, true)),
-            (Extent::Prefix(p), true) => Some(bound(p.clone(), false)),
-        }
+        self.end(descending).map(|b| ViewBound {
+            inclusive: !b.inclusive,
+            ..b
+        })
     }
 }
 
