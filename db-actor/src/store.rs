@@ -186,8 +186,11 @@ struct Pending {
     /// Every id held back, with its record (`None`: a new document).
     read_ahead: HashMap<String, Option<DocRecord>>,
     docs: Vec<DocRecord>,
-    bodies: Vec<(String, String, i64, Vec<u8>)>,
+    bodies: Vec<BodyPart>,
 }
+
+/// A row of `bodies`: document id, revision, part number, bytes.
+type BodyPart = (String, String, i64, Vec<u8>);
 
 fn text(row: &mut Row, i: usize) -> String {
     std::mem::replace(&mut row[i], Value::Null)
@@ -270,42 +273,41 @@ impl<'a> Store<'a> {
         let Some(p) = self.pending.borrow_mut().take() else {
             return Ok(());
         };
-        // A statement's bodies stay well below the platform's limits.
-        const BODY_BATCH_BYTES: usize = 1 << 20;
-        let mut rest = &p.bodies[..];
-        while !rest.is_empty() {
-            let mut n = 0;
+        self.write_bodies(p.bodies)?;
+        self.write_docs(&p.docs)
+    }
+
+    /// Writes body parts, several per statement (all of one statement's
+    /// under 1 MB unless one part alone is bigger).
+    fn write_bodies(&self, parts: Vec<BodyPart>) -> CouchResult<()> {
+        const BATCH_BYTES: usize = 1 << 20;
+        let mut parts = parts.into_iter().peekable();
+        while parts.peek().is_some() {
+            let mut params: Vec<Value> = Vec::new();
             let mut bytes = 0;
-            while n < rest.len()
-                && n < MAX_BOUND_PARAMS / 4
-                && (n == 0 || bytes + rest[n].3.len() <= BODY_BATCH_BYTES)
-            {
-                bytes += rest[n].3.len();
-                n += 1;
+            while let Some(next) = parts.peek() {
+                let full = params.len() + 4 > MAX_BOUND_PARAMS;
+                if full || (!params.is_empty() && bytes + next.3.len() > BATCH_BYTES) {
+                    break;
+                }
+                let (id, rev, part, data) = parts.next().expect("peeked");
+                bytes += data.len();
+                params.extend([id.into(), rev.into(), part.into(), data.into()]);
             }
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
-            let marks = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
-            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
-            for (id, rev, part, data) in chunk {
-                params.extend([
-                    id.as_str().into(),
-                    rev.as_str().into(),
-                    (*part).into(),
-                    data.clone().into(),
-                ]);
-            }
+            let marks = vec!["(?, ?, ?, ?)"; params.len() / 4].join(", ");
             self.sql.exec(
                 &format!("INSERT OR REPLACE INTO bodies (doc_id, rev, part, data) VALUES {marks}"),
                 &params,
             )?;
         }
-        for chunk in p.docs.chunks(MAX_BOUND_PARAMS / 5) {
+        Ok(())
+    }
+
+    /// Upserts document rows, several per statement.
+    fn write_docs(&self, recs: &[DocRecord]) -> CouchResult<()> {
+        for chunk in recs.chunks(MAX_BOUND_PARAMS / 5) {
             let marks = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
-            for rec in chunk {
-                params.extend(Self::doc_params(rec));
-            }
+            let params: Vec<Value> = chunk.iter().flat_map(Self::doc_params).collect();
             self.sql.exec(
                 &format!("{SAVE_DOC} VALUES {marks} {SAVE_DOC_CONFLICT}"),
                 &params,
@@ -458,11 +460,7 @@ impl<'a> Store<'a> {
             p.docs.push(rec.clone());
             return Ok(());
         }
-        self.sql.exec(
-            &format!("{SAVE_DOC} VALUES (?, ?, ?, ?, ?) {SAVE_DOC_CONFLICT}"),
-            &Self::doc_params(rec),
-        )?;
-        Ok(())
+        self.write_docs(std::slice::from_ref(rec))
     }
 
     fn doc_params(rec: &DocRecord) -> [Value; 5] {
@@ -614,25 +612,16 @@ impl<'a> Store<'a> {
 
     pub fn put_body(&self, id: &str, rev: &Rev, body: &[u8]) -> CouchResult<()> {
         let rev = rev.to_string();
+        let parts: Vec<BodyPart> = split_parts(body)
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| (id.to_string(), rev.clone(), i as i64, part.to_vec()))
+            .collect();
         if let Some(p) = self.pending.borrow_mut().as_mut() {
-            for (i, part) in split_parts(body).into_iter().enumerate() {
-                p.bodies
-                    .push((id.to_string(), rev.clone(), i as i64, part.to_vec()));
-            }
+            p.bodies.extend(parts);
             return Ok(());
         }
-        for (i, part) in split_parts(body).into_iter().enumerate() {
-            self.sql.exec(
-                "INSERT OR REPLACE INTO bodies (doc_id, rev, part, data) VALUES (?, ?, ?, ?)",
-                &[
-                    id.into(),
-                    rev.as_str().into(),
-                    (i as i64).into(),
-                    part.to_vec().into(),
-                ],
-            )?;
-        }
-        Ok(())
+        self.write_bodies(parts)
     }
 
     /// A stored body's size in bytes (0 when not kept).

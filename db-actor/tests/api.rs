@@ -694,16 +694,7 @@ fn bulk_docs_written_together_read_back_as_written() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| {
-            c["seq"]
-                .as_str()
-                .unwrap()
-                .split('-')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
+        .map(|c| shared::seq::parse_number(c["seq"].as_str().unwrap()).unwrap())
         .collect();
     assert_eq!(seqs.len(), 156);
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
