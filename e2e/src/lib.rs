@@ -53,7 +53,7 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn capnp_string(s: &str) -> String {
+pub fn capnp_string(s: &str) -> String {
     let escaped: String = s
         .chars()
         .flat_map(|c| match c {

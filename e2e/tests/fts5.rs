@@ -1,7 +1,10 @@
 //! Whether workerd's Durable Object SQLite has FTS5 (#17 builds full-text
 //! search on it): a tiny Worker tries the tokenizers, ranking, highlights
 //! and vocabulary tables a search index needs.
-use e2e::{free_port, repo_root, send, spawn_workerd, terminate, wait_up_path};
+use e2e::{
+    capnp_string, free_port, repo_root, send, spawn_workerd, terminate, wait_up_path,
+    COMPATIBILITY_DATE,
+};
 use serde_json::json;
 use std::time::Duration;
 
@@ -21,18 +24,18 @@ fn durable_object_sqlite_has_fts5() {
         format!(
             r#"using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
-  services = [(name = "probe", worker = .probe), (name = "storage", disk = (path = "{data}", writable = true))],
+  services = [(name = "probe", worker = .probe), (name = "storage", disk = (path = {data}, writable = true))],
   sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "probe")],
 );
 const probe :Workerd.Worker = (
-  compatibilityDate = "2026-04-01",
+  compatibilityDate = "{COMPATIBILITY_DATE}",
   modules = [(name = "worker.js", esModule = embed "worker.js")],
   bindings = [(name = "PROBE", durableObjectNamespace = "Probe")],
   durableObjectNamespaces = [(className = "Probe", uniqueKey = "settee-fts5-probe", enableSql = true)],
   durableObjectStorage = (localDisk = "storage"),
 );
 "#,
-            data = dir.path().join("data").display()
+            data = capnp_string(&dir.path().join("data").display().to_string())
         ),
     )
     .unwrap();
