@@ -192,9 +192,9 @@ fn route(
             access.list("_bulk_get")?;
             require_json(req)?;
             let body = req.json_object_body()?;
-            done(Response::json(
+            done(Response::raw_json(
                 200,
-                &db.bulk_get(&body, &ReadOpts::from_request(req)?)?,
+                db.bulk_get(&body, &ReadOpts::from_request(req)?)?,
             ))
         }
         [op @ ("_revs_diff" | "_missing_revs")] => {

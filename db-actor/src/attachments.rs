@@ -192,6 +192,10 @@ impl Database<'_> {
         if !inline && !opts.att_encoding_info {
             return Ok(body);
         }
+        // Most documents have no attachments: no need to parse them.
+        if memchr::memmem::find(&body, b"\"_attachments\"").is_none() {
+            return Ok(body);
+        }
         let Ok(mut map) = serde_json::from_slice::<Map<String, Value>>(&body) else {
             return Ok(body);
         };

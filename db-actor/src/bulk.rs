@@ -140,61 +140,110 @@ impl Database<'_> {
     }
 
     /// `POST /db/_bulk_get`: each requested document (revision) as
-    /// `{"ok": doc}` or an error, grouped by request entry.
-    pub fn bulk_get(&self, body: &Map<String, Value>, opts: &ReadOpts) -> CouchResult<Value> {
+    /// `{"ok": doc}` or an error, grouped by request entry. The records
+    /// and the bodies asked for are read ahead, many per statement, and
+    /// the answer is assembled from the rendered documents as they are.
+    pub fn bulk_get(&self, body: &Map<String, Value>, opts: &ReadOpts) -> CouchResult<Vec<u8>> {
         let docs = body
             .get("docs")
             .and_then(Value::as_array)
             .ok_or_else(|| CouchError::bad_request("Missing JSON list of 'docs'."))?;
-        let mut results = Vec::with_capacity(docs.len());
-        for d in docs {
+        let ids: Vec<&str> = docs
+            .iter()
+            .filter_map(|d| d.get("id").and_then(Value::as_str))
+            .collect();
+        let _reads = self.store.read_ahead(&ids)?;
+        self.read_ahead_bodies(docs, opts)?;
+        let mut out = br#"{"results":["#.to_vec();
+        for (i, d) in docs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
             let id = d.get("id").and_then(Value::as_str);
             let Some(id) = id else {
-                results.push(json!({"id": null, "docs": [{"error": {
+                let e = json!({"id": null, "docs": [{"error": {
                     "id": null, "rev": null, "error": "illegal_docid", "reason": "Document id must be a string."
-                }}]}));
+                }}]});
+                serde_json::to_writer(&mut out, &e)?;
                 continue;
             };
-            let rev = d.get("rev").map(Rev::from_json).transpose();
-            let mut opts = opts.clone();
-            if let Some(since) = d.get("atts_since") {
-                match Rev::list_from_json(since) {
-                    Ok(revs) => opts.atts_since = Some(revs),
-                    Err(e) => {
-                        results
-                            .push(json!({"id": id, "docs": [error_entry(id, d.get("rev"), &e)]}));
-                        continue;
+            out.extend_from_slice(br#"{"id":"#);
+            serde_json::to_writer(&mut out, id)?;
+            out.extend_from_slice(br#","docs":["#);
+            for (j, entry) in self.bulk_get_entry(id, d, opts).into_iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                match entry {
+                    Ok(json) => {
+                        out.extend_from_slice(br#"{"ok":"#);
+                        out.extend(json);
+                        out.push(b'}');
                     }
+                    Err(e) => serde_json::to_writer(&mut out, &e)?,
                 }
             }
-            let opts = &opts;
-            let entries = match rev {
-                Err(e) => vec![error_entry(id, d.get("rev"), &e)],
-                Ok(rev) => {
-                    let revs = rev.map(|r| vec![r]);
-                    let answer = match &revs {
-                        Some(r) => self.open_revs(id, Some(r), opts),
-                        None => self.winner_only(id, opts),
-                    };
-                    match answer {
-                        Ok(list) => list
-                            .into_iter()
-                            .map(|o| match o {
-                                OpenRev::Ok(json) => json!({"ok": raw(json)}),
-                                OpenRev::Missing(r) => error_entry(
-                                    id,
-                                    Some(&json!(r.to_string())),
-                                    &CouchError::doc_not_found(false),
-                                ),
-                            })
-                            .collect(),
-                        Err(e) => vec![error_entry(id, d.get("rev"), &e)],
-                    }
-                }
-            };
-            results.push(json!({"id": id, "docs": entries}));
+            out.extend_from_slice(b"]}");
         }
-        Ok(json!({ "results": results }))
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
+    /// The answers to one `_bulk_get` entry: rendered documents, or error
+    /// entries.
+    fn bulk_get_entry(&self, id: &str, d: &Value, opts: &ReadOpts) -> Vec<Result<Vec<u8>, Value>> {
+        let mut opts = opts.clone();
+        if let Some(since) = d.get("atts_since") {
+            match Rev::list_from_json(since) {
+                Ok(revs) => opts.atts_since = Some(revs),
+                Err(e) => return vec![Err(error_entry(id, d.get("rev"), &e))],
+            }
+        }
+        let answer = match d.get("rev").map(Rev::from_json).transpose() {
+            Err(e) => Err(e),
+            Ok(Some(rev)) => self.open_revs(id, Some(&[rev]), &opts),
+            Ok(None) => self.winner_only(id, &opts),
+        };
+        match answer {
+            Ok(list) => list
+                .into_iter()
+                .map(|o| match o {
+                    OpenRev::Ok(json) => Ok(json),
+                    OpenRev::Missing(r) => Err(error_entry(
+                        id,
+                        Some(&json!(r.to_string())),
+                        &CouchError::doc_not_found(false),
+                    )),
+                })
+                .collect(),
+            Err(e) => vec![Err(error_entry(id, d.get("rev"), &e))],
+        }
+    }
+
+    /// Reads ahead the bodies a `_bulk_get` will render: the revision
+    /// asked (or the leaves it leads to with `latest`), or the winner.
+    fn read_ahead_bodies(&self, docs: &[Value], opts: &ReadOpts) -> CouchResult<()> {
+        let mut wanted: Vec<(&str, String)> = Vec::new();
+        for d in docs {
+            let Some(id) = d.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some(rec) = self.store.load_doc(id)? else {
+                continue;
+            };
+            match d.get("rev").map(Rev::from_json) {
+                None => wanted.push((id, rec.winner.to_string())),
+                Some(Ok(rev)) if opts.latest => wanted.extend(
+                    rec.tree
+                        .latest(&rev)
+                        .into_iter()
+                        .map(|l| (id, l.rev.to_string())),
+                ),
+                Some(Ok(rev)) => wanted.push((id, rev.to_string())),
+                Some(Err(_)) => {}
+            }
+        }
+        self.store.read_ahead_bodies(wanted)
     }
 
     fn winner_only(&self, id: &str, opts: &ReadOpts) -> CouchResult<Vec<OpenRev>> {
@@ -210,6 +259,8 @@ impl Database<'_> {
     /// which known leaves could be their ancestors.
     pub fn revs_diff(&self, body: &Map<String, Value>) -> CouchResult<Map<String, Value>> {
         self.meta()?;
+        let ids: Vec<&str> = body.keys().map(String::as_str).collect();
+        let _reads = self.store.read_ahead(&ids)?;
         let mut out = Map::new();
         for (id, revs) in body {
             let revs = parse_rev_list(revs)?;
@@ -280,9 +331,4 @@ fn error_entry(id: &str, rev: Option<&Value>, e: &CouchError) -> Value {
         "error": e.error,
         "reason": e.reason,
     }})
-}
-
-/// Embeds already-rendered JSON in a `serde_json::Value`.
-fn raw(json: Vec<u8>) -> Value {
-    serde_json::from_slice(&json).expect("rendered documents are valid JSON")
 }

@@ -177,6 +177,28 @@ pub struct Store<'a> {
     /// Writes of many documents held back to go out several rows per
     /// statement (see [`Store::buffer_writes`]); `None` writes at once.
     pending: RefCell<Option<Pending>>,
+    /// Records and bodies a read-only request of many documents read
+    /// ahead (see [`Store::read_ahead`]); `None` reads each when asked.
+    reads: RefCell<Option<ReadAhead>>,
+}
+
+/// What [`Store::read_ahead`] and [`Store::read_ahead_bodies`] found:
+/// a record per id asked (`None`: no such document), and bodies by
+/// document id and revision, each handed out once.
+#[derive(Default)]
+struct ReadAhead {
+    records: HashMap<String, Option<DocRecord>>,
+    bodies: HashMap<(String, String), Vec<u8>>,
+}
+
+/// Ends a read-ahead when dropped, so an early error cannot leave stale
+/// records behind for a later request.
+pub struct ReadAheadGuard<'s, 'a>(&'s Store<'a>);
+
+impl Drop for ReadAheadGuard<'_, '_> {
+    fn drop(&mut self) {
+        self.0.reads.borrow_mut().take();
+    }
 }
 
 /// Documents and bodies waiting for [`Store::flush_writes`], and the
@@ -233,6 +255,7 @@ impl<'a> Store<'a> {
         Store {
             sql,
             pending: RefCell::new(None),
+            reads: RefCell::new(None),
         }
     }
 
@@ -242,10 +265,18 @@ impl<'a> Store<'a> {
     /// of a thousand documents then takes a few dozen statements, not
     /// three thousand.
     pub fn buffer_writes(&self, ids: &[&str]) -> CouchResult<()> {
-        let mut pending = Pending {
-            read_ahead: ids.iter().map(|&id| (id.to_string(), None)).collect(),
+        let pending = Pending {
+            read_ahead: self.records_of(ids)?,
             ..Pending::default()
         };
+        *self.pending.borrow_mut() = Some(pending);
+        Ok(())
+    }
+
+    /// The records of `ids`, 99 ids per statement (`None`: no document).
+    fn records_of(&self, ids: &[&str]) -> CouchResult<HashMap<String, Option<DocRecord>>> {
+        let mut found: HashMap<String, Option<DocRecord>> =
+            ids.iter().map(|&id| (id.to_string(), None)).collect();
         for chunk in ids.chunks(MAX_BOUND_PARAMS - 1) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let params: Vec<Value> = chunk.iter().map(|&id| id.into()).collect();
@@ -254,10 +285,57 @@ impl<'a> Store<'a> {
                 &params,
             )? {
                 let rec = Self::record_from_row(row)?;
-                pending.read_ahead.insert(rec.id.clone(), Some(rec));
+                found.insert(rec.id.clone(), Some(rec));
             }
         }
-        *self.pending.borrow_mut() = Some(pending);
+        Ok(found)
+    }
+
+    /// Reads the records of `ids` ahead for a request that only reads
+    /// (`_bulk_get`, `_revs_diff`): [`Self::load_doc`] answers from them
+    /// until the guard is dropped. Nothing may be written meanwhile.
+    pub fn read_ahead(&self, ids: &[&str]) -> CouchResult<ReadAheadGuard<'_, 'a>> {
+        let records = self.records_of(ids)?;
+        *self.reads.borrow_mut() = Some(ReadAhead {
+            records,
+            bodies: HashMap::new(),
+        });
+        Ok(ReadAheadGuard(self))
+    }
+
+    /// Within a [`Self::read_ahead`], reads the bodies of these revisions
+    /// (document id, revision), 49 per statement, for [`Self::body`].
+    pub fn read_ahead_bodies(&self, mut wanted: Vec<(&str, String)>) -> CouchResult<()> {
+        // A revision asked twice is read once (its parts would repeat).
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut bodies: HashMap<(String, String), Vec<u8>> = HashMap::new();
+        for chunk in wanted.chunks(MAX_BOUND_PARAMS / 2) {
+            let marks = vec!["(?, ?)"; chunk.len()].join(", ");
+            let params: Vec<Value> = chunk
+                .iter()
+                .flat_map(|(id, rev)| [(*id).into(), rev.as_str().into()])
+                .collect();
+            // Joining the list to the table (not `IN`) lets SQLite look
+            // each pair up by the primary key instead of scanning.
+            for mut row in self.sql.query(
+                &format!(
+                    "SELECT b.doc_id, b.rev, b.data FROM (VALUES {marks}) AS w \
+                     CROSS JOIN bodies b ON b.doc_id = w.column1 AND b.rev = w.column2 \
+                     ORDER BY b.doc_id, b.rev, b.part"
+                ),
+                &params,
+            )? {
+                let key = (text(&mut row, 0), text(&mut row, 1));
+                let data = std::mem::replace(&mut row[2], Value::Null)
+                    .into_bytes()
+                    .unwrap_or_default();
+                bodies.entry(key).or_default().extend(data);
+            }
+        }
+        if let Some(reads) = self.reads.borrow_mut().as_mut() {
+            reads.bodies.extend(bodies);
+        }
         Ok(())
     }
 
@@ -437,6 +515,9 @@ impl<'a> Store<'a> {
         {
             return Ok(rec.clone());
         }
+        if let Some(rec) = self.reads.borrow().as_ref().and_then(|r| r.records.get(id)) {
+            return Ok(rec.clone());
+        }
         let row = self.sql.query_row(
             "SELECT id, seq, rev, deleted, tree FROM docs WHERE id = ?",
             &[id.into()],
@@ -603,6 +684,11 @@ impl<'a> Store<'a> {
     /// The stored body of a revision, if it is still kept (leaves, and
     /// superseded revisions until compaction).
     pub fn body(&self, id: &str, rev: &Rev) -> CouchResult<Option<Vec<u8>>> {
+        if let Some(reads) = self.reads.borrow_mut().as_mut() {
+            if let Some(body) = reads.bodies.remove(&(id.to_string(), rev.to_string())) {
+                return Ok(Some(body));
+            }
+        }
         let rows = self.sql.query(
             "SELECT data FROM bodies WHERE doc_id = ? AND rev = ? ORDER BY part",
             &[id.into(), rev.to_string().into()],

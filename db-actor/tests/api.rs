@@ -713,3 +713,126 @@ fn bulk_docs_written_together_read_back_as_written() {
     assert_eq!(db.json("GET", "/db/r29?rev=1-abc", None).1["i"], 29);
     assert_eq!(db.json("GET", "/db", None).1["doc_count"], 185);
 }
+
+/// A `_bulk_get` bigger than one read-ahead statement, mixing winners,
+/// superseded revisions, `latest` over conflicts, deleted and missing
+/// documents, attachments and repeated entries, answers each entry
+/// exactly as the single-document read of the same revision does.
+#[test]
+fn large_bulk_get_matches_single_reads() {
+    let db = Db::new();
+    let mut entries = Vec::new();
+    for i in 0..130 {
+        let id = format!("d{i:03}");
+        let r1 = db.put(&id, json!({"i": i}));
+        match i % 5 {
+            0 => entries.push(json!({"id": id})),
+            1 => {
+                let r2 = db.put(&id, json!({"_rev": r1, "i": i, "v": 2}));
+                entries.push(json!({"id": id, "rev": r1}));
+                entries.push(json!({"id": id, "rev": r2}));
+            }
+            2 => {
+                // Two leaves on top of r1: `latest` from r1 yields both.
+                let (s, _) = db.json(
+                    "POST",
+                    "/db/_bulk_docs",
+                    Some(json!({"new_edits": false, "docs": [
+                        {"_id": id, "_rev": "2-aaa", "_revisions": {"start": 2, "ids": ["aaa", &r1[2..]]}, "c": 1},
+                        {"_id": id, "_rev": "2-bbb", "_revisions": {"start": 2, "ids": ["bbb", &r1[2..]]}, "c": 2}
+                    ]})),
+                );
+                assert_eq!(s, 201);
+                entries.push(json!({"id": id, "rev": r1}));
+                entries.push(json!({"id": id}));
+            }
+            3 => {
+                let (s, _) = db.json("DELETE", &format!("/db/{id}?rev={r1}"), None);
+                assert_eq!(s, 200);
+                entries.push(json!({"id": id}));
+                entries.push(json!({"id": id, "rev": r1}));
+            }
+            _ => {
+                let r2 = db.put(
+                    &id,
+                    json!({"_rev": r1, "_attachments": {"a.txt": {
+                        "content_type": "text/plain", "data": "aGVsbG8="
+                    }}}),
+                );
+                entries.push(json!({"id": id, "rev": r2}));
+                entries.push(json!({"id": id, "rev": r2}));
+            }
+        }
+    }
+    entries.push(json!({"id": "nope"}));
+    entries.push(json!({"id": "d001", "rev": "7-missing"}));
+    let n = entries.len();
+    assert!(n > 200);
+    let enc = |s: &str| {
+        s.replace('"', "%22")
+            .replace('[', "%5B")
+            .replace(']', "%5D")
+    };
+    for latest in ["&latest=true", ""] {
+        let (s, v) = db.json(
+            "POST",
+            &format!("/db/_bulk_get?revs=true&attachments=true{latest}"),
+            Some(json!({ "docs": entries })),
+        );
+        assert_eq!(s, 200);
+        let results = v["results"].as_array().unwrap();
+        assert_eq!(results.len(), n);
+        for (e, r) in entries.iter().zip(results) {
+            let id = e["id"].as_str().unwrap();
+            assert_eq!(r["id"], id);
+            let single = match e.get("rev") {
+                Some(rev) => {
+                    let qs = format!(
+                        "open_revs={}&revs=true&attachments=true{latest}",
+                        enc(&json!([rev]).to_string())
+                    );
+                    let req = Request::new("GET", &format!("/db/{id}"), &qs)
+                        .with_header("accept", "application/json");
+                    db.request(req).json_body()
+                }
+                None => {
+                    let url = format!("/db/{id}?revs=true&attachments=true");
+                    let (s, d) = db.json("GET", &url, None);
+                    if d["reason"] == "deleted" {
+                        // The winner is a tombstone: it comes back as it is.
+                        let rev = r["docs"][0]["ok"]["_rev"].as_str().unwrap();
+                        let (s, d) = db.json("GET", &format!("{url}&rev={rev}"), None);
+                        assert_eq!((s, &d["_deleted"]), (200, &json!(true)), "{e}");
+                        json!([{ "ok": d }])
+                    } else if s == 200 {
+                        json!([{ "ok": d }])
+                    } else {
+                        json!([d])
+                    }
+                }
+            };
+            match &single {
+                Value::Array(list) if list.iter().all(|x| x.get("ok").is_some()) => {
+                    assert_eq!(r["docs"], single, "{e}")
+                }
+                _ => {
+                    // Not found: an error entry naming the id.
+                    let err = &r["docs"][0]["error"];
+                    assert_eq!(err["id"], id, "{e}: {r}");
+                    assert_eq!(err["error"], "not_found", "{e}: {r}");
+                }
+            }
+        }
+        // With `latest` a conflicted document's first revision yields both
+        // leaves; without, a deleted document's old revision is still read.
+        let d002 = results.iter().find(|r| r["id"] == "d002").unwrap();
+        let d003 = results.iter().filter(|r| r["id"] == "d003").nth(1).unwrap();
+        if latest.is_empty() {
+            assert_eq!(d003["docs"][0]["ok"]["i"], 3);
+            assert_eq!(d002["docs"].as_array().unwrap().len(), 1);
+        } else {
+            assert_eq!(d003["docs"][0]["ok"]["_deleted"], true);
+            assert_eq!(d002["docs"].as_array().unwrap().len(), 2);
+        }
+    }
+}

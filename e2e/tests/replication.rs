@@ -477,15 +477,19 @@ fn a_job_survives_sigkill_and_resumes_from_its_checkpoint() {
                      "checkpoint_interval": 1000}),
         ),
     );
-    // The whole copy takes ~10 s here: kill workerd a few seconds in.
-    std::thread::sleep(Duration::from_secs(4));
-    let at_kill = scheduler_doc(&s, "big");
-    let through = |d: &Value| -> u64 {
-        d["info"]["through_seq"]
+    // The whole copy takes a few seconds here: kill workerd as soon as
+    // the job has stored its first checkpoint (a fixed sleep raced it).
+    let seq_of = |d: &Value, field: &str| -> u64 {
+        d["info"][field]
             .as_str()
             .and_then(|q| q.split('-').next()?.parse().ok())
             .unwrap_or(0)
     };
+    let through = |d: &Value| seq_of(d, "through_seq");
+    wait_for(60, "a first checkpoint", || {
+        seq_of(&scheduler_doc(&s, "big"), "checkpointed_source_seq") > 0
+    });
+    let at_kill = scheduler_doc(&s, "big");
     assert_eq!(at_kill["state"], "running", "{at_kill}");
     assert!(
         through(&at_kill) < N as u64,
