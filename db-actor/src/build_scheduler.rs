@@ -113,7 +113,7 @@ impl BuildScheduler {
     pub async fn round(&self, host: &impl BuildHost, db: &Database<'_>) -> Result<(), String> {
         self.armed.set(false);
         let wanted = self.wanted.take();
-        let name = db.meta().map(|m| m.name).unwrap_or_default();
+        let name = db.meta().map(|m| m.name.clone()).unwrap_or_default();
         let round = db.refresh_views(&wanted).unwrap_or_else(|e| {
             tracing::error!("view update in {name} failed: {}", e.reason);
             Refresh::default()

@@ -14,15 +14,16 @@ use shared::seq;
 use shared::sql::{in_transaction, Sql};
 use shared::user::UserCtx;
 use std::cell::RefCell;
+use std::rc::Rc;
 
 /// The engine of one database: CouchDB semantics over a [`Store`].
 pub struct Database<'a> {
     pub store: Store<'a>,
     pub limits: Limits,
     /// `meta` as last read, for this request only...
-    local: RefCell<Option<DbMeta>>,
+    local: RefCell<Option<Rc<DbMeta>>>,
     /// ...or shared across requests by the actor, which sees every write.
-    shared: Option<&'a RefCell<Option<DbMeta>>>,
+    shared: Option<&'a RefCell<Option<Rc<DbMeta>>>>,
     /// The R2 bucket for large attachment contents, when one is bound.
     pub remote: Option<&'a RemoteBlobs>,
     /// A reader from whom documents' credentials are hidden (`_replicator`
@@ -72,12 +73,12 @@ impl<'a> Database<'a> {
 
     /// Keeps `meta` in `cache` across requests. Only for the one actor
     /// that owns the storage: every change of `meta` goes through it.
-    pub fn with_cache(mut self, cache: &'a RefCell<Option<DbMeta>>) -> Self {
+    pub fn with_cache(mut self, cache: &'a RefCell<Option<Rc<DbMeta>>>) -> Self {
         self.shared = Some(cache);
         self
     }
 
-    fn cache(&self) -> &RefCell<Option<DbMeta>> {
+    fn cache(&self) -> &RefCell<Option<Rc<DbMeta>>> {
         self.shared.unwrap_or(&self.local)
     }
 
@@ -87,11 +88,16 @@ impl<'a> Database<'a> {
 
     /// Runs `f` as one transaction: it applies fully or leaves no trace.
     pub fn transact<T>(&self, f: impl FnOnce() -> CouchResult<T>) -> CouchResult<T> {
-        in_transaction(self.store.sql, f)
+        let done = in_transaction(self.store.sql, f);
+        if done.is_err() {
+            // What was read inside may describe writes now undone.
+            self.store.forget_design_seq();
+        }
+        done
     }
 
     /// The database's identity and settings, or 404 if it does not exist.
-    pub fn meta(&self) -> CouchResult<DbMeta> {
+    pub fn meta(&self) -> CouchResult<Rc<DbMeta>> {
         if let Some(m) = self.cache().borrow().as_ref() {
             return Ok(m.clone());
         }
@@ -128,6 +134,7 @@ impl<'a> Database<'a> {
         if !found {
             return Err(CouchError::db_not_found());
         }
+        let meta = Rc::new(meta);
         self.cache().replace(Some(meta.clone()));
         Ok(meta)
     }
@@ -201,7 +208,7 @@ impl<'a> Database<'a> {
 
     /// What every `/db/_partition/{p}/...` request needs: a partitioned
     /// database and a valid partition name.
-    pub fn check_partition(&self, p: &str) -> CouchResult<DbMeta> {
+    pub fn check_partition(&self, p: &str) -> CouchResult<Rc<DbMeta>> {
         let meta = self.meta()?;
         if !meta.partitioned {
             return Err(CouchError::bad_request("database is not partitioned"));
@@ -309,7 +316,7 @@ impl<'a> Database<'a> {
     }
 
     pub fn security(&self) -> CouchResult<Value> {
-        Ok(self.meta()?.security)
+        Ok(self.meta()?.security.clone())
     }
 
     /// `PUT /db/_security`: `admins` and `members`, each with `names` and

@@ -12,10 +12,11 @@ use shared::error::{CouchError, CouchResult};
 use shared::rev::Rev;
 use shared::rev_tree::{path_from_revisions, RevTree};
 use std::collections::HashSet;
+use std::rc::Rc;
 
 /// State carried through the writes of one transaction.
 pub struct WriteBatch {
-    pub meta: DbMeta,
+    pub meta: Rc<DbMeta>,
     pub stats: Stats,
 }
 

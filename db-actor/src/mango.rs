@@ -300,7 +300,7 @@ impl Database<'_> {
         partition: Option<&str>,
     ) -> CouchResult<Value> {
         let (q, _, p) = self.planned(body, partition)?;
-        let name = self.meta()?.name;
+        let name = self.meta()?.name.clone();
         let direction = if p.descending { "rev" } else { "fwd" };
         let (start_key, end_key) = match &p.access {
             Access::Json(_, b) => (json!(b.start_key), json!(b.end_key)),

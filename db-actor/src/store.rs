@@ -45,7 +45,8 @@ use shared::error::{CouchError, CouchResult};
 use shared::rev::Rev;
 use shared::rev_tree::RevTree;
 use shared::sql::{Row, Sql, Value, MAX_BOUND_PARAMS, MAX_VALUE_BYTES};
-use std::cell::RefCell;
+use shared::doc::is_design;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 /// Bytes per stored body part: below the platform's per-value limit with
@@ -180,6 +181,10 @@ pub struct Store<'a> {
     /// Records and bodies a read-only request of many documents read
     /// ahead (see [`Store::read_ahead`]); `None` reads each when asked.
     reads: RefCell<Option<ReadAhead>>,
+    /// [`Store::design_seq`] as last read: asked once per document of a
+    /// bulk write (by `validate_doc_update`), it changes only when a
+    /// design document is written.
+    design_seq: Cell<Option<u64>>,
 }
 
 /// What [`Store::read_ahead`] and [`Store::read_ahead_bodies`] found:
@@ -256,6 +261,7 @@ impl<'a> Store<'a> {
             sql,
             pending: RefCell::new(None),
             reads: RefCell::new(None),
+            design_seq: Cell::new(None),
         }
     }
 
@@ -404,6 +410,7 @@ impl<'a> Store<'a> {
     /// Drops and recreates every table: the database is gone and a
     /// recreation starts empty.
     pub fn wipe(&self) -> CouchResult<()> {
+        self.forget_design_seq();
         for t in TABLES {
             self.sql.exec(&format!("DROP TABLE IF EXISTS {t}"), &[])?;
         }
@@ -468,11 +475,28 @@ impl<'a> Store<'a> {
     /// The last sequence at which any design document changed (0 if none
     /// ever existed): what caches of design documents are keyed by.
     pub fn design_seq(&self) -> CouchResult<u64> {
+        if let Some(seq) = self.design_seq.get() {
+            return Ok(seq);
+        }
         let row = self.sql.query_row(
             "SELECT COALESCE(MAX(seq), 0) FROM docs WHERE id >= '_design/' AND id < '_design0'",
             &[],
         )?;
-        Ok(row.map_or(0, |r| int(&r, 0)))
+        let seq = row.map_or(0, |r| int(&r, 0));
+        self.design_seq.set(Some(seq));
+        Ok(seq)
+    }
+
+    /// Forgets the remembered [`Self::design_seq`]: a design document
+    /// changed, or a transaction that may have changed one rolled back.
+    pub fn forget_design_seq(&self) {
+        self.design_seq.set(None);
+    }
+
+    fn touched(&self, id: &str) {
+        if is_design(id) {
+            self.forget_design_seq();
+        }
     }
 
     pub fn stats(&self) -> CouchResult<Stats> {
@@ -537,6 +561,7 @@ impl<'a> Store<'a> {
     }
 
     pub fn save_doc(&self, rec: &DocRecord) -> CouchResult<()> {
+        self.touched(&rec.id);
         if let Some(p) = self.pending.borrow_mut().as_mut() {
             p.docs.push(rec.clone());
             return Ok(());
@@ -556,6 +581,7 @@ impl<'a> Store<'a> {
 
     /// Removes a document's row (its bodies are the caller's to delete).
     pub fn delete_doc(&self, id: &str) -> CouchResult<()> {
+        self.touched(id);
         self.sql
             .exec("DELETE FROM docs WHERE id = ?", &[id.into()])?;
         Ok(())

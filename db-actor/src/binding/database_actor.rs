@@ -37,7 +37,7 @@ struct Inner {
     sql: DoSql,
     /// The database's meta, kept between requests (this actor makes every
     /// change to it).
-    meta: RefCell<Option<DbMeta>>,
+    meta: RefCell<Option<std::rc::Rc<DbMeta>>>,
     env: Env,
     limits: Limits,
     users: UsersConfig,
