@@ -74,6 +74,8 @@ const PARAMS = {
   // over 100,000 docs (under Node's fetch limit of 5 minutes for headers).
   viewBuildTimeoutMs: 290_000,
   startTimeoutMs: 30_000,
+  // Databases whose first request after a restart is timed.
+  coldDbs: QUICK ? 3 : 10,
   // The whole run, servers' start-up included.
   overallTimeoutMs: 60 * 60_000,
 };
@@ -271,11 +273,10 @@ function spawnLogged(cmd, args, dir, opts = {}) {
 }
 
 /** Settee: the built bundle on workerd, configured as e2e/src/lib.rs does. */
-async function startSettee(workerd, bundle) {
-  const dir = tempDir("settee");
+async function startSettee(workerd, bundle, dir = tempDir("settee")) {
   const port = await freePort();
   const data = path.join(dir, "data");
-  fs.mkdirSync(data);
+  fs.mkdirSync(data, { recursive: true });
   for (const [f, bytes] of Object.entries(bundle.files)) fs.writeFileSync(path.join(dir, f), bytes);
   const classes = ["DbActor", "CatalogActor", "ReplicatorActor"];
   const bindings = [
@@ -336,8 +337,7 @@ const settee :Workerd.Worker = (
  * basic auth on every request) and log level "warning": by default it logs
  * every request to a file, which Settee does not do.
  */
-async function startPouch() {
-  const dir = tempDir("pouchdb");
+async function startPouch(dir = tempDir("pouchdb")) {
   const port = await freePort();
   const config = {
     admins: { [ADMIN]: PASSWORD }, // hashed by pouchdb-server at start-up
@@ -458,7 +458,9 @@ async function wrk(server, mode, prefix, arg) {
     });
   // The warm-up PUTs use their own ids, so the measured run's are all new.
   await once(PARAMS.wrk.warmupSeconds, mode === "put" ? "warm" : arg);
+  const cpuBefore = processTicks(server.child.pid);
   const r = await once(PARAMS.wrk.seconds, arg);
+  const cpuTicksUsed = processTicks(server.child.pid) - cpuBefore;
   const ok = Object.entries(r.statuses)
     .filter(([code]) => code.startsWith("2"))
     .reduce((n, [, c]) => n + c, 0);
@@ -472,6 +474,8 @@ async function wrk(server, mode, prefix, arg) {
     errors: e,
     p50ms: r.latency_us.p50 / 1000,
     p99ms: r.latency_us.p99 / 1000,
+    // The server process's CPU time (all its threads) per request answered.
+    cpuMsPerReq: (1000 * cpuTicksUsed) / CLK_TCK / Math.max(1, r.requests),
   };
 }
 
@@ -619,6 +623,47 @@ async function partitionScenarios(server) {
     checkBulk(server, await call(server, "POST", `/${PART_DB}/_bulk_docs`, { docs }), docs.length);
   }
   return { ...alone, ...(await pass("Beside")) };
+}
+
+/**
+ * Cold starts: `coldDbs` databases of one document each are written, the
+ * server is stopped and started again on the same data, and each
+ * database's first GET is timed (for Settee its Durable Object is not
+ * loaded yet; for PouchDB Server its LevelDB is not open), then a second
+ * GET of it as the warm control. The restart (process start until the
+ * first answer, polled every 100 ms) is reported too.
+ */
+async function coldStartScenarios(start) {
+  let server = await start();
+  for (let i = 0; i < PARAMS.coldDbs; i++) {
+    await call(server, "PUT", `/bench-cold-${i}`);
+    await call(server, "PUT", `/bench-cold-${i}/doc`, smallDoc("doc", i));
+  }
+  const dir = server.dir;
+  await server.stop(true);
+  const t0 = performance.now();
+  server = await start(dir);
+  const restartMs = performance.now() - t0;
+  const first = [];
+  const warm = [];
+  try {
+    for (let i = 0; i < PARAMS.coldDbs; i++) {
+      for (const times of [first, warm]) {
+        const t = performance.now();
+        const doc = await call(server, "GET", `/bench-cold-${i}/doc`);
+        times.push(performance.now() - t);
+        if (doc.n !== i) fail(`${server.name}: bench-cold-${i}/doc came back as ${JSON.stringify(doc)}`);
+      }
+    }
+  } finally {
+    await server.stop();
+  }
+  const summary = (xs) => ({ ms: median(xs), maxMs: Math.max(...xs) });
+  return {
+    coldRestart: summary([restartMs]),
+    coldFirstGet: summary(first),
+    coldWarmGet: summary(warm),
+  };
 }
 
 const ATT_DB = "bench-att";
@@ -957,6 +1002,13 @@ function cpuTicks() {
   return { machine, ours, at: performance.now() };
 }
 
+/** CPU time (in ticks, user + system) used so far by the process `pid`. */
+function processTicks(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3
+  return Number(f[11]) + Number(f[12]);
+}
+
 /** Other processes' CPU use since `before`, in % of one core. */
 function foreignCpu(before) {
   const now = cpuTicks();
@@ -1000,6 +1052,7 @@ function aggregate(rounds) {
     }
     if (rs[0].maxMs !== undefined) agg.maxMs = Math.max(...rs.map((r) => r.maxMs));
     if (rs[0].ms !== undefined) agg.ms = median(rs.map((r) => r.ms));
+    if (rs[0].cpuMsPerReq !== undefined) agg.cpuMsPerReq = median(rs.map((r) => r.cpuMsPerReq));
     if (rs[0].examined !== undefined) agg.examined = median(rs.map((r) => r.examined));
     out[key] = agg;
   }
@@ -1055,6 +1108,16 @@ function report(settee, pouch, ceiling, info, rep) {
         ].map(([name, a, b]) => `| ${name} | ${ms(a)} | ${ms(b)} | ${ratio(b.ms, a.ms)} |`),
       ]
     : [];
+  const cpu = (r) => (r ? r.cpuMsPerReq.toFixed(2) : "–");
+  const costs = [
+    `| Cold start and CPU cost, ms (slowest in brackets) | Settee | PouchDB Server | Ceiling |`,
+    "| --- | ---: | ---: | ---: |",
+    `| restart on existing data until the first answer | ${ms(settee.coldRestart)} | ${ms(pouch.coldRestart)} | – |`,
+    `| first GET of a database not loaded yet (median of ${PARAMS.coldDbs}) | ${ms(settee.coldFirstGet)} | ${ms(pouch.coldFirstGet)} | – |`,
+    `| the same GET again (warm) | ${ms(settee.coldWarmGet)} | ${ms(pouch.coldWarmGet)} | – |`,
+    `| server CPU per single-doc PUT (wrk) | ${cpu(settee.put)} | ${cpu(pouch.put)} | ${cpu(ceiling.put)} |`,
+    `| server CPU per single-doc GET (wrk) | ${cpu(settee.get)} | ${cpu(pouch.get)} | ${cpu(ceiling.get)} |`,
+  ];
   const perRound = [
     "| Scenario, each round | Settee | PouchDB Server | Ceiling |",
     "| --- | --- | --- | --- |",
@@ -1099,7 +1162,7 @@ function report(settee, pouch, ceiling, info, rep) {
     `Versions: ${info.workerd}; pouchdb-server ${info.pouchdbServer}; ${info.wrk}; Node ${info.node}. ` +
       `CPU: ${info.cpu}. Settee bundle: ${info.bundle}.`,
   ];
-  return [...main, "", ...replication, "", ...partitions, "", ...perRound, "", ...detail, "", ...setup].join("\n");
+  return [...main, "", ...replication, "", ...partitions, "", ...costs, "", ...perRound, "", ...detail, "", ...setup].join("\n");
 }
 
 // ---------------------------------------------------------------- main
@@ -1116,8 +1179,8 @@ async function main() {
 
   const servers = [
     ["Ceiling", () => startCeiling(workerd), ceilingScenarios],
-    ["Settee", () => startSettee(workerd, bundle), couchScenarios],
-    ["PouchDB Server", () => startPouch(), couchScenarios],
+    ["Settee", (dir) => startSettee(workerd, bundle, dir), couchScenarios],
+    ["PouchDB Server", (dir) => startPouch(dir), couchScenarios],
   ];
   const results = Object.fromEntries(servers.map(([name]) => [name, []]));
   for (let round = 1; round <= PARAMS.rounds; round++) {
@@ -1127,6 +1190,10 @@ async function main() {
       const server = await start();
       results[name].push(await scenarios(server));
       await server.stop();
+      if (name !== "Ceiling") {
+        log(`${name}: cold starts of ${PARAMS.coldDbs} databases after a restart`);
+        Object.assign(results[name].at(-1), await coldStartScenarios(start));
+      }
       const pct = foreignCpu(before);
       info.foreignCpu.push({ round, server: name, pct });
       if (pct > 10) log(`warning: other processes used ${pct.toFixed(0)}% of a core during ${name}`);

@@ -57,22 +57,14 @@ impl<B: Bucket, H: BuildHost> Actor<'_, B, H> {
         }
         let before = self.bucket.and_then(|_| (self.open)().meta().ok());
         let reads = matches!(req.method.as_str(), "GET" | "HEAD");
-        let seq = || {
-            (self.open)()
-                .store
-                .stats()
-                .map(|s| s.update_seq)
-                .unwrap_or(0)
-        };
-        let seq_before = (!reads).then(seq);
-        let mut outcome = self.run(req).await?;
+        let (mut outcome, mut written) = self.run(req).await?;
         if let Some(sync) = self.bucket {
             for _ in 0..BUCKET_ROUNDS {
                 // Writes never read contents.
                 if outcome.event.is_some() || !sync.fetch_wanted(&(self.open)()).await? {
                     break;
                 }
-                outcome = self.run(req).await?;
+                (outcome, written) = self.run(req).await?;
             }
             let deleted = matches!(outcome.event, Some(DbEvent::Deleted))
                 .then_some(before)
@@ -95,8 +87,8 @@ impl<B: Bucket, H: BuildHost> Actor<'_, B, H> {
         if outcome.event.is_some() && name == REPLICATOR_DB {
             around.replicator_changed().await;
         }
-        let writes = match (seq_before, outcome.event) {
-            (Some(before), Some(DbEvent::Updated)) => seq().saturating_sub(before),
+        let writes = match outcome.event {
+            Some(DbEvent::Updated) => written,
             _ => 0,
         };
         around.counted(&name, u64::from(reads), writes);
@@ -104,8 +96,9 @@ impl<B: Bucket, H: BuildHost> Actor<'_, B, H> {
     }
 
     /// Runs the engine, and again after each build round it waits for (on
-    /// a rerun its own build budget is small: the alarm builds).
-    async fn run(&self, req: &Request) -> Result<Outcome, String> {
+    /// a rerun its own build budget is small: the alarm builds). With the
+    /// outcome comes how far the run moved the update sequence.
+    async fn run(&self, req: &Request) -> Result<(Outcome, u64), String> {
         self.builds
             .answer(self.host, |rerun| {
                 let db = (self.open)();
@@ -115,7 +108,7 @@ impl<B: Bucket, H: BuildHost> Actor<'_, B, H> {
                 let instance = || shared::uuids::next()[24..].to_string();
                 let outcome = api::handle(&db, req, &instance, self.users);
                 let (awaited, lazy) = db.builds.take();
-                (outcome, awaited, lazy)
+                ((outcome, db.seq_advanced()), awaited, lazy)
             })
             .await
     }

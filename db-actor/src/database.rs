@@ -13,7 +13,7 @@ use shared::security::Security;
 use shared::seq;
 use shared::sql::{in_transaction, Sql};
 use shared::user::UserCtx;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// The engine of one database: CouchDB semantics over a [`Store`].
@@ -32,6 +32,10 @@ pub struct Database<'a> {
     /// This invocation's budget for view index building, and the views it
     /// left for the actor's alarm.
     pub builds: Builds,
+    /// How far committed transactions moved the update sequence, and how
+    /// far the one still open has (for the node's write counts).
+    seq_advanced: Cell<u64>,
+    seq_advancing: Cell<u64>,
 }
 
 /// What identifies a database incarnation, read from `meta`.
@@ -62,6 +66,8 @@ impl<'a> Database<'a> {
             remote: None,
             redact_for: RefCell::new(None),
             builds: Builds::new(limits.view_build_batch),
+            seq_advanced: Cell::new(0),
+            seq_advancing: Cell::new(0),
         }
     }
 
@@ -89,11 +95,24 @@ impl<'a> Database<'a> {
     /// Runs `f` as one transaction: it applies fully or leaves no trace.
     pub fn transact<T>(&self, f: impl FnOnce() -> CouchResult<T>) -> CouchResult<T> {
         let done = in_transaction(self.store.sql, f);
-        if done.is_err() {
+        let advanced = self.seq_advancing.take();
+        if done.is_ok() {
+            self.seq_advanced.set(self.seq_advanced.get() + advanced);
+        } else {
             // What was read inside may describe writes now undone.
             self.store.forget_design_seq();
         }
         done
+    }
+
+    /// Counts a transaction's sequence advance, once it commits.
+    pub(crate) fn note_seq_advance(&self, n: u64) {
+        self.seq_advancing.set(self.seq_advancing.get() + n);
+    }
+
+    /// How many updates this database's committed transactions made.
+    pub fn seq_advanced(&self) -> u64 {
+        self.seq_advanced.get()
     }
 
     /// The database's identity and settings, or 404 if it does not exist.

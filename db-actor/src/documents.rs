@@ -18,6 +18,8 @@ use std::rc::Rc;
 pub struct WriteBatch {
     pub meta: Rc<DbMeta>,
     pub stats: Stats,
+    /// The update sequence when the batch began.
+    first_seq: u64,
 }
 
 impl Database<'_> {
@@ -40,14 +42,19 @@ impl Database<'_> {
 
     /// Starts a write transaction's state.
     pub fn begin_writes(&self) -> CouchResult<WriteBatch> {
+        let stats = self.store.stats()?;
         Ok(WriteBatch {
             meta: self.meta()?,
-            stats: self.store.stats()?,
+            first_seq: stats.update_seq,
+            stats,
         })
     }
 
+    /// Ends a transaction's writes (call it inside the transaction).
     pub fn finish_writes(&self, batch: &WriteBatch) -> CouchResult<()> {
-        self.store.save_stats(&batch.stats)
+        self.store.save_stats(&batch.stats)?;
+        self.note_seq_advance(batch.stats.update_seq - batch.first_seq);
+        Ok(())
     }
 
     fn check_size(&self, id: &str, body: &[u8]) -> CouchResult<()> {
