@@ -185,17 +185,7 @@ impl Database<'_> {
         deleted: bool,
         q: &AllDocsQuery,
     ) -> CouchResult<Vec<u8>> {
-        let mut value = json!({"rev": rev});
-        if deleted {
-            value["deleted"] = json!(true);
-        }
-        let mut row = format!(
-            "{{\"id\":{},\"key\":{},\"value\":{}",
-            json!(id),
-            json!(id),
-            value
-        )
-        .into_bytes();
+        let mut row = row_head(id, rev, deleted);
         if q.include_docs {
             row.extend_from_slice(b",\"doc\":");
             if deleted {
@@ -225,16 +215,29 @@ impl Database<'_> {
 
 fn local_row(id: &str, rev: u64, body: Option<&[u8]>) -> Vec<u8> {
     let rev = format!("0-{rev}");
-    let mut row = format!(
-        "{{\"id\":{},\"key\":{},\"value\":{{\"rev\":{}}}",
-        json!(id),
-        json!(id),
-        json!(rev)
-    )
-    .into_bytes();
+    let mut row = row_head(id, &rev, false);
     if let Some(body) = body {
         row.extend_from_slice(b",\"doc\":");
         row.extend_from_slice(&shared::doc::render(id, &rev, false, body, &[]));
+    }
+    row.push(b'}');
+    row
+}
+
+/// A row up to its value: `{"id":…,"key":…,"value":{"rev":…}` (the
+/// caller adds `doc` and the closing brace). Written directly: it is
+/// built once per row of every page.
+fn row_head(id: &str, rev: &str, deleted: bool) -> Vec<u8> {
+    let quoted = serde_json::to_vec(id).expect("a string serialises");
+    let mut row = Vec::with_capacity(2 * quoted.len() + rev.len() + 48);
+    row.extend_from_slice(b"{\"id\":");
+    row.extend_from_slice(&quoted);
+    row.extend_from_slice(b",\"key\":");
+    row.extend_from_slice(&quoted);
+    row.extend_from_slice(b",\"value\":{\"rev\":");
+    serde_json::to_writer(&mut row, rev).expect("a string serialises");
+    if deleted {
+        row.extend_from_slice(b",\"deleted\":true");
     }
     row.push(b'}');
     row

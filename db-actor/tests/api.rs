@@ -401,6 +401,12 @@ fn all_docs_options() {
     let (v, r) = ids("/db/_all_docs?startkey=%22b%22&limit=2");
     assert_eq!(r, ["b", "d"]);
     assert_eq!(v["offset"], 1);
+    // The deleted "c" before the start key does not count.
+    let (v, r) = ids("/db/_all_docs?startkey=%22d%22");
+    assert_eq!(r, ["d", "e"]);
+    assert_eq!(v["offset"], 2);
+    let (v, _) = ids("/db/_all_docs?descending=true&startkey=%22b%22");
+    assert_eq!(v["offset"], 2);
     assert_eq!(
         ids("/db/_all_docs?startkey=%22b%22&endkey=%22d%22&inclusive_end=false").1,
         ["b"]
