@@ -363,7 +363,11 @@ impl<'a> Store<'a> {
     }
 
     /// Writes body parts, several per statement (all of one statement's
-    /// under 1 MB unless one part alone is bigger).
+    /// under 1 MB unless one part alone is bigger). A revision's body
+    /// never changes once stored, so a part already there is kept: with
+    /// `OR IGNORE` no statement can abort halfway, and SQLite keeps no
+    /// statement journal for it (that journal, written to a file for
+    /// statements of many rows, was a tenth of a bulk load's time).
     fn write_bodies(&self, parts: Vec<BodyPart>) -> CouchResult<()> {
         const BATCH_BYTES: usize = 1 << 20;
         let mut parts = parts.into_iter().peekable();
@@ -381,7 +385,7 @@ impl<'a> Store<'a> {
             }
             let marks = vec!["(?, ?, ?, ?)"; params.len() / 4].join(", ");
             self.sql.exec(
-                &format!("INSERT OR REPLACE INTO bodies (doc_id, rev, part, data) VALUES {marks}"),
+                &format!("INSERT OR IGNORE INTO bodies (doc_id, rev, part, data) VALUES {marks}"),
                 &params,
             )?;
         }
@@ -1214,7 +1218,9 @@ impl<'a> Store<'a> {
 
     /// Adds rows to a view index: `(n, row)` with `n` the emit's position
     /// in its document, several rows per statement (noted for its stored
-    /// reductions, if it has them).
+    /// reductions, if it has them). A document's old rows are deleted
+    /// first, so no row is there already: `OR IGNORE` only spares SQLite
+    /// the statement journal (see [`Self::write_bodies`]).
     pub fn insert_view_rows(&self, idx: i64, rows: &[(i64, ViewRow)]) -> CouchResult<()> {
         const COLUMNS: usize = 6;
         let kept: Vec<&(i64, ViewRow)> = rows
@@ -1243,7 +1249,7 @@ impl<'a> Store<'a> {
             }
             self.sql.exec(
                 &format!(
-                    "INSERT INTO view_rows (idx, key, doc_id, n, key_json, value_json) VALUES {marks}"
+                    "INSERT OR IGNORE INTO view_rows (idx, key, doc_id, n, key_json, value_json) VALUES {marks}"
                 ),
                 &params,
             )?;
