@@ -88,6 +88,9 @@ const SCHEMA: &[&str] = &[
      doc_id TEXT NOT NULL, n INTEGER NOT NULL, key_json TEXT NOT NULL, value_json TEXT NOT NULL, \
      PRIMARY KEY (idx, key, doc_id, n)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS view_rows_by_doc ON view_rows (idx, doc_id)",
+    // Each view index's row count, kept with its rows (a view query's
+    // `total_rows`); an index without one is counted once when asked.
+    "CREATE TABLE IF NOT EXISTS view_counts (idx INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS reduction_trees (id INTEGER PRIMARY KEY, idx INTEGER NOT NULL, \
      reducer TEXT NOT NULL, UNIQUE (idx, reducer))",
     "CREATE TABLE IF NOT EXISTS reductions (tree INTEGER NOT NULL, level INTEGER NOT NULL, \
@@ -110,6 +113,7 @@ const TABLES: &[&str] = &[
     "mango_rows",
     "view_indexes",
     "view_rows",
+    "view_counts",
     "reduction_trees",
     "reductions",
     "reductions_dirty",
@@ -1182,6 +1186,8 @@ impl<'a> Store<'a> {
         self.sql
             .exec("DELETE FROM view_rows WHERE idx = ?", &[idx.into()])?;
         self.sql
+            .exec("DELETE FROM view_counts WHERE idx = ?", &[idx.into()])?;
+        self.sql
             .exec("DELETE FROM view_indexes WHERE id = ?", &[idx.into()])?;
         Ok(())
     }
@@ -1193,9 +1199,34 @@ impl<'a> Store<'a> {
             self.note_reduction_rows(idx, doc_ids)?;
         }
         // Named, as for `mango_rows`.
-        self.exec_per_docs(idx, doc_ids, |marks| {
-            format!("DELETE FROM view_rows INDEXED BY view_rows_by_doc WHERE idx = ? AND doc_id IN ({marks})")
-        })
+        let mut gone = 0;
+        for chunk in doc_ids.chunks(MAX_BOUND_PARAMS - 1) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut params: Vec<Value> = vec![idx.into()];
+            params.extend(chunk.iter().map(|&id| id.into()));
+            gone += self
+                .sql
+                .query(
+                    &format!(
+                        "DELETE FROM view_rows INDEXED BY view_rows_by_doc \
+                         WHERE idx = ? AND doc_id IN ({marks}) RETURNING 1"
+                    ),
+                    &params,
+                )?
+                .len() as i64;
+        }
+        self.add_view_count(idx, -gone)
+    }
+
+    /// Moves a view index's kept row count by `delta` (if it has one yet).
+    fn add_view_count(&self, idx: i64, delta: i64) -> CouchResult<()> {
+        if delta != 0 {
+            self.sql.exec(
+                "UPDATE view_counts SET n = n + ? WHERE idx = ?",
+                &[delta.into(), idx.into()],
+            )?;
+        }
+        Ok(())
     }
 
     /// Runs a statement on `idx` and documents `doc_ids`, once per 99 of
@@ -1254,6 +1285,7 @@ impl<'a> Store<'a> {
                 &params,
             )?;
         }
+        self.add_view_count(idx, kept.len() as i64)?;
         if !kept.is_empty() && !self.reduction_trees(idx)?.is_empty() {
             let mut ids: Vec<&str> = kept.iter().map(|(_, r)| r.doc_id.as_str()).collect();
             ids.dedup();
@@ -1391,6 +1423,9 @@ impl<'a> Store<'a> {
     /// range).
     pub fn view_count(&self, idx: i64, range: &ViewRange) -> CouchResult<u64> {
         let (cond, mut params) = range.condition();
+        if cond.is_empty() {
+            return self.view_total(idx);
+        }
         params.insert(0, idx.into());
         Ok(self
             .sql
@@ -1399,6 +1434,27 @@ impl<'a> Store<'a> {
                 &params,
             )?
             .max(0) as u64)
+    }
+}
+
+impl Store<'_> {
+    /// Every row of a view index: the kept count, made by counting once.
+    fn view_total(&self, idx: i64) -> CouchResult<u64> {
+        let kept = self
+            .sql
+            .query_row("SELECT n FROM view_counts WHERE idx = ?", &[idx.into()])?;
+        if let Some(row) = kept {
+            return Ok(int(&row, 0));
+        }
+        let n = self.sql.query_i64(
+            "SELECT COUNT(*) FROM view_rows WHERE idx = ?",
+            &[idx.into()],
+        )?;
+        self.sql.exec(
+            "INSERT INTO view_counts (idx, n) VALUES (?, ?)",
+            &[idx.into(), n.into()],
+        )?;
+        Ok(n.max(0) as u64)
     }
 }
 
