@@ -363,7 +363,36 @@ impl<'a> Store<'a> {
             return Ok(());
         };
         self.write_bodies(p.bodies)?;
-        self.write_docs(&p.docs)
+        let (new, known): (Vec<DocRecord>, Vec<DocRecord>) = p
+            .docs
+            .into_iter()
+            .partition(|r| matches!(p.read_ahead.get(&r.id), Some(None)));
+        self.write_docs(&known)?;
+        self.insert_new_docs(&new)
+    }
+
+    /// Inserts the rows of documents that had none, several per statement.
+    /// `OR IGNORE` spares SQLite the statement journal (see
+    /// [`Self::write_bodies`]); the rows it inserted are counted, so a row
+    /// found there after all is an error, not a silent loss.
+    fn insert_new_docs(&self, recs: &[DocRecord]) -> CouchResult<()> {
+        for chunk in recs.chunks(MAX_BOUND_PARAMS / 5) {
+            let marks = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let params: Vec<Value> = chunk.iter().flat_map(Self::doc_params).collect();
+            let inserted = self.sql.query(
+                &format!(
+                    "INSERT OR IGNORE INTO docs (id, seq, rev, deleted, tree) VALUES {marks} \
+                     RETURNING 1"
+                ),
+                &params,
+            )?;
+            if inserted.len() != chunk.len() {
+                return Err(CouchError::internal(
+                    "a new document's row or sequence was taken",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Writes body parts, several per statement (all of one statement's

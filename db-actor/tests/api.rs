@@ -842,3 +842,34 @@ fn large_bulk_get_matches_single_reads() {
         }
     }
 }
+
+/// A bulk write inserts the rows of documents that had none without
+/// SQLite's conflict handling; should such a row be there after all (only
+/// a bug could put it there), the write fails instead of dropping it.
+#[test]
+fn a_new_documents_row_found_at_flush_fails_the_write() {
+    use db_actor::store::DocRecord;
+    use shared::rev_tree::RevTree;
+    let db = Db::new();
+    let engine = db.engine();
+    let rec = |seq: u64| {
+        let rev: shared::rev::Rev = "1-abc".parse().unwrap();
+        let mut tree = RevTree::default();
+        tree.add_edit(None, rev.clone(), false);
+        DocRecord {
+            id: "x".into(),
+            seq,
+            winner: rev,
+            deleted: false,
+            tree,
+        }
+    };
+    engine.store.buffer_writes(&["x"]).unwrap();
+    // Written behind the buffer's back: the read-ahead said "new".
+    db.engine().store.save_doc(&rec(7)).unwrap();
+    engine.store.save_doc(&rec(8)).unwrap();
+    let e = engine.store.flush_writes().unwrap_err();
+    assert_eq!(e.status, 500, "{e:?}");
+    // Nothing of the buffered write replaced the row that was there.
+    assert_eq!(engine.store.load_doc("x").unwrap().unwrap().seq, 7);
+}
