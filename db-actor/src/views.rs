@@ -16,8 +16,15 @@ use shared::partition;
 use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewName, ViewQuery};
 use std::cell::RefCell;
 
-/// Documents mapped per transaction while an index catches up.
-const BATCH: u64 = 500;
+/// Documents mapped per transaction while an index catches up: at most
+/// this many, and about [`BATCH_BYTES`] of bodies. Fewer, larger
+/// transactions cost less: each is a savepoint in which SQLite copies
+/// every index page it first changes to a sub-journal.
+const BATCH: u64 = 2000;
+/// The bodies a batch should hold, which sizes the next batch from the
+/// last one's (the first is [`FIRST_BATCH`] documents).
+const BATCH_BYTES: u64 = 8 << 20;
+const FIRST_BATCH: u64 = 200;
 /// Rows handed to a JavaScript reduce at once (then rereduced).
 const REDUCE_CHUNK: usize = 500;
 /// Rows read per statement while reducing.
@@ -268,16 +275,21 @@ impl Database<'_> {
         // has no rows to replace.
         let fresh = seq == 0;
         let mut batch = MapBatch::default();
+        let mut size = FIRST_BATCH;
         loop {
             let left = self.builds.left();
+            let want = size.min(left).max(1);
             let done = self.transact(|| {
-                let recs = self.store.docs_with_bodies(seq, BATCH.min(left).max(1))?;
+                let recs = self.store.docs_with_bodies(seq, want)?;
                 if recs.is_empty() {
                     return Ok(true);
                 }
                 if left == 0 {
                     return Ok(false);
                 }
+                let bytes: usize = recs.iter().filter_map(|(_, b)| b.as_ref().map(Vec::len)).sum();
+                let per_doc = (bytes / recs.len()).max(1) as u64;
+                size = (BATCH_BYTES / per_doc).clamp(1, BATCH);
                 let mut rows: Vec<(i64, ViewRow)> = Vec::with_capacity(recs.len());
                 for (rec, body) in &recs {
                     self.builds.spend(body.as_ref().map_or(0, Vec::len));
@@ -305,7 +317,7 @@ impl Database<'_> {
                 self.store.insert_view_rows(idx, &rows)?;
                 seq = recs.last().map_or(seq, |(r, _)| r.seq);
                 self.store.set_view_seq(idx, seq)?;
-                Ok((recs.len() as u64) < BATCH.min(left))
+                Ok((recs.len() as u64) < want)
             })?;
             if done {
                 return Ok(true);
