@@ -408,40 +408,30 @@ fn validate_doc_update_guards_every_write() {
     // Within one `_bulk_docs`, a design document applies to the documents
     // after it (its validator is read anew once it is written), in both
     // directions: added, then removed again.
-    let (s, v) = db.json(
-        "POST",
-        "/db/_bulk_docs",
-        Some(json!({"docs": [
-            {"_id": "g1"},
-            {"_id": "_design/w", "validate_doc_update": "function(n) { if (!n.w) throw({forbidden: 'w'}); }"},
-            {"_id": "g2"},
-            {"_id": "g3", "w": 1}
-        ]})),
-    );
-    assert_eq!(s, 201);
-    let outcome: Vec<_> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["error"].as_str().unwrap_or("ok").to_string())
-        .collect();
+    let bulk = |docs: Value| {
+        let (s, v) = db.json("POST", "/db/_bulk_docs", Some(json!({ "docs": docs })));
+        assert_eq!(s, 201, "{v}");
+        let outcome: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["error"].as_str().unwrap_or("ok").to_string())
+            .collect();
+        (outcome, v)
+    };
+    let (outcome, v) = bulk(json!([
+        {"_id": "g1"},
+        {"_id": "_design/w", "validate_doc_update": "function(n) { if (!n.w) throw({forbidden: 'w'}); }"},
+        {"_id": "g2"},
+        {"_id": "g3", "w": 1}
+    ]));
     assert_eq!(outcome, ["ok", "ok", "forbidden", "ok"], "{v}");
     let rev = v[1]["rev"].as_str().unwrap();
-    let (_, v) = db.json(
-        "POST",
-        "/db/_bulk_docs",
-        Some(json!({"docs": [
-            {"_id": "g4"},
-            {"_id": "_design/w", "_rev": rev, "_deleted": true},
-            {"_id": "g5"}
-        ]})),
-    );
-    let outcome: Vec<_> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["error"].as_str().unwrap_or("ok").to_string())
-        .collect();
+    let (outcome, v) = bulk(json!([
+        {"_id": "g4"},
+        {"_id": "_design/w", "_rev": rev, "_deleted": true},
+        {"_id": "g5"}
+    ]));
     assert_eq!(outcome, ["forbidden", "ok", "ok"], "{v}");
 }
 
