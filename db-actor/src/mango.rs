@@ -18,9 +18,11 @@ use shared::mango::{
     Plan, SCAN_WARNING, SCAN_WARNING_RATIO,
 };
 
-/// Rows read per index scan or catch-up step: small enough that `limit`
-/// stops work early, large enough to keep statements few.
+/// Rows read per index scan step: small enough that `limit` stops work
+/// early, large enough to keep statements few.
 const BATCH: u64 = 200;
+/// Documents indexed per transaction while an index catches up.
+const BUILD_BATCH: u64 = 500;
 
 /// The largest `LIMIT` SQLite is given (JavaScript's safe integers).
 const NO_LIMIT: u64 = (1 << 53) - 1;
@@ -110,27 +112,30 @@ impl Database<'_> {
     /// document's row is replaced by one for its winning revision (none
     /// when deleted, a design document, missing a field or filtered out).
     fn catch_up(&self, idx: i64, mut seq: u64, def: &JsonIndex) -> CouchResult<()> {
+        // Built from nothing, no document has a row to replace.
+        let fresh = seq == 0;
         loop {
             let done = self.transact(|| {
-                let recs = self.store.docs_by_seq(seq, false, BATCH)?;
-                for rec in &recs {
-                    let key = if rec.deleted || rec.id.starts_with("_design/") {
-                        None
-                    } else {
-                        self.store
-                            .body(&rec.id, &rec.winner)?
-                            .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
-                            .and_then(|mut body| {
-                                body.insert("_id".into(), json!(rec.id));
-                                body.insert("_rev".into(), json!(rec.winner.to_string()));
-                                def.key(&Value::Object(body))
-                            })
-                    };
-                    self.store.set_mango_row(idx, &rec.id, key)?;
-                    seq = rec.seq;
+                // The batch's bodies come in one statement, its rows go
+                // out several per statement.
+                let recs = self.store.docs_with_bodies(seq, BUILD_BATCH)?;
+                let mut rows = Vec::with_capacity(recs.len());
+                for (rec, body) in &recs {
+                    let key = body
+                        .as_deref()
+                        .filter(|_| !rec.deleted && !rec.id.starts_with("_design/"))
+                        .and_then(|b| serde_json::from_slice::<Map<String, Value>>(b).ok())
+                        .and_then(|mut body| {
+                            body.insert("_id".into(), json!(rec.id));
+                            body.insert("_rev".into(), json!(rec.winner.to_string()));
+                            def.key(&Value::Object(body))
+                        });
+                    rows.push((rec.id.as_str(), key));
                 }
+                self.store.set_mango_rows(idx, !fresh, &rows)?;
+                seq = recs.last().map_or(seq, |(r, _)| r.seq);
                 self.store.set_mango_seq(idx, seq)?;
-                Ok((recs.len() as u64) < BATCH)
+                Ok((recs.len() as u64) < BUILD_BATCH)
             })?;
             if done {
                 return Ok(());

@@ -1082,22 +1082,50 @@ impl<'a> Store<'a> {
 
     /// Replaces a document's row in an index (`None`: it is not indexed).
     pub fn set_mango_row(&self, idx: i64, doc_id: &str, key: Option<Vec<u8>>) -> CouchResult<()> {
-        self.sql.exec(
+        self.set_mango_rows(idx, true, &[(doc_id, key)])
+    }
+
+    /// Sets documents' rows in an index (`None`: not indexed), replacing
+    /// their old ones when `replace`; several rows per statement. The old
+    /// rows are gone first, so `OR IGNORE` only spares SQLite the
+    /// statement journal (see [`Self::write_bodies`]).
+    pub fn set_mango_rows(
+        &self,
+        idx: i64,
+        replace: bool,
+        rows: &[(&str, Option<Vec<u8>>)],
+    ) -> CouchResult<()> {
+        if replace {
+            let ids: Vec<&str> = rows.iter().map(|(id, _)| *id).collect();
             // Named: SQLite's planner may otherwise scan the whole index
             // by primary-key prefix, which made index builds quadratic.
-            "DELETE FROM mango_rows INDEXED BY mango_rows_by_doc WHERE idx = ? AND doc_id = ?",
-            &[idx.into(), doc_id.into()],
-        )?;
-        if let Some(key) = key.filter(|k| {
-            let fits = k.len() + doc_id.len() <= INDEX_ROW_BYTES;
-            if !fits {
-                tracing::warn!("index row of {doc_id} left out: {} bytes", k.len());
-            }
-            fits
-        }) {
+            self.exec_per_docs(idx, &ids, |marks| {
+                format!(
+                    "DELETE FROM mango_rows INDEXED BY mango_rows_by_doc \
+                     WHERE idx = ? AND doc_id IN ({marks})"
+                )
+            })?;
+        }
+        let kept: Vec<(&str, &Vec<u8>)> = rows
+            .iter()
+            .filter_map(|(id, key)| Some((*id, key.as_ref()?)))
+            .filter(|(id, key)| {
+                let fits = key.len() + id.len() <= INDEX_ROW_BYTES;
+                if !fits {
+                    tracing::warn!("index row of {id} left out: {} bytes", key.len());
+                }
+                fits
+            })
+            .collect();
+        for chunk in kept.chunks(MAX_BOUND_PARAMS / 3) {
+            let marks = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            let params: Vec<Value> = chunk
+                .iter()
+                .flat_map(|(id, key)| [idx.into(), (*key).clone().into(), (*id).into()])
+                .collect();
             self.sql.exec(
-                "INSERT INTO mango_rows (idx, key, doc_id) VALUES (?, ?, ?)",
-                &[idx.into(), key.into(), doc_id.into()],
+                &format!("INSERT OR IGNORE INTO mango_rows (idx, key, doc_id) VALUES {marks}"),
+                &params,
             )?;
         }
         Ok(())

@@ -653,3 +653,43 @@ fn access_rules() {
         200
     );
 }
+
+/// An index brought up to date over many changed documents at once (more
+/// than one statement's worth of rows to replace) holds exactly their new
+/// rows: moved keys, removed ones, deletions.
+#[test]
+fn an_index_catches_up_over_a_batch_of_changes() {
+    let db = Db::new();
+    index(&db, json!({"index": {"fields": ["v"]}, "ddoc": "v", "name": "v"}));
+    bulk(&db, (0..300).map(|i| json!({"_id": format!("d{i:03}"), "v": i})).collect());
+    let q = json!({"selector": {"v": {"$gte": 0}}, "sort": ["v"], "limit": 1000});
+    assert_eq!(ids(&find(&db, q.clone())).len(), 300);
+    let (_, all) = db.json("GET", "/db/_all_docs?startkey=%22d%22&endkey=%22d~%22", None);
+    let changes: Vec<Value> = all["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(250)
+        .enumerate()
+        .map(|(i, r)| {
+            let (id, rev) = (r["id"].clone(), r["value"]["rev"].clone());
+            match i % 3 {
+                0 => json!({"_id": id, "_rev": rev, "v": 1000 - i}),
+                1 => json!({"_id": id, "_rev": rev, "w": 1}),
+                _ => json!({"_id": id, "_rev": rev, "_deleted": true}),
+            }
+        })
+        .collect();
+    let (s, _) = db.json("POST", "/db/_bulk_docs", Some(json!({ "docs": changes })));
+    assert_eq!(s, 201);
+    let mut expected: Vec<(i64, String)> = (0..300)
+        .filter_map(|i: i64| match (i < 250, i % 3) {
+            (false, _) => Some((i, format!("d{i:03}"))),
+            (true, 0) => Some((1000 - i, format!("d{i:03}"))),
+            _ => None,
+        })
+        .collect();
+    expected.sort();
+    let want: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(ids(&find(&db, q)), want);
+}
