@@ -71,7 +71,12 @@ impl<B: Bucket> BucketSync<B> {
     /// deleted (`deleted`: its meta before the request). Failures are
     /// logged and retried after the next request; nothing is lost, as
     /// staged contents stay served locally until uploaded.
-    pub async fn finish(&self, db: &Database<'_>, wrote: bool, deleted: Option<std::rc::Rc<DbMeta>>) {
+    pub async fn finish(
+        &self,
+        db: &Database<'_>,
+        wrote: bool,
+        deleted: Option<std::rc::Rc<DbMeta>>,
+    ) {
         if wrote {
             self.unsynced.set(true);
         }

@@ -41,11 +41,11 @@
 //!   the rows written since the tree was last brought up to date.
 
 use shared::all_docs::KeyRange;
+use shared::doc::is_design;
 use shared::error::{CouchError, CouchResult};
 use shared::rev::Rev;
 use shared::rev_tree::RevTree;
 use shared::sql::{Row, Sql, Value, MAX_BOUND_PARAMS, MAX_VALUE_BYTES};
-use shared::doc::is_design;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
@@ -1256,23 +1256,13 @@ impl<'a> Store<'a> {
             self.note_reduction_rows(idx, doc_ids)?;
         }
         // Named, as for `mango_rows`.
-        let mut gone = 0;
-        for chunk in doc_ids.chunks(MAX_BOUND_PARAMS - 1) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut params: Vec<Value> = vec![idx.into()];
-            params.extend(chunk.iter().map(|&id| id.into()));
-            gone += self
-                .sql
-                .query(
-                    &format!(
-                        "DELETE FROM view_rows INDEXED BY view_rows_by_doc \
-                         WHERE idx = ? AND doc_id IN ({marks}) RETURNING 1"
-                    ),
-                    &params,
-                )?
-                .len() as i64;
-        }
-        self.add_view_count(idx, -gone)
+        let gone = self.exec_per_docs(idx, doc_ids, |marks| {
+            format!(
+                "DELETE FROM view_rows INDEXED BY view_rows_by_doc \
+                 WHERE idx = ? AND doc_id IN ({marks}) RETURNING 1"
+            )
+        })?;
+        self.add_view_count(idx, -(gone as i64))
     }
 
     /// Moves a view index's kept row count by `delta` (if it has one yet).
@@ -1288,20 +1278,22 @@ impl<'a> Store<'a> {
 
     /// Runs a statement on `idx` and documents `doc_ids`, once per 99 of
     /// them (the platform's 100 parameters): `sql` gets the placeholders
-    /// of one chunk's ids.
+    /// of one chunk's ids. Returns how many rows the statements returned
+    /// (for one with `RETURNING`).
     fn exec_per_docs(
         &self,
         idx: i64,
         doc_ids: &[&str],
         sql: impl Fn(&str) -> String,
-    ) -> CouchResult<()> {
+    ) -> CouchResult<u64> {
+        let mut returned = 0;
         for chunk in doc_ids.chunks(MAX_BOUND_PARAMS - 1) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let mut params: Vec<Value> = vec![idx.into()];
             params.extend(chunk.iter().map(|&id| id.into()));
-            self.sql.exec(&sql(&marks), &params)?;
+            returned += self.sql.query(&sql(&marks), &params)?.len() as u64;
         }
-        Ok(())
+        Ok(returned)
     }
 
     /// Adds rows to a view index: `(n, row)` with `n` the emit's position
@@ -1492,9 +1484,7 @@ impl<'a> Store<'a> {
             )?
             .max(0) as u64)
     }
-}
 
-impl Store<'_> {
     /// Every row of a view index: the kept count, made by counting once.
     fn view_total(&self, idx: i64) -> CouchResult<u64> {
         let kept = self
@@ -1573,7 +1563,8 @@ impl Store<'_> {
                  JOIN view_rows r INDEXED BY view_rows_by_doc ON r.idx = t.idx \
                  WHERE t.idx = ? AND r.doc_id IN ({marks})"
             )
-        })
+        })?;
+        Ok(())
     }
 
     /// Up to `limit` changed positions, in index order.

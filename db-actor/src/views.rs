@@ -287,7 +287,10 @@ impl Database<'_> {
                 if left == 0 {
                     return Ok(false);
                 }
-                let bytes: usize = recs.iter().filter_map(|(_, b)| b.as_ref().map(Vec::len)).sum();
+                let bytes: usize = recs
+                    .iter()
+                    .filter_map(|(_, b)| b.as_ref().map(Vec::len))
+                    .sum();
                 let per_doc = (bytes / recs.len()).max(1) as u64;
                 size = (BATCH_BYTES / per_doc).clamp(1, BATCH);
                 let mut rows: Vec<(i64, ViewRow)> = Vec::with_capacity(recs.len());

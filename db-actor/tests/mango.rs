@@ -660,11 +660,23 @@ fn access_rules() {
 #[test]
 fn an_index_catches_up_over_a_batch_of_changes() {
     let db = Db::new();
-    index(&db, json!({"index": {"fields": ["v"]}, "ddoc": "v", "name": "v"}));
-    bulk(&db, (0..300).map(|i| json!({"_id": format!("d{i:03}"), "v": i})).collect());
+    index(
+        &db,
+        json!({"index": {"fields": ["v"]}, "ddoc": "v", "name": "v"}),
+    );
+    bulk(
+        &db,
+        (0..300)
+            .map(|i| json!({"_id": format!("d{i:03}"), "v": i}))
+            .collect(),
+    );
     let q = json!({"selector": {"v": {"$gte": 0}}, "sort": ["v"], "limit": 1000});
     assert_eq!(ids(&find(&db, q.clone())).len(), 300);
-    let (_, all) = db.json("GET", "/db/_all_docs?startkey=%22d%22&endkey=%22d~%22", None);
+    let (_, all) = db.json(
+        "GET",
+        "/db/_all_docs?startkey=%22d%22&endkey=%22d~%22",
+        None,
+    );
     let changes: Vec<Value> = all["rows"]
         .as_array()
         .unwrap()

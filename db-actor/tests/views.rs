@@ -887,7 +887,9 @@ fn total_rows_follows_every_change_of_the_index() {
         &db,
         "PUT",
         "/db/_design/t",
-        Some(json!({"views": {"v": {"map": "function(d) { for (var i = 0; i < d.k; i++) emit(i, null); }"}}})),
+        Some(
+            json!({"views": {"v": {"map": "function(d) { for (var i = 0; i < d.k; i++) emit(i, null); }"}}}),
+        ),
     );
     let check = |what: &str| {
         let v = ok(&db, "GET", "/db/_design/t/_view/v", None);
@@ -921,7 +923,9 @@ fn total_rows_follows_every_change_of_the_index() {
         &db,
         "PUT",
         "/db/_design/u",
-        Some(json!({"views": {"v": {"map": "function(d) { for (var i = 0; i < d.k; i++) emit(i, null); } // u"}}})),
+        Some(
+            json!({"views": {"v": {"map": "function(d) { for (var i = 0; i < d.k; i++) emit(i, null); } // u"}}}),
+        ),
     );
     let fresh = ok(&db, "GET", "/db/_design/u/_view/v?limit=0", None);
     assert_eq!(fresh["total_rows"], json!(n));
