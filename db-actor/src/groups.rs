@@ -1,11 +1,10 @@
-//! Grouped reduce queries answered group by group, for the built-in
-//! reduces that combine exactly.
+//! Grouped reduce queries answered group by group.
 //!
 //! A group's rows are one range of the index: the rows of one encoded key
 //! (`group=true`, or a key too short for its `group_level`), or every key
 //! whose encoding starts with the bytes of its first N items (see
 //! `shared::collate::array_prefix`). So a group's reduction is a `COUNT`
-//! (`_count`) or a stored reduction (`_sum`, `_stats`) over that range,
+//! (`_count`) or a stored reduction (any other reduce) over that range,
 //! and the next group starts just past it: a few statements per group
 //! instead of a read of every row.
 //!
@@ -14,6 +13,7 @@
 //! hands the rest of the range back to the row scan.
 
 use crate::database::Database;
+use crate::reducer::Reducer;
 use crate::store::{ViewBound, ViewRange};
 use serde_json::{json, Value};
 use shared::error::CouchResult;
@@ -26,9 +26,9 @@ const SAMPLE: usize = 4;
 /// Rows a group must have on average for the walk to beat the scan: one
 /// `COUNT` costs about what scanning a few dozen rows does; a stored
 /// reduction, with its edges, a few hundred.
-fn worth_walking(b: Builtin) -> u64 {
-    match b {
-        Builtin::Count => 24,
+fn worth_walking(r: &Reducer) -> u64 {
+    match r {
+        Reducer::Builtin(Builtin::Count) => 24,
         _ => 192,
     }
 }
@@ -109,46 +109,51 @@ impl Database<'_> {
     /// Walks `range` group by group while groups are large enough,
     /// stopping once `want` groups are found. `identity` gives the length
     /// of the encoded-key bytes that identify a row's group (the whole key
-    /// for a group of one key).
+    /// for a group of one key). Stored reductions that fail to be made
+    /// leave the whole range to the scan.
     pub(crate) fn walk_groups(
         &self,
         idx: i64,
-        b: Builtin,
+        r: &Reducer,
         range: &ViewRange,
         level: GroupLevel,
         identity: &dyn Fn(&[u8]) -> usize,
         want: usize,
     ) -> CouchResult<Walked> {
-        let tree = match b {
-            Builtin::Count => None,
-            _ => Some(self.current_reductions(idx, b)?),
+        let everything = || Walked {
+            groups: Vec::new(),
+            rest: Some(range.clone()),
+        };
+        let mut rows_seen = 0u64;
+        let tree = match r {
+            Reducer::Builtin(Builtin::Count) => None,
+            // Sampled before the stored reductions are made or brought up
+            // to date, which small groups would not use.
+            _ => match self.sample_rows(idx, range, identity)? {
+                Some(rows) if rows < worth_walking(r) * SAMPLE as u64 => return Ok(everything()),
+                sampled => {
+                    rows_seen = sampled.unwrap_or(u64::MAX);
+                    match self.current_reductions(idx, r) {
+                        Ok(tree) => Some(tree),
+                        Err(e) if r.stopped() => return Err(e),
+                        Err(e) => {
+                            tracing::info!("stored reductions unusable: {}", e.reason);
+                            return Ok(everything());
+                        }
+                    }
+                }
+            },
         };
         let mut groups = Vec::new();
-        let mut rows_seen = 0u64;
         let mut range = range.clone();
         let mut first = self.store.view_first(idx, &range)?;
         while let Some(row) = first {
             let enough = groups.len() >= want;
-            if enough || (groups.len() == SAMPLE && rows_seen < worth_walking(b) * SAMPLE as u64) {
+            if enough || (groups.len() == SAMPLE && rows_seen < worth_walking(r) * SAMPLE as u64) {
                 let rest = (!enough).then_some(range);
                 return Ok(Walked { groups, rest });
             }
-            let len = identity(&row.sort_key);
-            let extent = if len == row.sort_key.len() {
-                Extent::Key(row.sort_key)
-            } else {
-                Extent::Prefix(row.sort_key[..len].to_vec())
-            };
-            let desc = range.descending;
-            let group = ViewRange {
-                start: range.start.clone(),
-                end: tighter(range.end.as_ref(), extent.end(desc), desc),
-                descending: desc,
-            };
-            let next = extent.next_start(desc).map(|start| ViewRange {
-                start: Some(start),
-                ..range.clone()
-            });
+            let (group, next) = split_group(&range, &row.sort_key, identity);
             let value = match tree {
                 None => {
                     let (n, after) =
@@ -159,15 +164,16 @@ impl Database<'_> {
                     json!(n)
                 }
                 Some(tree) => {
-                    if groups.len() < SAMPLE {
-                        rows_seen += self.store.view_count(idx, &group)?;
-                    }
-                    let Ok(value) = self.reduction_from(idx, tree, b, &group) else {
+                    let value = match self.reduction_from(idx, tree, r, &group) {
+                        Ok(value) => value,
+                        Err(e) if r.stopped() => return Err(e),
                         // A value the reduce refuses: the scan says where.
-                        return Ok(Walked {
-                            groups,
-                            rest: Some(range),
-                        });
+                        Err(_) => {
+                            return Ok(Walked {
+                                groups,
+                                rest: Some(range),
+                            })
+                        }
                     };
                     first = match &next {
                         Some(next) => self.store.view_first(idx, next)?,
@@ -185,6 +191,59 @@ impl Database<'_> {
         }
         Ok(Walked { groups, rest: None })
     }
+
+    /// The rows of the first [`SAMPLE`] groups of `range`; `None` when it
+    /// has fewer groups (all of them are walked then).
+    fn sample_rows(
+        &self,
+        idx: i64,
+        range: &ViewRange,
+        identity: &dyn Fn(&[u8]) -> usize,
+    ) -> CouchResult<Option<u64>> {
+        let mut range = range.clone();
+        let mut rows = 0;
+        let mut first = self.store.view_first(idx, &range)?;
+        for _ in 0..SAMPLE {
+            let Some(row) = first else { return Ok(None) };
+            let (group, next) = split_group(&range, &row.sort_key, identity);
+            let (n, after) = self
+                .store
+                .view_count_then_first(idx, &group, next.as_ref())?;
+            rows += n;
+            first = after;
+            match next {
+                Some(next) => range = next,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(rows))
+    }
+}
+
+/// The group of `range` that starts with the row sorting as `sort_key`,
+/// and the rest of the range after it (none when nothing can follow).
+fn split_group(
+    range: &ViewRange,
+    sort_key: &[u8],
+    identity: &dyn Fn(&[u8]) -> usize,
+) -> (ViewRange, Option<ViewRange>) {
+    let len = identity(sort_key);
+    let extent = if len == sort_key.len() {
+        Extent::Key(sort_key.to_vec())
+    } else {
+        Extent::Prefix(sort_key[..len].to_vec())
+    };
+    let desc = range.descending;
+    let group = ViewRange {
+        start: range.start.clone(),
+        end: tighter(range.end.as_ref(), extent.end(desc), desc),
+        descending: desc,
+    };
+    let next = extent.next_start(desc).map(|start| ViewRange {
+        start: Some(start),
+        ..range.clone()
+    });
+    (group, next)
 }
 
 #[cfg(test)]

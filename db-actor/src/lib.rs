@@ -24,6 +24,7 @@ pub mod js;
 pub mod local_docs;
 pub mod mango;
 pub mod purge;
+pub mod reducer;
 pub mod reductions;
 pub mod remote;
 pub mod reply;

@@ -13,18 +13,19 @@
 //! height depends on nothing else, so a write changes only the blocks
 //! around the rows it adds and removes, one per level.
 //!
-//! Kept for built-in reduces whose partial results combine exactly
-//! (`_sum`, `_count`, `_stats`; see `shared::view::Builtin::rereduces`).
+//! Kept for every reduce ([`crate::reducer`]): a level-1 block reduces
+//! its rows (reading keys and document ids only for a reduce that reads
+//! them), higher ones rereduce; `_approx_count_distinct` keeps sketches.
 //! A view gets them on its first reduce query; from then on the index
 //! notes the positions of rows it adds or removes (`reductions_dirty`), and
 //! the next reduce query recomputes the blocks holding them, level by
 //! level, before reading (or rebuilds them all when that is cheaper).
 
 use crate::database::Database;
+use crate::reducer::{Reducer, Row};
 use crate::store::{ViewPos, ViewRange};
 use serde_json::Value;
 use shared::error::CouchResult;
-use shared::view::Builtin;
 
 /// Expected blocks of one level per block of the next.
 const FANOUT_BITS: u32 = 4;
@@ -58,37 +59,71 @@ fn sentinel() -> ViewPos {
     }
 }
 
-/// Parses a stored reduction; `null` is an empty block.
-fn parse(red: &str) -> CouchResult<Option<Value>> {
-    let v: Value = serde_json::from_str(red)?;
-    Ok((!v.is_null()).then_some(v))
+/// The stored reduction of an empty block.
+const EMPTY: &str = "null";
+
+/// What a block holds: rows at level 1, the stored reductions of the
+/// blocks below it above.
+enum Held {
+    Row(Row),
+    Part(String),
 }
 
-/// The reduction (JSON, `null` when empty) of a level's block from what it
-/// holds: row values at level 1, the reductions of the blocks below it
-/// above.
-fn block_reduction(b: Builtin, level: i64, held: &[String]) -> CouchResult<String> {
-    if level == 1 {
-        if held.is_empty() {
-            return Ok("null".into());
+/// A partial reduction as a block stores it. A JavaScript reduce may
+/// answer `null`, which would read as an empty block: its answers are
+/// kept in a one-element array.
+fn store(r: &Reducer, part: Option<&Value>) -> String {
+    match (part, r) {
+        (None, _) => EMPTY.into(),
+        (Some(p), Reducer::Js(..)) => Value::Array(vec![p.clone()]).to_string(),
+        (Some(p), Reducer::Builtin(_)) => p.to_string(),
+    }
+}
+
+/// A stored reduction; `None` for an empty block.
+fn load(r: &Reducer, text: &str) -> CouchResult<Option<Value>> {
+    let v: Value = serde_json::from_str(text)?;
+    Ok(match (v, r) {
+        (Value::Null, _) => None,
+        (Value::Array(mut a), Reducer::Js(..)) => a.pop(),
+        (v, _) => Some(v),
+    })
+}
+
+/// A row as `r` reads it, from its position, value JSON and key JSON (if
+/// read); the document id only with the key, as only then is it used.
+fn row(r: &Reducer, (p, value, key): &(ViewPos, String, Option<String>)) -> CouchResult<Row> {
+    let (_, values) = r.reads();
+    let (key, id) = match key {
+        Some(k) => (serde_json::from_str(k)?, p.doc_id.clone()),
+        None => (Value::Null, String::new()),
+    };
+    let value = if values {
+        serde_json::from_str(value)?
+    } else {
+        Value::Null
+    };
+    Ok((key, id, value))
+}
+
+/// The stored reduction of a block from what it holds.
+fn block_reduction(r: &Reducer, held: Vec<Held>) -> CouchResult<String> {
+    let mut rows = Vec::new();
+    let mut parts = Vec::new();
+    for h in held {
+        match h {
+            Held::Row(row) => rows.push(row),
+            Held::Part(text) => parts.extend(load(r, &text)?),
         }
-        let rows = held
-            .iter()
-            .map(|v| Ok((Value::Null, serde_json::from_str(v)?)))
-            .collect::<CouchResult<Vec<_>>>()?;
-        return Ok(b.reduce(&rows)?.to_string());
     }
-    let parts: Vec<Value> = held
-        .iter()
-        .map(|r| parse(r))
-        .collect::<CouchResult<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    if parts.is_empty() {
-        return Ok("null".into());
-    }
-    Ok(b.rereduce(&parts)?.to_string())
+    let part = if !rows.is_empty() {
+        Some(r.partial(rows)?)
+    } else if !parts.is_empty() {
+        Some(r.rereduce(parts)?)
+    } else {
+        None
+    };
+    Ok(store(r, part.as_ref()))
 }
 
 impl Database<'_> {
@@ -98,17 +133,17 @@ impl Database<'_> {
     pub(crate) fn stored_reduction(
         &self,
         idx: i64,
-        b: Builtin,
+        r: &Reducer,
         range: &ViewRange,
     ) -> CouchResult<Option<Value>> {
-        let tree = self.current_reductions(idx, b)?;
-        self.reduction_from(idx, tree, b, range)
+        let tree = self.current_reductions(idx, r)?;
+        self.reduction_from(idx, tree, r, range)
     }
 
-    /// The view's stored reductions for `b`, made or brought up to date:
+    /// The view's stored reductions for `r`, made or brought up to date:
     /// the tree [`Self::reduction_from`] reads.
-    pub(crate) fn current_reductions(&self, idx: i64, b: Builtin) -> CouchResult<i64> {
-        self.transact(|| self.current_tree(idx, b))
+    pub(crate) fn current_reductions(&self, idx: i64, r: &Reducer) -> CouchResult<i64> {
+        self.transact(|| self.current_tree(idx, r))
     }
 
     /// The reduction of the rows of `range` from `tree`, which is current.
@@ -116,7 +151,7 @@ impl Database<'_> {
         &self,
         idx: i64,
         tree: i64,
-        b: Builtin,
+        r: &Reducer,
         range: &ViewRange,
     ) -> CouchResult<Option<Value>> {
         let Some((first, last)) = self.store.view_range_ends(idx, range)? else {
@@ -124,23 +159,23 @@ impl Database<'_> {
         };
         let after_last = self
             .store
-            .view_rows_from(idx, Some(&last), true, 1)?
+            .view_rows_from(idx, Some(&last), true, 1, false)?
             .pop()
-            .map(|(p, _)| p);
-        let before_first = self.store.view_rows_from(idx, None, false, 1)?.pop();
-        let starts_index = before_first.is_some_and(|(p, _)| p == first);
+            .map(|(p, ..)| p);
+        let before_first = self.store.view_rows_from(idx, None, false, 1, false)?.pop();
+        let starts_index = before_first.is_some_and(|(p, ..)| p == first);
         let ends = (&first, &last, after_last.as_ref());
-        let parts = self.cover((idx, tree), b, ends, starts_index)?;
-        Ok(Some(b.rereduce(&parts)?))
+        let parts = self.cover((idx, tree), r, ends, starts_index)?;
+        Ok(Some(r.finish(parts)?))
     }
 
-    /// The view's tree for reduce `b`, current: made from scratch when
+    /// The view's tree for reduce `r`, current: made from scratch when
     /// missing or after many changes, else with the blocks around the
     /// changed rows recomputed.
-    fn current_tree(&self, idx: i64, b: Builtin) -> CouchResult<i64> {
-        let Some(tree) = self.store.reduction_tree(idx, b.name())? else {
-            let tree = self.store.add_reduction_tree(idx, b.name())?;
-            self.rebuild_tree((idx, tree), b)?;
+    fn current_tree(&self, idx: i64, r: &Reducer) -> CouchResult<i64> {
+        let Some(tree) = self.store.reduction_tree(idx, r.name())? else {
+            let tree = self.store.add_reduction_tree(idx, r.name())?;
+            self.rebuild_tree((idx, tree), r)?;
             return Ok(tree);
         };
         let dirty = self.store.reduction_dirty(tree, MOST_CHANGES + 1)?;
@@ -151,7 +186,7 @@ impl Database<'_> {
         let rows = self.store.reduction_blocks(tree, 2)? << (2 * FANOUT_BITS);
         let changes = dirty.len() as u64;
         if changes > MOST_CHANGES || changes * ROWS_PER_CHANGE > rows {
-            self.rebuild_tree((idx, tree), b)?;
+            self.rebuild_tree((idx, tree), r)?;
             return Ok(tree);
         }
         let present = self.store.view_rows_exist(idx, &dirty)?;
@@ -164,7 +199,7 @@ impl Database<'_> {
                 let starts_block = height(p) >= level && present.contains(p);
                 if starts_block {
                     self.store
-                        .put_reductions(tree, &[(level, p.clone(), "null".into())])?;
+                        .put_reductions(tree, &[(level, p.clone(), EMPTY.into())])?;
                     starts.extend(self.store.reduction_block_of(tree, level, p, true)?);
                 } else if height(p) >= level {
                     self.store.delete_reduction(tree, level, p)?;
@@ -178,7 +213,7 @@ impl Database<'_> {
             starts.sort();
             starts.dedup();
             for start in starts {
-                self.recompute_block((idx, tree), b, level, &start)?;
+                self.recompute_block((idx, tree), r, level, &start)?;
             }
         }
         self.store.clear_reduction_dirty(tree)?;
@@ -189,7 +224,7 @@ impl Database<'_> {
     fn recompute_block(
         &self,
         (idx, tree): (i64, i64),
-        b: Builtin,
+        r: &Reducer,
         level: i64,
         start: &ViewPos,
     ) -> CouchResult<()> {
@@ -204,18 +239,28 @@ impl Database<'_> {
         let mut from = start.clone();
         let mut after = false;
         'pages: loop {
-            let page = if level == 1 {
-                self.store.view_rows_from(idx, Some(&from), after, CHUNK)?
+            let page: Vec<(ViewPos, Held)> = if level == 1 {
+                self.store
+                    .view_rows_from(idx, Some(&from), after, CHUNK, r.reads().0)?
+                    .into_iter()
+                    .map(|raw| {
+                        let held = Held::Row(row(r, &raw)?);
+                        Ok((raw.0, held))
+                    })
+                    .collect::<CouchResult<_>>()?
             } else {
                 self.store
                     .reductions_from(tree, level - 1, &from, after, CHUNK)?
+                    .into_iter()
+                    .map(|(p, text)| (p, Held::Part(text)))
+                    .collect()
             };
             let full = page.len() as u64 == CHUNK;
-            for (p, text) in page {
+            for (p, h) in page {
                 if next.as_ref().is_some_and(|n| p >= *n) {
                     break 'pages;
                 }
-                held.push(text);
+                held.push(h);
                 from = p;
             }
             if !full {
@@ -223,43 +268,43 @@ impl Database<'_> {
             }
             after = true;
         }
-        let red = block_reduction(b, level, &held)?;
+        let red = block_reduction(r, held)?;
         self.store
             .put_reductions(tree, &[(level, start.clone(), red)])
     }
 
     /// Makes every block's reduction in one pass over the rows.
-    fn rebuild_tree(&self, (idx, tree): (i64, i64), b: Builtin) -> CouchResult<()> {
+    fn rebuild_tree(&self, (idx, tree): (i64, i64), r: &Reducer) -> CouchResult<()> {
         self.store.clear_reduction_tree(tree)?;
-        // Per level, the open block: its start and what it holds so far
-        // (row values at level 1, lower blocks' reductions above).
-        let mut open: Vec<(ViewPos, Vec<String>)> =
+        // Per level, the open block: its start and what it holds so far.
+        let mut open: Vec<(ViewPos, Vec<Held>)> =
             (0..LEVELS).map(|_| (sentinel(), Vec::new())).collect();
         let mut done: Vec<(i64, ViewPos, String)> = Vec::new();
         let close = |level: usize,
-                     open: &mut Vec<(ViewPos, Vec<String>)>,
+                     open: &mut Vec<(ViewPos, Vec<Held>)>,
                      done: &mut Vec<(i64, ViewPos, String)>,
                      next: ViewPos|
          -> CouchResult<()> {
             let (start, held) = std::mem::replace(&mut open[level], (next, Vec::new()));
-            let red = block_reduction(b, level as i64 + 1, &held)?;
+            let red = block_reduction(r, held)?;
             if level + 1 < open.len() {
-                open[level + 1].1.push(red.clone());
+                open[level + 1].1.push(Held::Part(red.clone()));
             }
             done.push((level as i64 + 1, start, red));
             Ok(())
         };
         let mut from: Option<ViewPos> = None;
         loop {
-            let rows = self.store.view_rows_from(idx, from.as_ref(), true, 5_000)?;
+            let rows = self
+                .store
+                .view_rows_from(idx, from.as_ref(), true, 5_000, r.reads().0)?;
             let full = rows.len() == 5_000;
-            for (p, v) in rows {
-                let h = height(&p) as usize;
-                for level in 0..h {
-                    close(level, &mut open, &mut done, p.clone())?;
+            for raw in rows {
+                for level in 0..height(&raw.0) as usize {
+                    close(level, &mut open, &mut done, raw.0.clone())?;
                 }
-                open[0].1.push(v);
-                from = Some(p);
+                open[0].1.push(Held::Row(row(r, &raw)?));
+                from = Some(raw.0);
             }
             if done.len() >= 1_000 {
                 self.store.put_reductions(tree, &done)?;
@@ -285,7 +330,7 @@ impl Database<'_> {
     fn cover(
         &self,
         (idx, tree): (i64, i64),
-        b: Builtin,
+        r: &Reducer,
         (first, last, after_last): (&ViewPos, &ViewPos, Option<&ViewPos>),
         from_start: bool,
     ) -> CouchResult<Vec<Value>> {
@@ -296,8 +341,15 @@ impl Database<'_> {
             (Some(n), Some(a)) => n <= a,
             (None, Some(_)) => false,
         };
+        // In index order: a reduce may care.
         let mut parts: Vec<Value> = Vec::new();
-        let mut values: Vec<(Value, Value)> = Vec::new();
+        let mut edge: Vec<Row> = Vec::new();
+        let flush = |edge: &mut Vec<Row>, parts: &mut Vec<Value>| -> CouchResult<()> {
+            if !edge.is_empty() {
+                parts.push(r.partial(std::mem::take(edge))?);
+            }
+            Ok(())
+        };
         let (mut level, mut cur, mut climbing) = if from_start {
             (LEVELS, sentinel(), false)
         } else {
@@ -308,19 +360,23 @@ impl Database<'_> {
                 let mut from = cur.clone();
                 let mut after = false;
                 loop {
-                    let rows = self.store.view_rows_from(idx, Some(&from), after, CHUNK)?;
+                    let rows =
+                        self.store
+                            .view_rows_from(idx, Some(&from), after, CHUNK, r.reads().0)?;
                     let full = rows.len() as u64 == CHUNK;
-                    for (p, v) in rows {
-                        if climbing && p != cur && height(&p) >= 1 {
-                            level = height(&p);
-                            cur = p;
+                    for raw in rows {
+                        let p = &raw.0;
+                        if climbing && *p != cur && height(p) >= 1 {
+                            flush(&mut edge, &mut parts)?;
+                            level = height(p);
+                            cur = raw.0;
                             continue 'walk;
                         }
-                        values.push((Value::Null, serde_json::from_str(&v)?));
-                        if p >= *last {
+                        edge.push(row(r, &raw)?);
+                        if *p >= *last {
                             break 'walk;
                         }
-                        from = p;
+                        from = raw.0;
                     }
                     if !full {
                         break 'walk;
@@ -357,7 +413,7 @@ impl Database<'_> {
                     cur = start.clone();
                     continue 'walk;
                 }
-                parts.extend(parse(red)?);
+                parts.extend(load(r, red)?);
                 match (next, after_last) {
                     (None, _) => break 'walk,
                     (Some(n), Some(a)) if n >= a => break 'walk,
@@ -365,9 +421,7 @@ impl Database<'_> {
                 }
             }
         }
-        if !values.is_empty() {
-            parts.push(b.reduce(&values)?);
-        }
+        flush(&mut edge, &mut parts)?;
         Ok(parts)
     }
 }

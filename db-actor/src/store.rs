@@ -1141,7 +1141,17 @@ impl<'a> Store<'a> {
     ) -> CouchResult<Vec<(Vec<u8>, String)>> {
         let mut sql = String::from("SELECT key, doc_id FROM mango_rows WHERE idx = ?");
         let mut params: Vec<Value> = vec![idx.into()];
-        if let Some((k, incl)) = scan.lower {
+        // A resumed scan seeks to where it stopped: with the bound it
+        // started from as well, SQLite seeks to that bound and reads every
+        // earlier page again. (Keys compare bytewise, in SQL as here.)
+        // `starts`: whether the bound is where the scan starts, which a
+        // resumed scan drops once it is strictly past it.
+        let keep = |k: &[u8], starts: bool| match scan.after {
+            Some((after, _)) if starts && scan.descending => after >= k,
+            Some((after, _)) if starts => after <= k,
+            _ => true,
+        };
+        if let Some((k, incl)) = scan.lower.filter(|(k, _)| keep(k, !scan.descending)) {
             sql.push_str(if incl {
                 " AND key >= ?"
             } else {
@@ -1149,7 +1159,7 @@ impl<'a> Store<'a> {
             });
             params.push(k.to_vec().into());
         }
-        if let Some((k, incl)) = scan.upper {
+        if let Some((k, incl)) = scan.upper.filter(|(k, _)| keep(k, scan.descending)) {
             sql.push_str(if incl {
                 " AND key <= ?"
             } else {
@@ -1418,7 +1428,10 @@ impl<'a> Store<'a> {
         offset: u64,
         limit: u64,
     ) -> (String, Vec<Value>) {
-        let (mut cond, mut params) = range.condition();
+        // Past `after`, a row inside the range, the start bound adds
+        // nothing; kept, SQLite seeks from it instead of from `after` and
+        // every page re-reads the rows of the pages before it.
+        let (mut cond, mut params) = range.condition_from(after.is_none());
         let order = if range.descending { "DESC" } else { "ASC" };
         if let Some(pos) = after {
             let past = if range.descending { "<" } else { ">" };
@@ -1715,15 +1728,17 @@ impl Store<'_> {
             .collect())
     }
 
-    /// Up to `limit` rows (positions and value JSON) from `from` on
-    /// (`after`: strictly after it; `None`: from the first).
+    /// Up to `limit` rows from `from` on (`after`: strictly after it;
+    /// `None`: from the first): positions, value JSON, and with `keys` key
+    /// JSON.
     pub fn view_rows_from(
         &self,
         idx: i64,
         from: Option<&ViewPos>,
         after: bool,
         limit: u64,
-    ) -> CouchResult<Vec<(ViewPos, String)>> {
+        keys: bool,
+    ) -> CouchResult<Vec<(ViewPos, String, Option<String>)>> {
         let mut params: Vec<Value> = vec![idx.into()];
         let cond = match from {
             Some(p) => {
@@ -1737,13 +1752,23 @@ impl Store<'_> {
             None => "",
         };
         params.push(limit.into());
-        self.positioned(
-            &format!(
-                "SELECT key, doc_id, n, value_json FROM view_rows WHERE idx = ?{cond} \
-                 ORDER BY key, doc_id, n LIMIT ?"
-            ),
-            &params,
-        )
+        let key = if keys { ", key_json" } else { "" };
+        Ok(self
+            .sql
+            .query(
+                &format!(
+                    "SELECT key, doc_id, n, value_json{key} FROM view_rows WHERE idx = ?{cond} \
+                     ORDER BY key, doc_id, n LIMIT ?"
+                ),
+                &params,
+            )?
+            .into_iter()
+            .map(|mut r| {
+                let value = text(&mut r, 3);
+                let key = keys.then(|| text(&mut r, 4));
+                (pos_from_row(r), value, key)
+            })
+            .collect())
     }
 
     /// The first and the last row of a view range in index order (none
@@ -1827,31 +1852,36 @@ pub struct ViewRange {
 impl ViewRange {
     /// The SQL condition (` AND ...`) and its parameters.
     fn condition(&self) -> (String, Vec<Value>) {
+        self.condition_from(true)
+    }
+
+    /// [`Self::condition`], with the start bound only if `start`.
+    fn condition_from(&self, start: bool) -> (String, Vec<Value>) {
         let mut sql = String::new();
         let mut params = Vec::new();
+        let start = self.start.as_ref().filter(|_| start);
         // Moving forward, rows come after the start and before the end.
         for (bound, after) in [
-            (&self.start, !self.descending),
-            (&self.end, self.descending),
+            (start, !self.descending),
+            (self.end.as_ref(), self.descending),
         ] {
             let Some(b) = bound else { continue };
-            let (strict, eq) = match (after, b.inclusive) {
-                (true, true) => (">", ">="),
-                (true, false) => (">", ">"),
-                (false, true) => ("<", "<="),
-                (false, false) => ("<", "<"),
+            let op = match (after, b.inclusive) {
+                (true, true) => ">=",
+                (true, false) => ">",
+                (false, true) => "<=",
+                (false, false) => "<",
             };
             match &b.doc_id {
+                // A row value, which SQLite seeks to in the index (an `OR`
+                // of the key and the document id it would scan up to).
                 Some(id) => {
-                    sql.push_str(&format!(
-                        " AND (key {strict} ? OR (key = ? AND doc_id {eq} ?))"
-                    ));
-                    params.push(b.key.clone().into());
+                    sql.push_str(&format!(" AND (key, doc_id) {op} (?, ?)"));
                     params.push(b.key.clone().into());
                     params.push(id.as_str().into());
                 }
                 None => {
-                    sql.push_str(&format!(" AND key {eq} ?"));
+                    sql.push_str(&format!(" AND key {op} ?"));
                     params.push(b.key.clone().into());
                 }
             }

@@ -1,11 +1,13 @@
 //! Map/reduce views over the database: index maintenance from the update
 //! sequence and queries (ranges, keys, grouping, reduce). Definitions and
-//! built-in reduces are in `shared::view`; functions are compiled and their
-//! failures mapped by [`crate::design`].
+//! built-in reduces are in `shared::view`, reduce functions in
+//! [`crate::reducer`]; functions are compiled and their failures mapped by
+//! [`crate::design`].
 
 use crate::database::Database;
-use crate::design::{compile_query, failure, Compiled, Role};
+use crate::design::{compile_query, failure, Role};
 use crate::js::JsError;
+use crate::reducer::{Reducer, Row};
 use crate::store::{DocRecord, ViewBound, ViewRange, ViewRow};
 use serde_json::{json, Map, Value};
 use shared::active_tasks::BuildStep;
@@ -13,7 +15,7 @@ use shared::doc_read::ReadOpts;
 use shared::error::{CouchError, CouchResult};
 use shared::http::Request;
 use shared::partition;
-use shared::view::{self, Builtin, GroupLevel, Update, ViewDef, ViewName, ViewQuery};
+use shared::view::{self, GroupLevel, Update, ViewDef, ViewName, ViewQuery};
 use std::cell::RefCell;
 
 /// Documents mapped per transaction while an index catches up: at most
@@ -25,8 +27,6 @@ const BATCH: u64 = 2000;
 /// last one's (the first is [`FIRST_BATCH`] documents).
 const BATCH_BYTES: u64 = 8 << 20;
 const FIRST_BATCH: u64 = 200;
-/// Rows handed to a JavaScript reduce at once (then rereduced).
-const REDUCE_CHUNK: usize = 500;
 /// Rows read per statement while reducing.
 const SCAN_PAGE: u64 = 5_000;
 
@@ -45,75 +45,6 @@ pub(crate) struct Resolved {
     name: ViewName,
     pub(crate) def: ViewDef,
     pub(crate) ddoc: Map<String, Value>,
-}
-
-/// The reduce half of a view.
-enum Reducer {
-    Builtin(Builtin),
-    Js(Compiled),
-}
-
-impl Reducer {
-    fn new(src: &str, ddoc: &Value) -> CouchResult<Reducer> {
-        match Builtin::parse(src) {
-            Some(b) => Ok(Reducer::Builtin(b?)),
-            None => Ok(Reducer::Js(compile_query(src, ddoc, "reduce")?)),
-        }
-    }
-
-    /// Which parts of a row the reduce reads: `(keys, values)`.
-    fn reads(&self) -> (bool, bool) {
-        match self {
-            Reducer::Builtin(Builtin::Count) => (false, false),
-            Reducer::Builtin(Builtin::ApproxCountDistinct) => (true, false),
-            Reducer::Builtin(_) => (false, true),
-            Reducer::Js(_) => (true, true),
-        }
-    }
-
-    /// Reduces one group's rows: natively, or in JavaScript chunk by chunk
-    /// with a final rereduce, as CouchDB's B-tree nodes do.
-    fn reduce(&self, rows: Vec<(Value, String, Value)>) -> CouchResult<Value> {
-        match self {
-            Reducer::Builtin(b) => {
-                let kv: Vec<(Value, Value)> = rows.into_iter().map(|(k, _, v)| (k, v)).collect();
-                b.reduce(&kv)
-            }
-            Reducer::Js(compiled) => {
-                let (engine, f) = &**compiled;
-                let mut partials = Vec::new();
-                for chunk in rows.chunks(REDUCE_CHUNK) {
-                    let keys =
-                        Value::Array(chunk.iter().map(|(k, id, _)| json!([k, id])).collect());
-                    let values = Value::Array(chunk.iter().map(|(_, _, v)| v.clone()).collect());
-                    let input = values.to_string().len();
-                    let out = tolerate(engine.call(*f, &[&keys, &values, &json!(false)]))
-                        .map_err(|e| failure("reduce", Role::Query, &e))?;
-                    view::check_reduce_limit(input, &out)?;
-                    partials.push(out);
-                }
-                if partials.len() == 1 {
-                    return Ok(partials.pop().expect("one"));
-                }
-                let values = Value::Array(partials);
-                tolerate(engine.call(*f, &[&Value::Null, &values, &json!(true)]))
-                    .map_err(|e| failure("rereduce", Role::Query, &e))
-            }
-        }
-    }
-}
-
-/// A reduce function that throws yields `null` for that reduction, as
-/// couchjs logs non-fatal errors and goes on; running out of time or
-/// memory still fails the query.
-fn tolerate(out: Result<Value, JsError>) -> Result<Value, JsError> {
-    match out {
-        Err(JsError::Thrown(e)) => {
-            tracing::warn!(error = %e, "reduce function threw; its reduction is null");
-            Ok(Value::Null)
-        }
-        other => other,
-    }
 }
 
 /// JSON text of the documents one map call gets, at most this long (a
@@ -616,23 +547,22 @@ impl Database<'_> {
         )?;
         let level = q.group_level.unwrap_or(GroupLevel::Level(0));
         let limit = q.limit.unwrap_or(u64::MAX).min(usize::MAX as u64) as usize;
-        // One group over one range: from the stored reductions, when the
-        // reduce keeps them. Where they fail (a value the reduce refuses),
-        // the rows are reduced as they are read, which says where.
-        if let (Reducer::Builtin(b), GroupLevel::Level(0), None) = (&reducer, level, &q.keys) {
-            if b.rereduces() {
-                let range = &Self::ranges(&v.def, q)[0];
-                match self.stored_reduction(idx, *b, range) {
-                    Err(e) => tracing::info!("stored reductions unusable: {}", e.reason),
-                    Ok(value) => {
-                        let rows: Vec<Value> = value
-                            .map(|value| json!({"key": null, "value": value}))
-                            .into_iter()
-                            .skip(q.skip as usize)
-                            .take(limit)
-                            .collect();
-                        return Ok(json!({ "rows": rows }));
-                    }
+        // One group over one range: from the stored reductions. Where they
+        // fail (a value the reduce refuses), the rows are reduced as they
+        // are read, which says where.
+        if let (GroupLevel::Level(0), None) = (level, &q.keys) {
+            let range = &Self::ranges(&v.def, q)[0];
+            match self.stored_reduction(idx, &reducer, range) {
+                Err(e) if reducer.stopped() => return Err(e),
+                Err(e) => tracing::info!("stored reductions unusable: {}", e.reason),
+                Ok(value) => {
+                    let rows: Vec<Value> = value
+                        .map(|value| json!({"key": null, "value": value}))
+                        .into_iter()
+                        .skip(q.skip as usize)
+                        .take(limit)
+                        .collect();
+                    return Ok(json!({ "rows": rows }));
                 }
             }
         }
@@ -660,18 +590,16 @@ impl Database<'_> {
         let mut groups: Vec<Value> = Vec::new();
         // Large groups are reduced range by range, from counts or stored
         // reductions; what the walk leaves is scanned row by row.
-        if let (Reducer::Builtin(b), None) = (&reducer, &q.keys) {
-            if b.rereduces() && level != GroupLevel::Level(0) {
-                let walked = self.walk_groups(idx, *b, &ranges[0], level, &identity, want)?;
-                groups = walked.groups;
-                ranges = walked.rest.into_iter().collect();
-            }
+        if q.keys.is_none() && level != GroupLevel::Level(0) {
+            let walked = self.walk_groups(idx, &reducer, &ranges[0], level, &identity, want)?;
+            groups = walked.groups;
+            ranges = walked.rest.into_iter().collect();
         }
         let mut current: Option<(Vec<u8>, Value)> = None;
-        let mut members: Vec<(Value, String, Value)> = Vec::new();
+        let mut members: Vec<Row> = Vec::new();
         // Closes the current group; says how many groups there are now.
         let mut flush = |current: &mut Option<(Vec<u8>, Value)>,
-                         members: &mut Vec<(Value, String, Value)>|
+                         members: &mut Vec<Row>|
          -> CouchResult<usize> {
             let rows = std::mem::take(members);
             if let Some((_, key)) = current.take() {

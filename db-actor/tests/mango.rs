@@ -705,3 +705,59 @@ fn an_index_catches_up_over_a_batch_of_changes() {
     let want: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
     assert_eq!(ids(&find(&db, q)), want);
 }
+
+/// Bookmarks page through a bounded range in both directions without
+/// leaving it, and a bookmark from before a range (another query's) still
+/// yields only that range's documents.
+#[test]
+fn bookmarks_stay_inside_bounded_ranges() {
+    let db = Db::new();
+    let docs: Vec<Value> = (0..6_000)
+        .map(|i| json!({"_id": format!("d{i:05}"), "n": i % 1000}))
+        .collect();
+    bulk(&db, docs);
+    index(
+        &db,
+        json!({"index": {"fields": ["n"]}, "ddoc": "n", "name": "n"}),
+    );
+    let page = |body: Value| {
+        let v = find(&db, body);
+        let ns: Vec<i64> = v["docs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["n"].as_i64().unwrap())
+            .collect();
+        (ns, v["bookmark"].as_str().unwrap().to_string())
+    };
+    for sort in [json!(["n"]), json!([{"n": "desc"}])] {
+        let q = json!({"selector": {"n": {"$gt": 100, "$lte": 900}}, "sort": sort, "limit": 500});
+        let (mut all, mut bookmark) = page(q.clone());
+        loop {
+            let mut body = q.clone();
+            body["bookmark"] = json!(bookmark);
+            let (ns, b) = page(body);
+            if ns.is_empty() {
+                break;
+            }
+            all.extend(ns);
+            bookmark = b;
+        }
+        assert_eq!(all.len(), 800 * 6, "{sort}");
+        assert!(all.iter().all(|n| (101..=900).contains(n)), "{sort}");
+    }
+    let (_, early) = page(json!({"selector": {"n": {"$gte": 0}}, "sort": ["n"], "limit": 10}));
+    let body = json!({"selector": {"n": {"$gt": 500}}, "sort": ["n"], "limit": 50,
+                      "bookmark": early, "execution_stats": true});
+    let v = find(&db, body.clone());
+    assert!(
+        v["execution_stats"]["total_keys_examined"]
+            .as_u64()
+            .unwrap()
+            <= 60,
+        "{v}"
+    );
+    let (ns, _) = page(body);
+    assert_eq!(ns.len(), 50);
+    assert!(ns.iter().all(|n| *n > 500), "{ns:?}");
+}

@@ -6,6 +6,7 @@
 pub mod active_tasks;
 pub mod actor_call;
 pub mod all_docs;
+pub mod approx_distinct;
 pub mod attachments;
 pub mod changes;
 pub mod collate;

@@ -3,6 +3,7 @@
 //! design document. Storage and JavaScript live in the database actor.
 
 use crate::all_docs::{bad_param, Opts};
+use crate::approx_distinct::Sketch;
 use crate::collate;
 use crate::error::{CouchError, CouchResult};
 use crate::http::Request;
@@ -392,7 +393,9 @@ impl Builtin {
                 .iter()
                 .try_fold(json!(0), |acc, (_, v)| sum_values(&acc, v)),
             Builtin::Stats => stats(rows),
-            Builtin::ApproxCountDistinct => Ok(json!(approx_count_distinct(rows))),
+            Builtin::ApproxCountDistinct => {
+                Ok(json!(Sketch::of(rows.iter().map(|(k, _)| k)).count()))
+            }
         }
     }
 }
@@ -408,14 +411,17 @@ impl Builtin {
         }
     }
 
-    /// Whether partial reductions combine to the whole one exactly, so a
-    /// view may keep them (`_approx_count_distinct` would need its sketch).
-    pub fn rereduces(self) -> bool {
-        !matches!(self, Builtin::ApproxCountDistinct)
+    /// The partial reduction of some rows, as stored reductions keep it:
+    /// their reduction, but `_approx_count_distinct`'s sketch.
+    pub fn partial(self, rows: &[(Value, Value)]) -> CouchResult<Value> {
+        match self {
+            Builtin::ApproxCountDistinct => Ok(Sketch::of(rows.iter().map(|(k, _)| k)).to_json()),
+            _ => self.reduce(rows),
+        }
     }
 
-    /// Combines partial reductions (each of some rows) into the reduction
-    /// of all their rows.
+    /// Combines partial reductions (each of some rows) into the partial
+    /// reduction of all their rows.
     pub fn rereduce(self, parts: &[Value]) -> CouchResult<Value> {
         match self {
             Builtin::Count => Ok(json!(parts.iter().filter_map(Value::as_u64).sum::<u64>())),
@@ -427,31 +433,23 @@ impl Builtin {
                     parts.iter().map(|p| (Value::Null, p.clone())).collect();
                 stats(&rows)
             }
-            Builtin::ApproxCountDistinct => Err(reduce_error(
-                "_approx_count_distinct keeps no partial reductions".into(),
-            )),
+            Builtin::ApproxCountDistinct => {
+                let mut all = Sketch::default();
+                for p in parts {
+                    all.merge(&Sketch::from_json(p)?)?;
+                }
+                Ok(all.to_json())
+            }
         }
     }
-}
 
-/// HyperLogLog precision of `_approx_count_distinct`: 2^11 registers, as
-/// CouchDB's `hyper:new(11)` (about 2 % standard error; exact in practice
-/// for small groups, which HLL++ counts sparsely).
-const HLL_PRECISION: u8 = 11;
-
-/// `_approx_count_distinct`: an estimate of the number of distinct keys in
-/// constant memory. Keys are hashed by their collation encoding, so keys
-/// CouchDB considers equal count once.
-fn approx_count_distinct(rows: &[(Value, Value)]) -> u64 {
-    use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
-    use std::hash::{BuildHasherDefault, DefaultHasher};
-    let mut hll: HyperLogLogPlus<[u8], BuildHasherDefault<DefaultHasher>> =
-        HyperLogLogPlus::new(HLL_PRECISION, BuildHasherDefault::default())
-            .expect("precision 11 is in range");
-    for (k, _) in rows {
-        hll.insert(collate::encode_key(k).as_slice());
+    /// The reduction of rows from their partial reduction.
+    pub fn finish(self, part: Value) -> CouchResult<Value> {
+        match self {
+            Builtin::ApproxCountDistinct => Ok(json!(Sketch::from_json(&part)?.count())),
+            _ => Ok(part),
+        }
     }
-    hll.count().round() as u64
 }
 
 fn reduce_error(reason: String) -> CouchError {
