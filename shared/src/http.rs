@@ -117,13 +117,17 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Records the URL the request arrived at: its scheme, and its host as
-    /// the `Host` header when the runtime did not pass one on.
-    pub fn set_origin(&mut self, scheme: &str, host: Option<&str>, port: Option<u16>) {
-        self.scheme = scheme.to_string();
-        if let (None, Some(host)) = (self.header("host"), host) {
-            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
-            self.headers.push(("host".into(), format!("{host}{port}")));
+    /// Records the URL the request arrived at (`scheme://host[:port]/...`,
+    /// as the runtime serializes it): its scheme, and its host as the
+    /// `Host` header when the runtime did not pass one on. Read from the
+    /// text: a full URL parse costs more than a small request's work.
+    pub fn set_origin(&mut self, url: &str) {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        self.scheme = scheme.to_ascii_lowercase();
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if self.header("host").is_none() && !host.is_empty() {
+            self.headers.push(("host".into(), host.to_string()));
         }
     }
 
@@ -300,6 +304,61 @@ pub fn target_header(url: &str) -> String {
     percent_encoding::utf8_percent_encode(&target, percent_encoding::CONTROLS).to_string()
 }
 
+/// A request's method, URL and headers as they cross from JavaScript to
+/// wasm in one call (one call per header costs more than the request's
+/// own work in the router): each line ends with `\n`, which no method,
+/// serialized URL, header name or header value holds (`Headers` refuses
+/// CR, LF and NUL in values).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Head {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// Reads `method\nurl\n` followed by [`header_lines`].
+    pub fn parse(lines: &str) -> Head {
+        let mut it = lines.split('\n');
+        let method = it.next().unwrap_or_default().to_string();
+        let url = it.next().unwrap_or_default().to_string();
+        let mut headers = Vec::new();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            headers.push((k.to_string(), v.to_string()));
+        }
+        Head {
+            method,
+            url,
+            headers,
+        }
+    }
+
+    /// The value of a header, by name in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Headers as lines for JavaScript to build a `Headers` from in one call:
+/// name and value, each followed by `\n`. `None` when one holds a line
+/// break, which no header may (`Headers` would refuse it too).
+pub fn header_lines<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if k.contains('\n') || v.contains('\n') {
+            return None;
+        }
+        out.push_str(k);
+        out.push('\n');
+        out.push_str(v);
+        out.push('\n');
+    }
+    Some(out)
+}
+
 fn raw_segments(raw: &str) -> impl Iterator<Item = &str> {
     raw.split('/').filter(|s| !s.is_empty())
 }
@@ -466,6 +525,46 @@ pub fn method_not_allowed<T>(allowed: &str) -> CouchResult<T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn head_lines_round_trip() {
+        let lines = format!(
+            "PUT\nhttp://h/db/a%20b?x=1\n{}",
+            header_lines([
+                ("authorization", "Basic YTpi"),
+                ("x-empty", ""),
+                ("accept", "*/*")
+            ])
+            .unwrap()
+        );
+        let head = Head::parse(&lines);
+        assert_eq!(head.method, "PUT");
+        assert_eq!(head.url, "http://h/db/a%20b?x=1");
+        assert_eq!(
+            head.headers,
+            vec![
+                ("authorization".to_string(), "Basic YTpi".to_string()),
+                ("x-empty".to_string(), String::new()),
+                ("accept".to_string(), "*/*".to_string()),
+            ]
+        );
+        assert_eq!(head.header("Authorization"), Some("Basic YTpi"));
+        assert_eq!(head.header("missing"), None);
+        assert!(Head::parse("GET\nhttp://h/\n").headers.is_empty());
+        let mut req = Request::new("GET", "/", "");
+        req.set_origin("https://user:pw@[::1]:6984/db?x=1");
+        assert_eq!(
+            (req.scheme.as_str(), req.header("host")),
+            ("https", Some("[::1]:6984"))
+        );
+        let mut req = Request::new("GET", "/", "").with_header("host", "couch.example");
+        req.set_origin("http://127.0.0.1:5984");
+        assert_eq!(
+            (req.scheme.as_str(), req.header("host")),
+            ("http", Some("couch.example"))
+        );
+        assert_eq!(header_lines([("content-type", "text/plain\nx: y")]), None);
+    }
+
     use super::*;
 
     #[test]

@@ -228,12 +228,13 @@ impl DurableObject for DbActor {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let head = req.inner().method() == "HEAD";
         let inner = &self.inner;
+        let raw = from_worker(&mut req).await?;
+        let head = raw.method == "HEAD";
         // Values written through `_config`, as the router hands them on.
-        let (limits, users) = match req.headers().get(SETTINGS_HEADER)? {
+        let (limits, users) = match raw.header(SETTINGS_HEADER) {
             Some(h) => {
-                let set = read_actor_settings(&h);
+                let set = read_actor_settings(h);
                 let lookup = |k: &str| set.get(k).cloned().or_else(|| env_text(&inner.env, k));
                 (
                     Limits::from_lookup(lookup),
@@ -242,10 +243,7 @@ impl DurableObject for DbActor {
             }
             None => (inner.limits, inner.users),
         };
-        let creq = match from_worker(&mut req)
-            .await?
-            .decoded(limits.max_http_request_size)
-        {
+        let creq = match raw.decoded(limits.max_http_request_size) {
             Ok(r) => r,
             Err(e) => return to_worker(CouchResponse::error(&e), head),
         };

@@ -3,17 +3,17 @@
 
 use crate::auth::UserStore;
 use crate::cluster::Cluster;
-use platform::{call_catalog, call_replicator, env_text, send};
+use platform::{call_catalog, call_replicator, env_text, send, worker_http};
 use serde_json::{Map, Value};
 use shared::actor_call::{CatalogCall, ReplicatorCall, CALL_ORIGIN};
 use shared::error::{CouchError, CouchResult};
-use shared::http::encode_segment;
+use shared::http::{encode_segment, Head};
 use shared::node_config::{Overlay, SETTINGS_HEADER};
 use shared::stats::Stats;
 use shared::user::{UserCtx, USER_CTX_HEADER};
 use shared::users::{USERS_DB, USER_PREFIX};
 use std::cell::RefCell;
-use worker::{Env, Headers, Request, Response};
+use worker::{Env, Headers, Response};
 
 thread_local! {
     /// The server uuid, fetched from the catalog once per isolate.
@@ -120,9 +120,8 @@ impl Cluster for Workers<'_> {
 }
 
 /// The request's method, after any `X-HTTP-Method-Override`.
-pub(super) fn method(req: &Request) -> String {
-    let header = req.headers().get("x-http-method-override").ok().flatten();
-    shared::http::effective_method(&req.inner().method(), header.as_deref())
+pub(super) fn method(head: &Head) -> String {
+    shared::http::effective_method(&head.method, head.header("x-http-method-override"))
 }
 
 /// A runtime failure as a 500, with the first line of its message only
@@ -132,10 +131,6 @@ pub(super) fn internal(e: impl std::fmt::Display) -> CouchError {
     CouchError::internal(msg.lines().next().unwrap_or_default().to_string())
 }
 
-fn js_internal(e: wasm_bindgen::JsValue) -> CouchError {
-    internal(format!("{e:?}"))
-}
-
 fn db_stub(env: &Env, name: &str) -> CouchResult<worker::Stub> {
     platform::db_stub(env, name).map_err(internal)
 }
@@ -143,45 +138,28 @@ fn db_stub(env: &Env, name: &str) -> CouchResult<worker::Stub> {
 /// Sends a request to a database's actor, with the user context in a header
 /// no client can set (any copy the client sent is dropped).
 pub(super) async fn forward(
-    req: &Request,
+    req: &web_sys::Request,
+    head: &Head,
     env: &Env,
     name: &str,
     user: &UserCtx,
     settings: Option<&str>,
-) -> CouchResult<Response> {
-    let headers = web_sys::Headers::new().map_err(js_internal)?;
-    for (k, v) in req.headers().entries() {
-        if !k.starts_with("x-settee-") {
-            headers.append(&k, &v).map_err(js_internal)?;
-        }
-    }
-    headers
-        .set(USER_CTX_HEADER, &user.to_header())
-        .map_err(js_internal)?;
-    let url = req.inner().url();
-    headers
-        .set(
-            shared::http::TARGET_HEADER,
-            &shared::http::target_header(&url),
-        )
-        .map_err(js_internal)?;
+) -> CouchResult<web_sys::Response> {
+    let user = user.to_header();
+    let target = shared::http::target_header(&head.url);
+    let mut extra = vec![
+        (USER_CTX_HEADER, user.as_str()),
+        (shared::http::TARGET_HEADER, target.as_str()),
+    ];
     if let Some(s) = settings {
-        headers.set(SETTINGS_HEADER, s).map_err(js_internal)?;
+        extra.push((SETTINGS_HEADER, s));
     }
-    let init = web_sys::RequestInit::new();
-    let method = method(req);
-    init.set_method(&method);
-    init.set_headers(&headers);
-    if method != "GET" && method != "HEAD" {
-        if let Some(body) = req.inner().body() {
-            init.set_body(&body);
-        }
-    }
-    let inner = web_sys::Request::new_with_str_and_init(&url, &init).map_err(js_internal)?;
-    db_stub(env, name)?
-        .fetch_with_request(Request::from(inner))
+    let method = method(head);
+    let with_body = method != "GET" && method != "HEAD";
+    let stub = db_stub(env, name)?;
+    worker_http::forward(stub, req, &head.url, &method, &extra, with_body)
         .await
-        .map_err(internal)
+        .map_err(|e| internal(format!("{e:?}")))
 }
 
 /// A bodiless request from the router itself to a database actor.

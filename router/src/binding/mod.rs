@@ -10,16 +10,16 @@ use crate::fauxton;
 use actors::{forward, internal, method, Workers};
 use platform::call_catalog;
 use platform::env_text;
-use platform::worker_http::to_worker;
+use platform::worker_http::{self, to_worker};
 use shared::actor_call::CatalogCall;
 use shared::config::Config;
 use shared::error::{CouchError, CouchResult};
-use shared::http::{Request as CouchRequest, Response as CouchResponse};
+use shared::http::{Head, Request as CouchRequest, Response as CouchResponse};
 use shared::node_config::{self, Overlay};
 use shared::stats::Stats;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{event, Context, Env, Headers, Request, Response, Result};
+use worker::{event, Context, Env, Headers, Result};
 
 thread_local! {
     /// Lockout counters and verified-password cache of this isolate,
@@ -100,25 +100,26 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let started = js_sys::Date::now();
-    let method = req.inner().method();
-    let resp = respond(req, env).await;
-    let status = resp.as_ref().map_or(500, |r| r.status_code());
+    let head = worker_http::head(&req);
+    let method = head.method.clone();
+    let resp = respond(&req, head, env).await;
+    let status = resp.as_ref().map_or(500, |r| r.status());
     let ms = js_sys::Date::now() - started;
     PENDING_STATS.with(|s| s.borrow_mut().request(&method, status, ms));
     resp
 }
 
-async fn respond(mut req: Request, env: Env) -> Result<Response> {
+async fn respond(req: &web_sys::Request, head: Head, env: Env) -> Result<web_sys::Response> {
     let current = current(&env).await;
     let cfg = &*current.config;
-    let head = req.inner().method() == "HEAD";
-    let origin = req.headers().get("origin").ok().flatten();
-    if let Some(r) = preflight(cfg, &req, origin.as_deref())? {
+    let is_head = head.method == "HEAD";
+    let origin = head.header("origin").map(str::to_string);
+    if let Some(r) = preflight(cfg, &head, origin.as_deref())? {
         return Ok(r);
     }
-    let (result, set_cookie) = handle(&mut req, &env, &current).await;
+    let (result, set_cookie) = handle(req, head, &env, &current).await;
     let mut extra: Vec<(String, String)> = set_cookie
         .into_iter()
         .map(|c| ("set-cookie".into(), c))
@@ -128,78 +129,55 @@ async fn respond(mut req: Request, env: Env) -> Result<Response> {
     }
     let plain = extra.is_empty();
     extra.push(("date".into(), shared::http::http_date(now_secs())));
+    let local = |mut r: CouchResponse| -> Result<web_sys::Response> {
+        r.headers.extend(extra.iter().cloned());
+        Ok(to_worker(r, is_head)?.into())
+    };
     match result {
         // A WebSocket upgrade needs no date.
-        Ok(Handled::Forwarded(r)) if plain && r.status_code() == 101 => Ok(r),
-        Ok(Handled::Forwarded(r)) => with_headers(r, &extra),
-        Ok(Handled::Local(mut r)) => {
-            r.headers.extend(extra);
-            to_worker(r, head)
-        }
-        Err(e) => {
-            let mut r = CouchResponse::error(&e);
-            r.headers.extend(extra);
-            to_worker(r, head)
-        }
+        Ok(Handled::Forwarded(r)) if plain && r.status() == 101 => Ok(r),
+        Ok(Handled::Forwarded(r)) => Ok(worker_http::with_headers(&r, &extra)?),
+        Ok(Handled::Local(r)) => local(r),
+        Err(e) => local(CouchResponse::error(&e)),
     }
 }
 
 /// Answers a CORS preflight, when CORS is on.
-fn preflight(cfg: &Config, req: &Request, origin: Option<&str>) -> Result<Option<Response>> {
-    let (Some(cors), "OPTIONS") = (&cfg.cors, req.inner().method().as_str()) else {
+fn preflight(cfg: &Config, head: &Head, origin: Option<&str>) -> Result<Option<web_sys::Response>> {
+    let (Some(cors), "OPTIONS") = (&cfg.cors, head.method.as_str()) else {
         return Ok(None);
     };
-    let Some(method) = req.headers().get("access-control-request-method")? else {
+    let Some(method) = head.header("access-control-request-method") else {
         return Ok(None);
     };
-    let headers = Headers::new();
-    for (k, v) in cors.preflight(origin, &method).unwrap_or_default() {
-        headers.append(&k, &v)?;
-    }
-    Ok(Some(
-        Response::empty()?.with_status(204).with_headers(headers),
-    ))
-}
-
-/// Copies a forwarded response with extra headers.
-fn with_headers(r: Response, extra: &[(String, String)]) -> Result<Response> {
-    let headers = Headers::new();
-    for (k, v) in r.headers().entries() {
-        headers.append(&k, &v)?;
-    }
-    for (k, v) in extra {
-        headers.append(k, v)?;
-    }
-    Ok(r.with_headers(headers))
+    let mut r = CouchResponse::empty(204);
+    r.headers = cors.preflight(origin, method).unwrap_or_default();
+    Ok(Some(to_worker(r, false)?.into()))
 }
 
 enum Handled {
     Local(CouchResponse),
-    Forwarded(Response),
+    Forwarded(web_sys::Response),
 }
 
-/// The request with its path as the client sent it: `worker::Url` (WHATWG
+/// The request with its path as the client sent it: a URL parser (WHATWG
 /// parsing) would resolve `.` and `%2E%2E` segments first.
-fn couch_request(req: &Request, url: &worker::Url) -> CouchRequest {
-    let raw = req.inner().url();
-    let (path, query) = shared::http::path_and_query(&raw);
-    let mut creq = CouchRequest::new(&method(req), path, query);
-    creq.headers = req.headers().entries().collect();
-    creq.set_origin(url.scheme(), url.host_str(), url.port());
+fn couch_request(head: &Head) -> CouchRequest {
+    let (path, query) = shared::http::path_and_query(&head.url);
+    let mut creq = CouchRequest::new(&method(head), path, query);
+    creq.headers = head.headers.clone();
+    creq.set_origin(&head.url);
     creq
 }
 
 async fn handle(
-    req: &mut Request,
+    req: &web_sys::Request,
+    head: Head,
     env: &Env,
     current: &Current,
 ) -> (CouchResult<Handled>, Option<String>) {
     let cfg = &*current.config;
-    let url = match req.url() {
-        Ok(u) => u,
-        Err(e) => return (Err(internal(e)), None),
-    };
-    let mut creq = couch_request(req, &url);
+    let mut creq = couch_request(&head);
     let cluster = Workers { env };
     let peer = crate::auth::client_address(&creq);
     let now = now_secs();
@@ -214,21 +192,21 @@ async fn handle(
         let route = match dispatch::target(cfg, &creq, &auth.user)? {
             Target::Database(name) => {
                 let settings = current.actor_settings.as_deref();
-                return forward(req, env, &name, &auth.user, settings)
+                return forward(req, &head, env, &name, &auth.user, settings)
                     .await
                     .map(Handled::Forwarded);
             }
             Target::Server(route) => route,
         };
         if dispatch::reads_body(&creq) {
-            creq.body = req.bytes().await.unwrap_or_default();
+            creq.body = worker_http::body(req).await;
         }
         match dispatch::answer(cfg, &creq, &auth, route, &cluster, state, &peer, now).await? {
             Answer::Reply(r) => Ok(Handled::Local(r)),
             Answer::Asset(path) => asset(env, &path).await,
             Answer::DbUpdates => call_catalog(env, &CatalogCall::Updates, &creq.query_string())
                 .await
-                .map(Handled::Forwarded)
+                .map(|r| Handled::Forwarded(r.into()))
                 .map_err(internal),
         }
     };
@@ -252,5 +230,5 @@ async fn asset(env: &Env, path: &str) -> CouchResult<Handled> {
     for (k, v) in fauxton::headers(path) {
         headers.set(&k, &v).map_err(internal)?;
     }
-    Ok(Handled::Forwarded(resp.with_headers(headers)))
+    Ok(Handled::Forwarded(resp.with_headers(headers).into()))
 }
