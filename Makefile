@@ -34,6 +34,7 @@ unit:
 	cargo test --workspace --exclude e2e
 
 bench: build
+	@. ./$(TOOLS_ENV) && cd bench/ceiling-rs && "$$WORKER_BUILD" --release >/dev/null
 	@. ./$(TOOLS_ENV) && node bench/run.mjs
 
 # Abuses a real workerd (SIGKILLs under load, conflict storms, 10,000
@@ -62,7 +63,7 @@ deploy-check: build
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	. ./$(TOOLS_ENV) && cargo clippy -p router --target wasm32-unknown-unknown -- -D warnings
+	. ./$(TOOLS_ENV) && cargo clippy -p router -p ceiling-rs --target wasm32-unknown-unknown -- -D warnings
 
 fmt:
 	cargo fmt --all

@@ -393,6 +393,45 @@ async function startCeiling(workerd) {
   return s;
 }
 
+/**
+ * The same ceiling written with workers-rs (bench/ceiling-rs/, built by
+ * `make bench`): what the Rust runtime layer Settee sits on costs by itself.
+ */
+async function startCeilingRs(workerd) {
+  const dir = tempDir("ceiling-rs");
+  const port = await freePort();
+  const data = path.join(dir, "data");
+  fs.mkdirSync(data);
+  for (const f of ["index.js", "index_bg.wasm"]) {
+    fs.copyFileSync(path.join(BENCH, "ceiling-rs/build", f), path.join(dir, f));
+  }
+  const config = fs
+    .readFileSync(path.join(BENCH, "ceiling/config.capnp.in"), "utf8")
+    .replace(
+      '[(name = "worker.js", esModule = embed "worker.js")]',
+      '[(name = "index.js", esModule = embed "index.js"), (name = "index_bg.wasm", wasm = embed "index_bg.wasm")]',
+    )
+    .replaceAll("settee-bench-ceiling-Kv", "settee-bench-ceiling-rs-Kv")
+    .replaceAll("@PORT@", String(port))
+    .replaceAll("@DATA@", data);
+  fs.writeFileSync(path.join(dir, "config.capnp"), config);
+  const { child, logFile } = spawnLogged(
+    workerd,
+    ["serve", path.join(dir, "config.capnp"), "--experimental"],
+    dir,
+  );
+  const s = new Server({
+    name: "Rust ceiling",
+    child,
+    dir,
+    logFile,
+    base: `http://127.0.0.1:${port}`,
+    headers: { "content-type": "application/json" },
+  });
+  await s.waitUp("/k/probe");
+  return s;
+}
+
 // ---------------------------------------------------------------- requests
 
 /**
@@ -969,9 +1008,9 @@ async function readChanges(server) {
 }
 
 async function ceilingScenarios(server) {
-  log("Ceiling: writes");
+  log(`${server.name}: writes`);
   const put = await wrk(server, "put", "/k/", `run-${Date.now()}`);
-  log("Ceiling: reads");
+  log(`${server.name}: reads`);
   // Seed the keys the GET scenario reads, 16 at a time.
   for (let i = 0; i < PARAMS.getDocs; i += 16) {
     await Promise.all(
@@ -1059,7 +1098,7 @@ function aggregate(rounds) {
   return out;
 }
 
-function report(settee, pouch, ceiling, info, rep) {
+function report(settee, pouch, ceiling, ceilingRs, info, rep) {
   const rows = [
     ["single-doc PUT (docs/s)", settee.put, pouch.put, ceiling.put],
     ["single-doc GET (docs/s)", settee.get, pouch.get, ceiling.get],
@@ -1109,6 +1148,16 @@ function report(settee, pouch, ceiling, info, rep) {
       ]
     : [];
   const cpu = (r) => (r ? r.cpuMsPerReq.toFixed(2) : "–");
+  const pct = (a, b) => `${((100 * a) / b).toFixed(0)}%`;
+  const rust = [
+    "| Single-doc rates against the Rust ceiling (docs/s) | Settee | Rust ceiling | Settee / Rust ceiling | Ceiling | Rust ceiling / Ceiling |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ...[["PUT", "put"], ["GET", "get"]].map(([name, k]) =>
+      `| ${name} | ${fmt(settee[k].perSec)} | ${fmt(ceilingRs[k].perSec)} | ${pct(settee[k].perSec, ceilingRs[k].perSec)} | ` +
+      `${fmt(ceiling[k].perSec)} | ${pct(ceilingRs[k].perSec, ceiling[k].perSec)} |`),
+    ...[["PUT", "put"], ["GET", "get"]].map(([name, k]) =>
+      `| server CPU per ${name}, ms | ${cpu(settee[k])} | ${cpu(ceilingRs[k])} | – | ${cpu(ceiling[k])} | – |`),
+  ];
   const costs = [
     `| Cold start and CPU cost, ms (slowest in brackets) | Settee | PouchDB Server | Ceiling |`,
     "| --- | ---: | ---: | ---: |",
@@ -1133,6 +1182,7 @@ function report(settee, pouch, ceiling, info, rep) {
     ["Settee PUT", settee.put], ["Settee GET", settee.get],
     ["PouchDB Server PUT", pouch.put], ["PouchDB Server GET", pouch.get],
     ["Ceiling write", ceiling.put], ["Ceiling read", ceiling.get],
+    ["Rust ceiling write", ceilingRs.put], ["Rust ceiling read", ceilingRs.get],
   ]) {
     const other = Object.entries(r.statuses).filter(([c]) => !c.startsWith("2"));
     const e = r.errors;
@@ -1153,7 +1203,7 @@ function report(settee, pouch, ceiling, info, rep) {
     logins,
     fan,
     find,
-    `Medians of ${info.rounds} rounds (each round: ceiling, Settee, PouchDB Server, each freshly started). ` +
+    `Medians of ${info.rounds} rounds (each round: ceiling, Rust ceiling, Settee, PouchDB Server, each freshly started). ` +
       `wrk: ${w.threads} threads, ${w.connections} connections, ${w.seconds} s measured after a ${w.warmupSeconds} s warm-up; ` +
       `GETs of random ids among ${PARAMS.getDocs} docs. _bulk_docs: ${PARAMS.bulkDocs} docs in batches of ${PARAMS.bulkBatch}, ` +
       `sequential. _all_docs/_changes: pages of ${PARAMS.pageSize}, median of ${PARAMS.readRepeats} full passes.`,
@@ -1162,7 +1212,7 @@ function report(settee, pouch, ceiling, info, rep) {
     `Versions: ${info.workerd}; pouchdb-server ${info.pouchdbServer}; ${info.wrk}; Node ${info.node}. ` +
       `CPU: ${info.cpu}. Settee bundle: ${info.bundle}.`,
   ];
-  return [...main, "", ...replication, "", ...partitions, "", ...costs, "", ...perRound, "", ...detail, "", ...setup].join("\n");
+  return [...main, "", ...rust, "", ...replication, "", ...partitions, "", ...costs, "", ...perRound, "", ...detail, "", ...setup].join("\n");
 }
 
 // ---------------------------------------------------------------- main
@@ -1179,6 +1229,7 @@ async function main() {
 
   const servers = [
     ["Ceiling", () => startCeiling(workerd), ceilingScenarios],
+    ["Rust ceiling", () => startCeilingRs(workerd), ceilingScenarios],
     ["Settee", (dir) => startSettee(workerd, bundle, dir), couchScenarios],
     ["PouchDB Server", (dir) => startPouch(dir), couchScenarios],
   ];
@@ -1190,7 +1241,7 @@ async function main() {
       const server = await start();
       results[name].push(await scenarios(server));
       await server.stop();
-      if (name !== "Ceiling") {
+      if (scenarios === couchScenarios) {
         log(`${name}: cold starts of ${PARAMS.coldDbs} databases after a restart`);
         Object.assign(results[name].at(-1), await coldStartScenarios(start));
       }
@@ -1206,8 +1257,8 @@ async function main() {
     rep.push(await replicationScenarios(workerd, bundle));
   }
 
-  const [ceiling, settee, pouch] = servers.map(([name]) => aggregate(results[name]));
-  const table = report(settee, pouch, ceiling, info, rep);
+  const [ceiling, ceilingRs, settee, pouch] = servers.map(([name]) => aggregate(results[name]));
+  const table = report(settee, pouch, ceiling, ceilingRs, info, rep);
   console.log(`\n${table}`);
   if (QUICK) return; // a harness check, not a result
   const out = path.join(BENCH, "results");
