@@ -30,6 +30,7 @@ pub mod purge;
 pub mod replication;
 pub mod rev;
 pub mod rev_tree;
+pub mod search;
 pub mod security;
 pub mod selector;
 pub mod seq;
