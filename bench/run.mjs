@@ -365,53 +365,43 @@ async function startPouch(dir = tempDir("pouchdb")) {
 }
 
 /** The ceiling Worker (bench/ceiling/) on the same workerd. */
-async function startCeiling(workerd) {
-  const dir = tempDir("ceiling");
-  const port = await freePort();
-  const data = path.join(dir, "data");
-  fs.mkdirSync(data);
-  fs.copyFileSync(path.join(BENCH, "ceiling/worker.js"), path.join(dir, "worker.js"));
-  const config = fs
-    .readFileSync(path.join(BENCH, "ceiling/config.capnp.in"), "utf8")
-    .replaceAll("@PORT@", String(port))
-    .replaceAll("@DATA@", data);
-  fs.writeFileSync(path.join(dir, "config.capnp"), config);
-  const { child, logFile } = spawnLogged(
-    workerd,
-    ["serve", path.join(dir, "config.capnp"), "--experimental"],
-    dir,
-  );
-  const s = new Server({
-    name: "Ceiling",
-    child,
-    dir,
-    logFile,
-    base: `http://127.0.0.1:${port}`,
-    headers: { "content-type": "application/json" },
+function startCeiling(workerd) {
+  return startCeilingWorker(workerd, "Ceiling", "ceiling", {
+    "worker.js": ["ceiling/worker.js", "esModule"],
   });
-  await s.waitUp("/k/probe");
-  return s;
 }
 
 /**
  * The same ceiling written with workers-rs (bench/ceiling-rs/, built by
  * `make bench`): what the Rust runtime layer Settee sits on costs by itself.
  */
-async function startCeilingRs(workerd) {
-  const dir = tempDir("ceiling-rs");
+function startCeilingRs(workerd) {
+  return startCeilingWorker(workerd, "Rust ceiling", "ceiling-rs", {
+    "index.js": ["ceiling-rs/build/index.js", "esModule"],
+    "index_bg.wasm": ["ceiling-rs/build/index_bg.wasm", "wasm"],
+  });
+}
+
+/**
+ * A ceiling Worker on the same workerd, configured from
+ * bench/ceiling/config.capnp.in: `modules` maps each module's name to its
+ * file under bench/ and its capnp kind.
+ */
+async function startCeilingWorker(workerd, name, tag, modules) {
+  const dir = tempDir(tag);
   const port = await freePort();
   const data = path.join(dir, "data");
   fs.mkdirSync(data);
-  for (const f of ["index.js", "index_bg.wasm"]) {
-    fs.copyFileSync(path.join(BENCH, "ceiling-rs/build", f), path.join(dir, f));
+  for (const [file, [source]] of Object.entries(modules)) {
+    fs.copyFileSync(path.join(BENCH, source), path.join(dir, file));
   }
+  const list = Object.entries(modules)
+    .map(([file, [, kind]]) => `(name = "${file}", ${kind} = embed "${file}")`)
+    .join(", ");
   const config = fs
     .readFileSync(path.join(BENCH, "ceiling/config.capnp.in"), "utf8")
-    .replace(
-      '[(name = "worker.js", esModule = embed "worker.js")]',
-      '[(name = "index.js", esModule = embed "index.js"), (name = "index_bg.wasm", wasm = embed "index_bg.wasm")]',
-    )
-    .replaceAll("settee-bench-ceiling-Kv", "settee-bench-ceiling-rs-Kv")
+    .replaceAll("@MODULES@", list)
+    .replaceAll("@TAG@", tag)
     .replaceAll("@PORT@", String(port))
     .replaceAll("@DATA@", data);
   fs.writeFileSync(path.join(dir, "config.capnp"), config);
@@ -421,7 +411,7 @@ async function startCeilingRs(workerd) {
     dir,
   );
   const s = new Server({
-    name: "Rust ceiling",
+    name,
     child,
     dir,
     logFile,

@@ -8,20 +8,19 @@ use common::Db;
 use serde_json::{json, Value};
 use shared::sql::Sql;
 use shared::view::Builtin;
+use shared::xorshift::Rng;
 use std::collections::BTreeMap;
 
-/// A small deterministic generator (xorshift64*), so failures repeat.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> i64 {
-        (self.next() % n) as i64
+/// Writes `docs` in one `_bulk_docs`, noting each one's new revision.
+fn write(db: &Db, docs: Vec<Value>, revs: &mut BTreeMap<String, String>) {
+    let (s, v) = db.json("POST", "/db/_bulk_docs", Some(json!({ "docs": docs })));
+    assert_eq!(s, 201, "{v}");
+    for r in v.as_array().unwrap() {
+        assert_eq!(r["ok"], true, "{r}");
+        revs.insert(
+            r["id"].as_str().unwrap().into(),
+            r["rev"].as_str().unwrap().into(),
+        );
     }
 }
 
@@ -75,18 +74,18 @@ fn check(seed: u64) {
         let writes = if round % 3 == 0 {
             1400
         } else {
-            1 + rng.below(12)
+            1 + rng.int(12)
         };
         let mut docs = Vec::new();
         for _ in 0..writes {
-            let id = format!("d{:04}", rng.below(3000));
-            if revs.contains_key(&id) && model.contains_key(&id) && rng.below(4) == 0 {
+            let id = format!("d{:04}", rng.int(3000));
+            if revs.contains_key(&id) && model.contains_key(&id) && rng.int(4) == 0 {
                 docs.push(json!({"_id": id, "_rev": revs[&id], "_deleted": true}));
                 model.remove(&id);
                 continue;
             }
-            let rows: Vec<(i64, i64)> = (0..1 + rng.below(4))
-                .map(|_| (rng.below(400), rng.below(1000) - 300))
+            let rows: Vec<(i64, i64)> = (0..1 + rng.int(4))
+                .map(|_| (rng.int(400), rng.int(1000) - 300))
                 .collect();
             let mut doc = json!({"_id": id, "rows": rows.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()});
             if let Some(rev) = revs.get(&id) {
@@ -101,20 +100,12 @@ fn check(seed: u64) {
             last.insert(d["_id"].as_str().unwrap().to_string(), d);
         }
         let docs: Vec<Value> = last.into_values().collect();
-        let (s, v) = db.json("POST", "/db/_bulk_docs", Some(json!({ "docs": docs })));
-        assert_eq!(s, 201, "{v}");
-        for r in v.as_array().unwrap() {
-            assert_eq!(r["ok"], true, "{r}");
-            revs.insert(
-                r["id"].as_str().unwrap().into(),
-                r["rev"].as_str().unwrap().into(),
-            );
-        }
+        write(&db, docs, &mut revs);
         for _ in 0..25 {
-            let (a, b) = (rng.below(420) - 10, rng.below(420) - 10);
+            let (a, b) = (rng.int(420) - 10, rng.int(420) - 10);
             let (lo, hi) = (a.min(b), a.max(b));
-            let incl = rng.below(2) == 0;
-            let desc = rng.below(2) == 0;
+            let incl = rng.int(2) == 0;
+            let desc = rng.int(2) == 0;
             let want = expected(&model, lo, hi, incl);
             for view in ["count", "sum", "stats"] {
                 let qs = if desc {
@@ -143,7 +134,7 @@ fn check(seed: u64) {
             }
         }
         // Grouped, the rows are reduced as read: per key, as the model has it.
-        let (lo, hi) = (rng.below(200), 200 + rng.below(200));
+        let (lo, hi) = (rng.int(200), 200 + rng.int(200));
         let mut want: BTreeMap<i64, i64> = BTreeMap::new();
         for (k, v) in model.values().flatten() {
             if (lo..=hi).contains(k) {
@@ -206,7 +197,7 @@ fn grouped_builtins_equal_row_by_row_reduces() {
     );
     let mut rng = Rng(0x6A0E_5EED_0000_0007);
     let docs: Vec<Value> = (0..3000)
-        .map(|i| json!({"_id": format!("d{i:05}"), "i": i, "v": rng.below(200) - 50}))
+        .map(|i| json!({"_id": format!("d{i:05}"), "i": i, "v": rng.int(200) - 50}))
         .collect();
     let (s, _) = db.json("POST", "/db/_bulk_docs", Some(json!({ "docs": docs })));
     assert_eq!(s, 201);
@@ -232,34 +223,34 @@ fn grouped_builtins_equal_row_by_row_reduces() {
         "group=true",
     ];
     for round in 0..60 {
-        let mut qs = vec![groupings[rng.below(4) as usize].to_string()];
-        let (a, b) = (rng.below(keys.len() as u64), rng.below(keys.len() as u64));
-        let desc = rng.below(2) == 0;
+        let mut qs = vec![groupings[rng.int(4) as usize].to_string()];
+        let (a, b) = (rng.int(keys.len() as u64), rng.int(keys.len() as u64));
+        let desc = rng.int(2) == 0;
         let (lo, hi) = (a.min(b) as usize, a.max(b) as usize);
         let (start, end) = if desc { (hi, lo) } else { (lo, hi) };
         if desc {
             qs.push("descending=true".into());
         }
-        if rng.below(4) > 0 {
+        if rng.int(4) > 0 {
             qs.push(format!("startkey={}", keys[start]));
-            if rng.below(3) == 0 {
-                qs.push(format!("startkey_docid=d{:05}", rng.below(3000)));
+            if rng.int(3) == 0 {
+                qs.push(format!("startkey_docid=d{:05}", rng.int(3000)));
             }
         }
-        if rng.below(4) > 0 {
+        if rng.int(4) > 0 {
             qs.push(format!("endkey={}", keys[end]));
-            if rng.below(3) == 0 {
-                qs.push(format!("endkey_docid=d{:05}", rng.below(3000)));
+            if rng.int(3) == 0 {
+                qs.push(format!("endkey_docid=d{:05}", rng.int(3000)));
             }
-            if rng.below(2) == 0 {
+            if rng.int(2) == 0 {
                 qs.push("inclusive_end=false".into());
             }
         }
-        if rng.below(3) == 0 {
-            qs.push(format!("limit={}", rng.below(6)));
+        if rng.int(3) == 0 {
+            qs.push(format!("limit={}", rng.int(6)));
         }
-        if rng.below(4) == 0 {
-            qs.push(format!("skip={}", rng.below(4)));
+        if rng.int(4) == 0 {
+            qs.push(format!("skip={}", rng.int(4)));
         }
         let qs = qs.join("&");
         for (builtin, js) in [("count", "js_count"), ("sum", "js_sum")] {
@@ -386,12 +377,12 @@ fn stored_sketches_and_javascript_reductions_equal_reducing_every_row() {
         let writes = if round % 3 == 0 {
             1500
         } else {
-            1 + rng.below(12)
+            1 + rng.int(12)
         };
         let mut last: BTreeMap<String, Value> = BTreeMap::new();
         for _ in 0..writes {
-            let id = format!("d{:04}", rng.below(3000));
-            if revs.contains_key(&id) && model.contains_key(&id) && rng.below(4) == 0 {
+            let id = format!("d{:04}", rng.int(3000));
+            if revs.contains_key(&id) && model.contains_key(&id) && rng.int(4) == 0 {
                 last.insert(
                     id.clone(),
                     json!({"_id": id, "_rev": revs[&id], "_deleted": true}),
@@ -399,8 +390,8 @@ fn stored_sketches_and_javascript_reductions_equal_reducing_every_row() {
                 model.remove(&id);
                 continue;
             }
-            let rows: Vec<(i64, i64, i64)> = (0..1 + rng.below(4))
-                .map(|_| (rng.below(6), rng.below(spread), rng.below(1000) - 300))
+            let rows: Vec<(i64, i64, i64)> = (0..1 + rng.int(4))
+                .map(|_| (rng.int(6), rng.int(spread), rng.int(1000) - 300))
                 .collect();
             let mut doc = json!({"_id": id, "rows": rows.iter().map(|(a, b, v)| json!([a, b, v])).collect::<Vec<_>>()});
             if let Some(rev) = revs.get(&id) {
@@ -410,26 +401,18 @@ fn stored_sketches_and_javascript_reductions_equal_reducing_every_row() {
             last.insert(id, doc);
         }
         let docs: Vec<Value> = last.into_values().collect();
-        let (s, v) = db.json("POST", "/db/_bulk_docs", Some(json!({ "docs": docs })));
-        assert_eq!(s, 201, "{v}");
-        for r in v.as_array().unwrap() {
-            assert_eq!(r["ok"], true, "{r}");
-            revs.insert(
-                r["id"].as_str().unwrap().into(),
-                r["rev"].as_str().unwrap().into(),
-            );
-        }
+        write(&db, docs, &mut revs);
         let rows = ordered(&model);
         // One group over a random range.
         for _ in 0..12 {
             let mut ends = [
-                (rng.below(7) - 1, rng.below(3200) - 100),
-                (rng.below(7) - 1, rng.below(3200) - 100),
+                (rng.int(7) - 1, rng.int(3200) - 100),
+                (rng.int(7) - 1, rng.int(3200) - 100),
             ];
             ends.sort();
             let [lo, hi] = ends;
-            let incl = rng.below(2) == 0;
-            let desc = rng.below(2) == 0;
+            let incl = rng.int(2) == 0;
+            let desc = rng.int(2) == 0;
             let qs = if desc {
                 format!(
                     "descending=true&startkey=[{},{}]&endkey=[{},{}]",

@@ -128,22 +128,8 @@ impl Sketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xorshift::Rng;
     use serde_json::json;
-
-    /// xorshift64*, so failures repeat.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
 
     #[test]
     fn the_key_hash_is_fixed() {

@@ -702,23 +702,7 @@ mod tests {
 
     // --- Generated values: encoded order must equal compare order. ---
 
-    /// xorshift64*: deterministic, dependency-free.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-            &items[self.below(items.len())]
-        }
-    }
+    use crate::xorshift::Rng;
 
     const PIECES: &[&str] = &[
         "a", "A", "b", "B", "z", "Z", "á", "Á", "e\u{301}", "é", "ä", "ß", "ss", "æ", "-", " ",
@@ -735,8 +719,8 @@ mod tests {
         let text = match rng.below(8) {
             0 => format!("{}", rng.below(5) as i64 - 2),
             1 => format!("{}.{}", rng.below(5) as i64 - 2, rng.below(10)),
-            2 => format!("{}", (rng.next() as i64) >> rng.below(64)),
-            3 => format!("{}", rng.next()),
+            2 => format!("{}", (rng.next_u64() as i64) >> rng.below(64)),
+            3 => format!("{}", rng.next_u64()),
             4 => format!("{}", 9_007_199_254_740_990_i64 + rng.below(6) as i64),
             5 => format!("{}e{}", rng.below(9) + 1, rng.below(40) as i64 - 20),
             6 => format!("{}.0", rng.below(4)),

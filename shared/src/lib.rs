@@ -43,5 +43,6 @@ pub mod user;
 pub mod users;
 pub mod uuids;
 pub mod view;
+pub mod xorshift;
 
 pub use error::{CouchError, CouchResult};
