@@ -4,6 +4,8 @@
 //!
 //! - [`query`]: Lucene's classic query syntax, parsed to a tree.
 //! - [`analyzer`]: how text becomes terms, per analyzer name.
+//! - [`plan`]: a query as FTS5 `MATCH` expressions and ranges.
 
 pub mod analyzer;
+pub mod plan;
 pub mod query;
