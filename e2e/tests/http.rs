@@ -298,3 +298,48 @@ fn longpoll_waits_for_the_next_change() {
     );
     assert_eq!((st, v["results"].clone()), (200, json!([])));
 }
+
+/// `_search_analyze` answers the terms an analyzer makes of a text, by
+/// POST or GET, and refuses what it cannot serve as CouchDB does.
+#[test]
+fn search_analyze() {
+    let s = Settee::start();
+    let post = |body: Value| send(s.admin("POST", "/_search_analyze"), Some(&body));
+    assert_eq!(
+        post(json!({"analyzer": "english", "text": "The runners' dogs were running"})),
+        (200, json!({"tokens": ["runner", "dog", "were", "run"]}))
+    );
+    assert_eq!(
+        post(json!({"analyzer": {"name": "perfield", "default": "keyword"}, "text": "New York"})),
+        (200, json!({"tokens": ["New York"]}))
+    );
+    let (st, v) = send(
+        s.anon(
+            "GET",
+            "/_search_analyze?analyzer=standard&text=Hello%20World",
+        ),
+        None,
+    );
+    assert_eq!((st, v), (200, json!({"tokens": ["hello", "world"]})));
+    for (body, reason) in [
+        (json!({"text": "x"}), "analyzer parameter is mandatory"),
+        (
+            json!({"analyzer": "standard"}),
+            "text parameter is mandatory",
+        ),
+        (
+            json!({"analyzer": 3, "text": "x"}),
+            "analyzer parameter must be a string or an object",
+        ),
+    ] {
+        let (st, v) = post(body);
+        assert_eq!(
+            (st, v["error"].as_str(), v["reason"].as_str()),
+            (400, Some("bad_request"), Some(reason))
+        );
+    }
+    let (st, v) = post(json!({"analyzer": "german", "text": "x"}));
+    assert_eq!(st, 400, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("german"), "{v}");
+    assert_eq!(send(s.admin("PUT", "/_search_analyze"), None).0, 405);
+}

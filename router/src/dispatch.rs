@@ -191,6 +191,7 @@ pub async fn answer(
             Asset::Redirect(to) => Response::empty(301).with_header("location", to),
         },
         Route::Node(rest) => node::answer(cfg, req, user, &rest, cluster, now).await?,
+        Route::SearchAnalyze => server::search_analyze(req)?,
         Route::Unsupported(what) => {
             if matches!(what.as_str(), "_reshard") {
                 auth::require_admin(user)?;

@@ -30,12 +30,14 @@ pub enum Route {
     Utils(Vec<String>),
     /// `/_node/{node}/...`, with the segments after `_node`.
     Node(Vec<String>),
+    /// `/_search_analyze`.
+    SearchAnalyze,
     /// A server endpoint CouchDB has and Settee does not yet.
     Unsupported(String),
 }
 
 /// Server endpoints CouchDB 3 has that later work will add.
-const NOT_YET: &[&str] = &["_reshard", "_search_analyze"];
+const NOT_YET: &[&str] = &["_reshard"];
 
 /// Decides the route from the decoded path segments.
 pub fn route(path: &[String]) -> CouchResult<Route> {
@@ -56,6 +58,7 @@ pub fn route(path: &[String]) -> CouchResult<Route> {
         "_scheduler" => Route::Scheduler(path[1..].to_vec()),
         "_utils" => Route::Utils(path[1..].to_vec()),
         "_node" => Route::Node(path[1..].to_vec()),
+        "_search_analyze" => Route::SearchAnalyze,
         s if NOT_YET.contains(&s) => Route::Unsupported(s.to_string()),
         name => {
             shared::db_name::validate(name)?;
@@ -94,6 +97,36 @@ pub fn uuids(req: &Request) -> CouchResult<Response> {
     Ok(Response::json(200, &json!({ "uuids": ids }))
         .with_header("cache-control", "must-revalidate, no-cache")
         .with_header("pragma", "no-cache"))
+}
+
+/// `/_search_analyze`: the terms an analyzer makes of a text, from the
+/// query string (`GET`) or a JSON body (`POST`), as CouchDB's search
+/// answers it.
+pub fn search_analyze(req: &Request) -> CouchResult<Response> {
+    allow(req, &["GET", "POST"])?;
+    let (analyzer, text) = if req.method == "GET" {
+        let param = |k| req.param(k).map(|v| Value::String(v.to_string()));
+        (param("analyzer"), param("text"))
+    } else {
+        let mut body = req.json_object_body()?;
+        (body.remove("analyzer"), body.remove("text"))
+    };
+    let analyzer = match analyzer {
+        None => return Err(CouchError::bad_request("analyzer parameter is mandatory")),
+        Some(a @ (Value::String(_) | Value::Object(_))) => a,
+        Some(_) => {
+            return Err(CouchError::bad_request(
+                "analyzer parameter must be a string or an object",
+            ))
+        }
+    };
+    let text = match text {
+        None => return Err(CouchError::bad_request("text parameter is mandatory")),
+        Some(Value::String(t)) => t,
+        Some(_) => return Err(CouchError::bad_request("text parameter must be a string")),
+    };
+    let terms = shared::search::analyzer::Analyzer::from_json(Some(&analyzer))?.terms(&text);
+    Ok(Response::json(200, &json!({ "tokens": terms })))
 }
 
 /// CouchDB's `[chttpd] max_db_number_for_dbs_info_req`.
@@ -182,6 +215,28 @@ mod tests {
 
     fn p(s: &str) -> Vec<String> {
         shared::http::split_path(s)
+    }
+
+    #[test]
+    fn search_analyze_takes_a_body_or_the_query() {
+        let post = Request::new("POST", "/_search_analyze", "")
+            .with_body(r#"{"analyzer": "simple", "text": "Don't stop"}"#);
+        assert_eq!(
+            search_analyze(&post).unwrap().json_body(),
+            json!({"tokens": ["don", "t", "stop"]})
+        );
+        let get = Request::new("GET", "/_search_analyze", "analyzer=whitespace&text=A%20b");
+        assert_eq!(
+            search_analyze(&get).unwrap().json_body(),
+            json!({"tokens": ["A", "b"]})
+        );
+        let bad = Request::new("POST", "/_search_analyze", "")
+            .with_body(r#"{"analyzer": "standard", "text": 1}"#);
+        assert_eq!(
+            search_analyze(&bad).unwrap_err().reason,
+            "text parameter must be a string"
+        );
+        assert_eq!(route(&p("/_search_analyze")).unwrap(), Route::SearchAnalyze);
     }
 
     #[test]
