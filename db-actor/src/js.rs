@@ -137,19 +137,35 @@ function __map(i, docJson) {
   catch (e) { return __thrown(e); }
   finally { __emitted = null; }
 }
+// Search index functions' `index(name, value, options)`, with the checks
+// CouchDB's dreyfus.js makes.
+var __indexed = null;
+function index(name, value, options) {
+  if (__indexed === null) throw new Error("index is only available in search index functions");
+  if (typeof name !== "string") throw {name: "TypeError", message: "name must be a string not " + typeof name};
+  if (name.substring(0, 1) === "_") throw {name: "ReservedName", message: "name must not start with an underscore"};
+  if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean")
+    throw {name: "TypeError", message: "value must be a string, a number or boolean not " + typeof value};
+  if (options && typeof options !== "object") throw {name: "TypeError", message: "options must be an object not " + typeof options};
+  __indexed.push([name, value, options || {}]);
+}
 // Many documents in one call (an array's JSON): per document, the rows it
-// emitted or what it threw. Each document starts with a fresh step budget.
-function __map_many(i, docsJson) {
+// emitted (or, `indexing`, the fields it indexed) or what it threw. Each
+// document starts with a fresh step budget.
+function __many(i, docsJson, indexing) {
   var docs = JSON.parse(docsJson), out = new Array(docs.length);
   for (var d = 0; d < docs.length; d++) {
     __host_fresh_budget();
-    __emitted = [];
-    try { __fns[i](docs[d]); out[d] = JSON.stringify({ok: __emitted}); }
+    var got = [];
+    if (indexing) __indexed = got; else __emitted = got;
+    try { __fns[i](docs[d]); out[d] = JSON.stringify({ok: got}); }
     catch (e) { out[d] = __thrown(e); }
-    finally { __emitted = null; docs[d] = null; }
+    finally { __emitted = null; __indexed = null; docs[d] = null; }
   }
   return "{\"ok\":[" + out.join(",") + "]}";
 }
+function __map_many(i, docsJson) { return __many(i, docsJson, false); }
+function __index_many(i, docsJson) { return __many(i, docsJson, true); }
 // Show and list functions: `provides`/`registerType` choose a response
 // type from the request's `format` or Accept header; lists read rows with
 // `getRow` and write with `start` and `send`.
@@ -460,14 +476,47 @@ impl Engine {
     /// of them) in one call: per document, its `(key, value)` pairs or
     /// what it threw. Running out of a budget still fails the whole call.
     pub fn map_many(&self, f: FnId, docs_json: &str) -> Result<Vec<MapResult>, JsError> {
-        let Value::Array(results) = self.invoke("__map_many", f.0, docs_json)? else {
+        self.many("__map_many", f, docs_json, |ok| emitted_rows(Some(ok)))
+    }
+
+    /// Runs a search index function over many documents as
+    /// [`Self::map_many`] runs a map function: per document, the
+    /// `(field, value, options)` it indexed, or what it threw.
+    pub fn index_many(&self, f: FnId, docs_json: &str) -> Result<Vec<IndexResult>, JsError> {
+        self.many("__index_many", f, docs_json, |ok| match ok {
+            Value::Array(entries) => entries
+                .into_iter()
+                .filter_map(|e| match e {
+                    Value::Array(mut t) if t.len() == 3 => {
+                        let options = t.pop().expect("three");
+                        let value = t.pop().expect("three");
+                        let field = t.pop().and_then(|n| n.as_str().map(str::to_string))?;
+                        Some((field, value, options))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// One of the `__many` entry points, each document's answer read by
+    /// `read`.
+    fn many<T>(
+        &self,
+        entry: &str,
+        f: FnId,
+        docs_json: &str,
+        read: impl Fn(Value) -> T,
+    ) -> Result<Vec<Result<T, Value>>, JsError> {
+        let Value::Array(results) = self.invoke(entry, f.0, docs_json)? else {
             return Err(JsError::Compile("unreadable answer".into()));
         };
         Ok(results
             .into_iter()
             .map(|mut r| match r.get_mut("thrown") {
                 Some(t) => Err(t.take()),
-                None => Ok(emitted_rows(r.get_mut("ok").map(Value::take))),
+                None => Ok(read(r.get_mut("ok").map_or(Value::Null, Value::take))),
             })
             .collect())
     }
@@ -497,6 +546,10 @@ impl Engine {
 /// What a map function did with one document: its rows, or the value it
 /// threw.
 pub type MapResult = Result<Vec<(Value, Value)>, Value>;
+
+/// What a search index function indexed for one document, or what it
+/// threw: `(field, value, options)` per `index()` call.
+pub type IndexResult = Result<Vec<(String, Value, Value)>, Value>;
 
 /// The `[key, value]` pairs a map call emitted.
 fn emitted_rows(rows: Option<Value>) -> Vec<(Value, Value)> {
@@ -567,6 +620,40 @@ mod tests {
         assert!(matches!(e.map(f, "{}"), Err(JsError::Thrown(_))));
         assert!(e.healthy());
         assert_eq!(e.map(f, r#"{"x":{"y":3}}"#).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn index_functions_index_fields_with_dreyfus_checks() {
+        let (e, f) = compiled(
+            "function (doc) { index('default', doc.title); \
+             if (doc.n !== undefined) index('n', doc.n, {store: true, facet: true}); \
+             if (doc.bad) index(doc.bad[0], doc.bad[1], doc.bad[2]); }",
+        );
+        let docs = r#"[{"title": "A b", "n": 3}, {"title": "x", "bad": ["_x", "v"]},
+            {"title": "y", "bad": ["f", {"o": 1}]}, {"title": "z", "bad": [7, "v"]},
+            {"title": "w", "bad": ["f", "v", "opts"]}, {"title": true}]"#;
+        let out = e.index_many(f, docs).unwrap();
+        assert_eq!(
+            out[0],
+            Ok(vec![
+                ("default".into(), json!("A b"), json!({})),
+                ("n".into(), json!(3), json!({"store": true, "facet": true})),
+            ])
+        );
+        for (at, name) in [
+            (1, "ReservedName"),
+            (2, "TypeError"),
+            (3, "TypeError"),
+            (4, "TypeError"),
+        ] {
+            assert_eq!(out[at].as_ref().unwrap_err()["name"], json!(name), "{at}");
+        }
+        assert_eq!(out[5], Ok(vec![("default".into(), json!(true), json!({}))]));
+        // `index` belongs to index functions, `emit` to map functions.
+        let (e, f) = compiled("function (doc) { index('a', 'b'); }");
+        assert!(matches!(e.map(f, "{}"), Err(JsError::Thrown(_))));
+        let (e, f) = compiled("function (doc) { emit(1, 2); }");
+        assert!(e.index_many(f, "[{}]").unwrap()[0].is_err());
     }
 
     #[test]
