@@ -133,14 +133,10 @@ impl Database<'_> {
                 Some(rows) if rows < worth_walking(r) * SAMPLE as u64 => return Ok(everything()),
                 sampled => {
                     rows_seen = sampled.unwrap_or(u64::MAX);
-                    match self.current_reductions(idx, r) {
-                        Ok(tree) => Some(tree),
-                        Err(e) if r.stopped() => return Err(e),
-                        Err(e) => {
-                            tracing::info!("stored reductions unusable: {}", e.reason);
-                            return Ok(everything());
-                        }
-                    }
+                    let Some(tree) = r.stored(self.current_reductions(idx, r))? else {
+                        return Ok(everything());
+                    };
+                    Some(tree)
                 }
             },
         };
@@ -164,16 +160,11 @@ impl Database<'_> {
                     json!(n)
                 }
                 Some(tree) => {
-                    let value = match self.reduction_from(idx, tree, r, &group) {
-                        Ok(value) => value,
-                        Err(e) if r.stopped() => return Err(e),
-                        // A value the reduce refuses: the scan says where.
-                        Err(_) => {
-                            return Ok(Walked {
-                                groups,
-                                rest: Some(range),
-                            })
-                        }
+                    let Some(value) = r.stored(self.reduction_from(idx, tree, r, &group))? else {
+                        return Ok(Walked {
+                            groups,
+                            rest: Some(range),
+                        });
                     };
                     first = match &next {
                         Some(next) => self.store.view_first(idx, next)?,

@@ -51,6 +51,21 @@ impl Reducer {
         matches!(self, Reducer::Js(compiled, _) if !compiled.0.healthy())
     }
 
+    /// What stored reductions gave, or `None` when they failed and the
+    /// rows are to be reduced as they are read instead (which says where a
+    /// value is refused). A budget that stopped the engine fails the
+    /// query: reading the rows would only find it stopped.
+    pub(crate) fn stored<T>(&self, got: CouchResult<T>) -> CouchResult<Option<T>> {
+        match got {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if self.stopped() => Err(e),
+            Err(e) => {
+                tracing::info!("stored reductions unusable: {}", e.reason);
+                Ok(None)
+            }
+        }
+    }
+
     /// Which parts of a row the reduce reads: `(keys, values)`.
     pub(crate) fn reads(&self) -> (bool, bool) {
         match self {

@@ -552,18 +552,14 @@ impl Database<'_> {
         // are read, which says where.
         if let (GroupLevel::Level(0), None) = (level, &q.keys) {
             let range = &Self::ranges(&v.def, q)[0];
-            match self.stored_reduction(idx, &reducer, range) {
-                Err(e) if reducer.stopped() => return Err(e),
-                Err(e) => tracing::info!("stored reductions unusable: {}", e.reason),
-                Ok(value) => {
-                    let rows: Vec<Value> = value
-                        .map(|value| json!({"key": null, "value": value}))
-                        .into_iter()
-                        .skip(q.skip as usize)
-                        .take(limit)
-                        .collect();
-                    return Ok(json!({ "rows": rows }));
-                }
+            if let Some(value) = reducer.stored(self.stored_reduction(idx, &reducer, range))? {
+                let rows: Vec<Value> = value
+                    .map(|value| json!({"key": null, "value": value}))
+                    .into_iter()
+                    .skip(q.skip as usize)
+                    .take(limit)
+                    .collect();
+                return Ok(json!({ "rows": rows }));
             }
         }
         let (keys, values) = reducer.reads();
