@@ -111,10 +111,7 @@ impl Request {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
 
     /// Records the URL the request arrived at (`scheme://host[:port]/...`,
@@ -304,6 +301,14 @@ pub fn target_header(url: &str) -> String {
     percent_encoding::utf8_percent_encode(&target, percent_encoding::CONTROLS).to_string()
 }
 
+/// The value of the header `name` (in any case) among `headers`.
+pub fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// A request's method, URL and headers as they cross from JavaScript to
 /// wasm in one call (one call per header costs more than the request's
 /// own work in the router): each line ends with `\n`, which no method,
@@ -335,10 +340,7 @@ impl Head {
 
     /// The value of a header, by name in any case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
 }
 
@@ -473,10 +475,7 @@ impl Response {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
 
     /// The body parsed as JSON (for tests).
