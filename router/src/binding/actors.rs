@@ -7,7 +7,7 @@ use platform::{call_catalog, call_replicator, env_text, send, worker_http};
 use serde_json::{Map, Value};
 use shared::actor_call::{CatalogCall, ReplicatorCall, CALL_ORIGIN};
 use shared::error::{CouchError, CouchResult};
-use shared::http::{encode_segment, Head};
+use shared::http::encode_segment;
 use shared::node_config::{Overlay, SETTINGS_HEADER};
 use shared::stats::Stats;
 use shared::user::{UserCtx, USER_CTX_HEADER};
@@ -119,11 +119,6 @@ impl Cluster for Workers<'_> {
     }
 }
 
-/// The request's method, after any `X-HTTP-Method-Override`.
-pub(super) fn method(head: &Head) -> String {
-    shared::http::effective_method(&head.method, head.header("x-http-method-override"))
-}
-
 /// A runtime failure as a 500, with the first line of its message only
 /// (no stack traces to clients).
 pub(super) fn internal(e: impl std::fmt::Display) -> CouchError {
@@ -139,14 +134,15 @@ fn db_stub(env: &Env, name: &str) -> CouchResult<worker::Stub> {
 /// no client can set (any copy the client sent is dropped).
 pub(super) async fn forward(
     req: &web_sys::Request,
-    head: &Head,
+    url: &str,
+    method: &str,
     env: &Env,
     name: &str,
     user: &UserCtx,
     settings: Option<&str>,
 ) -> CouchResult<web_sys::Response> {
     let user = user.to_header();
-    let target = shared::http::target_header(&head.url);
+    let target = shared::http::target_header(url);
     let mut extra = vec![
         (USER_CTX_HEADER, user.as_str()),
         (shared::http::TARGET_HEADER, target.as_str()),
@@ -154,10 +150,9 @@ pub(super) async fn forward(
     if let Some(s) = settings {
         extra.push((SETTINGS_HEADER, s));
     }
-    let method = method(head);
     let with_body = method != "GET" && method != "HEAD";
     let stub = db_stub(env, name)?;
-    worker_http::forward(stub, req, &head.url, &method, &extra, with_body)
+    worker_http::forward(stub, req, url, method, &extra, with_body)
         .await
         .map_err(|e| internal(format!("{e:?}")))
 }

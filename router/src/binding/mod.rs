@@ -7,7 +7,7 @@ use crate::auth::AuthState;
 use crate::cluster::Cluster;
 use crate::dispatch::{self, Answer, Target};
 use crate::fauxton;
-use actors::{forward, internal, method, Workers};
+use actors::{forward, internal, Workers};
 use platform::call_catalog;
 use platform::env_text;
 use platform::worker_http::{self, to_worker};
@@ -162,11 +162,16 @@ enum Handled {
 
 /// The request with its path as the client sent it: a URL parser (WHATWG
 /// parsing) would resolve `.` and `%2E%2E` segments first.
-fn couch_request(head: &Head) -> CouchRequest {
-    let (path, query) = shared::http::path_and_query(&head.url);
-    let mut creq = CouchRequest::new(&method(head), path, query);
-    creq.headers = head.headers.clone();
-    creq.set_origin(&head.url);
+/// Its method is the one `X-HTTP-Method-Override` asks for.
+fn couch_request(method: &str, url: &str, headers: Vec<(String, String)>) -> CouchRequest {
+    let (path, query) = shared::http::path_and_query(url);
+    let method = shared::http::effective_method(
+        method,
+        shared::http::header_in(&headers, "x-http-method-override"),
+    );
+    let mut creq = CouchRequest::new(&method, path, query);
+    creq.headers = headers;
+    creq.set_origin(url);
     creq
 }
 
@@ -177,7 +182,12 @@ async fn handle(
     current: &Current,
 ) -> (CouchResult<Handled>, Option<String>) {
     let cfg = &*current.config;
-    let mut creq = couch_request(&head);
+    let Head {
+        method,
+        url,
+        headers,
+    } = head;
+    let mut creq = couch_request(&method, &url, headers);
     let cluster = Workers { env };
     let peer = crate::auth::client_address(&creq);
     let now = now_secs();
@@ -192,7 +202,7 @@ async fn handle(
         let route = match dispatch::target(cfg, &creq, &auth.user)? {
             Target::Database(name) => {
                 let settings = current.actor_settings.as_deref();
-                return forward(req, &head, env, &name, &auth.user, settings)
+                return forward(req, &url, &creq.method, env, &name, &auth.user, settings)
                     .await
                     .map(Handled::Forwarded);
             }
