@@ -103,11 +103,9 @@ fn clause(q: &Query, analyzer: &Analyzer) -> CouchResult<Option<Plan>> {
                     numeric: true,
                 }));
             }
-            let tokens: Vec<String> = analyzer
-                .for_field(&f)
-                .terms(text)
+            let tokens: Vec<String> = analyzed(analyzer, &f, text)
                 .iter()
-                .map(|t| quoted(&token(&f, t)))
+                .map(|t| quoted(t))
                 .collect();
             match tokens.len() {
                 0 => return Ok(None),
@@ -126,12 +124,7 @@ fn clause(q: &Query, analyzer: &Analyzer) -> CouchResult<Option<Plan>> {
             slop,
         } => {
             let f = field(f);
-            let tokens: Vec<String> = analyzer
-                .for_field(&f)
-                .terms(text)
-                .iter()
-                .map(|t| token(&f, t))
-                .collect();
+            let tokens = analyzed(analyzer, &f, text);
             match (tokens.len(), slop) {
                 (0, _) => return Ok(None),
                 (1, _) => Plan::Match(quoted(&tokens[0])),
@@ -202,6 +195,16 @@ fn clause(q: &Query, analyzer: &Analyzer) -> CouchResult<Option<Plan>> {
             }
         }
     }))
+}
+
+/// The tokens of `text` in `field`, through the field's analyzer.
+fn analyzed(analyzer: &Analyzer, field: &str, text: &str) -> Vec<String> {
+    analyzer
+        .for_field(field)
+        .terms(text)
+        .iter()
+        .map(|t| token(field, t))
+        .collect()
 }
 
 /// A token inside double quotes, FTS5's string form.

@@ -160,6 +160,21 @@ fn special(c: char) -> bool {
     ) || c.is_whitespace()
 }
 
+/// The operator `chars` starts with, and its length in characters.
+fn operator(chars: &[char]) -> Option<(usize, Tok)> {
+    Some(match chars {
+        ['&', '&', ..] => (2, Tok::And),
+        ['|', '|', ..] => (2, Tok::Or),
+        ['+', ..] => (1, Tok::Plus),
+        ['-', ..] => (1, Tok::Minus),
+        ['!', ..] => (1, Tok::Not),
+        ['(', ..] => (1, Tok::Open),
+        [')', ..] => (1, Tok::Close),
+        [':', ..] => (1, Tok::Colon),
+        _ => return None,
+    })
+}
+
 /// Tokens with the (1-based) column each starts at.
 fn lex(q: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
     let chars: Vec<char> = q.chars().collect();
@@ -176,40 +191,12 @@ fn lex(q: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
             i += 1;
             continue;
         }
-        let two = chars.get(i + 1).copied();
+        if let Some((len, tok)) = operator(&chars[i..]) {
+            i += len;
+            out.push((col, tok));
+            continue;
+        }
         let tok = match c {
-            '&' if two == Some('&') => {
-                i += 2;
-                Tok::And
-            }
-            '|' if two == Some('|') => {
-                i += 2;
-                Tok::Or
-            }
-            '+' => {
-                i += 1;
-                Tok::Plus
-            }
-            '-' => {
-                i += 1;
-                Tok::Minus
-            }
-            '!' => {
-                i += 1;
-                Tok::Not
-            }
-            '(' => {
-                i += 1;
-                Tok::Open
-            }
-            ')' => {
-                i += 1;
-                Tok::Close
-            }
-            ':' => {
-                i += 1;
-                Tok::Colon
-            }
             '^' | '~' => {
                 i += 1;
                 let start = i;
@@ -297,34 +284,23 @@ fn lex(q: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
             _ => {
                 let mut text = String::new();
                 let mut wild = false;
-                while i < chars.len() && !special(chars[i]) {
-                    if (chars[i] == '&' && chars.get(i + 1) == Some(&'&'))
-                        || (chars[i] == '|' && chars.get(i + 1) == Some(&'|'))
-                    {
-                        break;
-                    }
-                    wild |= matches!(chars[i], '*' | '?');
-                    text.push(chars[i]);
-                    i += 1;
-                    while chars.get(i) == Some(&'\\') {
-                        let Some(&next) = chars.get(i + 1) else {
-                            return Err(err(i + 1, "Lexical error: a trailing backslash"));
-                        };
-                        text.push(next);
-                        i += 2;
-                    }
-                }
-                if c == '\\' && text.is_empty() {
-                    // A term that starts with an escape.
-                    let Some(&next) = chars.get(i + 1) else {
-                        return Err(err(col, "Lexical error: a trailing backslash"));
-                    };
-                    i += 2;
-                    text.push(next);
-                    while i < chars.len() && !special(chars[i]) {
-                        wild |= matches!(chars[i], '*' | '?');
-                        text.push(chars[i]);
-                        i += 1;
+                // Escaped characters, anywhere in the term, are its own
+                // and never wildcards.
+                loop {
+                    match chars.get(i) {
+                        Some('\\') => {
+                            let Some(&next) = chars.get(i + 1) else {
+                                return Err(err(i + 1, "Lexical error: a trailing backslash"));
+                            };
+                            text.push(next);
+                            i += 2;
+                        }
+                        Some(&ch) if !special(ch) && operator(&chars[i..]).is_none() => {
+                            wild |= matches!(ch, '*' | '?');
+                            text.push(ch);
+                            i += 1;
+                        }
+                        _ => break,
                     }
                 }
                 if text.is_empty() {
@@ -657,6 +633,7 @@ mod tests {
         assert_eq!(parse("*:*").unwrap(), Query::All);
         assert_eq!(parse("a\\:b").unwrap(), term(None, "a:b"));
         assert_eq!(parse("\\+x").unwrap(), term(None, "+x"));
+        assert_eq!(parse("\\+a\\:b\\*").unwrap(), term(None, "+a:b*"));
     }
 
     #[test]
