@@ -113,15 +113,20 @@ impl Sketch {
         Value::String(STANDARD_NO_PAD.encode(bytes))
     }
 
+    /// A stored sketch (checked: merging refuses another precision).
     pub fn from_json(v: &Value) -> CouchResult<Sketch> {
+        let mut s = Sketch::default();
+        s.merge_json(v)?;
+        Ok(s)
+    }
+
+    /// Adds the keys of a stored sketch, read straight into this one.
+    pub fn merge_json(&mut self, v: &Value) -> CouchResult<()> {
         let text = v.as_str().ok_or_else(|| bad_sketch("not a string"))?;
         let bytes = STANDARD_NO_PAD.decode(text).map_err(bad_sketch)?;
         let hll: HyperLogLogPlus<u64, Prehashed> =
             rmp_serde::from_slice(&bytes).map_err(bad_sketch)?;
-        let mut s = Sketch::default();
-        // Refuses a sketch of another precision.
-        s.merge(&Sketch(hll))?;
-        Ok(s)
+        self.merge(&Sketch(hll))
     }
 }
 

@@ -436,7 +436,7 @@ impl Builtin {
             Builtin::ApproxCountDistinct => {
                 let mut all = Sketch::default();
                 for p in parts {
-                    all.merge(&Sketch::from_json(p)?)?;
+                    all.merge_json(p)?;
                 }
                 Ok(all.to_json())
             }
