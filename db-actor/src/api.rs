@@ -18,6 +18,8 @@ use shared::node_config::NODE_NAME;
 use shared::partition;
 use shared::replication::REPLICATOR_DB;
 use shared::rev::Rev;
+use shared::search::index_def::Kind;
+use shared::search::request::SearchQuery;
 use shared::security::check_server_admin;
 use shared::users::{UsersConfig, USERS_DB};
 use shared::uuids;
@@ -257,6 +259,9 @@ fn route(
                     access.member()?;
                     done(Response::json(200, &db.design_info(ddoc)?))
                 }
+                ["_design", ddoc, api @ ("_search" | "_nouveau"), index] => {
+                    search_query(db, req, &access, ddoc, api, index, Some(p))
+                }
                 [op @ ("_find" | "_explain")] => mango_query(db, req, &access, op, Some(p)),
                 ["_index", at @ ..] => mango_index(db, req, &access, at),
                 _ => Err(CouchError::not_found("missing")),
@@ -333,6 +338,21 @@ fn route(
         ["_design", ddoc, "_info"] => {
             access.member()?;
             done(Response::json(200, &db.design_info(ddoc)?))
+        }
+        ["_design", ddoc, api @ ("_search" | "_nouveau"), index] => {
+            search_query(db, req, &access, ddoc, api, index, None)
+        }
+        ["_design", ddoc, api @ ("_search_info" | "_nouveau_info"), index] => {
+            only(req, "GET")?;
+            access.member()?;
+            let kind = search_kind(api);
+            done(Response::json(200, &db.search_info(ddoc, kind, index)?))
+        }
+        ["_search_cleanup" | "_nouveau_cleanup"] => {
+            only(req, "POST")?;
+            access.db_admin()?;
+            db.transact(|| db.search_cleanup())?;
+            done(Response::json(202, &json!({"ok": true})))
         }
         ["_design", ddoc, "_update", fname, id @ ..] => {
             if !matches!(m, "POST" | "PUT") {
@@ -713,6 +733,35 @@ fn view_query(
         String::new()
     };
     done(Response::json(200, &db.query_view(ddoc, view, &q)?).conditional(req, &salt))
+}
+
+fn search_kind(api: &str) -> Kind {
+    if api.starts_with("_nouveau") {
+        Kind::Nouveau
+    } else {
+        Kind::Search
+    }
+}
+
+/// `/{db}/_design/{ddoc}/_search/{index}` and `.../_nouveau/{index}`, or
+/// the same within a partition.
+fn search_query(
+    db: &Database,
+    req: &Request,
+    access: &Access,
+    ddoc: &str,
+    api: &str,
+    index: &str,
+    partition: Option<&str>,
+) -> CouchResult<Outcome> {
+    access.list(api)?;
+    let body = query_body(req)?;
+    let mut q = SearchQuery::from_request(req, body.as_ref())?;
+    q.partition = db.query_partition(partition, q.partition.as_deref())?;
+    done(Response::json(
+        200,
+        &db.search(ddoc, search_kind(api), index, &q)?,
+    ))
 }
 
 /// `/{db}/_index`: list and create Mango indexes, and delete one.

@@ -4,7 +4,7 @@
 //! own); a query that needs the index waits for those alarms and runs
 //! again ([`crate::build_scheduler`]).
 
-use shared::view::ViewName;
+use shared::view::IndexName;
 use std::cell::{Cell, RefCell};
 
 pub struct Builds {
@@ -13,9 +13,9 @@ pub struct Builds {
     left: Cell<u64>,
     /// Views a query found unfinished: they must be brought up to date
     /// before it can answer.
-    awaited: RefCell<Vec<ViewName>>,
+    awaited: RefCell<Vec<IndexName>>,
     /// Views a query asked to update after answering (`update=lazy`).
-    lazy: RefCell<Vec<ViewName>>,
+    lazy: RefCell<Vec<IndexName>>,
 }
 
 /// Bytes of document body that cost as much as one more document.
@@ -47,17 +47,17 @@ impl Builds {
     }
 
     /// A query cannot answer before this view is built.
-    pub fn wait_for(&self, view: ViewName) {
+    pub fn wait_for(&self, view: IndexName) {
         self.awaited.borrow_mut().push(view);
     }
 
     /// A query answered from this view as it was (`update=lazy`).
-    pub fn update_later(&self, view: ViewName) {
+    pub fn update_later(&self, view: IndexName) {
         self.lazy.borrow_mut().push(view);
     }
 
     /// The views a query waits for, and those to update in the background.
-    pub fn take(&self) -> (Vec<ViewName>, Vec<ViewName>) {
+    pub fn take(&self) -> (Vec<IndexName>, Vec<IndexName>) {
         (self.awaited.take(), self.lazy.take())
     }
 }

@@ -15,7 +15,7 @@ use futures::channel::oneshot;
 use futures::future::{select, Either};
 use shared::active_tasks::{self, BuildStep, IndexerTask};
 use shared::doc::DESIGN_PREFIX;
-use shared::view::ViewName;
+use shared::view::IndexName;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
@@ -44,7 +44,7 @@ pub trait BuildHost {
 pub struct BuildScheduler {
     /// Views the next round must build: queries wait for them (or asked
     /// for them with `update=lazy`).
-    wanted: RefCell<Vec<ViewName>>,
+    wanted: RefCell<Vec<IndexName>>,
     /// Queries waiting for a round to finish the views they need.
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     /// An alarm is set (a hint: one set by an earlier instance is unknown).
@@ -56,11 +56,11 @@ pub struct BuildScheduler {
 
 /// What one run of a request gives: its answer, the views it must wait
 /// for, and the views it wants updated afterwards.
-pub type Run<T> = (T, Vec<ViewName>, Vec<ViewName>);
+pub type Run<T> = (T, Vec<IndexName>, Vec<IndexName>);
 
 impl BuildScheduler {
     /// Has the next round build `views` (besides every auto-updated view).
-    pub async fn want(&self, host: &impl BuildHost, views: Vec<ViewName>) -> Result<(), String> {
+    pub async fn want(&self, host: &impl BuildHost, views: Vec<IndexName>) -> Result<(), String> {
         {
             let mut wanted = self.wanted.borrow_mut();
             for v in views {
@@ -121,7 +121,7 @@ impl BuildScheduler {
         for e in &round.failures {
             tracing::error!("view update in {name} failed: {}", e.reason);
         }
-        let still: Vec<ViewName> = round
+        let still: Vec<IndexName> = round
             .unfinished
             .iter()
             .map(|(v, _)| v)
@@ -142,11 +142,11 @@ impl BuildScheduler {
 
     /// Reports the builds a round left unfinished, per design document (the
     /// least advanced of its views), when there are any or were before.
-    async fn report(&self, host: &impl BuildHost, db: &str, steps: &[(ViewName, BuildStep)]) {
+    async fn report(&self, host: &impl BuildHost, db: &str, steps: &[(IndexName, BuildStep)]) {
         let mut by_ddoc: BTreeMap<String, BuildStep> = BTreeMap::new();
-        for ((ddoc, _), step) in steps {
+        for (index, step) in steps {
             by_ddoc
-                .entry(format!("{DESIGN_PREFIX}{ddoc}"))
+                .entry(format!("{DESIGN_PREFIX}{}", index.ddoc))
                 .and_modify(|s| {
                     s.seq_before = s.seq_before.min(step.seq_before);
                     s.seq_after = s.seq_after.min(step.seq_after);

@@ -142,6 +142,7 @@ function __map(i, docJson) {
 var __indexed = null;
 function index(name, value, options) {
   if (__indexed === null) throw new Error("index is only available in search index functions");
+  if (__nouveau) return __nouveau_index(arguments);
   if (typeof name !== "string") throw {name: "TypeError", message: "name must be a string not " + typeof name};
   if (name.substring(0, 1) === "_") throw {name: "ReservedName", message: "name must not start with an underscore"};
   if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean")
@@ -149,11 +150,28 @@ function index(name, value, options) {
   if (options && typeof options !== "object") throw {name: "TypeError", message: "options must be an object not " + typeof options};
   __indexed.push([name, value, options || {}]);
 }
+// Nouveau's `index(type, name, value, options)`, as CouchDB's nouveau.js
+// checks it; the type goes with the options as `@type`.
+var __nouveau = false;
+function __nouveau_index(args) {
+  var type = args[0], name = args[1], value = args[2], options = args[3] || {};
+  if (typeof name !== "string") throw {name: "TypeError", message: "name must be a string not " + typeof name};
+  if (name.substring(0, 1) === "_") throw {name: "ReservedName", message: "name must not start with an underscore"};
+  var want = {double: "number", string: "string", text: "string"}[type];
+  if (type === "stored") { if (typeof value !== "string" && typeof value !== "number") throw {name: "TypeError", message: "value for stored field must be a string or number not " + typeof value}; }
+  else if (want === undefined) throw {name: "TypeError", message: "type must be one of double, string, text or stored, not " + type};
+  else if (typeof value !== want) throw {name: "TypeError", message: "value for " + type + " field must be a " + want + " not " + typeof value};
+  if (typeof options !== "object") throw {name: "TypeError", message: "options must be an object not " + typeof options};
+  var o = {"@type": type};
+  for (var k in options) o[k] = options[k];
+  __indexed.push([name, value, o]);
+}
 // Many documents in one call (an array's JSON): per document, the rows it
 // emitted (or, `indexing`, the fields it indexed) or what it threw. Each
 // document starts with a fresh step budget.
-function __many(i, docsJson, indexing) {
+function __many(i, docsJson, indexing, nouveau) {
   var docs = JSON.parse(docsJson), out = new Array(docs.length);
+  __nouveau = !!nouveau;
   for (var d = 0; d < docs.length; d++) {
     __host_fresh_budget();
     var got = [];
@@ -165,7 +183,8 @@ function __many(i, docsJson, indexing) {
   return "{\"ok\":[" + out.join(",") + "]}";
 }
 function __map_many(i, docsJson) { return __many(i, docsJson, false); }
-function __index_many(i, docsJson) { return __many(i, docsJson, true); }
+function __index_many(i, docsJson) { return __many(i, docsJson, true, false); }
+function __nouveau_many(i, docsJson) { return __many(i, docsJson, true, true); }
 // Show and list functions: `provides`/`registerType` choose a response
 // type from the request's `format` or Accept header; lists read rows with
 // `getRow` and write with `start` and `send`.
@@ -482,8 +501,20 @@ impl Engine {
     /// Runs a search index function over many documents as
     /// [`Self::map_many`] runs a map function: per document, the
     /// `(field, value, options)` it indexed, or what it threw.
-    pub fn index_many(&self, f: FnId, docs_json: &str) -> Result<Vec<IndexResult>, JsError> {
-        self.many("__index_many", f, docs_json, |ok| match ok {
+    /// `nouveau`: the function calls Nouveau's `index(type, name, value,
+    /// options)`, whose type comes back in the options as `@type`.
+    pub fn index_many(
+        &self,
+        f: FnId,
+        docs_json: &str,
+        nouveau: bool,
+    ) -> Result<Vec<IndexResult>, JsError> {
+        let entry = if nouveau {
+            "__nouveau_many"
+        } else {
+            "__index_many"
+        };
+        self.many(entry, f, docs_json, |ok| match ok {
             Value::Array(entries) => entries
                 .into_iter()
                 .filter_map(|e| match e {
@@ -632,7 +663,7 @@ mod tests {
         let docs = r#"[{"title": "A b", "n": 3}, {"title": "x", "bad": ["_x", "v"]},
             {"title": "y", "bad": ["f", {"o": 1}]}, {"title": "z", "bad": [7, "v"]},
             {"title": "w", "bad": ["f", "v", "opts"]}, {"title": true}]"#;
-        let out = e.index_many(f, docs).unwrap();
+        let out = e.index_many(f, docs, false).unwrap();
         assert_eq!(
             out[0],
             Ok(vec![
@@ -653,7 +684,39 @@ mod tests {
         let (e, f) = compiled("function (doc) { index('a', 'b'); }");
         assert!(matches!(e.map(f, "{}"), Err(JsError::Thrown(_))));
         let (e, f) = compiled("function (doc) { emit(1, 2); }");
-        assert!(e.index_many(f, "[{}]").unwrap()[0].is_err());
+        assert!(e.index_many(f, "[{}]", false).unwrap()[0].is_err());
+    }
+
+    #[test]
+    fn nouveau_index_functions_name_a_type_first() {
+        let (e, f) = compiled(
+            "function (doc) { index('text', 'title', doc.title, {store: true}); \
+             index('double', 'n', doc.n); \
+             if (doc.bad) index(doc.bad[0], doc.bad[1], doc.bad[2]); }",
+        );
+        let docs = r#"[{"title": "A b", "n": 3}, {"title": "x", "n": "3"},
+            {"title": "y", "n": 1, "bad": ["geo", "g", 1]}, {"title": "z", "n": 1, "bad": ["stored", "s", 2]}]"#;
+        let out = e.index_many(f, docs, true).unwrap();
+        assert_eq!(
+            out[0],
+            Ok(vec![
+                (
+                    "title".into(),
+                    json!("A b"),
+                    json!({"@type": "text", "store": true})
+                ),
+                ("n".into(), json!(3), json!({"@type": "double"})),
+            ])
+        );
+        assert_eq!(out[1].as_ref().unwrap_err()["name"], json!("TypeError"));
+        assert_eq!(out[2].as_ref().unwrap_err()["name"], json!("TypeError"));
+        assert_eq!(
+            out[3].as_ref().unwrap()[2],
+            ("s".into(), json!(2), json!({"@type": "stored"}))
+        );
+        // The same engine goes back to dreyfus's `index` afterwards.
+        let (e2, g) = compiled("function (doc) { index('default', doc.t); }");
+        assert!(e2.index_many(g, r#"[{"t": "a"}]"#, false).unwrap()[0].is_ok());
     }
 
     #[test]

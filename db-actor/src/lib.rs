@@ -28,6 +28,8 @@ pub mod reducer;
 pub mod reductions;
 pub mod remote;
 pub mod reply;
+pub mod search;
+pub mod search_store;
 pub mod store;
 pub mod subscriptions;
 pub mod views;

@@ -93,6 +93,7 @@ impl Database<'_> {
         for (idx, _) in self.store.view_signatures()? {
             self.store.delete_view_rows(idx, &[rec.id.as_str()])?;
         }
+        self.unindex_search(&rec.id)?;
         for index in self.store.mango_indexes()? {
             self.store.set_mango_row(index.id, &rec.id, None)?;
         }

@@ -439,7 +439,7 @@ impl<'a> Store<'a> {
     }
 
     pub fn init_schema(&self) -> CouchResult<()> {
-        for s in SCHEMA {
+        for s in SCHEMA.iter().chain(crate::search_store::SCHEMA) {
             self.sql.exec(s, &[])?;
         }
         Ok(())
@@ -449,7 +449,8 @@ impl<'a> Store<'a> {
     /// recreation starts empty.
     pub fn wipe(&self) -> CouchResult<()> {
         self.forget_design_seq();
-        for t in TABLES {
+        crate::search_store::SearchStore { sql: self.sql }.drop_all()?;
+        for t in TABLES.iter().chain(crate::search_store::TABLES) {
             self.sql.exec(&format!("DROP TABLE IF EXISTS {t}"), &[])?;
         }
         self.init_schema()

@@ -15,7 +15,7 @@ use shared::doc_read::ReadOpts;
 use shared::error::{CouchError, CouchResult};
 use shared::http::Request;
 use shared::partition;
-use shared::view::{self, GroupLevel, Update, ViewDef, ViewName, ViewQuery};
+use shared::view::{self, GroupLevel, IndexKind, IndexName, Update, ViewDef, ViewQuery};
 use std::cell::RefCell;
 
 /// Documents mapped per transaction while an index catches up: at most
@@ -37,14 +37,51 @@ pub struct Refresh {
     pub failures: Vec<CouchError>,
     /// Views the budget did not reach the end of (another round is due),
     /// with how far each came in the round (for `_active_tasks`).
-    pub unfinished: Vec<(ViewName, BuildStep)>,
+    pub unfinished: Vec<(IndexName, BuildStep)>,
 }
 
 /// A view resolved from its design document.
 pub(crate) struct Resolved {
-    name: ViewName,
+    name: IndexName,
     pub(crate) def: ViewDef,
     pub(crate) ddoc: Map<String, Value>,
+}
+
+/// An index a background round builds.
+enum Build {
+    View(Resolved),
+    Search(crate::search::SearchIndex),
+}
+
+impl Build {
+    fn name(&self) -> &IndexName {
+        match self {
+            Build::View(v) => &v.name,
+            Build::Search(s) => &s.name,
+        }
+    }
+
+    fn signature(&self) -> String {
+        match self {
+            Build::View(v) => v.def.signature(&v.ddoc),
+            Build::Search(s) => s.def.signature(),
+        }
+    }
+
+    /// The index's storage id and how far it is built.
+    fn index(&self, db: &Database) -> CouchResult<(i64, u64)> {
+        match self {
+            Build::View(_) => db.store.view_index(&self.signature()),
+            Build::Search(_) => db.search_store().index(&self.signature()),
+        }
+    }
+
+    fn update(&self, db: &Database, idx: i64, seq: u64) -> CouchResult<bool> {
+        match self {
+            Build::View(v) => db.update_index(v, idx, seq),
+            Build::Search(s) => db.update_search(s, idx, seq),
+        }
+    }
 }
 
 /// JSON text of the documents one map call gets, at most this long (a
@@ -54,7 +91,7 @@ const MAP_BATCH_BYTES: usize = 1 << 20;
 /// Documents gathered for one call of a map function, as a JSON array
 /// written around their stored bodies (not parsed and encoded again).
 #[derive(Default)]
-struct MapBatch {
+pub(crate) struct MapBatch {
     json: Vec<u8>,
     ids: Vec<String>,
 }
@@ -64,7 +101,7 @@ impl MapBatch {
     /// `_rev` and its conflicts (for the classic conflicts view), and
     /// `_local_seq` if the view asks. False for a body that is not a JSON
     /// object, which no map sees.
-    fn add(&mut self, rec: &DocRecord, body: &[u8], local_seq: bool) -> bool {
+    pub(crate) fn add(&mut self, rec: &DocRecord, body: &[u8], local_seq: bool) -> bool {
         let Some(inner) = body.trim_ascii_start().strip_prefix(b"{") else {
             return false;
         };
@@ -100,12 +137,21 @@ impl MapBatch {
         true
     }
 
-    fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.json.len() >= MAP_BATCH_BYTES || self.ids.len() as u64 >= BATCH
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// The batch's documents as a JSON array, and their ids, leaving the
+    /// batch empty for the next ones.
+    pub(crate) fn take(&mut self) -> CouchResult<(String, Vec<String>)> {
+        self.json.push(b']');
+        let json = String::from_utf8(std::mem::take(&mut self.json))
+            .map_err(|_| CouchError::new(500, "invalid_json", "a stored body is not UTF-8"))?;
+        Ok((json, std::mem::take(&mut self.ids)))
     }
 
     /// Maps the batch, adding each document's rows to `rows` and leaving
@@ -120,13 +166,11 @@ impl MapBatch {
         // Compiled once per isolate (see `compile_query`), not per batch.
         let compiled = compile_query(&def.map, ddoc, "map")?;
         let (engine, f) = &*compiled;
-        self.json.push(b']');
-        let text = std::str::from_utf8(&self.json)
-            .map_err(|_| CouchError::new(500, "invalid_json", "a stored body is not UTF-8"))?;
+        let (text, ids) = self.take()?;
         let results = engine
-            .map_many(*f, text)
+            .map_many(*f, &text)
             .map_err(|err| failure("map", Role::Query, &err))?;
-        for (id, result) in self.ids.drain(..).zip(results) {
+        for (id, result) in ids.into_iter().zip(results) {
             match result {
                 Ok(emitted) => rows.extend(doc_rows(def, &id, emitted)),
                 Err(thrown) => tracing::info!(
@@ -136,7 +180,6 @@ impl MapBatch {
                 ),
             }
         }
-        self.json.clear();
         Ok(())
     }
 }
@@ -189,7 +232,7 @@ impl Database<'_> {
         let ddoc = self.design_doc(ddoc_name)?;
         let def = ViewDef::from_design_doc(&ddoc, name, self.meta()?.partitioned)?;
         Ok(Resolved {
-            name: (ddoc_name.to_string(), name.to_string()),
+            name: IndexName::view(ddoc_name, name),
             def,
             ddoc,
         })
@@ -200,12 +243,51 @@ impl Database<'_> {
     /// whose map throws are skipped (as in CouchDB); a function stopped by
     /// a sandbox budget fails the request, leaving the index where its last
     /// batch ended.
-    fn update_index(&self, v: &Resolved, idx: i64, mut seq: u64) -> CouchResult<bool> {
+    fn update_index(&self, v: &Resolved, idx: i64, seq: u64) -> CouchResult<bool> {
         let ddoc = Value::Object(v.ddoc.clone());
         // Built from nothing in this call, each document comes once and
         // has no rows to replace.
         let fresh = seq == 0;
         let mut batch = MapBatch::default();
+        let step = |recs: &[(DocRecord, Option<Vec<u8>>)]| -> CouchResult<()> {
+            let mut rows: Vec<(i64, ViewRow)> = Vec::with_capacity(recs.len());
+            for (rec, body) in recs {
+                // Design documents belong to no partition.
+                let design = rec.id.starts_with("_design/");
+                let skip_design = design && (!v.def.include_design || v.def.partitioned);
+                let Some(body) = body.as_deref().filter(|_| !rec.deleted && !skip_design) else {
+                    continue;
+                };
+                if !batch.add(rec, body, v.def.local_seq) {
+                    continue;
+                }
+                if batch.full() {
+                    batch.run(&v.def, &ddoc, &mut rows)?;
+                }
+            }
+            if !batch.is_empty() {
+                batch.run(&v.def, &ddoc, &mut rows)?;
+            }
+            if !fresh {
+                let ids: Vec<&str> = recs.iter().map(|(r, _)| r.id.as_str()).collect();
+                self.store.delete_view_rows(idx, &ids)?;
+            }
+            self.store.insert_view_rows(idx, &rows)
+        };
+        self.follow_changes(seq, step, |seq| self.store.set_view_seq(idx, seq))
+    }
+
+    /// Brings an index that is at `seq` up to the update sequence in
+    /// batches, one transaction each, as far as this invocation's budget
+    /// goes: false if it ran out first. `step` indexes a batch of changed
+    /// documents (with their winning bodies), `set_seq` records how far
+    /// the index is, in the same transaction.
+    pub(crate) fn follow_changes(
+        &self,
+        mut seq: u64,
+        mut step: impl FnMut(&[(DocRecord, Option<Vec<u8>>)]) -> CouchResult<()>,
+        set_seq: impl Fn(u64) -> CouchResult<()>,
+    ) -> CouchResult<bool> {
         let mut size = FIRST_BATCH;
         loop {
             let left = self.builds.left();
@@ -224,33 +306,12 @@ impl Database<'_> {
                     .sum();
                 let per_doc = (bytes / recs.len()).max(1) as u64;
                 size = (BATCH_BYTES / per_doc).clamp(1, BATCH);
-                let mut rows: Vec<(i64, ViewRow)> = Vec::with_capacity(recs.len());
-                for (rec, body) in &recs {
+                for (_, body) in &recs {
                     self.builds.spend(body.as_ref().map_or(0, Vec::len));
-                    // Design documents belong to no partition.
-                    let design = rec.id.starts_with("_design/");
-                    let skip_design = design && (!v.def.include_design || v.def.partitioned);
-                    let Some(body) = body.as_deref().filter(|_| !rec.deleted && !skip_design)
-                    else {
-                        continue;
-                    };
-                    if !batch.add(rec, body, v.def.local_seq) {
-                        continue;
-                    }
-                    if batch.full() {
-                        batch.run(&v.def, &ddoc, &mut rows)?;
-                    }
                 }
-                if !batch.is_empty() {
-                    batch.run(&v.def, &ddoc, &mut rows)?;
-                }
-                if !fresh {
-                    let ids: Vec<&str> = recs.iter().map(|(r, _)| r.id.as_str()).collect();
-                    self.store.delete_view_rows(idx, &ids)?;
-                }
-                self.store.insert_view_rows(idx, &rows)?;
+                step(&recs)?;
                 seq = recs.last().map_or(seq, |(r, _)| r.seq);
-                self.store.set_view_seq(idx, seq)?;
+                set_seq(seq)?;
                 Ok((recs.len() as u64) < want)
             })?;
             if done {
@@ -313,7 +374,7 @@ impl Database<'_> {
             .map_err(|_| CouchError::bad_request("`map` member must be a function source"))?;
         let q = ViewQuery::from_request(req, Some(&rest))?;
         let v = Resolved {
-            name: ("_temp_view".into(), "temp".into()),
+            name: IndexName::view("_temp_view", "temp"),
             def,
             ddoc,
         };
@@ -650,17 +711,17 @@ impl Database<'_> {
     }
 
     /// One round of background index building, as the actor's alarm runs
-    /// it: first the views queries are waiting for (`wanted`), then every
-    /// view of every design document without `"autoupdate": false`, as
-    /// far as the budget goes. So the first query after a bulk load finds
-    /// its index built.
-    pub fn refresh_views(&self, wanted: &[ViewName]) -> CouchResult<Refresh> {
+    /// it: first the indexes queries are waiting for (`wanted`), then every
+    /// view and search index of every design document without
+    /// `"autoupdate": false`, as far as the budget goes. So the first
+    /// query after a bulk load finds its index built.
+    pub fn refresh_views(&self, wanted: &[IndexName]) -> CouchResult<Refresh> {
         let mut out = Refresh::default();
         let partitioned = self.meta()?.partitioned;
-        let mut views: Vec<(Resolved, bool)> = Vec::new();
-        for (ddoc, view) in wanted {
-            match self.resolve(ddoc, view) {
-                Ok(v) => views.push((v, true)),
+        let mut builds: Vec<(Build, bool)> = Vec::new();
+        for w in wanted {
+            match self.build_of(w) {
+                Ok(b) => builds.push((b, true)),
                 Err(e) => out.failures.push(e),
             }
         }
@@ -670,22 +731,27 @@ impl Database<'_> {
             }
             let ddoc_name = id.trim_start_matches("_design/").to_string();
             for (view, def) in ViewDef::all(&ddoc, partitioned) {
-                let name = (ddoc_name.clone(), view);
+                let name = IndexName::view(ddoc_name.clone(), view);
                 if !wanted.contains(&name) {
                     let ddoc = ddoc.clone();
-                    views.push((Resolved { name, def, ddoc }, false));
+                    builds.push((Build::View(Resolved { name, def, ddoc }), false));
+                }
+            }
+            for s in crate::search::SearchIndex::all(&ddoc_name, &ddoc) {
+                if !wanted.contains(&s.name) {
+                    builds.push((Build::Search(s), false));
                 }
             }
         }
         // Index builds write only index rows: the sequence they chase
         // stays where it is for the whole round.
         let update_seq = self.store.stats()?.update_seq;
-        for (v, asked) in views {
-            let sig = v.def.signature(&v.ddoc);
+        for (b, asked) in builds {
+            let sig = b.signature();
             if !asked && STALLED.with(|s| s.borrow().contains(&sig)) {
                 continue;
             }
-            let (idx, seq_before) = match self.transact(|| self.store.view_index(&sig)) {
+            let (idx, seq_before) = match self.transact(|| b.index(self)) {
                 Ok(found) => found,
                 Err(e) => {
                     out.failures.push(e);
@@ -694,21 +760,21 @@ impl Database<'_> {
             };
             let built = match self.builds.left() {
                 0 => Ok(false),
-                _ => self.update_index(&v, idx, seq_before),
+                _ => b.update(self, idx, seq_before),
             };
             match built {
                 Ok(true) => {}
                 Ok(false) => {
                     let step = BuildStep {
                         seq_before,
-                        seq_after: self.store.view_index(&sig)?.1,
+                        seq_after: b.index(self)?.1,
                         update_seq,
                     };
-                    out.unfinished.push((v.name, step));
+                    out.unfinished.push((b.name().clone(), step));
                 }
                 Err(e) => {
-                    // A map stopped by a sandbox budget would stop again
-                    // on every write: only queries retry it.
+                    // A function stopped by a sandbox budget would stop
+                    // again on every write: only queries retry it.
                     STALLED.with(|s| s.borrow_mut().insert(sig));
                     out.failures.push(e);
                 }
@@ -717,14 +783,23 @@ impl Database<'_> {
         Ok(out)
     }
 
-    /// Whether any design document defines a view (else writes need no
-    /// background index building).
+    fn build_of(&self, name: &IndexName) -> CouchResult<Build> {
+        Ok(match name.kind {
+            IndexKind::View => Build::View(self.resolve(&name.ddoc, &name.name)?),
+            IndexKind::Search(kind) => {
+                Build::Search(self.resolve_search(&name.ddoc, kind, &name.name)?)
+            }
+        })
+    }
+
+    /// Whether any design document defines a view or a search index (else
+    /// writes need no background index building).
     pub fn has_views(&self) -> CouchResult<bool> {
         let partitioned = self.meta()?.partitioned;
-        Ok(self
-            .design_docs()?
-            .iter()
-            .any(|(_, ddoc)| !ViewDef::all(ddoc, partitioned).is_empty()))
+        Ok(self.design_docs()?.iter().any(|(id, ddoc)| {
+            !ViewDef::all(ddoc, partitioned).is_empty()
+                || !crate::search::SearchIndex::all(id, ddoc).is_empty()
+        }))
     }
 
     /// What a view answer's `ETag` adds to its rows when documents are
@@ -750,7 +825,7 @@ impl Database<'_> {
                     self.store.drop_view_index(idx)?;
                 }
             }
-            Ok(())
+            self.search_cleanup()
         })
     }
 

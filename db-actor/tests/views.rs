@@ -6,6 +6,7 @@ mod common;
 use common::Db;
 use serde_json::{json, Value};
 use shared::user::UserCtx;
+use shared::view::IndexName;
 
 fn ok(db: &Db, method: &str, url: &str, body: Option<Value>) -> Value {
     let (s, v) = db.json(method, url, body);
@@ -591,7 +592,7 @@ fn large_builds_continue_in_rounds() {
         None,
     );
     assert_eq!((s, v["error"].as_str()), (500, Some("timeout")), "{v}");
-    let wanted = vec![("products".to_string(), "count".to_string())];
+    let wanted = vec![IndexName::view("products", "count")];
     let mut rounds = 0;
     let info_seq = || {
         ok(&db, "GET", "/db/_design/products/_info", None)["view_index"]["update_seq"]
@@ -614,7 +615,7 @@ fn large_builds_continue_in_rounds() {
     assert_eq!(v["rows"][0]["value"], json!(1200));
     // The other views were built in the background rounds too, or finish
     // within a budget of their own; an unknown view is reported, not fatal.
-    let missing = vec![("products".to_string(), "nope".to_string())];
+    let missing = vec![IndexName::view("products", "nope")];
     loop {
         let round = db.engine().refresh_views(&missing).unwrap();
         assert_eq!(round.failures.len(), 1);

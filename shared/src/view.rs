@@ -10,8 +10,30 @@ use crate::http::Request;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-/// A view by design document (without `_design/`) and view name.
-pub type ViewName = (String, String);
+/// An index a design document defines: a view or a search index, by
+/// design document (without `_design/`) and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexName {
+    pub ddoc: String,
+    pub kind: IndexKind,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    View,
+    Search(crate::search::index_def::Kind),
+}
+
+impl IndexName {
+    pub fn view(ddoc: impl Into<String>, name: impl Into<String>) -> IndexName {
+        IndexName {
+            ddoc: ddoc.into(),
+            kind: IndexKind::View,
+            name: name.into(),
+        }
+    }
+}
 
 fn parse_error(reason: impl Into<String>) -> CouchError {
     CouchError::new(400, "query_parse_error", reason)

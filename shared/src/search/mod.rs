@@ -5,7 +5,15 @@
 //! - [`query`]: Lucene's classic query syntax, parsed to a tree.
 //! - [`analyzer`]: how text becomes terms, per analyzer name.
 //! - [`plan`]: a query as FTS5 `MATCH` expressions and ranges.
+//! - [`index_def`]: an index as a design document defines it.
+//! - [`document`]: what an index keeps of a document.
+//! - [`request`]: a query's parameters.
+//! - [`results`]: ordering, paging, facets and highlights of the matches.
 
 pub mod analyzer;
+pub mod document;
+pub mod index_def;
 pub mod plan;
 pub mod query;
+pub mod request;
+pub mod results;

@@ -148,9 +148,10 @@ fn clause(q: &Query, analyzer: &Analyzer) -> CouchResult<Option<Plan>> {
             include_lower,
             include_upper,
         } => {
+            // `Infinity` and `-Infinity` are numeric ends, as in Clouseau.
             let number = |b: &Option<String>| {
                 b.as_deref()
-                    .is_none_or(|v| v.parse::<f64>().is_ok_and(f64::is_finite))
+                    .is_none_or(|v| v.parse::<f64>().is_ok_and(|n| !n.is_nan()))
             };
             let bound = |value: &Option<String>, inclusive: bool| {
                 value.clone().map(|value| Bound { value, inclusive })
@@ -347,6 +348,10 @@ mod tests {
             Plan::Range { numeric: false, .. }
         ));
         assert!(matches!(planned("n:5"), Plan::Range { numeric: true, .. }));
+        assert!(matches!(
+            planned("n:{0 TO Infinity]"),
+            Plan::Range { numeric: true, .. }
+        ));
         assert_eq!(planned("the"), Plan::Nothing);
         assert_eq!(planned("the fox"), Plan::Match(t("default", "fox")));
         assert_eq!(planned("-fox"), Plan::Nothing);
