@@ -15,6 +15,7 @@
 //   BENCH_QUICK=1   short runs (1 round, 2 s wrk, 10k docs) to check the harness
 //   BENCH_ROUNDS=N  rounds (default 3; each starts every server afresh)
 //   BENCH_KEEP=1    keep the servers' temp directories (and their logs)
+//   BENCH_ONLY=search  only the full-text search scenario, on Settee
 //
 // Results: a Markdown table on stdout and, with the raw numbers, in
 // bench/results/ (git-ignored; not written by BENCH_QUICK runs).
@@ -56,6 +57,7 @@ const PARAMS = {
   findQueries: QUICK ? 10 : 50,
   // Reduce queries timed, each over every row of the view.
   viewQueries: QUICK ? 2 : 3,
+  searchQueries: QUICK ? 3 : 20,
   // Distinct users whose first login is timed (password hashing).
   logins: QUICK ? 5 : 20,
   // Attachment uploads then downloads of random (incompressible) bytes.
@@ -575,6 +577,9 @@ async function couchScenarios(server) {
   log(`${server.name}: JavaScript views: build, _count, _sum, grouped`);
   Object.assign(res, await viewScenarios(server));
 
+  log(`${server.name}: full-text search over ${PARAMS.bulkDocs} docs`);
+  Object.assign(res, await searchScenarios(server));
+
   log(`${server.name}: ${PARAMS.logins} cookie logins of distinct users`);
   res.login = await logins(server);
 
@@ -864,6 +869,84 @@ async function viewScenarios(server) {
   return out;
 }
 
+const SEARCH_DB = "bench-search";
+const WORDS = ("apple river stone cloud forest light music paper glass winter summer ocean bridge garden " +
+  "silver window market castle dragon engine planet rocket island valley shadow thunder velvet " +
+  "harbor lantern meadow orchard pepper quartz saddle timber violet walnut yellow zephyr amber " +
+  "beacon canyon desert ember falcon glacier hollow iris jungle kettle lemon marble nectar olive").split(" ");
+
+/** Document `i` of the search corpus: six words drawn by a seeded xorshift. */
+function searchDoc(i) {
+  let x = (i + 1) * 2654435761 >>> 0 || 1;
+  const words = [];
+  for (let k = 0; k < 6; k++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    words.push(WORDS[x % WORDS.length]);
+  }
+  return { _id: `s-${pad(i, 7)}`, text: words.join(" "), n: i };
+}
+
+/**
+ * The queries timed, each with its reference: whether a document matches,
+ * decided by scanning the generated corpus (the standard analyzer keeps
+ * these lower-case ASCII words as they are).
+ */
+const SEARCH_QUERIES = [
+  ["one term", "river", (w) => w.includes("river")],
+  ["two terms, AND", "river AND stone", (w) => w.includes("river") && w.includes("stone")],
+  ["two terms, OR", "river OR stone", (w) => w.includes("river") || w.includes("stone")],
+  ["phrase", '"river stone"', (w) => w.some((x, k) => x === "river" && w[k + 1] === "stone")],
+  ["prefix", "riv*", (w) => w.some((x) => x.startsWith("riv"))],
+  ["term NOT term", "river -stone", (w) => w.includes("river") && !w.includes("stone")],
+  ["term AND numeric range", "river AND n:[0 TO 9999]", (w, n) => w.includes("river") && n <= 9999],
+];
+
+/**
+ * Full-text search (`_search`) over `bulkDocs` documents of six words:
+ * the index build (the first query, docs/s) and each query's latency
+ * (limit 25, median of `searchQueries`), with the hit count checked
+ * against a scan of the corpus. A server without `_search` (PouchDB
+ * Server) is skipped.
+ */
+async function searchScenarios(server) {
+  await call(server, "PUT", `/${SEARCH_DB}`);
+  const docs = Array.from({ length: PARAMS.bulkDocs }, (_, i) => searchDoc(i));
+  for (let i = 0; i < docs.length; i += PARAMS.bulkBatch) {
+    const batch = docs.slice(i, i + PARAMS.bulkBatch);
+    checkBulk(server, await call(server, "POST", `/${SEARCH_DB}/_bulk_docs`, { docs: batch }), batch.length);
+  }
+  await call(server, "PUT", `/${SEARCH_DB}/_design/s`, {
+    indexes: { text: { index: "function (doc) { index('default', doc.text); index('n', doc.n); }" } },
+  });
+  const url = (q, limit) => `/${SEARCH_DB}/_design/s/_search/text?q=${encodeURIComponent(q)}&limit=${limit}`;
+  const t0 = performance.now();
+  const probe = await fetchOnce(`${server.base}${url("river", 0)}`, {
+    method: "GET",
+    headers: server.headers,
+    signal: AbortSignal.timeout(PARAMS.viewBuildTimeoutMs),
+  });
+  await probe.text();
+  if (probe.status !== 200) {
+    log(`${server.name}: no _search (${probe.status}); skipped`);
+    return {};
+  }
+  const out = { searchBuild: { perSec: PARAMS.bulkDocs / ((performance.now() - t0) / 1000) }, searchQueries: {} };
+  const split = docs.map((d) => [d.text.split(" "), d.n]);
+  for (const [name, q, matches] of SEARCH_QUERIES) {
+    const want = split.filter(([w, n]) => matches(w, n)).length;
+    const times = [];
+    let got;
+    for (let i = 0; i < PARAMS.searchQueries; i++) {
+      const t = performance.now();
+      got = await call(server, "GET", url(q, 25));
+      times.push(performance.now() - t);
+    }
+    if (got.total_rows !== want) fail(`${server.name}: ${q} gave ${got.total_rows} hits, the corpus scan ${want}`);
+    out.searchQueries[name] = { q, hits: want, ms: median(times), maxMs: Math.max(...times) };
+  }
+  return out;
+}
+
 /**
  * POST /_session for users created just before, each once, so every login
  * pays the server's password hashing (no cached verification).
@@ -1137,6 +1220,7 @@ function report(settee, pouch, ceiling, ceilingRs, info, rep) {
         ].map(([name, a, b]) => `| ${name} | ${ms(a)} | ${ms(b)} | ${ratio(b.ms, a.ms)} |`),
       ]
     : [];
+  const search = searchTable(settee);
   const cpu = (r) => (r ? r.cpuMsPerReq.toFixed(2) : "–");
   const pct = (a, b) => `${((100 * a) / b).toFixed(0)}%`;
   const rust = [
@@ -1202,14 +1286,43 @@ function report(settee, pouch, ceiling, ceilingRs, info, rep) {
     `Versions: ${info.workerd}; pouchdb-server ${info.pouchdbServer}; ${info.wrk}; Node ${info.node}. ` +
       `CPU: ${info.cpu}. Settee bundle: ${info.bundle}.`,
   ];
-  return [...main, "", ...rust, "", ...replication, "", ...partitions, "", ...costs, "", ...perRound, "", ...detail, "", ...setup].join("\n");
+  return [...main, "", ...rust, "", ...replication, "", ...partitions, "", ...search, "", ...costs, "", ...perRound, "", ...detail, "", ...setup].join("\n");
+}
+
+/** Settee's full-text search: the build rate, and each query's latency and hits. */
+function searchTable(settee) {
+  if (!settee.searchBuild) return [];
+  return [
+    `| Settee \`_search\` over ${PARAMS.bulkDocs} six-word docs | median ms (slowest) | hits (equal to a scan of the corpus) |`,
+    "| --- | ---: | ---: |",
+    `| index build, first query (docs/s) | ${fmt(settee.searchBuild.perSec)} | – |`,
+    ...Object.entries(settee.searchQueries).map(([name, r]) =>
+      `| ${name}: \`${r.q.replace(/\|/g, "\\|")}\`, limit 25 | ${ms(r)} | ${r.hits} |`),
+  ];
 }
 
 // ---------------------------------------------------------------- main
 
+/** `BENCH_ONLY=search`: the search scenario alone, on one fresh Settee. */
+async function searchOnly(workerd, bundle) {
+  const server = await startSettee(workerd, bundle);
+  const rounds = [];
+  for (let round = 1; round <= PARAMS.rounds; round++) {
+    log(`search round ${round} of ${PARAMS.rounds}`);
+    await call(server, "DELETE", `/${SEARCH_DB}`).catch(() => {});
+    rounds.push(await searchScenarios(server));
+  }
+  await server.stop();
+  const builds = rounds.map((r) => r.searchBuild.perSec);
+  const last = rounds.at(-1);
+  const table = searchTable({ searchBuild: { perSec: median(builds) }, searchQueries: last.searchQueries });
+  console.log(`\n${table.join("\n")}\n\nIndex builds, each round (docs/s): ${builds.map(fmt).join(" / ")}; queries from the last round.`);
+}
+
 async function main() {
   const { workerd } = ensureTools();
   const bundle = readBundle();
+  if (process.env.BENCH_ONLY === "search") return searchOnly(workerd, bundle);
   const info = { ...versions(workerd, bundle), rounds: PARAMS.rounds, foreignCpu: [] };
   log(`${info.cpu}; ${info.workerd}; pouchdb-server ${info.pouchdbServer}`);
   // wrk and the server share the machine's cores; anything else running
