@@ -785,11 +785,13 @@ fn mango_index(db: &Database, req: &Request, access: &Access, at: &[&str]) -> Co
             }
             _ => method_not_allowed("GET,HEAD,POST"),
         },
-        ["_design", ddoc, "json", index] | [ddoc, "json", index] => {
+        ["_design", ddoc, ty @ ("json" | "text"), index]
+        | [ddoc, ty @ ("json" | "text"), index] => {
             only(req, "DELETE")?;
             access.member()?;
-            let result =
-                db.delete_index(ddoc, index, &|id, doc| access.before_write(db, id, doc))?;
+            let result = db.delete_index(ddoc, *ty == "text", index, &|id, doc| {
+                access.before_write(db, id, doc)
+            })?;
             updated(Response::json(200, &result))
         }
         _ => Err(CouchError::not_found("missing")),

@@ -14,9 +14,12 @@ use shared::doc::IncomingDoc;
 use shared::doc_read::ReadOpts;
 use shared::error::{CouchError, CouchResult};
 use shared::mango::{
-    all_docs_index_json, plan, selector_hints, Access, Bookmark, FindQuery, JsonIndex, NewIndex,
-    Plan, SCAN_WARNING, SCAN_WARNING_RATIO,
+    all_docs_index_json, names_index, plan, selector_hints, Access, Bookmark, FindQuery, JsonIndex,
+    NewIndex, NewTextIndex, Plan, SCAN_WARNING, SCAN_WARNING_RATIO,
 };
+use shared::search::index_def::Kind;
+use shared::search::mango_text::{self, TextIndex};
+use shared::search::request::SearchQuery;
 
 /// Rows read per index scan step: small enough that `limit` stops work
 /// early, large enough to keep statements few.
@@ -79,6 +82,16 @@ impl Database<'_> {
             .design_docs()?
             .iter()
             .flat_map(|(id, body)| JsonIndex::from_design_doc(id, body, partitioned))
+            .collect())
+    }
+
+    /// Every Mango text index, in (ddoc, name) order.
+    pub fn text_indexes(&self) -> CouchResult<Vec<TextIndex>> {
+        let partitioned = self.meta()?.partitioned;
+        Ok(self
+            .design_docs()?
+            .iter()
+            .flat_map(|(id, body)| TextIndex::from_design_doc(id, body, partitioned))
             .collect())
     }
 
@@ -146,16 +159,38 @@ impl Database<'_> {
     /// The query and its plan. A partition query may use only partitioned
     /// indexes, within the partition's rows; a global one only global
     /// indexes, as CouchDB's planner chooses.
-    fn planned(
-        &self,
-        body: &Map<String, Value>,
-        partition: Option<&str>,
-    ) -> CouchResult<(FindQuery, Vec<JsonIndex>, Plan)> {
+    fn planned(&self, body: &Map<String, Value>, partition: Option<&str>) -> CouchResult<Planned> {
         let partitioned_db = self.meta()?.partitioned;
         let q = FindQuery::parse(body)?;
         let mut indexes = self.json_indexes()?;
         indexes.retain(|i| i.partitioned == partition.is_some());
-        let mut p = plan(&q, &indexes).map_err(|e| {
+        let mut texts = self.text_indexes()?;
+        texts.retain(|t| t.partitioned == partition.is_some());
+        let full_text = q.selector.fields().iter().any(|f| f == "$default");
+        let planned = match text_plan(&q, &texts) {
+            Some(p) if full_text => Ok(p),
+            None if full_text => {
+                return Err(CouchError::new(
+                    400,
+                    "no_usable_index",
+                    "No text index exists for this `$text` selector: create one with \
+                     POST /db/_index and \"type\": \"text\".",
+                ))
+            }
+            text => match plan(&q, &indexes) {
+                // As CouchDB's cursor prefers index types: JSON, then text,
+                // then `_all_docs`.
+                Ok(p)
+                    if matches!(p.access, Access::AllDocs(_))
+                        && !q.use_index.first().is_some_and(|d| d == "_all_docs") =>
+                {
+                    Ok(text.unwrap_or(p))
+                }
+                Err(e) if e.error == "no_usable_index" && text.is_some() => Ok(text.expect("some")),
+                other => other,
+            },
+        };
+        let mut p = planned.map_err(|e| {
             if partitioned_db {
                 shared::mango::in_partitioned_db(e, partition.is_some())
             } else {
@@ -166,15 +201,26 @@ impl Database<'_> {
             p.access = match p.access {
                 Access::Json(i, b) => Access::Json(i, shared::partition::scope_bounds(b, part)),
                 Access::AllDocs(r) => Access::AllDocs(shared::partition::scope_ids(r, part)),
+                text @ Access::Text(..) => text,
             };
         }
-        Ok((q, indexes, p))
+        Ok(Planned {
+            q,
+            indexes,
+            texts,
+            plan: p,
+        })
     }
 
     /// `POST /db/_find`, or `/db/_partition/{p}/_find`.
     pub fn find(&self, body: &Map<String, Value>, partition: Option<&str>) -> CouchResult<Value> {
         let started = now_ms();
-        let (q, indexes, p) = self.planned(body, partition)?;
+        let Planned {
+            q,
+            indexes,
+            texts,
+            plan: p,
+        } = self.planned(body, partition)?;
         self.meta()?;
         let opts = ReadOpts {
             conflicts: q.conflicts,
@@ -242,6 +288,16 @@ impl Database<'_> {
                         more_rows = full;
                     }
                 }
+                Access::Text(i, query) => {
+                    let ids = self.text_candidates(&texts[*i], query, &q, partition)?;
+                    let from = after.map_or(0, |b| position(&b.key));
+                    for (n, id) in ids.iter().enumerate().skip(from) {
+                        stats.keys += 1;
+                        if !take(id, &((n + 1) as u64).to_be_bytes(), &mut stats)? {
+                            break;
+                        }
+                    }
+                }
                 Access::AllDocs(range) => {
                     let mut range = range.clone();
                     if let Some(b) = after {
@@ -304,8 +360,26 @@ impl Database<'_> {
         body: &Map<String, Value>,
         partition: Option<&str>,
     ) -> CouchResult<Value> {
-        let (q, _, p) = self.planned(body, partition)?;
+        let Planned { q, plan: p, .. } = self.planned(body, partition)?;
         let name = self.meta()?.name.clone();
+        if let Access::Text(_, query) = &p.access {
+            return Ok(json!({
+                "dbname": name,
+                "index": p.index_json,
+                "partitioned": partition.is_some(),
+                "selector": q.selector.to_json(),
+                "opts": q.opts_json(),
+                "limit": q.limit,
+                "skip": q.skip,
+                "fields": q.fields.clone().map_or_else(|| json!("all_fields"), |f| json!(f)),
+                "query": query,
+                "partition": partition,
+                "sort": q.opts_json()["sort"],
+                "bookmark": q.bookmark_raw.clone().unwrap_or_else(|| "nil".into()),
+                "index_candidates": p.candidates,
+                "selector_hints": selector_hints(&q.selector),
+            }));
+        }
         let direction = if p.descending { "rev" } else { "fwd" };
         let (start_key, end_key) = match &p.access {
             Access::Json(_, b) => (json!(b.start_key), json!(b.end_key)),
@@ -313,6 +387,7 @@ impl Database<'_> {
                 r.lo.as_ref().map_or(Value::Null, |(k, _)| json!(k)),
                 r.hi.as_ref().map_or(json!("<MAX>"), |(k, _)| json!(k)),
             ),
+            Access::Text(..) => unreachable!("answered above"),
         };
         let (start_key, end_key) = if p.descending {
             (end_key, start_key)
@@ -350,7 +425,19 @@ impl Database<'_> {
     pub fn list_indexes(&self, skip: u64, limit: Option<u64>) -> CouchResult<Value> {
         self.meta()?;
         let mut all = vec![all_docs_index_json()];
-        all.extend(self.json_indexes()?.iter().map(JsonIndex::to_json));
+        let partitioned = self.meta()?.partitioned;
+        for (id, body) in self.design_docs()? {
+            all.extend(
+                JsonIndex::from_design_doc(&id, &body, partitioned)
+                    .iter()
+                    .map(JsonIndex::to_json),
+            );
+            all.extend(
+                TextIndex::from_design_doc(&id, &body, partitioned)
+                    .iter()
+                    .map(TextIndex::to_json),
+            );
+        }
         let total = all.len();
         let page: Vec<Value> = all
             .into_iter()
@@ -368,6 +455,9 @@ impl Database<'_> {
         check: &WriteCheck,
     ) -> CouchResult<Value> {
         let db_partitioned = self.meta()?.partitioned;
+        if let Some(text) = NewTextIndex::parse(body)? {
+            return self.create_text_index(text, check);
+        }
         let mut new = NewIndex::parse(body)?;
         if new.partitioned == Some(true) && !db_partitioned {
             return Err(CouchError::new(
@@ -443,8 +533,14 @@ impl Database<'_> {
 
     /// `DELETE /db/_index/{ddoc}/json/{name}`: removes the view, and the
     /// design document with its last view.
-    pub fn delete_index(&self, ddoc: &str, name: &str, check: &WriteCheck) -> CouchResult<Value> {
-        self.meta()?;
+    pub fn delete_index(
+        &self,
+        ddoc: &str,
+        text: bool,
+        name: &str,
+        check: &WriteCheck,
+    ) -> CouchResult<Value> {
+        let partitioned = self.meta()?.partitioned;
         let ddoc = if ddoc.starts_with("_design/") {
             ddoc.to_string()
         } else {
@@ -452,18 +548,29 @@ impl Database<'_> {
         };
         let rec = self.store.load_doc(&ddoc)?.ok_or_else(index_not_found)?;
         let mut body = self.winner_body(&ddoc)?.ok_or_else(index_not_found)?;
-        if !JsonIndex::from_design_doc(&ddoc, &body, self.meta()?.partitioned)
-            .iter()
-            .any(|i| i.name == name)
-        {
+        let found = if text {
+            TextIndex::from_design_doc(&ddoc, &body, partitioned)
+                .iter()
+                .any(|i| i.name == name)
+        } else {
+            JsonIndex::from_design_doc(&ddoc, &body, partitioned)
+                .iter()
+                .any(|i| i.name == name)
+        };
+        if !found {
             return Err(index_not_found());
         }
-        let views = body
-            .get_mut("views")
+        let member = if text { "indexes" } else { "views" };
+        let list = body
+            .get_mut(member)
             .and_then(Value::as_object_mut)
             .ok_or_else(index_not_found)?;
-        views.shift_remove(name);
-        let now_empty = views.is_empty();
+        list.shift_remove(name);
+        let now_empty = ["views", "indexes"].iter().all(|m| {
+            body.get(*m)
+                .and_then(Value::as_object)
+                .is_none_or(Map::is_empty)
+        });
         body.insert("_rev".into(), json!(rec.winner.to_string()));
         if now_empty {
             body = Map::new();
@@ -472,6 +579,108 @@ impl Database<'_> {
         }
         self.save_design(&ddoc, Value::Object(body), check)?;
         Ok(json!({"ok": true}))
+    }
+
+    /// `POST /db/_index` for a `text` index: an entry of its design
+    /// document's `indexes`, as CouchDB stores it.
+    fn create_text_index(&self, new: NewTextIndex, check: &WriteCheck) -> CouchResult<Value> {
+        let reply = |result: &str| json!({"result": result, "id": new.ddoc, "name": new.name});
+        let current = self.store.load_doc(&new.ddoc)?.filter(|rec| !rec.deleted);
+        let mut ddoc = match current {
+            Some(rec) => {
+                let mut body = self.winner_body(&new.ddoc)?.unwrap_or_default();
+                let lang = body.get("language").cloned().unwrap_or(Value::Null);
+                if lang != "query" {
+                    return Err(CouchError::new(
+                        400,
+                        "invalid_ddoc_lang",
+                        format!("Existing design doc has an invalid language: {lang}"),
+                    ));
+                }
+                if body.get("indexes").and_then(|i| i.get(&new.name))
+                    == Some(&new.def.stored_json())
+                {
+                    return Ok(reply("exists"));
+                }
+                body.insert("_rev".into(), json!(rec.winner.to_string()));
+                body
+            }
+            None => {
+                let mut m = Map::new();
+                m.insert("language".into(), json!("query"));
+                if let Some(p) = new.partitioned {
+                    m.insert("options".into(), json!({ "partitioned": p }));
+                }
+                m
+            }
+        };
+        let indexes = ddoc.entry("indexes").or_insert_with(|| json!({}));
+        if !indexes.is_object() {
+            *indexes = json!({});
+        }
+        indexes[&new.name] = new.def.stored_json();
+        self.save_design(&new.ddoc, Value::Object(ddoc), check)?;
+        Ok(reply("created"))
+    }
+
+    /// The ids of the documents a text index finds for a query, best
+    /// first (by the query's `sort` when it has one: then only those the
+    /// selector matches, sorted in CouchDB's collation).
+    fn text_candidates(
+        &self,
+        t: &TextIndex,
+        query: &str,
+        q: &FindQuery,
+        partition: Option<&str>,
+    ) -> CouchResult<Vec<String>> {
+        let s =
+            self.resolve_search(t.ddoc.trim_start_matches("_design/"), Kind::Search, &t.name)?;
+        let sq = SearchQuery {
+            q: query.to_string(),
+            limit: 0,
+            stale: !q.update,
+            partition: partition.map(str::to_string),
+            ..SearchQuery::default()
+        };
+        let mut ids = self.search_ids(&s, &sq)?;
+        if !q.sort.is_empty() {
+            let mut docs: Vec<(String, Value)> = Vec::new();
+            for id in ids {
+                let doc = self.winner_doc(&id)?;
+                if !doc.is_null() && q.selector.matches(&doc) {
+                    docs.push((id, doc));
+                }
+            }
+            let paths: Vec<(Vec<String>, bool)> = q
+                .sort
+                .iter()
+                .map(|f| {
+                    // A text index's sort may name a field's type too.
+                    let name = match f.name.rsplit_once(':') {
+                        Some((n, "string" | "number" | "boolean")) => n,
+                        _ => f.name.as_str(),
+                    };
+                    Ok((shared::selector::field_path(name)?, f.desc))
+                })
+                .collect::<CouchResult<_>>()?;
+            docs.sort_by(|(_, a), (_, b)| {
+                for (path, desc) in &paths {
+                    let at = |d: &Value| {
+                        shared::selector::value_at(d, path)
+                            .cloned()
+                            .unwrap_or(Value::Null)
+                    };
+                    let o = shared::collate::compare(&at(a), &at(b));
+                    let o = if *desc { o.reverse() } else { o };
+                    if o != std::cmp::Ordering::Equal {
+                        return o;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+            ids = docs.into_iter().map(|(id, _)| id).collect();
+        }
+        Ok(ids)
     }
 
     fn save_design(&self, id: &str, body: Value, check: &WriteCheck) -> CouchResult<()> {
@@ -490,6 +699,36 @@ impl Database<'_> {
         })?;
         Ok(())
     }
+}
+
+/// A query, the indexes it was planned among, and its plan.
+struct Planned {
+    q: FindQuery,
+    indexes: Vec<JsonIndex>,
+    texts: Vec<TextIndex>,
+    plan: Plan,
+}
+
+/// The plan of `q` on a text index: the one `use_index` names, else the
+/// first usable; `None` when none is.
+fn text_plan(q: &FindQuery, texts: &[TextIndex]) -> Option<Plan> {
+    let usable = |t: &TextIndex| t.def.usable(&q.selector);
+    let i = texts
+        .iter()
+        .position(|t| usable(t) && names_index(&t.ddoc, &t.name, &q.use_index))
+        .or_else(|| texts.iter().position(usable))?;
+    Some(Plan {
+        access: Access::Text(i, mango_text::query(&q.selector)),
+        descending: false,
+        warnings: Vec::new(),
+        candidates: Vec::new(),
+        index_json: texts[i].to_json(),
+    })
+}
+
+/// Where a text index bookmark resumes: after this many candidates.
+fn position(key: &[u8]) -> usize {
+    key.try_into().map_or(0, |b| u64::from_be_bytes(b) as usize)
 }
 
 /// Narrows an id range to the ids after `id` in scan order.

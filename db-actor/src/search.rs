@@ -16,7 +16,8 @@ use serde_json::{json, Map, Value};
 use shared::doc_read::ReadOpts;
 use shared::error::{CouchError, CouchResult};
 use shared::search::document::{FieldValue, Indexed};
-use shared::search::index_def::{Kind, SearchDef};
+use shared::search::index_def::{Kind, SearchDef, Source};
+use shared::search::mango_text::TextDef;
 use shared::search::request::{pack_bookmark, SearchQuery, SortKey};
 use shared::search::results::{self, Highlight, Hit};
 use shared::search::{plan, query};
@@ -88,8 +89,14 @@ impl Database<'_> {
         let store = self.search_store();
         let fresh = seq == 0;
         let nouveau = s.def.kind == Kind::Nouveau;
+        if let Source::Mango(text) = &s.def.source {
+            return self.update_mango_text(s, text, idx, seq);
+        }
+        let Source::Js(function) = &s.def.source else {
+            unreachable!("the other source");
+        };
         let run = |batch: &mut MapBatch| -> CouchResult<()> {
-            let compiled = compile_query(&s.def.index, &ddoc, "index")?;
+            let compiled = compile_query(function, &ddoc, "index")?;
             let (engine, f) = &*compiled;
             let (json, ids) = batch.take()?;
             let results = engine
@@ -132,6 +139,43 @@ impl Database<'_> {
         self.follow_changes(seq, step, |seq| store.set_seq(idx, seq))
     }
 
+    /// [`Self::update_search`] for a Mango `text` index, whose fields come
+    /// from each document's JSON, no function run.
+    fn update_mango_text(
+        &self,
+        s: &SearchIndex,
+        text: &TextDef,
+        idx: i64,
+        seq: u64,
+    ) -> CouchResult<bool> {
+        let store = self.search_store();
+        let fresh = seq == 0;
+        let step = |recs: &[(DocRecord, Option<Vec<u8>>)]| -> CouchResult<()> {
+            if !fresh {
+                let ids: Vec<&str> = recs.iter().map(|(r, _)| r.id.as_str()).collect();
+                store.remove(idx, &ids)?;
+            }
+            for (rec, body) in recs {
+                let Some(body) = body
+                    .as_deref()
+                    .filter(|_| !rec.deleted && !rec.id.starts_with("_design/"))
+                else {
+                    continue;
+                };
+                let Ok(Value::Object(mut doc)) = serde_json::from_slice::<Value>(body) else {
+                    continue;
+                };
+                doc.insert("_id".into(), json!(rec.id));
+                doc.insert("_rev".into(), json!(rec.winner.to_string()));
+                if let Some(fields) = text.entries(&Value::Object(doc)) {
+                    store.add(idx, &rec.id, &Indexed::new(fields, &s.def.analyzer))?;
+                }
+            }
+            Ok(())
+        };
+        self.follow_changes(seq, step, |seq| store.set_seq(idx, seq))
+    }
+
     /// The index of `s`, updated unless the query says not to; a build
     /// longer than the budget is left to the alarm, as for views.
     fn fresh_search(&self, s: &SearchIndex, stale: bool) -> CouchResult<i64> {
@@ -156,31 +200,12 @@ impl Database<'_> {
         q: &SearchQuery,
     ) -> CouchResult<Value> {
         let s = self.resolve_search(ddoc, kind, name)?;
-        let partitioned = self.meta()?.partitioned;
-        match (&q.partition, partitioned) {
-            (Some(_), false) => {
-                return Err(CouchError::bad_request(
-                    "`partition` not supported on this index",
-                ))
-            }
-            (Some(p), true) => shared::partition::validate_partition(p)?,
-            _ => {}
-        }
-        let idx = self.fresh_search(&s, q.stale)?;
+        let Matched {
+            idx,
+            parsed,
+            matched,
+        } = self.matched(&s, q)?;
         let store = self.search_store();
-        let parsed = query::parse(&q.q).map_err(|e| e.to_couch(&q.q))?;
-        let mut matched = store.matches(idx, &plan::plan(&parsed, &s.def.analyzer)?)?;
-        for list in &q.drilldown {
-            let mut having: HashSet<i64> = HashSet::new();
-            for v in &list[1..] {
-                having.extend(store.having(idx, &list[0], v)?);
-            }
-            matched.retain(|row, _| having.contains(row));
-        }
-        if let Some(p) = &q.partition {
-            let inside: HashSet<i64> = store.in_partition(idx, p)?.into_iter().collect();
-            matched.retain(|row, _| inside.contains(row));
-        }
         let hits: Vec<Hit> = matched
             .iter()
             .map(|(&row, &score)| Hit { row, score })
@@ -334,6 +359,53 @@ impl Database<'_> {
         })
     }
 
+    /// The documents a query matches in an index brought up to date (or
+    /// as it is, `stale`), with their scores: its `q`, narrowed by its
+    /// `drilldown` and `partition`.
+    fn matched(&self, s: &SearchIndex, q: &SearchQuery) -> CouchResult<Matched> {
+        let partitioned = self.meta()?.partitioned;
+        match (&q.partition, partitioned) {
+            (Some(_), false) => {
+                return Err(CouchError::bad_request(
+                    "`partition` not supported on this index",
+                ))
+            }
+            (Some(p), true) => shared::partition::validate_partition(p)?,
+            _ => {}
+        }
+        let idx = self.fresh_search(s, q.stale)?;
+        let store = self.search_store();
+        let parsed = query::parse(&q.q).map_err(|e| e.to_couch(&q.q))?;
+        let mut matched = store.matches(idx, &plan::plan(&parsed, &s.def.analyzer)?)?;
+        for list in &q.drilldown {
+            let mut having: HashSet<i64> = HashSet::new();
+            for v in &list[1..] {
+                having.extend(store.having(idx, &list[0], v)?);
+            }
+            matched.retain(|row, _| having.contains(row));
+        }
+        if let Some(p) = &q.partition {
+            let inside: HashSet<i64> = store.in_partition(idx, p)?.into_iter().collect();
+            matched.retain(|row, _| inside.contains(row));
+        }
+        Ok(Matched {
+            idx,
+            parsed,
+            matched,
+        })
+    }
+
+    /// The ids of every document a query matches, best first (then in
+    /// index order), for Mango's text cursor.
+    pub(crate) fn search_ids(&self, s: &SearchIndex, q: &SearchQuery) -> CouchResult<Vec<String>> {
+        let Matched { matched, .. } = self.matched(s, q)?;
+        let mut hits: Vec<(i64, f64)> = matched.into_iter().collect();
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let rows: Vec<i64> = hits.iter().map(|(row, _)| *row).collect();
+        let mut ids = self.search_store().doc_ids(&rows)?;
+        Ok(rows.iter().filter_map(|r| ids.remove(r)).collect())
+    }
+
     /// `GET /db/_design/{ddoc}/_search_info/{name}` (and
     /// `_nouveau_info`).
     pub fn search_info(&self, ddoc: &str, kind: Kind, name: &str) -> CouchResult<Value> {
@@ -401,6 +473,13 @@ impl Database<'_> {
         }
         Ok(())
     }
+}
+
+/// What a query matched, and where.
+struct Matched {
+    idx: i64,
+    parsed: query::Query,
+    matched: HashMap<i64, f64>,
 }
 
 /// Nouveau's `order`: each value with its type.

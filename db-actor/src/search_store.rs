@@ -368,6 +368,25 @@ impl SearchStore<'_> {
             .collect())
     }
 
+    /// The document ids of some indexed documents, by row.
+    pub fn doc_ids(&self, rows: &[i64]) -> CouchResult<HashMap<i64, String>> {
+        let mut out = HashMap::with_capacity(rows.len());
+        for chunk in rows.chunks(MAX_BOUND_PARAMS) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let params: Vec<Value> = chunk.iter().map(|&r| r.into()).collect();
+            for mut r in self.sql.query(
+                &format!("SELECT id, doc_id FROM search_docs WHERE id IN ({marks})"),
+                &params,
+            )? {
+                let id = std::mem::replace(&mut r[1], Value::Null)
+                    .into_string()
+                    .unwrap_or_default();
+                out.insert(int(&r[0]), id);
+            }
+        }
+        Ok(out)
+    }
+
     /// The document ids and field values of some hits: every field when
     /// `all`, else only the stored ones.
     pub fn rows(

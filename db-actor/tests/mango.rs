@@ -256,8 +256,12 @@ fn index_lifecycle_as_couchdb_stores_it() {
         (400, "invalid_index".into())
     );
     assert_eq!(
-        err(json!({"index": {"fields": ["a"]}, "type": "text"})),
+        err(json!({"index": {"fields": ["a"]}, "type": "nouveau"})),
         (503, "required index service unavailable".into())
+    );
+    assert_eq!(
+        err(json!({"index": {"fields": "some"}, "type": "text"})),
+        (400, "invalid_index".into())
     );
     // Delete: by ddoc with or without the prefix; the last view takes the ddoc along.
     assert_eq!(db.json("DELETE", "/db/_index/shop/json/nope", None).0, 404);

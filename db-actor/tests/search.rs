@@ -304,3 +304,171 @@ fn cleanup_drops_indexes_no_design_document_defines() {
     assert_eq!(s, 202);
     assert_eq!(tables(&db), 0);
 }
+
+fn movies() -> Db {
+    let db = Db::new();
+    let docs = json!({"docs": [
+        {"_id": "dr-no", "title": "Dr. No", "year": 1962, "cast": ["Sean Connery", "Ursula Andress"], "about": "James Bond goes to Jamaica"},
+        {"_id": "goldfinger", "title": "Goldfinger", "year": 1964, "cast": ["Sean Connery"], "about": "Bond and the gold of Fort Knox"},
+        {"_id": "skyfall", "title": "Skyfall", "year": 2012, "cast": ["Daniel Craig"], "about": "Bond and his loyalty to M"},
+        {"_id": "jaws", "title": "Jaws", "year": 1975, "cast": ["Roy Scheider"], "about": "A great white shark"},
+        {"_id": "alien", "title": "Alien", "year": 1979, "about": "In space no one can hear you scream"}
+    ]});
+    ok(&db, "POST", "/db/_bulk_docs", Some(docs));
+    db
+}
+
+fn find_ids(db: &Db, body: Value) -> Vec<String> {
+    let v = ok(db, "POST", "/db/_find", Some(body));
+    v["docs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn mango_text_indexes_serve_text_and_other_selectors() {
+    let db = movies();
+    // Without a text index, `$text` has nothing to run on.
+    let (s, v) = db.json(
+        "POST",
+        "/db/_find",
+        Some(json!({"selector": {"$text": "bond"}})),
+    );
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("no_usable_index")),
+        "{v}"
+    );
+    let created = ok(
+        &db,
+        "POST",
+        "/db/_index",
+        Some(json!({"index": {}, "type": "text", "name": "all", "ddoc": "text"})),
+    );
+    assert_eq!(created["result"], json!("created"));
+    let again = ok(
+        &db,
+        "POST",
+        "/db/_index",
+        Some(json!({"index": {}, "type": "text", "name": "all", "ddoc": "text"})),
+    );
+    assert_eq!(again["result"], json!("exists"));
+    let list = ok(&db, "GET", "/db/_index", None);
+    let text = list["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "text")
+        .unwrap();
+    assert_eq!(
+        (&text["ddoc"], &text["name"]),
+        (&json!("_design/text"), &json!("all"))
+    );
+    assert_eq!(text["def"]["fields"], json!("all_fields"));
+
+    assert_eq!(
+        sorted(find_ids(&db, json!({"selector": {"$text": "bond"}}))),
+        ["dr-no", "goldfinger", "skyfall"]
+    );
+    assert_eq!(
+        sorted(find_ids(
+            &db,
+            json!({"selector": {"$text": "bond", "year": {"$lt": 2000}}})
+        )),
+        ["dr-no", "goldfinger"]
+    );
+    // A selector no JSON index serves runs on the text index, not a full scan.
+    let sel = json!({"selector": {"title": "Jaws"}});
+    assert_eq!(find_ids(&db, sel.clone()), ["jaws"]);
+    let plan = ok(&db, "POST", "/db/_explain", Some(sel));
+    assert_eq!(plan["index"]["type"], json!("text"));
+    assert_eq!(plan["query"], json!("title\\:string:\"Jaws\""));
+    // What the index cannot express is checked on the documents.
+    assert_eq!(
+        find_ids(
+            &db,
+            json!({"selector": {"year": {"$gt": 1960}, "title": {"$regex": "^G"}}})
+        ),
+        ["goldfinger"]
+    );
+    assert_eq!(
+        sorted(find_ids(
+            &db,
+            json!({"selector": {"cast": {"$in": ["Sean Connery"]}}})
+        )),
+        ["dr-no", "goldfinger"]
+    );
+    // Sorted, paged with bookmarks.
+    let body = json!({"selector": {"year": {"$gte": 1960}}, "sort": [{"year:number": "desc"}], "limit": 2});
+    let first = ok(&db, "POST", "/db/_find", Some(body.clone()));
+    let ids: Vec<&str> = first["docs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["skyfall", "alien"]);
+    let mut next = body.clone();
+    next["bookmark"] = first["bookmark"].clone();
+    assert_eq!(find_ids(&db, next), ["jaws", "goldfinger"]);
+    // The index follows writes.
+    db.put(
+        "casino",
+        json!({"title": "Casino Royale", "year": 2006, "about": "Bond earns his licence"}),
+    );
+    assert!(
+        find_ids(&db, json!({"selector": {"$text": "licence"}})).contains(&"casino".to_string())
+    );
+    // Deleted, the index is gone and `$text` fails again.
+    let (s, _) = db.json("DELETE", "/db/_index/_design/text/text/all", None);
+    assert_eq!(s, 200);
+    let (s, _) = db.json(
+        "POST",
+        "/db/_find",
+        Some(json!({"selector": {"$text": "bond"}})),
+    );
+    assert_eq!(s, 400);
+}
+
+#[test]
+fn mango_text_index_fields_and_partial_filters() {
+    let db = movies();
+    ok(
+        &db,
+        "POST",
+        "/db/_index",
+        Some(
+            json!({"index": {"fields": [{"name": "year", "type": "number"}], "default_field": false,
+            "partial_filter_selector": {"year": {"$lt": 2000}}}, "type": "text", "name": "old"}),
+        ),
+    );
+    // Only the fields it indexes make it usable.
+    let plan = ok(
+        &db,
+        "POST",
+        "/db/_explain",
+        Some(json!({"selector": {"year": {"$gt": 1970}}})),
+    );
+    assert_eq!(plan["index"]["name"], json!("old"));
+    let plan = ok(
+        &db,
+        "POST",
+        "/db/_explain",
+        Some(json!({"selector": {"title": "Jaws"}})),
+    );
+    assert_eq!(plan["index"]["type"], json!("special"));
+    // The partial filter leaves Skyfall out of the index.
+    assert_eq!(
+        sorted(find_ids(&db, json!({"selector": {"year": {"$gt": 1970}}}))),
+        ["alien", "jaws"]
+    );
+    let (s, v) = db.json(
+        "POST",
+        "/db/_index",
+        Some(json!({"index": {"fields": [{"name": "a", "type": "date"}]}, "type": "text"})),
+    );
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_index")));
+}

@@ -54,3 +54,22 @@ step('counts and ranges facets');
 
 await assert.rejects(db.search('zoo', 'animals', { q: 'name:(kiwi' }), (e) => e.statusCode === 400 && e.error === 'query_parse_error');
 step('a malformed query is a 400 query_parse_error');
+
+// Mango text indexes, through nano's createIndex and find.
+const created = await db.createIndex({ index: {}, type: 'text', name: 'everything', ddoc: 'mango-text' });
+assert.equal(created.result, 'created');
+const indexes = await nano.request({ db: 'nano-search', path: '_index' });
+assert.ok(indexes.indexes.some((i) => i.type === 'text' && i.name === 'everything'));
+const mice = await db.find({ selector: { $text: 'mice' }, fields: ['_id'] });
+assert.deepEqual(mice.docs.map((d) => d._id).sort(), ['cat', 'owl']);
+step('$text through a Mango text index');
+
+const fourLegs = await db.find({ selector: { legs: { $gt: 2 } }, fields: ['_id'] });
+assert.deepEqual(fourLegs.docs.map((d) => d._id), ['cat']);
+const explained = await nano.request({ db: 'nano-search', method: 'POST', path: '_explain', body: { selector: { legs: { $gt: 2 } } } });
+assert.equal(explained.index.type, 'text');
+step('a selector no JSON index serves runs on the text index');
+
+const sortedBirds = await db.find({ selector: { class: 'bird' }, sort: [{ 'name:string': 'desc' }], fields: ['_id'] });
+assert.deepEqual(sortedBirds.docs.map((d) => d._id), ['owl', 'kiwi']);
+step('sorted by a field of the text index');

@@ -13,6 +13,7 @@
 use crate::all_docs::KeyRange;
 use crate::collate::{encode_key, encode_key_raw};
 use crate::error::{CouchError, CouchResult};
+use crate::search::mango_text::TextDef;
 use crate::selector::{field_path, value_at, Cond, Node, RangeOf, Selector};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -290,33 +291,79 @@ pub struct NewIndex {
     pub partitioned: Option<bool>,
 }
 
-impl NewIndex {
-    pub fn parse(body: &Map<String, Value>) -> CouchResult<NewIndex> {
-        for k in body.keys() {
-            // `w` is a cluster write quorum: accepted and meaningless on one node.
-            if !["index", "ddoc", "name", "type", "partitioned", "w"].contains(&k.as_str()) {
-                return Err(err(
-                    400,
-                    "invalid_key",
-                    format!("Invalid key {k} for this request."),
-                ));
-            }
+/// A `POST /db/_index` request for a `text` index, validated.
+#[derive(Debug)]
+pub struct NewTextIndex {
+    pub ddoc: String,
+    pub name: String,
+    pub def: TextDef,
+    pub partitioned: Option<bool>,
+}
+
+/// A `POST /db/_index` body's keys and `type`.
+fn index_type(body: &Map<String, Value>) -> CouchResult<&str> {
+    for k in body.keys() {
+        // `w` is a cluster write quorum: accepted and meaningless on one node.
+        if !["index", "ddoc", "name", "type", "partitioned", "w"].contains(&k.as_str()) {
+            return Err(err(
+                400,
+                "invalid_key",
+                format!("Invalid key {k} for this request."),
+            ));
         }
-        let ty = match body.get("type") {
-            None => "json",
-            Some(Value::String(s)) => s.as_str(),
+    }
+    match body.get("type") {
+        None => Ok("json"),
+        Some(Value::String(s)) => Ok(s.as_str()),
+        Some(other) => Err(err(
+            400,
+            "invalid_index",
+            format!("Invalid type for index: {other}"),
+        )),
+    }
+}
+
+impl NewTextIndex {
+    /// The request, when it asks for a `text` index.
+    pub fn parse(body: &Map<String, Value>) -> CouchResult<Option<NewTextIndex>> {
+        if index_type(body)? != "text" {
+            return Ok(None);
+        }
+        let index = match body.get("index") {
+            Some(Value::Object(o)) => o,
             Some(other) => {
                 return Err(err(
                     400,
                     "invalid_index",
-                    format!("Invalid type for index: {other}"),
+                    format!("Text indexes must be an object, not: {other}"),
+                ))
+            }
+            None => {
+                return Err(err(
+                    400,
+                    "missing_required_key",
+                    "Missing required key: index",
                 ))
             }
         };
+        let def = TextDef::from_request(index)?;
+        let (ddoc, name, partitioned) = index_names(body, &def.to_json())?;
+        Ok(Some(NewTextIndex {
+            ddoc,
+            name,
+            def,
+            partitioned,
+        }))
+    }
+}
+
+impl NewIndex {
+    pub fn parse(body: &Map<String, Value>) -> CouchResult<NewIndex> {
+        let ty = index_type(body)?;
         match ty {
             "json" => {}
-            // CouchDB answers this without a search service (Clouseau/Nouveau).
-            "text" | "nouveau" => {
+            // CouchDB answers this without a search service (Nouveau).
+            "nouveau" => {
                 return Err(err(
                     503,
                     "required index service unavailable",
@@ -359,51 +406,11 @@ impl NewIndex {
                 Some(p.clone()).filter(|p| p.as_object().is_some_and(|o| !o.is_empty()))
             }
         };
-        let string = |k: &str| -> CouchResult<Option<String>> {
-            match body.get(k) {
-                None => Ok(None),
-                Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-                Some(other) => Err(err(
-                    400,
-                    "invalid_index_name",
-                    format!("Invalid index name: {other}"),
-                )),
-            }
-        };
         let mut def = json!({"fields": sort_json(&fields)});
         if let Some(p) = &partial {
             def["partial_filter_selector"] = p.clone();
         }
-        // Generated names hash the definition with the options given (as
-        // mango_idx's `gen_name`), so a differently named copy of an index
-        // gets its own design document.
-        let options: Map<String, Value> = body
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "index" | "w"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let hash: String = Sha1::digest(json!([def, options]).to_string().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        uint_opt(body, "w", 2, true)?;
-        let partitioned = match body.get("partitioned") {
-            None => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(other) => {
-                return Err(err(
-                    400,
-                    "invalid_partitioned_value",
-                    format!("Invalid partitioned value: {other}"),
-                ))
-            }
-        };
-        let name = string("name")?.unwrap_or_else(|| hash.clone());
-        let ddoc = match string("ddoc")? {
-            Some(d) if d.starts_with("_design/") => d,
-            Some(d) => format!("_design/{d}"),
-            None => format!("_design/{hash}"),
-        };
+        let (ddoc, name, partitioned) = index_names(body, &def)?;
         Ok(NewIndex {
             index: JsonIndex::new(ddoc, name, fields, partial)?,
             given: Value::Object(index.clone()),
@@ -417,6 +424,56 @@ impl NewIndex {
         view["options"]["def"] = self.given.clone();
         view
     }
+}
+
+/// A new index's design document id, name and `partitioned` option, from
+/// a `POST /db/_index` body whose definition is `def`. Generated names
+/// hash the definition with the options given (as mango_idx's
+/// `gen_name`), so a differently named copy of an index gets its own
+/// design document.
+pub fn index_names(
+    body: &Map<String, Value>,
+    def: &Value,
+) -> CouchResult<(String, String, Option<bool>)> {
+    let string = |k: &str| -> CouchResult<Option<String>> {
+        match body.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(other) => Err(err(
+                400,
+                "invalid_index_name",
+                format!("Invalid index name: {other}"),
+            )),
+        }
+    };
+    let options: Map<String, Value> = body
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "index" | "w"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let hash: String = Sha1::digest(json!([def, options]).to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    uint_opt(body, "w", 2, true)?;
+    let partitioned = match body.get("partitioned") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            return Err(err(
+                400,
+                "invalid_partitioned_value",
+                format!("Invalid partitioned value: {other}"),
+            ))
+        }
+    };
+    let name = string("name")?.unwrap_or_else(|| hash.clone());
+    let ddoc = match string("ddoc")? {
+        Some(d) if d.starts_with("_design/") => d,
+        Some(d) => format!("_design/{d}"),
+        None => format!("_design/{hash}"),
+    };
+    Ok((ddoc, name, partitioned))
 }
 
 /// The special `_all_docs` index as `GET /db/_index` lists it.
@@ -746,6 +803,9 @@ pub enum Access {
     AllDocs(KeyRange),
     /// The JSON index at this position of the candidate list.
     Json(usize, KeyBounds),
+    /// A text index (by position in its own list), with the Lucene query
+    /// of the selector.
+    Text(usize, String),
 }
 
 /// The chosen index, the scan, and what `_explain` reports.
@@ -833,15 +893,17 @@ fn can_use_sort(cols: &[&str], sort: &[&str], selector: &Selector) -> bool {
 }
 
 fn named_by(idx: &JsonIndex, use_index: &[String]) -> bool {
+    names_index(&idx.ddoc, &idx.name, use_index)
+}
+
+/// Whether `use_index` names the index `name` of design document `ddoc`
+/// (`_design/...`).
+pub fn names_index(ddoc: &str, name: &str, use_index: &[String]) -> bool {
     let Some(d) = use_index.first() else {
         return false;
     };
-    let ddoc = if d.starts_with("_design/") {
-        d.clone()
-    } else {
-        format!("_design/{d}")
-    };
-    idx.ddoc == ddoc && use_index.get(1).is_none_or(|n| *n == idx.name)
+    d.strip_prefix("_design/").unwrap_or(d) == ddoc.trim_start_matches("_design/")
+        && use_index.get(1).is_none_or(|n| n == name)
 }
 
 /// The key bounds of a scan of `idx` for the selector.
@@ -1119,7 +1181,7 @@ mod tests {
     fn chosen(p: &Plan) -> Option<usize> {
         match p.access {
             Access::Json(i, _) => Some(i),
-            Access::AllDocs(_) => None,
+            Access::AllDocs(_) | Access::Text(..) => None,
         }
     }
 
@@ -1363,8 +1425,16 @@ mod tests {
             json!({"fields": [{"n": "desc"}], "partial_filter_selector": {"t": 1}})
         );
         let text = json!({"index": {"fields": ["a"]}, "type": "text"});
+        let parsed = NewTextIndex::parse(text.as_object().unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(
-            NewIndex::parse(text.as_object().unwrap())
+            parsed.def.fields,
+            Some(vec![("a".to_string(), "string".to_string())])
+        );
+        let nouveau = json!({"index": {"fields": ["a"]}, "type": "nouveau"});
+        assert_eq!(
+            NewIndex::parse(nouveau.as_object().unwrap())
                 .unwrap_err()
                 .status,
             503

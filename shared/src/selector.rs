@@ -52,7 +52,7 @@
 //! # Errors (all 400, with CouchDB's `error` strings)
 //!
 //! * unknown operator: `invalid_operator`, "Invalid operator: $foo";
-//! * `$where`, `$text`, `$geoWithin`, `$geoIntersects`, `$near`,
+//! * `$where`, `$geoWithin`, `$geoIntersects`, `$near`,
 //!   `$nearSphere`: `not_supported`, "Unsupported operator: $where";
 //! * an argument of the wrong type: `bad_arg`, "Bad argument for operator
 //!   $in: 5". Stricter than CouchDB in three places: `$type` must name one
@@ -129,6 +129,10 @@ pub enum Cond {
     KeyMapMatch(Box<Node>),
     /// The negation of a condition that has no positive opposite.
     Not(Box<Cond>),
+    /// `{"$text": "..."}`: a full-text query, which only a text index
+    /// answers (see `shared::search::mango_text`); as a match of one
+    /// document it holds, the index having chosen the documents.
+    Text(String),
 }
 
 /// The JSON types `$type` names.
@@ -471,6 +475,16 @@ fn parse_member(
         }
     };
     match key {
+        // As CouchDB normalises it: a condition on the `$default` field.
+        "$text" => match arg {
+            Value::String(t) if path.is_empty() && !relative => Ok(Node::Field(FieldCondition {
+                field: "$default".into(),
+                path: vec!["$default".into()],
+                cond: Cond::Text(t.clone()),
+            })),
+            Value::String(_) => Err(bad_arg(key, arg)),
+            _ => Err(bad_arg(key, arg)),
+        },
         "$and" => Ok(junction(list(neg)?, neg)),
         // not (a or b) = not a and not b
         "$or" => Ok(junction(list(neg)?, !neg)),
@@ -528,7 +542,7 @@ fn parse_operator(op: &str, arg: &Value) -> CouchResult<Cond> {
         "$beginsWith" => {
             Cond::BeginsWith(arg.as_str().ok_or_else(|| bad_arg(op, arg))?.to_string())
         }
-        "$text" | "$where" | "$geoWithin" | "$geoIntersects" | "$near" | "$nearSphere" => {
+        "$where" | "$geoWithin" | "$geoIntersects" | "$near" | "$nearSphere" => {
             return Err(not_supported(op))
         }
         _ => return Err(invalid_operator(op)),
@@ -627,6 +641,7 @@ impl Cond {
             Cond::AllMatch(_) => "$allMatch",
             Cond::KeyMapMatch(_) => "$keyMapMatch",
             Cond::Not(_) => "$not",
+            Cond::Text(_) => "$text",
         }
     }
 
@@ -644,6 +659,7 @@ impl Cond {
             Cond::BeginsWith(p) => json!(p),
             Cond::ElemMatch(n) | Cond::AllMatch(n) | Cond::KeyMapMatch(n) => n.to_json(),
             Cond::Not(c) => c.to_json(),
+            Cond::Text(t) => json!(t),
         };
         let mut m = Map::new();
         m.insert(self.operator().to_string(), arg);
@@ -714,6 +730,7 @@ impl Cond {
                 Value::Object(m) if m.keys().any(|k| node.matches(&Value::String(k.clone()), raw))
             ),
             Cond::Not(c) => !c.matches(v, raw),
+            Cond::Text(_) => true,
         }
     }
 }
@@ -747,6 +764,9 @@ impl Node {
 impl FieldCondition {
     pub fn matches(&self, value: &Value, raw: bool) -> bool {
         let raw = raw || self.field == "_id";
+        if let Cond::Text(_) = self.cond {
+            return true;
+        }
         match lookup(value, &self.path) {
             Lookup::Found(v) => self.cond.matches(v, raw),
             Lookup::Missing => matches!(self.cond, Cond::Exists(false)),
@@ -1661,9 +1681,9 @@ mod tests {
                 "Unsupported operator: $where",
             ),
             (
-                json!({"$text": "x"}),
-                "not_supported",
-                "Unsupported operator: $text",
+                json!({"a": {"$text": "x"}}),
+                "bad_arg",
+                "Bad argument for operator $text: \"x\"",
             ),
             (
                 json!({"a": {"$near": [0, 0]}}),

@@ -5,6 +5,7 @@
 //! kind only picks the design document member and the answer's shape.
 
 use super::analyzer::Analyzer;
+use super::mango_text::TextDef;
 use crate::error::{CouchError, CouchResult};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -27,13 +28,22 @@ impl Kind {
     }
 }
 
+/// What turns a document into fields.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A JavaScript index function.
+    Js(String),
+    /// A Mango `text` index (in a `"language": "query"` design document).
+    Mango(TextDef),
+}
+
 #[derive(Debug, Clone)]
 pub struct SearchDef {
     pub kind: Kind,
-    /// The index function's source.
-    pub index: String,
+    pub source: Source,
     pub analyzer: Analyzer,
-    /// The analyzer as written, which the signature covers.
+    /// The analyzer as written (and a Mango index's definition), which
+    /// the signature covers.
     analyzer_json: Value,
 }
 
@@ -48,12 +58,25 @@ impl SearchDef {
         else {
             return Err(CouchError::not_found(format!("{name} not found.")));
         };
-        let Some(Value::String(index)) = def.get("index") else {
-            return Err(CouchError::new(
-                400,
-                "invalid_design_doc",
-                format!("index `{name}` must have parameter `index`"),
-            ));
+        let mango = ddoc.get("language").and_then(Value::as_str) == Some("query");
+        let source = match def.get("index") {
+            Some(Value::String(f)) => Source::Js(f.clone()),
+            Some(Value::Object(o)) if mango && kind == Kind::Search => {
+                let text = TextDef::from_stored(o, def.get("analyzer"))?;
+                return Ok(SearchDef {
+                    kind,
+                    analyzer: text.analyzer()?,
+                    analyzer_json: json!([text.analyzer_json(), text.to_json()]),
+                    source: Source::Mango(text),
+                });
+            }
+            _ => {
+                return Err(CouchError::new(
+                    400,
+                    "invalid_design_doc",
+                    format!("index `{name}` must have parameter `index`"),
+                ))
+            }
         };
         let analyzer_json = match kind {
             Kind::Search => def.get("analyzer").cloned().unwrap_or(json!("standard")),
@@ -67,7 +90,7 @@ impl SearchDef {
         };
         Ok(SearchDef {
             kind,
-            index: index.clone(),
+            source,
             analyzer: Analyzer::from_json(Some(&analyzer_json))?,
             analyzer_json,
         })
@@ -94,7 +117,9 @@ impl SearchDef {
         });
         h.update(self.analyzer_json.to_string().as_bytes());
         h.update([0]);
-        h.update(self.index.as_bytes());
+        if let Source::Js(f) = &self.source {
+            h.update(f.as_bytes());
+        }
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }

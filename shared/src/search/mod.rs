@@ -6,6 +6,7 @@
 //! - [`analyzer`]: how text becomes terms, per analyzer name.
 //! - [`plan`]: a query as FTS5 `MATCH` expressions and ranges.
 //! - [`index_def`]: an index as a design document defines it.
+//! - [`mango_text`]: Mango `text` indexes: documents' typed fields, selectors as queries.
 //! - [`document`]: what an index keeps of a document.
 //! - [`request`]: a query's parameters.
 //! - [`results`]: ordering, paging, facets and highlights of the matches.
@@ -13,6 +14,7 @@
 pub mod analyzer;
 pub mod document;
 pub mod index_def;
+pub mod mango_text;
 pub mod plan;
 pub mod query;
 pub mod request;

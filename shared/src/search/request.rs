@@ -98,6 +98,29 @@ pub struct SearchQuery {
     pub partition: Option<String>,
 }
 
+impl Default for SearchQuery {
+    fn default() -> Self {
+        SearchQuery {
+            q: "*:*".into(),
+            limit: 25,
+            after: None,
+            sort: Vec::new(),
+            include_docs: false,
+            include_fields: None,
+            counts: None,
+            ranges: None,
+            drilldown: Vec::new(),
+            highlight_fields: None,
+            highlight_pre_tag: "<em>".into(),
+            highlight_post_tag: "</em>".into(),
+            highlight_number: 1,
+            highlight_size: 100,
+            stale: false,
+            partition: None,
+        }
+    }
+}
+
 /// The most rows one request may ask for (CouchDB's `max_limit`).
 pub const MAX_LIMIT: u64 = 200;
 
