@@ -102,9 +102,10 @@ impl Database<'_> {
             let results = engine
                 .index_many(*f, &json, nouveau)
                 .map_err(|e| failure("index", Role::Query, &e))?;
+            let mut docs = Vec::with_capacity(ids.len());
             for (id, result) in ids.iter().zip(results) {
                 match result {
-                    Ok(fields) => store.add(idx, id, &Indexed::new(fields, &s.def.analyzer))?,
+                    Ok(fields) => docs.push((id.as_str(), Indexed::new(fields, &s.def.analyzer))),
                     Err(thrown) => tracing::info!(
                         doc = %id,
                         "search index function raised exception ({}): document skipped",
@@ -112,7 +113,7 @@ impl Database<'_> {
                     ),
                 }
             }
-            Ok(())
+            store.add(idx, &docs)
         };
         let mut batch = MapBatch::default();
         let step = |recs: &[(DocRecord, Option<Vec<u8>>)]| -> CouchResult<()> {
@@ -155,6 +156,7 @@ impl Database<'_> {
                 let ids: Vec<&str> = recs.iter().map(|(r, _)| r.id.as_str()).collect();
                 store.remove(idx, &ids)?;
             }
+            let mut docs = Vec::with_capacity(recs.len());
             for (rec, body) in recs {
                 let Some(body) = body
                     .as_deref()
@@ -168,10 +170,10 @@ impl Database<'_> {
                 doc.insert("_id".into(), json!(rec.id));
                 doc.insert("_rev".into(), json!(rec.winner.to_string()));
                 if let Some(fields) = text.entries(&Value::Object(doc)) {
-                    store.add(idx, &rec.id, &Indexed::new(fields, &s.def.analyzer))?;
+                    docs.push((rec.id.as_str(), Indexed::new(fields, &s.def.analyzer)));
                 }
             }
-            Ok(())
+            store.add(idx, &docs)
         };
         self.follow_changes(seq, step, |seq| store.set_seq(idx, seq))
     }

@@ -143,62 +143,103 @@ impl SearchStore<'_> {
                 ),
                 &params,
             )?;
-            for r in rows {
-                let row = int(&r[0]);
-                self.sql.exec(
-                    &format!("DELETE FROM search_fts_{idx} WHERE rowid = ?"),
-                    &[row.into()],
-                )?;
-                self.sql
-                    .exec("DELETE FROM search_values WHERE doc = ?", &[row.into()])?;
+            if rows.is_empty() {
+                continue;
             }
+            let gone: Vec<Value> = rows.iter().map(|r| int(&r[0]).into()).collect();
+            let marks = vec!["?"; gone.len()].join(", ");
+            self.sql.exec(
+                &format!("DELETE FROM search_fts_{idx} WHERE rowid IN ({marks})"),
+                &gone,
+            )?;
+            self.sql.exec(
+                &format!("DELETE FROM search_values WHERE doc IN ({marks})"),
+                &gone,
+            )?;
         }
         Ok(())
     }
 
-    /// Adds a document (not in the index) with what it indexed.
-    pub fn add(&self, idx: i64, doc_id: &str, doc: &Indexed) -> CouchResult<()> {
-        let row = int(&self
+    /// Adds documents (none of them in the index) with what they
+    /// indexed, several rows per statement. Row ids are given here, after
+    /// the largest so far (one writer: the transaction's).
+    pub fn add(&self, idx: i64, docs: &[(&str, Indexed)]) -> CouchResult<()> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let first = self
             .sql
-            .query_row(
-                "INSERT INTO search_docs (idx, doc_id) VALUES (?, ?) RETURNING id",
-                &[idx.into(), doc_id.into()],
-            )?
-            .expect("returning")[0]);
-        if !doc.text.is_empty() {
-            self.sql.exec(
-                &format!("INSERT INTO search_fts_{idx} (rowid, t) VALUES (?, ?)"),
-                &[row.into(), doc.text.as_str().into()],
-            )?;
-        }
-        const COLUMNS: usize = 7;
-        for chunk in doc.fields.chunks(MAX_BOUND_PARAMS / COLUMNS) {
-            let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * COLUMNS);
-            for f in chunk {
-                let (num, text) = match &f.value {
-                    FieldValue::Number(n) => (Value::Real(*n), Value::Null),
-                    FieldValue::Text(s) => (Value::Null, Value::Text(s.clone())),
-                };
-                params.extend([
-                    row.into(),
-                    idx.into(),
-                    f.name.as_str().into(),
-                    num,
-                    text,
-                    f.store.into(),
-                    f.facet.into(),
-                ]);
+            .query_i64("SELECT coalesce(max(id), 0) FROM search_docs", &[])?
+            + 1;
+        let rows: Vec<(i64, &str, &Indexed)> = docs
+            .iter()
+            .enumerate()
+            .map(|(n, (id, d))| (first + n as i64, *id, d))
+            .collect();
+        self.insert_rows(
+            "search_docs (id, idx, doc_id)",
+            3,
+            rows.iter()
+                .map(|(row, id, _)| vec![(*row).into(), idx.into(), (*id).into()]),
+        )?;
+        self.insert_rows(
+            &format!("search_fts_{idx} (rowid, t)"),
+            2,
+            rows.iter()
+                .filter(|(_, _, d)| !d.text.is_empty())
+                .map(|(row, _, d)| vec![(*row).into(), d.text.as_str().into()]),
+        )?;
+        self.insert_rows(
+            "search_values (doc, idx, field, num, str, store, facet)",
+            7,
+            rows.iter().flat_map(|(row, _, d)| {
+                d.fields.iter().map(move |f| {
+                    let (num, text) = match &f.value {
+                        FieldValue::Number(n) => (Value::Real(*n), Value::Null),
+                        FieldValue::Text(s) => (Value::Null, Value::Text(s.clone())),
+                    };
+                    vec![
+                        (*row).into(),
+                        idx.into(),
+                        f.name.as_str().into(),
+                        num,
+                        text,
+                        f.store.into(),
+                        f.facet.into(),
+                    ]
+                })
+            }),
+        )
+    }
+
+    /// Inserts rows of `columns` values each into `table`, as many per
+    /// statement as the platform's parameter limit allows.
+    fn insert_rows(
+        &self,
+        table: &str,
+        columns: usize,
+        rows: impl Iterator<Item = Vec<Value>>,
+    ) -> CouchResult<()> {
+        let per = MAX_BOUND_PARAMS / columns;
+        let mark = format!("({})", vec!["?"; columns].join(", "));
+        let mut params: Vec<Value> = Vec::with_capacity(per * columns);
+        let mut flush = |params: &mut Vec<Value>| -> CouchResult<()> {
+            if params.is_empty() {
+                return Ok(());
             }
-            self.sql.exec(
-                &format!(
-                    "INSERT INTO search_values (doc, idx, field, num, str, store, facet) \
-                     VALUES {marks}"
-                ),
-                &params,
-            )?;
+            let marks = vec![mark.as_str(); params.len() / columns].join(", ");
+            self.sql
+                .exec(&format!("INSERT INTO {table} VALUES {marks}"), params)?;
+            params.clear();
+            Ok(())
+        };
+        for row in rows {
+            params.extend(row);
+            if params.len() == per * columns {
+                flush(&mut params)?;
+            }
         }
-        Ok(())
+        flush(&mut params)
     }
 
     /// Documents in the index.

@@ -25,69 +25,107 @@ pub struct Hit {
     pub score: f64,
 }
 
-/// The `order` of a hit under `keys` (relevance when empty); `field`
-/// gives a hit's first value of a field.
-pub fn order(
+/// One value a hit sorts by: numbers, then strings, then nothing (a
+/// document without the field, which comes last either way).
+#[derive(Debug, Clone, PartialEq)]
+enum Key {
+    Num(f64),
+    /// A row number, compared as a number, shown as an integer.
+    Int(i64),
+    Str(String),
+    Missing,
+}
+
+impl Key {
+    fn of(v: &Value) -> Key {
+        match v {
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Key::Int(i),
+                None => Key::Num(n.as_f64().unwrap_or(0.0)),
+            },
+            Value::String(s) => Key::Str(s.clone()),
+            _ => Key::Missing,
+        }
+    }
+
+    fn number(&self) -> f64 {
+        match self {
+            Key::Num(n) => *n,
+            Key::Int(i) => *i as f64,
+            _ => 0.0,
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Key::Num(n) => json!(n),
+            Key::Int(i) => json!(i),
+            Key::Str(s) => json!(s),
+            Key::Missing => Value::Null,
+        }
+    }
+}
+
+/// What a hit sorts by under `keys` (relevance when empty), then its
+/// row; `field` gives a hit's first value of a field.
+fn sort_keys(
     hit: &Hit,
     keys: &[SortKey],
     field: &dyn Fn(i64, &str) -> Option<FieldValue>,
-) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::with_capacity(keys.len() + 1);
+) -> Vec<Key> {
+    let mut out: Vec<Key> = Vec::with_capacity(keys.len() + 1);
     if keys.is_empty() {
-        out.push(json!(hit.score));
+        out.push(Key::Num(hit.score));
     }
     for k in keys {
         out.push(match k {
-            SortKey::Score { .. } => json!(hit.score),
-            SortKey::Doc { .. } => json!(hit.row),
+            SortKey::Score { .. } => Key::Num(hit.score),
+            SortKey::Doc { .. } => Key::Int(hit.row),
             SortKey::Field { name, kind, .. } => match (field(hit.row, name), kind) {
-                (Some(FieldValue::Number(n)), SortType::Number | SortType::Any) => json!(n),
-                (Some(FieldValue::Text(s)), SortType::String | SortType::Any) => json!(s),
-                _ => Value::Null,
+                (Some(FieldValue::Number(n)), SortType::Number | SortType::Any) => Key::Num(n),
+                (Some(FieldValue::Text(s)), SortType::String | SortType::Any) => Key::Str(s),
+                _ => Key::Missing,
             },
         });
     }
-    out.push(json!(hit.row));
+    out.push(Key::Int(hit.row));
     out
 }
 
-/// Numbers, then strings.
-fn value_cmp(a: &Value, b: &Value) -> Ordering {
-    let rank = |v: &Value| match v {
-        Value::Number(_) => 0,
-        Value::String(_) => 1,
-        _ => 2,
-    };
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
-            x.partial_cmp(&y).unwrap_or(Ordering::Equal)
-        }
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        _ => rank(a).cmp(&rank(b)),
+/// Each sort key's direction (the row, last, ascending).
+fn directions(keys: &[SortKey]) -> Vec<bool> {
+    if keys.is_empty() {
+        return vec![true];
     }
+    keys.iter()
+        .map(|k| match k {
+            SortKey::Score { descending }
+            | SortKey::Doc { descending }
+            | SortKey::Field { descending, .. } => *descending,
+        })
+        .collect()
 }
 
-/// How two orders compare under `keys`.
-pub fn compare(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
-    let descending: Vec<bool> = if keys.is_empty() {
-        vec![true]
-    } else {
-        keys.iter()
-            .map(|k| match k {
-                SortKey::Score { descending }
-                | SortKey::Doc { descending }
-                | SortKey::Field { descending, .. } => *descending,
-            })
-            .collect()
-    };
+fn compare(a: &[Key], b: &[Key], descending: &[bool]) -> Ordering {
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        // A document without the field comes last either way.
-        let o = match (x.is_null(), y.is_null()) {
-            (true, false) => Ordering::Greater,
-            (false, true) => Ordering::Less,
-            _ if descending.get(i).copied().unwrap_or(false) => value_cmp(x, y).reverse(),
-            _ => value_cmp(x, y),
+        let o = match (x, y) {
+            (Key::Missing, Key::Missing) => Ordering::Equal,
+            (Key::Missing, _) => Ordering::Greater,
+            (_, Key::Missing) => Ordering::Less,
+            (x, y) => {
+                let o = match (x, y) {
+                    (Key::Int(a), Key::Int(b)) => a.cmp(b),
+                    (Key::Str(a), Key::Str(b)) => a.cmp(b),
+                    (Key::Str(_), _) => Ordering::Greater,
+                    (_, Key::Str(_)) => Ordering::Less,
+                    (a, b) => a.number().total_cmp(&b.number()),
+                };
+                if descending.get(i).copied().unwrap_or(false) {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
         };
         if o != Ordering::Equal {
             return o;
@@ -97,7 +135,7 @@ pub fn compare(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
 }
 
 /// The hits of one page: sorted, after the bookmark's order, at most
-/// `limit`; each with its order.
+/// `limit`; each with its `order`. Only the page is sorted in full.
 pub fn page(
     hits: &[Hit],
     keys: &[SortKey],
@@ -105,14 +143,30 @@ pub fn page(
     limit: usize,
     field: &dyn Fn(i64, &str) -> Option<FieldValue>,
 ) -> Vec<(Hit, Vec<Value>)> {
-    let mut ordered: Vec<(Hit, Vec<Value>)> = hits
+    let descending = directions(keys);
+    let after: Option<Vec<Key>> = after.map(|a| a.iter().map(Key::of).collect());
+    let mut ordered: Vec<(&Hit, Vec<Key>)> = hits
         .iter()
-        .map(|h| (h.clone(), order(h, keys, field)))
-        .filter(|(_, o)| after.is_none_or(|a| compare(o, a, keys) == Ordering::Greater))
+        .map(|h| (h, sort_keys(h, keys, field)))
+        .filter(|(_, k)| {
+            after
+                .as_ref()
+                .is_none_or(|a| compare(k, a, &descending) == Ordering::Greater)
+        })
         .collect();
-    ordered.sort_by(|(_, a), (_, b)| compare(a, b, keys));
-    ordered.truncate(limit);
+    let by = |a: &(&Hit, Vec<Key>), b: &(&Hit, Vec<Key>)| compare(&a.1, &b.1, &descending);
+    if limit == 0 {
+        return Vec::new();
+    }
+    if ordered.len() > limit {
+        ordered.select_nth_unstable_by(limit - 1, by);
+        ordered.truncate(limit);
+    }
+    ordered.sort_by(by);
     ordered
+        .into_iter()
+        .map(|(h, k)| (h.clone(), k.iter().map(Key::json).collect()))
+        .collect()
 }
 
 /// `counts`: per field, how many matches have each of its values, most
@@ -391,6 +445,49 @@ mod tests {
             .map(|(h, _)| h.row)
             .collect();
         assert_eq!(rows, [7, 2, 6, 1, 5, 9, 0, 4, 8, 3]);
+    }
+
+    #[test]
+    fn pages_chained_by_bookmarks_give_the_full_order() {
+        let mut rng = crate::xorshift::Rng(17);
+        for round in 0..50 {
+            let hits: Vec<Hit> = (0..rng.below(300) as i64)
+                .map(|row| Hit {
+                    row,
+                    score: rng.below(5) as f64,
+                })
+                .collect();
+            let values: Vec<Option<FieldValue>> = hits
+                .iter()
+                .map(|_| match rng.below(3) {
+                    0 => None,
+                    1 => Some(FieldValue::Number(rng.below(10) as f64)),
+                    _ => Some(FieldValue::Text(format!("s{}", rng.below(10)))),
+                })
+                .collect();
+            let field = |row: i64, _: &str| values[row as usize].clone();
+            let keys = match round % 3 {
+                0 => vec![],
+                1 => vec![SortKey::parse("-f").unwrap()],
+                _ => vec![
+                    SortKey::parse("f<string>").unwrap(),
+                    SortKey::parse("-<score>").unwrap(),
+                ],
+            };
+            let all = page(&hits, &keys, None, usize::MAX, &field);
+            let limit = 1 + rng.below(40) as usize;
+            let mut chained = Vec::new();
+            let mut after: Option<Vec<Value>> = None;
+            loop {
+                let p = page(&hits, &keys, after.as_deref(), limit, &field);
+                if p.is_empty() {
+                    break;
+                }
+                after = Some(p.last().unwrap().1.clone());
+                chained.extend(p);
+            }
+            assert_eq!(chained, all, "round {round}");
+        }
     }
 
     #[test]
