@@ -348,6 +348,16 @@ fn route(
             let kind = search_kind(api);
             done(Response::json(200, &db.search_info(ddoc, kind, index)?))
         }
+        ["_design", ddoc, "_search_disk_size", index] => {
+            only(req, "GET")?;
+            access.member()?;
+            let info = db.search_info(ddoc, Kind::Search, index)?;
+            let size = json!({"disk_size": info["search_index"]["disk_size"]});
+            done(Response::json(
+                200,
+                &json!({"name": info["name"], "search_index": size}),
+            ))
+        }
         ["_search_cleanup" | "_nouveau_cleanup"] => {
             only(req, "POST")?;
             access.db_admin()?;

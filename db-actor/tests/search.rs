@@ -210,6 +210,8 @@ fn the_index_follows_writes_deletes_and_purges() {
     let info = ok(&db, "GET", "/db/_design/s/_search_info/books", None);
     assert_eq!(info["name"], json!("_design/s/books"));
     assert_eq!(info["search_index"]["doc_count"], json!(4));
+    let size = ok(&db, "GET", "/db/_design/s/_search_disk_size/books", None);
+    assert!(size["search_index"]["disk_size"].as_u64().unwrap() > 0, "{size}");
 }
 
 #[test]
