@@ -182,7 +182,7 @@ impl Database<'_> {
                 // then `_all_docs`.
                 Ok(p)
                     if matches!(p.access, Access::AllDocs(_))
-                        && !q.use_index.first().is_some_and(|d| d == "_all_docs") =>
+                        && q.use_index.first().is_none_or(|d| d != "_all_docs") =>
                 {
                     Ok(text.unwrap_or(p))
                 }
@@ -491,41 +491,15 @@ impl Database<'_> {
         new.index.partitioned = ddoc_partitioned;
         let index = &new.index;
         let reply = |result: &str| json!({"result": result, "id": index.ddoc, "name": index.name});
-        let mut ddoc = match current {
-            Some(rec) => {
-                let body = self.winner_body(&index.ddoc)?.unwrap_or_default();
-                let lang = body.get("language").cloned().unwrap_or(Value::Null);
-                if lang != "query" {
-                    return Err(CouchError::new(
-                        400,
-                        "invalid_ddoc_lang",
-                        format!("Existing design doc has an invalid language: {lang}"),
-                    ));
-                }
-                let existing = JsonIndex::from_design_doc(&index.ddoc, &body, db_partitioned);
-                if existing
-                    .iter()
-                    .any(|e| e.name == index.name && e.signature() == index.signature())
-                {
-                    return Ok(reply("exists"));
-                }
-                let mut body = body;
-                body.insert("_rev".into(), json!(rec.winner.to_string()));
-                body
-            }
-            None => {
-                let mut m = Map::new();
-                m.insert("language".into(), json!("query"));
-                if let Some(p) = new.partitioned {
-                    m.insert("options".into(), json!({ "partitioned": p }));
-                }
-                m
-            }
-        };
-        let views = ddoc.entry("views").or_insert_with(|| json!({}));
-        if !views.is_object() {
-            *views = json!({});
+        let (mut ddoc, existing) = self.index_ddoc(&index.ddoc, new.partitioned)?;
+        if existing
+            && JsonIndex::from_design_doc(&index.ddoc, &ddoc, db_partitioned)
+                .iter()
+                .any(|e| e.name == index.name && e.signature() == index.signature())
+        {
+            return Ok(reply("exists"));
         }
+        let views = member(&mut ddoc, "views");
         views[&index.name] = new.view_json();
         self.save_design(&index.ddoc, Value::Object(ddoc), check)?;
         Ok(reply("created"))
@@ -585,39 +559,13 @@ impl Database<'_> {
     /// document's `indexes`, as CouchDB stores it.
     fn create_text_index(&self, new: NewTextIndex, check: &WriteCheck) -> CouchResult<Value> {
         let reply = |result: &str| json!({"result": result, "id": new.ddoc, "name": new.name});
-        let current = self.store.load_doc(&new.ddoc)?.filter(|rec| !rec.deleted);
-        let mut ddoc = match current {
-            Some(rec) => {
-                let mut body = self.winner_body(&new.ddoc)?.unwrap_or_default();
-                let lang = body.get("language").cloned().unwrap_or(Value::Null);
-                if lang != "query" {
-                    return Err(CouchError::new(
-                        400,
-                        "invalid_ddoc_lang",
-                        format!("Existing design doc has an invalid language: {lang}"),
-                    ));
-                }
-                if body.get("indexes").and_then(|i| i.get(&new.name))
-                    == Some(&new.def.stored_json())
-                {
-                    return Ok(reply("exists"));
-                }
-                body.insert("_rev".into(), json!(rec.winner.to_string()));
-                body
-            }
-            None => {
-                let mut m = Map::new();
-                m.insert("language".into(), json!("query"));
-                if let Some(p) = new.partitioned {
-                    m.insert("options".into(), json!({ "partitioned": p }));
-                }
-                m
-            }
-        };
-        let indexes = ddoc.entry("indexes").or_insert_with(|| json!({}));
-        if !indexes.is_object() {
-            *indexes = json!({});
+        let (mut ddoc, existing) = self.index_ddoc(&new.ddoc, new.partitioned)?;
+        if existing
+            && ddoc.get("indexes").and_then(|i| i.get(&new.name)) == Some(&new.def.stored_json())
+        {
+            return Ok(reply("exists"));
         }
+        let indexes = member(&mut ddoc, "indexes");
         indexes[&new.name] = new.def.stored_json();
         self.save_design(&new.ddoc, Value::Object(ddoc), check)?;
         Ok(reply("created"))
@@ -683,6 +631,35 @@ impl Database<'_> {
         Ok(ids)
     }
 
+    /// The design document a new index goes into, and whether it exists:
+    /// the current one (with its `_rev`), which must be a `query` one, or
+    /// a new `query` design document with the `partitioned` option given.
+    fn index_ddoc(
+        &self,
+        id: &str,
+        partitioned: Option<bool>,
+    ) -> CouchResult<(Map<String, Value>, bool)> {
+        if let Some(rec) = self.store.load_doc(id)?.filter(|rec| !rec.deleted) {
+            let mut body = self.winner_body(id)?.unwrap_or_default();
+            let lang = body.get("language").cloned().unwrap_or(Value::Null);
+            if lang != "query" {
+                return Err(CouchError::new(
+                    400,
+                    "invalid_ddoc_lang",
+                    format!("Existing design doc has an invalid language: {lang}"),
+                ));
+            }
+            body.insert("_rev".into(), json!(rec.winner.to_string()));
+            return Ok((body, true));
+        }
+        let mut m = Map::new();
+        m.insert("language".into(), json!("query"));
+        if let Some(p) = partitioned {
+            m.insert("options".into(), json!({ "partitioned": p }));
+        }
+        Ok((m, false))
+    }
+
     fn save_design(&self, id: &str, body: Value, check: &WriteCheck) -> CouchResult<()> {
         let mut doc = IncomingDoc::parse(body)?;
         check(id, &mut doc)?;
@@ -699,6 +676,16 @@ impl Database<'_> {
         })?;
         Ok(())
     }
+}
+
+/// A design document's member `name` as an object (made one if it is
+/// not).
+fn member<'a>(ddoc: &'a mut Map<String, Value>, name: &str) -> &'a mut Value {
+    let m = ddoc.entry(name).or_insert_with(|| json!({}));
+    if !m.is_object() {
+        *m = json!({});
+    }
+    m
 }
 
 /// A query, the indexes it was planned among, and its plan.

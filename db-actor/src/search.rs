@@ -117,21 +117,12 @@ impl Database<'_> {
         };
         let mut batch = MapBatch::default();
         let step = |recs: &[(DocRecord, Option<Vec<u8>>)]| -> CouchResult<()> {
-            if !fresh {
-                let ids: Vec<&str> = recs.iter().map(|(r, _)| r.id.as_str()).collect();
-                store.remove(idx, &ids)?;
-            }
-            for (rec, body) in recs {
-                let Some(body) = body
-                    .as_deref()
-                    .filter(|_| !rec.deleted && !rec.id.starts_with("_design/"))
-                else {
-                    continue;
-                };
+            reindex(&store, idx, fresh, recs, |rec, body| {
                 if batch.add(rec, body, false) && batch.full() {
                     run(&mut batch)?;
                 }
-            }
+                Ok(())
+            })?;
             if !batch.is_empty() {
                 run(&mut batch)?;
             }
@@ -152,27 +143,18 @@ impl Database<'_> {
         let store = self.search_store();
         let fresh = seq == 0;
         let step = |recs: &[(DocRecord, Option<Vec<u8>>)]| -> CouchResult<()> {
-            if !fresh {
-                let ids: Vec<&str> = recs.iter().map(|(r, _)| r.id.as_str()).collect();
-                store.remove(idx, &ids)?;
-            }
             let mut docs = Vec::with_capacity(recs.len());
-            for (rec, body) in recs {
-                let Some(body) = body
-                    .as_deref()
-                    .filter(|_| !rec.deleted && !rec.id.starts_with("_design/"))
-                else {
-                    continue;
-                };
+            reindex(&store, idx, fresh, recs, |rec, body| {
                 let Ok(Value::Object(mut doc)) = serde_json::from_slice::<Value>(body) else {
-                    continue;
+                    return Ok(());
                 };
                 doc.insert("_id".into(), json!(rec.id));
                 doc.insert("_rev".into(), json!(rec.winner.to_string()));
                 if let Some(fields) = text.entries(&Value::Object(doc)) {
                     docs.push((rec.id.as_str(), Indexed::new(fields, &s.def.analyzer)));
                 }
-            }
+                Ok(())
+            })?;
             store.add(idx, &docs)
         };
         self.follow_changes(seq, step, |seq| store.set_seq(idx, seq))
@@ -475,6 +457,32 @@ impl Database<'_> {
         }
         Ok(())
     }
+}
+
+/// One batch of changes for a search index: the documents' old entries
+/// removed (unless the index is being built from nothing), then each live
+/// document's body handed to `each`. Design documents are not indexed,
+/// as in CouchDB.
+fn reindex<'r>(
+    store: &SearchStore,
+    idx: i64,
+    fresh: bool,
+    recs: &'r [(DocRecord, Option<Vec<u8>>)],
+    mut each: impl FnMut(&'r DocRecord, &'r [u8]) -> CouchResult<()>,
+) -> CouchResult<()> {
+    if !fresh {
+        let ids: Vec<&str> = recs.iter().map(|(r, _)| r.id.as_str()).collect();
+        store.remove(idx, &ids)?;
+    }
+    for (rec, body) in recs {
+        if let Some(body) = body
+            .as_deref()
+            .filter(|_| !rec.deleted && !rec.id.starts_with("_design/"))
+        {
+            each(rec, body)?;
+        }
+    }
+    Ok(())
 }
 
 /// What a query matched, and where.

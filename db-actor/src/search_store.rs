@@ -32,6 +32,9 @@ pub const SCHEMA: &[&str] = &[
 
 pub const TABLES: &[&str] = &["search_indexes", "search_docs", "search_values"];
 
+/// An indexed document's id and field values: (name, value, stored).
+pub type StoredRow = (String, Vec<(String, FieldValue, bool)>);
+
 pub struct SearchStore<'a> {
     pub sql: &'a dyn Sql,
 }
@@ -223,7 +226,7 @@ impl SearchStore<'_> {
         let per = MAX_BOUND_PARAMS / columns;
         let mark = format!("({})", vec!["?"; columns].join(", "));
         let mut params: Vec<Value> = Vec::with_capacity(per * columns);
-        let mut flush = |params: &mut Vec<Value>| -> CouchResult<()> {
+        let flush = |params: &mut Vec<Value>| -> CouchResult<()> {
             if params.is_empty() {
                 return Ok(());
             }
@@ -430,12 +433,8 @@ impl SearchStore<'_> {
 
     /// The document ids and field values of some hits: every field when
     /// `all`, else only the stored ones.
-    pub fn rows(
-        &self,
-        hits: &[Hit],
-        all: bool,
-    ) -> CouchResult<HashMap<i64, (String, Vec<(String, FieldValue, bool)>)>> {
-        let mut out: HashMap<i64, (String, Vec<(String, FieldValue, bool)>)> = HashMap::new();
+    pub fn rows(&self, hits: &[Hit], all: bool) -> CouchResult<HashMap<i64, StoredRow>> {
+        let mut out: HashMap<i64, StoredRow> = HashMap::new();
         for chunk in hits.chunks(MAX_BOUND_PARAMS) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let params: Vec<Value> = chunk.iter().map(|h| h.row.into()).collect();

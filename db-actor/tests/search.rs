@@ -211,7 +211,10 @@ fn the_index_follows_writes_deletes_and_purges() {
     assert_eq!(info["name"], json!("_design/s/books"));
     assert_eq!(info["search_index"]["doc_count"], json!(4));
     let size = ok(&db, "GET", "/db/_design/s/_search_disk_size/books", None);
-    assert!(size["search_index"]["disk_size"].as_u64().unwrap() > 0, "{size}");
+    assert!(
+        size["search_index"]["disk_size"].as_u64().unwrap() > 0,
+        "{size}"
+    );
 }
 
 #[test]
@@ -321,13 +324,7 @@ fn movies() -> Db {
 }
 
 fn find_ids(db: &Db, body: Value) -> Vec<String> {
-    let v = ok(db, "POST", "/db/_find", Some(body));
-    v["docs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["_id"].as_str().unwrap().to_string())
-        .collect()
+    common::found_ids(&ok(db, "POST", "/db/_find", Some(body)))
 }
 
 #[test]

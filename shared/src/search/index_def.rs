@@ -34,7 +34,7 @@ pub enum Source {
     /// A JavaScript index function.
     Js(String),
     /// A Mango `text` index (in a `"language": "query"` design document).
-    Mango(TextDef),
+    Mango(Box<TextDef>),
 }
 
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ impl SearchDef {
                     kind,
                     analyzer: text.analyzer()?,
                     analyzer_json: json!([text.analyzer_json(), text.to_json()]),
-                    source: Source::Mango(text),
+                    source: Source::Mango(Box::new(text)),
                 });
             }
             _ => {

@@ -94,26 +94,28 @@ impl TextDef {
             default_field,
             index.get("analyzer").cloned().unwrap_or(json!("keyword")),
             default_field_analyzer,
-            index.get("selector").cloned(),
-            index.get("partial_filter_selector").cloned(),
-            index
-                .get("index_array_lengths")
-                .and_then(Value::as_bool)
-                .unwrap_or(true),
+            index,
         )?;
         def.analyzer()?;
         Ok(def)
     }
 
+    /// A definition from its parts; `index` gives the members requests
+    /// and design documents spell alike (`selector`,
+    /// `partial_filter_selector`, `index_array_lengths`).
     fn new(
         fields: Option<Vec<(String, String)>>,
         default_field: bool,
         default_analyzer: Value,
         default_field_analyzer: Value,
-        selector: Option<Value>,
-        partial: Option<Value>,
-        index_array_lengths: bool,
+        index: &Map<String, Value>,
     ) -> CouchResult<TextDef> {
+        let selector = index.get("selector").cloned();
+        let partial = index.get("partial_filter_selector").cloned();
+        let index_array_lengths = index
+            .get("index_array_lengths")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         let keep = |v: Option<Value>| v.filter(|s| s.as_object().is_some_and(|o| !o.is_empty()));
         let (selector, partial) = (keep(selector), keep(partial));
         let filters = selector
@@ -163,12 +165,7 @@ impl TextDef {
                 .cloned()
                 .unwrap_or(json!("keyword")),
             default_field_analyzer,
-            index.get("selector").cloned(),
-            index.get("partial_filter_selector").cloned(),
-            index
-                .get("index_array_lengths")
-                .and_then(Value::as_bool)
-                .unwrap_or(true),
+            index,
         )
     }
 
