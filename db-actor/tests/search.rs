@@ -45,6 +45,7 @@ fn library() -> Db {
             "indexes": {
                 "books": {"index": INDEX},
                 "english": {"index": INDEX, "analyzer": "english"},
+                "per": {"index": INDEX, "analyzer": {"name": "perfield", "default": "whitespace", "fields": {"title": "keyword"}}},
                 "bad": {"analyzer": "standard"}
             },
             "nouveau": {"books": {"index": "function (doc) { if (doc.title) { index('text', 'title', doc.title, {store: true}); } if (doc.price !== undefined) index('double', 'price', doc.price, {store: true}); }"}}
@@ -93,10 +94,28 @@ fn queries_match_as_lucene_would() {
         "e threw, so is left out"
     );
     assert_eq!(hits("(quick%20OR%20lazy)%20AND%20type:animal"), ["a", "b"]);
+    assert_eq!(hits("%2Bbrown%20%2Bfox"), ["a"]);
+    assert_eq!(hits("brown%20NOT%20fox"), ["b"]);
+    assert_eq!(hits("brown%20%26%26%20!dog"), ["a"]);
     // Stemming only in the english index.
     assert_eq!(hits("sleeping"), Vec::<String>::new());
     let english = sorted(ids(&search(&db, "english", "q=sleeping%20OR%20run")));
     assert_eq!(english, ["b", "d"]);
+    // Per field: `title` whole (keyword), `default` split on whitespace only.
+    assert_eq!(
+        ids(&search(
+            &db,
+            "per",
+            "q=title:%22Quick%20sort%20in%20practice%22"
+        )),
+        ["c"]
+    );
+    assert!(ids(&search(&db, "per", "q=title:quick")).is_empty());
+    assert_eq!(
+        ids(&search(&db, "per", "q=Quick")),
+        ["c"],
+        "whitespace keeps case"
+    );
     let v = search(&db, "books", "q=quick");
     assert_eq!(v["total_rows"], json!(2));
     let row = &v["rows"][0];
@@ -230,6 +249,7 @@ fn bad_requests_get_couchdb_errors() {
     };
     let (s, e, reason) = err("/db/_design/s/_search/books?q=title:(foo");
     assert_eq!((s, e.as_str()), (400, "query_parse_error"), "{reason}");
+    assert!(reason.as_str().unwrap().contains("column"), "{reason}");
     let (s, e, _) = err("/db/_design/s/_search/books");
     assert_eq!((s, e.as_str()), (400, "query_parse_error"));
     let (s, e, reason) = err("/db/_design/s/_search/nope?q=a");
