@@ -537,3 +537,89 @@ fn a_completed_document_records_its_state_and_is_not_run_again() {
         .unwrap();
     assert_eq!(failed["state"], "failed");
 }
+
+/// Logs each request's end and path, the target's writes yielding once
+/// first, as a write to another server would.
+struct Logged<'a> {
+    db: &'a Db,
+    end: &'static str,
+    log: &'a std::cell::RefCell<Vec<String>>,
+}
+
+impl shared::replication::peer::Transport for Logged<'_> {
+    async fn send(
+        &self,
+        req: shared::replication::peer::PeerRequest,
+    ) -> Result<shared::replication::peer::PeerResponse, shared::replication::peer::RepError> {
+        if self.end == "target" && req.path == "_bulk_docs" {
+            let mut yielded = false;
+            futures::future::poll_fn(|cx| {
+                if yielded {
+                    std::task::Poll::Ready(())
+                } else {
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+        }
+        self.log
+            .borrow_mut()
+            .push(format!("{} {}", self.end, req.path));
+        shared::replication::peer::Transport::send(&self.db, req).await
+    }
+}
+
+#[test]
+fn the_next_batch_is_read_while_this_one_is_written() {
+    let a = Db::new("a", "s1");
+    let b = Db::new("b", "s2");
+    let docs: Vec<Value> = (0..950)
+        .map(|i| json!({"_id": format!("{i:04}")}))
+        .collect();
+    a.http("POST", "_bulk_docs", "", Some(json!({ "docs": docs })));
+    let log = std::cell::RefCell::new(Vec::new());
+    let (sp, tp) = (
+        Peer::new(Logged {
+            db: &a,
+            end: "source",
+            log: &log,
+        }),
+        Peer::new(Logged {
+            db: &b,
+            end: "target",
+            log: &log,
+        }),
+    );
+    let ends = Ends {
+        source: &sp,
+        target: &tp,
+    };
+    let store_sql = SqliteSql::memory();
+    let store = JobStore::new(&store_sql).unwrap();
+    let p = params(json!({"source": "a", "target": "b", "worker_batch_size": 100}));
+    let mut rec = JobRecord::new("job".into(), p, Origin::Replicate, UserCtx::admin("a"), 0);
+    store.save(&rec).unwrap();
+    let host = TestHost {
+        store: &store,
+        clock: Cell::new(1_700_000_000_000),
+    };
+    assert_eq!(
+        block_on(job::run(&mut rec, &ends, &host, BUDGET)),
+        Next::Stop
+    );
+    assert_eq!(rec.state, JobState::Completed);
+    assert_eq!(b.doc_count(), 950);
+    let log = log.into_inner();
+    let count = |what: &str| log.iter().filter(|l| *l == what).count();
+    // Ten batches, each read once: nine of them while the one before was
+    // being written (its `_changes` comes before that batch's write).
+    assert_eq!(count("source _changes"), 10, "{log:?}");
+    assert_eq!(count("target _bulk_docs"), 10, "{log:?}");
+    let overlapped = log
+        .windows(2)
+        .filter(|w| w[0] == "source _changes" && w[1] == "target _bulk_docs")
+        .count();
+    assert_eq!(overlapped, 9, "{log:?}");
+}

@@ -11,7 +11,7 @@
 use super::checkpoint::{self, Session, Stats};
 use super::id;
 use super::params::RepParams;
-use super::peer::{Peer, RepError, Transport};
+use super::peer::{ChangesBatch, Peer, RepError, Transport};
 use crate::date::rfc1123;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -42,6 +42,11 @@ pub struct Progress {
     /// Whether the session wrote or may write a checkpoint: false until a
     /// batch moved `seq`.
     pub changed: bool,
+    /// The next batch's changes, read from the source while the last
+    /// batch was written (after `.0`). Not stored: a job resumed from
+    /// storage reads them again.
+    #[serde(skip)]
+    pub prefetched: Option<(Value, ChangesBatch)>,
 }
 
 /// What one [`step`] did.
@@ -129,6 +134,7 @@ pub async fn start<S: Transport, T: Transport>(
         pending: None,
         caught_up: false,
         changed: false,
+        prefetched: None,
     })
 }
 
@@ -155,16 +161,14 @@ pub async fn step<S: Transport, T: Transport>(
         pr.caught_up = false;
         return Ok(Step::Progressed);
     }
-    let batch = ends
-        .source
-        .changes(
-            &pr.seq,
-            p.worker_batch_size,
-            &p.filter,
-            p.winning_revs_only,
-            None,
-        )
-        .await?;
+    let batch = match pr.prefetched.take() {
+        Some((since, batch)) if since == pr.seq => batch,
+        _ => read_after(p, ends.source, &pr.seq).await?,
+    };
+    let end_of_feed = match batch.pending {
+        Some(n) => n == 0,
+        None => (batch.rows_seen as u64) < p.worker_batch_size,
+    };
     let mut stats = Stats::default();
     if !batch.changes.is_empty() {
         let mut revs = Map::new();
@@ -188,7 +192,19 @@ pub async fn step<S: Transport, T: Transport>(
         let fetched = ends.source.fetch_revs(&missing).await?;
         stats.docs_read = fetched.docs.len() as u64;
         let sent = fetched.docs.len() as u64;
-        let failed = ends.target.write(fetched.docs).await?;
+        // Pipelined: the next batch's changes are read while this one is
+        // written (a failed read is only read again next time).
+        let next_since = batch.last_seq.clone();
+        let ahead = async {
+            if end_of_feed || next_since.is_null() {
+                None
+            } else {
+                read_after(p, ends.source, &next_since).await.ok()
+            }
+        };
+        let (failed, next) = futures::future::join(ends.target.write(fetched.docs), ahead).await;
+        let failed = failed?;
+        pr.prefetched = next.map(|b| (next_since, b));
         stats.doc_write_failures = failed;
         stats.docs_written = sent - failed.min(sent);
     }
@@ -199,10 +215,6 @@ pub async fn step<S: Transport, T: Transport>(
         pr.seq = batch.last_seq.clone();
         pr.changed = true;
     }
-    let end_of_feed = match batch.pending {
-        Some(n) => n == 0,
-        None => (batch.rows_seen as u64) < p.worker_batch_size,
-    };
     pr.caught_up = end_of_feed;
     let now = now_ms();
     let due = now.saturating_sub(pr.last_checkpoint_ms) >= p.checkpoint_interval_ms;
@@ -215,6 +227,23 @@ pub async fn step<S: Transport, T: Transport>(
         (true, true) if moved => Step::Progressed,
         (true, true) => Step::Idle,
     })
+}
+
+/// One batch of the source's changes after `since`.
+async fn read_after<S: Transport>(
+    p: &RepParams,
+    source: &Peer<S>,
+    since: &Value,
+) -> Result<ChangesBatch, RepError> {
+    source
+        .changes(
+            since,
+            p.worker_batch_size,
+            &p.filter,
+            p.winning_revs_only,
+            None,
+        )
+        .await
 }
 
 /// Writes the checkpoint on both ends if the session moved since the last
