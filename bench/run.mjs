@@ -16,6 +16,7 @@
 //   BENCH_ROUNDS=N  rounds (default 3; each starts every server afresh)
 //   BENCH_KEEP=1    keep the servers' temp directories (and their logs)
 //   BENCH_ONLY=search  only the full-text search scenario, on Settee
+//   BENCH_ONLY=replication  only the replication scenarios
 //
 // Results: a Markdown table on stdout and, with the raw numbers, in
 // bench/results/ (git-ignored; not written by BENCH_QUICK runs).
@@ -1149,6 +1150,10 @@ function aggregate(rounds) {
   const out = {};
   for (const key of Object.keys(rounds[0])) {
     const rs = rounds.map((r) => r[key]);
+    if (key === "searchQueries") {
+      out[key] = aggregateQueries(rs);
+      continue;
+    }
     const agg = { perSec: median(rs.map((r) => r.perSec)), rounds: rs.map((r) => r.perSec) };
     if (rs[0].statuses) {
       agg.requests = rs.reduce((n, r) => n + r.requests, 0);
@@ -1169,6 +1174,14 @@ function aggregate(rounds) {
     out[key] = agg;
   }
   return out;
+}
+
+/** Per search query, over the rounds: the median latency, the slowest, the hits. */
+function aggregateQueries(rounds) {
+  return Object.fromEntries(Object.keys(rounds[0]).map((name) => {
+    const rs = rounds.map((r) => r[name]);
+    return [name, { q: rs[0].q, hits: rs[0].hits, ms: median(rs.map((r) => r.ms)), maxMs: Math.max(...rs.map((r) => r.maxMs)) }];
+  }));
 }
 
 function report(settee, pouch, ceiling, ceilingRs, info, rep) {
@@ -1319,10 +1332,23 @@ async function searchOnly(workerd, bundle) {
   console.log(`\n${table.join("\n")}\n\nIndex builds, each round (docs/s): ${builds.map(fmt).join(" / ")}; queries from the last round.`);
 }
 
+/** `BENCH_ONLY=replication`: the replication scenarios alone. */
+async function replicationOnly(workerd, bundle) {
+  const rep = [];
+  for (let round = 1; round <= PARAMS.rounds; round++) {
+    log(`replication round ${round} of ${PARAMS.rounds}`);
+    rep.push(await replicationScenarios(workerd, bundle));
+  }
+  const rows = [["Settee → Settee", "setteeToSettee"], ["PouchDB Server → Settee", "pouchToSettee"], ["PouchDB Server → PouchDB Server", "pouchToPouch"]]
+    .map(([name, k]) => `| ${name} | ${rep.map((r) => fmt(r[k].perSec)).join(" / ")} | ${fmt(median(rep.map((r) => r[k].perSec)))} |`);
+  console.log(`\n| One-shot replication of ${PARAMS.replicationDocs} docs (docs/s) | rounds | median |\n| --- | --- | ---: |\n${rows.join("\n")}`);
+}
+
 async function main() {
   const { workerd } = ensureTools();
   const bundle = readBundle();
   if (process.env.BENCH_ONLY === "search") return searchOnly(workerd, bundle);
+  if (process.env.BENCH_ONLY === "replication") return replicationOnly(workerd, bundle);
   const info = { ...versions(workerd, bundle), rounds: PARAMS.rounds, foreignCpu: [] };
   log(`${info.cpu}; ${info.workerd}; pouchdb-server ${info.pouchdbServer}`);
   // wrk and the server share the machine's cores; anything else running
@@ -1360,17 +1386,20 @@ async function main() {
     rep.push(await replicationScenarios(workerd, bundle));
   }
 
+  const out = path.join(BENCH, "results");
+  if (!QUICK) {
+    // The raw numbers first: a report that fails loses nothing.
+    fs.mkdirSync(out, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    fs.writeFileSync(
+      path.join(out, `bench-${stamp}.json`),
+      JSON.stringify({ date: new Date().toISOString(), params: PARAMS, info, results, replication: rep }, null, 2),
+    );
+  }
   const [ceiling, ceilingRs, settee, pouch] = servers.map(([name]) => aggregate(results[name]));
   const table = report(settee, pouch, ceiling, ceilingRs, info, rep);
   console.log(`\n${table}`);
   if (QUICK) return; // a harness check, not a result
-  const out = path.join(BENCH, "results");
-  fs.mkdirSync(out, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  fs.writeFileSync(
-    path.join(out, `bench-${stamp}.json`),
-    JSON.stringify({ date: new Date().toISOString(), params: PARAMS, info, results, replication: rep }, null, 2),
-  );
   fs.writeFileSync(path.join(out, "latest.md"), `${table}\n`);
 }
 

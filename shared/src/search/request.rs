@@ -190,6 +190,14 @@ impl Params<'_> {
 impl SearchQuery {
     pub fn from_request(req: &Request, body: Option<&Map<String, Value>>) -> CouchResult<Self> {
         let p = Params { req, body };
+        if let Some(g) = ["group_field", "group_by"]
+            .into_iter()
+            .find(|g| p.text(&[g]).is_some())
+        {
+            return Err(parse_error(format!(
+                "`{g}` is not supported: Settee's search does not group results"
+            )));
+        }
         let q = match p.text(&["q", "query"]) {
             Some(Value::String(q)) => q,
             Some(v) => return Err(parse_error(format!("`q` must be a string, not {v}"))),
@@ -365,6 +373,7 @@ mod tests {
                 "limit must be greater than or equal to zero",
             ),
             ("q=a&stale=no", "stale only available as stale=ok"),
+            ("q=a&group_field=t", "`group_field` is not supported: Settee's search does not group results"),
             (
                 "q=a&highlight_number=0",
                 "highlight_number must be greater than zero",
