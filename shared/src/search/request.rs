@@ -373,7 +373,10 @@ mod tests {
                 "limit must be greater than or equal to zero",
             ),
             ("q=a&stale=no", "stale only available as stale=ok"),
-            ("q=a&group_field=t", "`group_field` is not supported: Settee's search does not group results"),
+            (
+                "q=a&group_field=t",
+                "`group_field` is not supported: Settee's search does not group results",
+            ),
             (
                 "q=a&highlight_number=0",
                 "highlight_number must be greater than zero",
