@@ -361,41 +361,8 @@ impl Database<'_> {
         partition: Option<&str>,
     ) -> CouchResult<Value> {
         let Planned { q, plan: p, .. } = self.planned(body, partition)?;
-        let name = self.meta()?.name.clone();
-        if let Access::Text(_, query) = &p.access {
-            return Ok(json!({
-                "dbname": name,
-                "index": p.index_json,
-                "partitioned": partition.is_some(),
-                "selector": q.selector.to_json(),
-                "opts": q.opts_json(),
-                "limit": q.limit,
-                "skip": q.skip,
-                "fields": q.fields.clone().map_or_else(|| json!("all_fields"), |f| json!(f)),
-                "query": query,
-                "partition": partition,
-                "sort": q.opts_json()["sort"],
-                "bookmark": q.bookmark_raw.clone().unwrap_or_else(|| "nil".into()),
-                "index_candidates": p.candidates,
-                "selector_hints": selector_hints(&q.selector),
-            }));
-        }
-        let direction = if p.descending { "rev" } else { "fwd" };
-        let (start_key, end_key) = match &p.access {
-            Access::Json(_, b) => (json!(b.start_key), json!(b.end_key)),
-            Access::AllDocs(r) => (
-                r.lo.as_ref().map_or(Value::Null, |(k, _)| json!(k)),
-                r.hi.as_ref().map_or(json!("<MAX>"), |(k, _)| json!(k)),
-            ),
-            Access::Text(..) => unreachable!("answered above"),
-        };
-        let (start_key, end_key) = if p.descending {
-            (end_key, start_key)
-        } else {
-            (start_key, end_key)
-        };
-        Ok(json!({
-            "dbname": name,
+        let mut out = json!({
+            "dbname": self.meta()?.name.clone(),
             "index": p.index_json,
             "partitioned": partition.is_some(),
             "selector": q.selector.to_json(),
@@ -403,22 +370,46 @@ impl Database<'_> {
             "limit": q.limit,
             "skip": q.skip,
             "fields": q.fields.clone().map_or_else(|| json!("all_fields"), |f| json!(f)),
-            "mrargs": {
-                "include_docs": true,
-                "view_type": "map",
-                "reduce": false,
-                "partition": partition,
-                "start_key": start_key,
-                "end_key": end_key,
-                "direction": direction,
-                "stable": q.stable,
-                "update": if q.update { "true" } else { "false" },
-                "conflicts": "undefined",
-            },
-            "covering": false,
-            "index_candidates": p.candidates,
-            "selector_hints": selector_hints(&q.selector),
-        }))
+        });
+        let (start_key, end_key) = match &p.access {
+            Access::Json(_, b) => (json!(b.start_key), json!(b.end_key)),
+            Access::AllDocs(r) => (
+                r.lo.as_ref().map_or(Value::Null, |(k, _)| json!(k)),
+                r.hi.as_ref().map_or(json!("<MAX>"), |(k, _)| json!(k)),
+            ),
+            // A text index's plan is its Lucene query, as CouchDB's
+            // text cursor explains it.
+            Access::Text(_, query) => {
+                out["query"] = json!(query);
+                out["partition"] = json!(partition);
+                out["sort"] = q.opts_json()["sort"].clone();
+                out["bookmark"] = json!(q.bookmark_raw.clone().unwrap_or_else(|| "nil".into()));
+                out["index_candidates"] = json!(p.candidates);
+                out["selector_hints"] = selector_hints(&q.selector);
+                return Ok(out);
+            }
+        };
+        let (start_key, end_key) = if p.descending {
+            (end_key, start_key)
+        } else {
+            (start_key, end_key)
+        };
+        out["mrargs"] = json!({
+            "include_docs": true,
+            "view_type": "map",
+            "reduce": false,
+            "partition": partition,
+            "start_key": start_key,
+            "end_key": end_key,
+            "direction": if p.descending { "rev" } else { "fwd" },
+            "stable": q.stable,
+            "update": if q.update { "true" } else { "false" },
+            "conflicts": "undefined",
+        });
+        out["covering"] = json!(false);
+        out["index_candidates"] = json!(p.candidates);
+        out["selector_hints"] = selector_hints(&q.selector);
+        Ok(out)
     }
 
     /// `GET /db/_index`, with `skip` and `limit` over the whole list.

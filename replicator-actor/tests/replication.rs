@@ -176,14 +176,18 @@ fn conflicts_on_both_ends_end_as_identical_trees() {
     assert_eq!(doc, doc_b);
 }
 
-#[test]
-fn an_evicted_job_redoes_at_most_one_batch_and_writes_each_doc_once() {
+/// A source of `n` documents and an empty target, on two servers.
+fn source_of(n: usize) -> (Db, Db) {
     let a = Db::new("a", "s1");
     let b = Db::new("b", "s2");
-    let docs: Vec<Value> = (0..950)
-        .map(|i| json!({"_id": format!("{i:04}")}))
-        .collect();
+    let docs: Vec<Value> = (0..n).map(|i| json!({"_id": format!("{i:04}")})).collect();
     a.http("POST", "_bulk_docs", "", Some(json!({ "docs": docs })));
+    (a, b)
+}
+
+#[test]
+fn an_evicted_job_redoes_at_most_one_batch_and_writes_each_doc_once() {
+    let (a, b) = source_of(950);
     // One batch per run, 100 a batch: ten runs, each reloaded from storage.
     let rec = replicate(
         &a,
@@ -573,12 +577,7 @@ impl shared::replication::peer::Transport for Logged<'_> {
 
 #[test]
 fn the_next_batch_is_read_while_this_one_is_written() {
-    let a = Db::new("a", "s1");
-    let b = Db::new("b", "s2");
-    let docs: Vec<Value> = (0..950)
-        .map(|i| json!({"_id": format!("{i:04}")}))
-        .collect();
-    a.http("POST", "_bulk_docs", "", Some(json!({ "docs": docs })));
+    let (a, b) = source_of(950);
     let log = std::cell::RefCell::new(Vec::new());
     let (sp, tp) = (
         Peer::new(Logged {
