@@ -98,22 +98,25 @@ impl Database<'_> {
         let run = |batch: &mut MapBatch| -> CouchResult<()> {
             let compiled = compile_query(function, &ddoc, "index")?;
             let (engine, f) = &*compiled;
-            let (json, ids) = batch.take()?;
-            let results = engine
-                .index_many(*f, &json, nouveau)
-                .map_err(|e| failure("index", Role::Query, &e))?;
-            let mut docs = Vec::with_capacity(ids.len());
-            for (id, result) in ids.iter().zip(results) {
-                match result {
-                    Ok(fields) => docs.push((id.as_str(), Indexed::new(fields, &s.def.analyzer))),
-                    Err(thrown) => tracing::info!(
-                        doc = %id,
-                        "search index function raised exception ({}): document skipped",
-                        JsError::Thrown(thrown)
-                    ),
+            batch.with_json(|json, ids| {
+                let results = engine
+                    .index_many(*f, json, nouveau)
+                    .map_err(|e| failure("index", Role::Query, &e))?;
+                let mut docs = Vec::with_capacity(ids.len());
+                for (id, result) in ids.iter().zip(results) {
+                    match result {
+                        Ok(fields) => {
+                            docs.push((id.as_str(), Indexed::new(fields, &s.def.analyzer)))
+                        }
+                        Err(thrown) => tracing::info!(
+                            doc = %id,
+                            "search index function raised exception ({}): document skipped",
+                            JsError::Thrown(thrown)
+                        ),
+                    }
                 }
-            }
-            store.add(idx, &docs)
+                store.add(idx, &docs)
+            })
         };
         let mut batch = MapBatch::default();
         let step = |recs: &[(DocRecord, Option<Vec<u8>>)]| -> CouchResult<()> {

@@ -434,17 +434,15 @@ impl SearchStore<'_> {
     /// The document ids and field values of some hits: every field when
     /// `all`, else only the stored ones.
     pub fn rows(&self, hits: &[Hit], all: bool) -> CouchResult<HashMap<i64, StoredRow>> {
-        let mut out: HashMap<i64, StoredRow> = HashMap::new();
-        for chunk in hits.chunks(MAX_BOUND_PARAMS) {
+        let rows: Vec<i64> = hits.iter().map(|h| h.row).collect();
+        let mut out: HashMap<i64, StoredRow> = self
+            .doc_ids(&rows)?
+            .into_iter()
+            .map(|(row, id)| (row, (id, Vec::new())))
+            .collect();
+        for chunk in rows.chunks(MAX_BOUND_PARAMS) {
             let marks = vec!["?"; chunk.len()].join(", ");
-            let params: Vec<Value> = chunk.iter().map(|h| h.row.into()).collect();
-            for r in self.sql.query(
-                &format!("SELECT id, doc_id FROM search_docs WHERE id IN ({marks})"),
-                &params,
-            )? {
-                let id = r[1].as_str().unwrap_or_default().to_string();
-                out.insert(int(&r[0]), (id, Vec::new()));
-            }
+            let params: Vec<Value> = chunk.iter().map(|&r| r.into()).collect();
             let only = if all { "" } else { " AND store = 1" };
             for r in self.sql.query(
                 &format!(

@@ -145,13 +145,24 @@ impl MapBatch {
         self.ids.is_empty()
     }
 
-    /// The batch's documents as a JSON array, and their ids, leaving the
-    /// batch empty for the next ones.
-    pub(crate) fn take(&mut self) -> CouchResult<(String, Vec<String>)> {
+    /// Hands `f` the batch's documents as a JSON array, and their ids,
+    /// then leaves the batch empty for the next ones (its buffer kept).
+    pub(crate) fn with_json<T>(
+        &mut self,
+        f: impl FnOnce(&str, Vec<String>) -> CouchResult<T>,
+    ) -> CouchResult<T> {
         self.json.push(b']');
-        let json = String::from_utf8(std::mem::take(&mut self.json))
-            .map_err(|_| CouchError::new(500, "invalid_json", "a stored body is not UTF-8"))?;
-        Ok((json, std::mem::take(&mut self.ids)))
+        let ids = std::mem::take(&mut self.ids);
+        let out = match std::str::from_utf8(&self.json) {
+            Ok(text) => f(text, ids),
+            Err(_) => Err(CouchError::new(
+                500,
+                "invalid_json",
+                "a stored body is not UTF-8",
+            )),
+        };
+        self.json.clear();
+        out
     }
 
     /// Maps the batch, adding each document's rows to `rows` and leaving
@@ -166,21 +177,22 @@ impl MapBatch {
         // Compiled once per isolate (see `compile_query`), not per batch.
         let compiled = compile_query(&def.map, ddoc, "map")?;
         let (engine, f) = &*compiled;
-        let (text, ids) = self.take()?;
-        let results = engine
-            .map_many(*f, &text)
-            .map_err(|err| failure("map", Role::Query, &err))?;
-        for (id, result) in ids.into_iter().zip(results) {
-            match result {
-                Ok(emitted) => rows.extend(doc_rows(def, &id, emitted)),
-                Err(thrown) => tracing::info!(
-                    doc = %id,
-                    "map function raised exception ({}): document skipped",
-                    JsError::Thrown(thrown)
-                ),
+        self.with_json(|text, ids| {
+            let results = engine
+                .map_many(*f, text)
+                .map_err(|err| failure("map", Role::Query, &err))?;
+            for (id, result) in ids.into_iter().zip(results) {
+                match result {
+                    Ok(emitted) => rows.extend(doc_rows(def, &id, emitted)),
+                    Err(thrown) => tracing::info!(
+                        doc = %id,
+                        "map function raised exception ({}): document skipped",
+                        JsError::Thrown(thrown)
+                    ),
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
