@@ -74,25 +74,20 @@ impl Database<'_> {
         Ok(out)
     }
 
-    /// Every JSON index defined by the database's design documents, in
-    /// (ddoc, name) order.
-    pub fn json_indexes(&self) -> CouchResult<Vec<JsonIndex>> {
+    /// Every JSON and every text index the database's design documents
+    /// define, each in (ddoc, name) order: the design documents read once.
+    pub fn mango_indexes(&self) -> CouchResult<(Vec<JsonIndex>, Vec<TextIndex>)> {
         let partitioned = self.meta()?.partitioned;
-        Ok(self
-            .design_docs()?
+        let ddocs = self.design_docs()?;
+        let json = ddocs
             .iter()
             .flat_map(|(id, body)| JsonIndex::from_design_doc(id, body, partitioned))
-            .collect())
-    }
-
-    /// Every Mango text index, in (ddoc, name) order.
-    pub fn text_indexes(&self) -> CouchResult<Vec<TextIndex>> {
-        let partitioned = self.meta()?.partitioned;
-        Ok(self
-            .design_docs()?
+            .collect();
+        let text = ddocs
             .iter()
             .flat_map(|(id, body)| TextIndex::from_design_doc(id, body, partitioned))
-            .collect())
+            .collect();
+        Ok((json, text))
     }
 
     /// The storage id of `def`, (re)registering it when it is new or its
@@ -162,9 +157,8 @@ impl Database<'_> {
     fn planned(&self, body: &Map<String, Value>, partition: Option<&str>) -> CouchResult<Planned> {
         let partitioned_db = self.meta()?.partitioned;
         let q = FindQuery::parse(body)?;
-        let mut indexes = self.json_indexes()?;
+        let (mut indexes, mut texts) = self.mango_indexes()?;
         indexes.retain(|i| i.partitioned == partition.is_some());
-        let mut texts = self.text_indexes()?;
         texts.retain(|t| t.partitioned == partition.is_some());
         let full_text = q.selector.fields().iter().any(|f| f == "$default");
         let planned = match text_plan(&q, &texts) {
