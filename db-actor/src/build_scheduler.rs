@@ -5,8 +5,8 @@
 //! (see [`crate::build_budget::Builds`]); if that is not enough it asks the
 //! scheduler for the view, waits, and runs again once a round has brought
 //! every view it waits for up to date. Each alarm runs one round: the
-//! wanted views first, then every auto-updated one, and sets another alarm
-//! while any is unfinished. The alarm and the timer are a [`BuildHost`], so
+//! wanted views if there are any (and another round after it), else every
+//! auto-updated one, and sets another alarm while any is unfinished. The alarm and the timer are a [`BuildHost`], so
 //! the whole hand-off runs natively.
 
 use crate::database::Database;
@@ -134,7 +134,8 @@ impl BuildScheduler {
             }
         }
         self.report(host, &name, &round.unfinished).await;
-        if !round.unfinished.is_empty() {
+        // A round of wanted views left the auto-updated ones to the next.
+        if !round.unfinished.is_empty() || !wanted.is_empty() {
             self.want(host, still).await?;
         }
         Ok(())

@@ -3,7 +3,7 @@
 
 use crate::build_budget::Builds;
 use crate::remote::RemoteBlobs;
-use crate::store::{Stats, Store};
+use crate::store::{Kept, Stats, Store};
 use serde_json::{json, Value};
 use shared::config::{Limits, DEFAULT_REVS_LIMIT};
 use shared::doc::IncomingDoc;
@@ -15,6 +15,13 @@ use shared::sql::{in_transaction, Sql};
 use shared::user::UserCtx;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+
+/// What one actor's requests keep of its storage between them.
+#[derive(Default)]
+pub struct ActorCache {
+    meta: RefCell<Option<Rc<DbMeta>>>,
+    kept: Rc<Kept>,
+}
 
 /// The engine of one database: CouchDB semantics over a [`Store`].
 pub struct Database<'a> {
@@ -77,10 +84,12 @@ impl<'a> Database<'a> {
         self
     }
 
-    /// Keeps `meta` in `cache` across requests. Only for the one actor
-    /// that owns the storage: every change of `meta` goes through it.
-    pub fn with_cache(mut self, cache: &'a RefCell<Option<Rc<DbMeta>>>) -> Self {
-        self.shared = Some(cache);
+    /// Keeps `meta` and what the store keeps in `cache` across requests.
+    /// Only for the one actor that owns the storage: every change of
+    /// either goes through it.
+    pub fn with_cache(mut self, cache: &'a ActorCache) -> Self {
+        self.shared = Some(&cache.meta);
+        self.store.kept = cache.kept.clone();
         self
     }
 
@@ -100,7 +109,7 @@ impl<'a> Database<'a> {
             self.seq_advanced.set(self.seq_advanced.get() + advanced);
         } else {
             // What was read inside may describe writes now undone.
-            self.store.forget_design_seq();
+            self.store.forget_kept();
         }
         done
     }

@@ -168,7 +168,10 @@ function __nouveau_index(args) {
 }
 // Many documents in one call (an array's JSON): per document, the rows it
 // emitted (or, `indexing`, the fields it indexed) or what it threw. Each
-// document starts with a fresh step budget.
+// document starts with a fresh step budget. The answers are encoded in one
+// `JSON.stringify` (a call per document cost more than the encoding); if
+// that throws (a cyclic or BigInt value emitted), each is encoded alone,
+// and the one that cannot be becomes its document's error.
 function __many(i, docsJson, indexing, nouveau) {
   var docs = JSON.parse(docsJson), out = new Array(docs.length);
   __nouveau = !!nouveau;
@@ -176,11 +179,18 @@ function __many(i, docsJson, indexing, nouveau) {
     __host_fresh_budget();
     var got = [];
     if (indexing) __indexed = got; else __emitted = got;
-    try { __fns[i](docs[d]); out[d] = JSON.stringify({ok: got}); }
-    catch (e) { out[d] = __thrown(e); }
+    try { __fns[i](docs[d]); out[d] = {ok: got}; }
+    catch (e) { out[d] = JSON.parse(__thrown(e)); }
     finally { __emitted = null; __indexed = null; docs[d] = null; }
   }
-  return "{\"ok\":[" + out.join(",") + "]}";
+  __host_fresh_budget();
+  try { return JSON.stringify({ok: out}); }
+  catch (_) {
+    for (var d = 0; d < out.length; d++) {
+      try { out[d] = JSON.stringify(out[d]); } catch (e) { out[d] = __thrown(e); }
+    }
+    return "{\"ok\":[" + out.join(",") + "]}";
+  }
 }
 function __map_many(i, docsJson) { return __many(i, docsJson, false); }
 function __index_many(i, docsJson) { return __many(i, docsJson, true, false); }
@@ -734,6 +744,16 @@ mod tests {
             .unwrap()
             .contains("undefined"));
         assert_eq!(out[2], Ok(vec![(json!([2]), json!("c"))]));
+        // A value JSON cannot encode fails its own document, not the batch.
+        let (e, f) = compiled(
+            "function (doc) { var v = doc.n; if (doc.cyclic) { v = {}; v.self = v; } emit(doc.n, v); }",
+        );
+        let out = e
+            .map_many(f, r#"[{"n":1},{"n":2,"cyclic":true},{"n":3}]"#)
+            .unwrap();
+        assert_eq!(out[0], Ok(vec![(json!(1), json!(1))]));
+        assert_eq!(out[1].as_ref().unwrap_err()["name"], json!("TypeError"));
+        assert_eq!(out[2], Ok(vec![(json!(3), json!(3))]));
         // Each document gets a whole step budget: together these run far
         // past one call's, alone each is within it.
         let (e, f) = compiled(

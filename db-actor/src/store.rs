@@ -45,9 +45,11 @@ use shared::doc::is_design;
 use shared::error::{CouchError, CouchResult};
 use shared::rev::Rev;
 use shared::rev_tree::RevTree;
+use shared::sql::json_rows::{Cell as JsonCell, JsonRows};
 use shared::sql::{Row, Sql, Value, MAX_BOUND_PARAMS, MAX_VALUE_BYTES};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Bytes per stored body part: below the platform's per-value limit with
 /// room for the row's other columns.
@@ -162,6 +164,18 @@ impl DocRecord {
     }
 }
 
+/// Values a store read and keeps until it writes them (or a transaction
+/// that may have rolls back): asked by most requests, they change only
+/// through this store.
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// [`Store::design_seq`]: asked once per document written (by
+    /// `validate_doc_update`), it changes only with a design document.
+    design_seq: Cell<Option<u64>>,
+    /// [`Store::stats`]: read by every write and most queries.
+    stats: Cell<Option<Stats>>,
+}
+
 /// The counters kept in `stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -174,6 +188,9 @@ pub struct Stats {
 /// Upserting a document's row: the columns, then (after the rows) what a
 /// row for an existing id changes.
 const SAVE_DOC: &str = "INSERT INTO docs (id, seq, rev, deleted, tree)";
+/// The rows of [`Store::doc_rows`], in `SAVE_DOC`'s columns.
+const DOC_ROWS: &str = "SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
+     unhex(j.value ->> 4) FROM json_each(?) j";
 const SAVE_DOC_CONFLICT: &str = "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, \
      rev = excluded.rev, deleted = excluded.deleted, tree = excluded.tree";
 
@@ -186,10 +203,9 @@ pub struct Store<'a> {
     /// Records and bodies a read-only request of many documents read
     /// ahead (see [`Store::read_ahead`]); `None` reads each when asked.
     reads: RefCell<Option<ReadAhead>>,
-    /// [`Store::design_seq`] as last read: asked once per document of a
-    /// bulk write (by `validate_doc_update`), it changes only when a
-    /// design document is written.
-    design_seq: Cell<Option<u64>>,
+    /// What it read and keeps, shared with the actor's later requests
+    /// (see [`crate::database::ActorCache`]).
+    pub(crate) kept: Rc<Kept>,
 }
 
 /// What [`Store::read_ahead`] and [`Store::read_ahead_bodies`] found:
@@ -266,7 +282,7 @@ impl<'a> Store<'a> {
             sql,
             pending: RefCell::new(None),
             reads: RefCell::new(None),
-            design_seq: Cell::new(None),
+            kept: Rc::default(),
         }
     }
 
@@ -288,12 +304,11 @@ impl<'a> Store<'a> {
     fn records_of(&self, ids: &[&str]) -> CouchResult<HashMap<String, Option<DocRecord>>> {
         let mut found: HashMap<String, Option<DocRecord>> =
             ids.iter().map(|&id| (id.to_string(), None)).collect();
-        for chunk in ids.chunks(MAX_BOUND_PARAMS - 1) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let params: Vec<Value> = chunk.iter().map(|&id| id.into()).collect();
+        for (list, _) in id_list(ids) {
             for row in self.sql.query(
-                &format!("SELECT id, seq, rev, deleted, tree FROM docs WHERE id IN ({marks})"),
-                &params,
+                "SELECT id, seq, rev, deleted, tree FROM docs \
+                 WHERE id IN (SELECT value FROM json_each(?))",
+                &[list.into()],
             )? {
                 let rec = Self::record_from_row(row)?;
                 found.insert(rec.id.clone(), Some(rec));
@@ -376,17 +391,12 @@ impl<'a> Store<'a> {
     /// [`Self::write_bodies`]); the rows it inserted are counted, so a row
     /// found there after all is an error, not a silent loss.
     fn insert_new_docs(&self, recs: &[DocRecord]) -> CouchResult<()> {
-        for chunk in recs.chunks(MAX_BOUND_PARAMS / 5) {
-            let marks = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            let params: Vec<Value> = chunk.iter().flat_map(Self::doc_params).collect();
+        for (rows, count) in Self::doc_rows(recs) {
             let inserted = self.sql.query(
-                &format!(
-                    "INSERT OR IGNORE INTO docs (id, seq, rev, deleted, tree) VALUES {marks} \
-                     RETURNING 1"
-                ),
-                &params,
+                &format!("INSERT OR IGNORE INTO docs (id, seq, rev, deleted, tree) {DOC_ROWS} RETURNING 1"),
+                &[rows.into()],
             )?;
-            if inserted.len() != chunk.len() {
+            if inserted.len() != count {
                 return Err(CouchError::internal(
                     "a new document's row or sequence was taken",
                 ));
@@ -427,12 +437,11 @@ impl<'a> Store<'a> {
 
     /// Upserts document rows, several per statement.
     fn write_docs(&self, recs: &[DocRecord]) -> CouchResult<()> {
-        for chunk in recs.chunks(MAX_BOUND_PARAMS / 5) {
-            let marks = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            let params: Vec<Value> = chunk.iter().flat_map(Self::doc_params).collect();
+        for (rows, _) in Self::doc_rows(recs) {
+            // `WHERE true` tells the upsert's `ON CONFLICT` from a join's `ON`.
             self.sql.exec(
-                &format!("{SAVE_DOC} VALUES {marks} {SAVE_DOC_CONFLICT}"),
-                &params,
+                &format!("{SAVE_DOC} {DOC_ROWS} WHERE true {SAVE_DOC_CONFLICT}"),
+                &[rows.into()],
             )?;
         }
         Ok(())
@@ -448,7 +457,7 @@ impl<'a> Store<'a> {
     /// Drops and recreates every table: the database is gone and a
     /// recreation starts empty.
     pub fn wipe(&self) -> CouchResult<()> {
-        self.forget_design_seq();
+        self.forget_kept();
         crate::search_store::SearchStore { sql: self.sql }.drop_all()?;
         for t in TABLES.iter().chain(crate::search_store::TABLES) {
             self.sql.exec(&format!("DROP TABLE IF EXISTS {t}"), &[])?;
@@ -514,7 +523,7 @@ impl<'a> Store<'a> {
     /// The last sequence at which any design document changed (0 if none
     /// ever existed): what caches of design documents are keyed by.
     pub fn design_seq(&self) -> CouchResult<u64> {
-        if let Some(seq) = self.design_seq.get() {
+        if let Some(seq) = self.kept.design_seq.get() {
             return Ok(seq);
         }
         let row = self.sql.query_row(
@@ -522,14 +531,21 @@ impl<'a> Store<'a> {
             &[],
         )?;
         let seq = row.map_or(0, |r| int(&r, 0));
-        self.design_seq.set(Some(seq));
+        self.kept.design_seq.set(Some(seq));
         Ok(seq)
     }
 
     /// Forgets the remembered [`Self::design_seq`]: a design document
-    /// changed, or a transaction that may have changed one rolled back.
+    /// changed.
     pub fn forget_design_seq(&self) {
-        self.design_seq.set(None);
+        self.kept.design_seq.set(None);
+    }
+
+    /// Forgets everything [`Kept`]: a transaction that may have changed
+    /// it rolled back, or the tables are gone.
+    pub fn forget_kept(&self) {
+        self.kept.design_seq.set(None);
+        self.kept.stats.set(None);
     }
 
     fn touched(&self, id: &str) {
@@ -539,16 +555,21 @@ impl<'a> Store<'a> {
     }
 
     pub fn stats(&self) -> CouchResult<Stats> {
+        if let Some(stats) = self.kept.stats.get() {
+            return Ok(stats);
+        }
         let row = self.sql.query_row(
             "SELECT update_seq, doc_count, doc_del_count, body_bytes FROM stats WHERE id = 0",
             &[],
         )?;
-        Ok(row.map_or_else(Stats::default, |r| Stats {
+        let stats = row.map_or_else(Stats::default, |r| Stats {
             update_seq: int(&r, 0),
             doc_count: int(&r, 1),
             doc_del_count: int(&r, 2),
             body_bytes: int(&r, 3),
-        }))
+        });
+        self.kept.stats.set(Some(stats));
+        Ok(stats)
     }
 
     pub fn save_stats(&self, s: &Stats) -> CouchResult<()> {
@@ -564,6 +585,7 @@ impl<'a> Store<'a> {
                 s.body_bytes.into(),
             ],
         )?;
+        self.kept.stats.set(Some(*s));
         Ok(())
     }
 
@@ -608,14 +630,20 @@ impl<'a> Store<'a> {
         self.write_docs(std::slice::from_ref(rec))
     }
 
-    fn doc_params(rec: &DocRecord) -> [Value; 5] {
-        [
-            rec.id.as_str().into(),
-            rec.seq.into(),
-            rec.winner.to_string().into(),
-            rec.deleted.into(),
-            rec.tree.to_bytes().into(),
-        ]
+    /// Document rows as [`DOC_ROWS`] reads them.
+    fn doc_rows(recs: &[DocRecord]) -> Vec<(String, usize)> {
+        let mut rows = JsonRows::new();
+        for rec in recs {
+            let (winner, tree) = (rec.winner.to_string(), rec.tree.to_bytes());
+            rows.push(&[
+                rec.id.as_str().into(),
+                rec.seq.into(),
+                winner.as_str().into(),
+                rec.deleted.into(),
+                tree.as_slice().into(),
+            ]);
+        }
+        rows.finish()
     }
 
     /// Removes a document's row (its bodies are the caller's to delete).
@@ -1100,12 +1128,12 @@ impl<'a> Store<'a> {
             let ids: Vec<&str> = rows.iter().map(|(id, _)| *id).collect();
             // Named: SQLite's planner may otherwise scan the whole index
             // by primary-key prefix, which made index builds quadratic.
-            self.exec_per_docs(idx, &ids, |marks| {
-                format!(
-                    "DELETE FROM mango_rows INDEXED BY mango_rows_by_doc \
-                     WHERE idx = ? AND doc_id IN ({marks})"
-                )
-            })?;
+            self.exec_per_docs(
+                idx,
+                &ids,
+                "DELETE FROM mango_rows INDEXED BY mango_rows_by_doc \
+                 WHERE idx = ? AND doc_id IN (SELECT value FROM json_each(?))",
+            )?;
         }
         let kept: Vec<(&str, &Vec<u8>)> = rows
             .iter()
@@ -1118,15 +1146,15 @@ impl<'a> Store<'a> {
                 fits
             })
             .collect();
-        for chunk in kept.chunks(MAX_BOUND_PARAMS / 3) {
-            let marks = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-            let params: Vec<Value> = chunk
-                .iter()
-                .flat_map(|(id, key)| [idx.into(), (*key).clone().into(), (*id).into()])
-                .collect();
+        let mut batch = JsonRows::new();
+        for (id, key) in kept {
+            batch.push(&[key.as_slice().into(), id.into()]);
+        }
+        for (rows, _) in batch.finish() {
             self.sql.exec(
-                &format!("INSERT OR IGNORE INTO mango_rows (idx, key, doc_id) VALUES {marks}"),
-                &params,
+                "INSERT OR IGNORE INTO mango_rows (idx, key, doc_id) \
+                 SELECT ?, unhex(j.value ->> 0), j.value ->> 1 FROM json_each(?) j",
+                &[idx.into(), rows.into()],
             )?;
         }
         Ok(())
@@ -1267,12 +1295,12 @@ impl<'a> Store<'a> {
             self.note_reduction_rows(idx, doc_ids)?;
         }
         // Named, as for `mango_rows`.
-        let gone = self.exec_per_docs(idx, doc_ids, |marks| {
-            format!(
-                "DELETE FROM view_rows INDEXED BY view_rows_by_doc \
-                 WHERE idx = ? AND doc_id IN ({marks}) RETURNING 1"
-            )
-        })?;
+        let gone = self.exec_per_docs(
+            idx,
+            doc_ids,
+            "DELETE FROM view_rows INDEXED BY view_rows_by_doc \
+             WHERE idx = ? AND doc_id IN (SELECT value FROM json_each(?)) RETURNING 1",
+        )?;
         self.add_view_count(idx, -(gone as i64))
     }
 
@@ -1287,22 +1315,14 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Runs a statement on `idx` and documents `doc_ids`, once per 99 of
-    /// them (the platform's 100 parameters): `sql` gets the placeholders
-    /// of one chunk's ids. Returns how many rows the statements returned
-    /// (for one with `RETURNING`).
-    fn exec_per_docs(
-        &self,
-        idx: i64,
-        doc_ids: &[&str],
-        sql: impl Fn(&str) -> String,
-    ) -> CouchResult<u64> {
+    /// Runs a statement on `idx` and documents `doc_ids`: `sql` binds
+    /// the index, then a list of ids (see [`id_list`]), once per list.
+    /// Returns how many rows the statements returned (for one with
+    /// `RETURNING`).
+    fn exec_per_docs(&self, idx: i64, doc_ids: &[&str], sql: &str) -> CouchResult<u64> {
         let mut returned = 0;
-        for chunk in doc_ids.chunks(MAX_BOUND_PARAMS - 1) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut params: Vec<Value> = vec![idx.into()];
-            params.extend(chunk.iter().map(|&id| id.into()));
-            returned += self.sql.query(&sql(&marks), &params)?.len() as u64;
+        for (list, _) in id_list(doc_ids) {
+            returned += self.sql.query(sql, &[idx.into(), list.into()])?.len() as u64;
         }
         Ok(returned)
     }
@@ -1313,7 +1333,6 @@ impl<'a> Store<'a> {
     /// first, so no row is there already: `OR IGNORE` only spares SQLite
     /// the statement journal (see [`Self::write_bodies`]).
     pub fn insert_view_rows(&self, idx: i64, rows: &[(i64, ViewRow)]) -> CouchResult<()> {
-        const COLUMNS: usize = 6;
         let kept: Vec<&(i64, ViewRow)> = rows
             .iter()
             .filter(|(_, r)| {
@@ -1324,25 +1343,22 @@ impl<'a> Store<'a> {
                 size <= INDEX_ROW_BYTES
             })
             .collect();
-        for chunk in kept.chunks(MAX_BOUND_PARAMS / COLUMNS) {
-            let marks = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-
-            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * COLUMNS);
-            for (n, r) in chunk {
-                params.extend([
-                    idx.into(),
-                    r.sort_key.clone().into(),
-                    r.doc_id.as_str().into(),
-                    (*n).into(),
-                    r.key.as_str().into(),
-                    r.value.as_str().into(),
-                ]);
-            }
+        let mut batch = JsonRows::new();
+        for (n, r) in &kept {
+            batch.push(&[
+                r.sort_key.as_slice().into(),
+                r.doc_id.as_str().into(),
+                (*n).into(),
+                r.key.as_str().into(),
+                r.value.as_str().into(),
+            ]);
+        }
+        for (rows, _) in batch.finish() {
             self.sql.exec(
-                &format!(
-                    "INSERT OR IGNORE INTO view_rows (idx, key, doc_id, n, key_json, value_json) VALUES {marks}"
-                ),
-                &params,
+                "INSERT OR IGNORE INTO view_rows (idx, key, doc_id, n, key_json, value_json) \
+                 SELECT ?, unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, \
+                 j.value ->> 4 FROM json_each(?) j",
+                &[idx.into(), rows.into()],
             )?;
         }
         self.add_view_count(idx, kept.len() as i64)?;
@@ -1412,8 +1428,11 @@ impl<'a> Store<'a> {
         let mut sql =
             format!("SELECT COUNT(*), NULL, NULL, NULL, NULL FROM view_rows WHERE idx = ?{cond}");
         if let Some(next) = next {
-            let (page, more) = Self::view_page_sql(idx, next, None, 0, 1);
-            sql.push_str(&format!(" UNION ALL SELECT * FROM ({page})"));
+            // `LIMIT 1` written out: a bound limit in this subquery made
+            // SQLite prepare the statement again on every run (a third of
+            // a grouped query's time, which runs one per group).
+            let (page, more) = Self::view_page_select(idx, next, None);
+            sql.push_str(&format!(" UNION ALL SELECT * FROM ({page} LIMIT 1)"));
             params.extend(more);
         }
         let mut rows = self.sql.query(&sql, &params)?.into_iter();
@@ -1429,6 +1448,19 @@ impl<'a> Store<'a> {
         offset: u64,
         limit: u64,
     ) -> (String, Vec<Value>) {
+        let (mut sql, mut params) = Self::view_page_select(idx, range, after);
+        sql.push_str(" LIMIT ? OFFSET ?");
+        params.push(limit.min(i64::MAX as u64).into());
+        params.push(offset.into());
+        (sql, params)
+    }
+
+    /// [`Self::view_page_sql`] without its limit.
+    fn view_page_select(
+        idx: i64,
+        range: &ViewRange,
+        after: Option<&ViewPos>,
+    ) -> (String, Vec<Value>) {
         // Past `after`, a row inside the range, the start bound adds
         // nothing; kept, SQLite seeks from it instead of from `after` and
         // every page re-reads the rows of the pages before it.
@@ -1443,11 +1475,9 @@ impl<'a> Store<'a> {
         }
         let sql = format!(
             "SELECT key, doc_id, key_json, value_json, n FROM view_rows WHERE idx = ?{cond} \
-             ORDER BY key {order}, doc_id {order}, n {order} LIMIT ? OFFSET ?"
+             ORDER BY key {order}, doc_id {order}, n {order}"
         );
         params.insert(0, idx.into());
-        params.push(limit.min(i64::MAX as u64).into());
-        params.push(offset.into());
         (sql, params)
     }
 
@@ -1570,14 +1600,14 @@ impl Store<'_> {
     /// Notes the current rows of documents `doc_ids` as changed, for each
     /// of the view's trees (before their rows go, and after new ones come).
     pub fn note_reduction_rows(&self, idx: i64, doc_ids: &[&str]) -> CouchResult<()> {
-        self.exec_per_docs(idx, doc_ids, |marks| {
-            format!(
-                "INSERT OR IGNORE INTO reductions_dirty (tree, key, doc_id, n) \
-                 SELECT t.id, r.key, r.doc_id, r.n FROM reduction_trees t \
-                 JOIN view_rows r INDEXED BY view_rows_by_doc ON r.idx = t.idx \
-                 WHERE t.idx = ? AND r.doc_id IN ({marks})"
-            )
-        })?;
+        self.exec_per_docs(
+            idx,
+            doc_ids,
+            "INSERT OR IGNORE INTO reductions_dirty (tree, key, doc_id, n) \
+             SELECT t.id, r.key, r.doc_id, r.n FROM reduction_trees t \
+             JOIN view_rows r INDEXED BY view_rows_by_doc ON r.idx = t.idx \
+             WHERE t.idx = ? AND r.doc_id IN (SELECT value FROM json_each(?))",
+        )?;
         Ok(())
     }
 
@@ -1605,21 +1635,20 @@ impl Store<'_> {
 
     /// Which of `positions` are rows of the index now.
     pub fn view_rows_exist(&self, idx: i64, positions: &[ViewPos]) -> CouchResult<Vec<ViewPos>> {
+        let mut batch = JsonRows::new();
+        for p in positions {
+            batch.push(&pos_cells(p));
+        }
         let mut out = Vec::new();
-        for chunk in positions.chunks((MAX_BOUND_PARAMS - 1) / 3) {
-            let marks = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-            let mut params: Vec<Value> = vec![idx.into()];
-            for p in chunk {
-                params.extend(pos_params(p));
-            }
+        for (rows, _) in batch.finish() {
             out.extend(
                 self.sql
                     .query(
                         &format!(
                             "SELECT key, doc_id, n FROM view_rows WHERE idx = ? \
-                             AND (key, doc_id, n) IN (VALUES {marks})"
+                             AND (key, doc_id, n) IN (SELECT {POS_CELLS} FROM json_each(?) j)"
                         ),
-                        &params,
+                        &[idx.into(), rows.into()],
                     )?
                     .into_iter()
                     .map(pos_from_row),
@@ -1641,19 +1670,18 @@ impl Store<'_> {
 
     /// Writes block reductions: `(level, start, reduction JSON)`.
     pub fn put_reductions(&self, tree: i64, blocks: &[(i64, ViewPos, String)]) -> CouchResult<()> {
-        for chunk in blocks.chunks(MAX_BOUND_PARAMS / 6) {
-            let marks = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 6);
-            for (level, p, red) in chunk {
-                params.extend([tree.into(), (*level).into()]);
-                params.extend(pos_params(p));
-                params.push(red.as_str().into());
-            }
+        let mut batch = JsonRows::new();
+        for (level, p, red) in blocks {
+            let [key, id, n] = pos_cells(p);
+            batch.push(&[key, id, n, (*level).into(), red.as_str().into()]);
+        }
+        for (rows, _) in batch.finish() {
             self.sql.exec(
                 &format!(
-                    "INSERT OR REPLACE INTO reductions (tree, level, key, doc_id, n, red) VALUES {marks}"
+                    "INSERT OR REPLACE INTO reductions (key, doc_id, n, tree, level, red) \
+                     SELECT {POS_CELLS}, ?, j.value ->> 3, j.value ->> 4 FROM json_each(?) j"
                 ),
-                &params,
+                &[tree.into(), rows.into()],
             )?;
         }
         Ok(())
@@ -1799,6 +1827,27 @@ impl Store<'_> {
         let (lo, hi) = if range.descending { (b, a) } else { (a, b) };
         Ok(lo.zip(hi))
     }
+}
+
+/// A position as the first cells of a [`JsonRows`] row, which
+/// [`POS_CELLS`] reads back.
+fn pos_cells(p: &ViewPos) -> [JsonCell<'_>; 3] {
+    [
+        p.key.as_slice().into(),
+        p.doc_id.as_str().into(),
+        p.n.into(),
+    ]
+}
+
+const POS_CELLS: &str = "unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2";
+
+/// Document ids as lists for `IN (SELECT value FROM json_each(?))`.
+fn id_list(ids: &[&str]) -> Vec<(String, usize)> {
+    let mut list = JsonRows::new();
+    for &id in ids {
+        list.push(&[id.into()]);
+    }
+    list.finish()
 }
 
 fn pos_params(p: &ViewPos) -> [Value; 3] {

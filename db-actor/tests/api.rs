@@ -629,12 +629,7 @@ fn changes_filtered_by_selector_and_design() {
 #[test]
 fn system_databases_are_created_on_first_use() {
     for name in ["_users", "_replicator"] {
-        let db = Db {
-            sql: shared::sqlite::SqliteSql::memory(),
-            limits: shared::config::Limits::default(),
-            remote: None,
-        };
-        db.engine().store.init_schema().unwrap();
+        let db = Db::empty();
         let (status, v) = db.json("GET", &format!("/{name}/nope"), None);
         assert_eq!(
             (status, v["reason"].as_str()),
@@ -872,4 +867,35 @@ fn a_new_documents_row_found_at_flush_fails_the_write() {
     assert_eq!(e.status, 500, "{e:?}");
     // Nothing of the buffered write replaced the row that was there.
     assert_eq!(engine.store.load_doc("x").unwrap().unwrap().seq, 7);
+}
+
+/// The counters are kept between requests, as the actor keeps them: a
+/// transaction that rolls back leaves them as storage has them.
+#[test]
+fn kept_counters_follow_a_rolled_back_transaction() {
+    let db = Db::new();
+    assert_eq!(db.json("PUT", "/db/a", Some(json!({"x": 1}))).0, 201);
+    let engine = db.engine();
+    let before = engine.store.stats().unwrap();
+    let undone: Result<(), shared::error::CouchError> = engine.transact(|| {
+        let mut s = engine.store.stats()?;
+        s.update_seq += 5;
+        s.doc_count += 5;
+        engine.store.save_stats(&s)?;
+        Err(shared::error::CouchError::internal("stop"))
+    });
+    assert!(undone.is_err());
+    assert_eq!(db.engine().store.stats().unwrap(), before);
+    let (_, info) = db.json("GET", "/db", None);
+    assert_eq!(
+        (
+            info["doc_count"].as_u64(),
+            info["update_seq"]
+                .as_str()
+                .map(|s| s.split('-').next().unwrap().to_string())
+        ),
+        (Some(1), Some("1".to_string()))
+    );
+    assert_eq!(db.json("PUT", "/db/b", Some(json!({"x": 1}))).0, 201);
+    assert_eq!(db.json("GET", "/db", None).1["doc_count"], json!(2));
 }

@@ -8,7 +8,7 @@ use super::runtime::{bucket_from_env, now_secs, Host, Ws, R2};
 use crate::actor::{Actor, Announce};
 use crate::bucket_sync::BucketSync;
 use crate::build_scheduler::BuildScheduler;
-use crate::database::DbMeta;
+use crate::database::ActorCache;
 use crate::feed::{ChangeSource, FeedHost};
 use crate::reply::Reply;
 use crate::subscriptions;
@@ -35,9 +35,9 @@ use worker::{
 struct Inner {
     state: State,
     sql: DoSql,
-    /// The database's meta, kept between requests (this actor makes every
+    /// What requests read of storage and keep (this actor makes every
     /// change to it).
-    meta: RefCell<Option<std::rc::Rc<DbMeta>>>,
+    cache: ActorCache,
     env: Env,
     limits: Limits,
     users: UsersConfig,
@@ -64,7 +64,7 @@ impl Inner {
     }
 
     fn db_with(&self, limits: Limits) -> Database<'_> {
-        let db = Database::new(&self.sql, limits).with_cache(&self.meta);
+        let db = Database::new(&self.sql, limits).with_cache(&self.cache);
         match &self.bucket {
             Some(sync) => db.with_remote(&sync.remote),
             None => db,
@@ -216,7 +216,7 @@ impl DurableObject for DbActor {
             stats_pending: Cell::new(false),
             builds: BuildScheduler::default(),
             bucket,
-            meta: RefCell::new(None),
+            cache: ActorCache::default(),
             state,
         };
         if let Err(e) = inner.db().store.init_schema() {

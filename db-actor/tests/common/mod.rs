@@ -3,6 +3,7 @@
 
 use db_actor::api;
 use db_actor::bucket_sync::{Bucket, BucketSync};
+use db_actor::database::ActorCache;
 use db_actor::feed;
 use db_actor::reply::Reply;
 use db_actor::Database;
@@ -27,6 +28,8 @@ pub struct Db {
     pub limits: Limits,
     /// Set to keep large attachment contents in a bucket.
     pub remote: Option<BucketSync<MemoryBucket>>,
+    /// Kept between requests, as the actor keeps it.
+    pub cache: ActorCache,
 }
 
 impl Db {
@@ -52,6 +55,7 @@ impl Db {
             sql: SqliteSql::memory(),
             limits: Limits::default(),
             remote: None,
+            cache: ActorCache::default(),
         };
         db.engine().store.init_schema().unwrap();
         db
@@ -76,7 +80,7 @@ impl Db {
     }
 
     pub fn engine(&self) -> Database<'_> {
-        let db = Database::new(&self.sql, self.limits);
+        let db = Database::new(&self.sql, self.limits).with_cache(&self.cache);
         match &self.remote {
             Some(r) => db.with_remote(&r.remote),
             None => db,
