@@ -304,15 +304,10 @@ impl<'a> Store<'a> {
     fn records_of(&self, ids: &[&str]) -> CouchResult<HashMap<String, Option<DocRecord>>> {
         let mut found: HashMap<String, Option<DocRecord>> =
             ids.iter().map(|&id| (id.to_string(), None)).collect();
-        for (list, _) in id_list(ids) {
-            for row in self.sql.query(
-                "SELECT id, seq, rev, deleted, tree FROM docs \
-                 WHERE id IN (SELECT value FROM json_each(?))",
-                &[list.into()],
-            )? {
-                let rec = Self::record_from_row(row)?;
-                found.insert(rec.id.clone(), Some(rec));
-            }
+        let select = "SELECT id, seq, rev, deleted, tree FROM docs WHERE id IN {ids}";
+        for row in self.exec_per_ids(&[], ids, select)? {
+            let rec = Self::record_from_row(row)?;
+            found.insert(rec.id.clone(), Some(rec));
         }
         Ok(found)
     }
@@ -391,16 +386,17 @@ impl<'a> Store<'a> {
     /// [`Self::write_bodies`]); the rows it inserted are counted, so a row
     /// found there after all is an error, not a silent loss.
     fn insert_new_docs(&self, recs: &[DocRecord]) -> CouchResult<()> {
-        for (rows, count) in Self::doc_rows(recs) {
-            let inserted = self.sql.query(
-                &format!("INSERT OR IGNORE INTO docs (id, seq, rev, deleted, tree) {DOC_ROWS} RETURNING 1"),
-                &[rows.into()],
-            )?;
-            if inserted.len() != count {
-                return Err(CouchError::internal(
-                    "a new document's row or sequence was taken",
-                ));
-            }
+        let insert = "INSERT OR IGNORE INTO docs (id, seq, rev, deleted, tree)";
+        let inserted = self.exec_json_rows(
+            &format!("{insert} {DOC_ROWS} RETURNING 1"),
+            &format!("{insert} VALUES (?, ?, ?, ?, ?) RETURNING 1"),
+            &[],
+            Self::doc_rows(recs),
+        )?;
+        if inserted.len() != recs.len() {
+            return Err(CouchError::internal(
+                "a new document's row or sequence was taken",
+            ));
         }
         Ok(())
     }
@@ -437,13 +433,13 @@ impl<'a> Store<'a> {
 
     /// Upserts document rows, several per statement.
     fn write_docs(&self, recs: &[DocRecord]) -> CouchResult<()> {
-        for (rows, _) in Self::doc_rows(recs) {
-            // `WHERE true` tells the upsert's `ON CONFLICT` from a join's `ON`.
-            self.sql.exec(
-                &format!("{SAVE_DOC} {DOC_ROWS} WHERE true {SAVE_DOC_CONFLICT}"),
-                &[rows.into()],
-            )?;
-        }
+        // `WHERE true` tells the upsert's `ON CONFLICT` from a join's `ON`.
+        self.exec_json_rows(
+            &format!("{SAVE_DOC} {DOC_ROWS} WHERE true {SAVE_DOC_CONFLICT}"),
+            &format!("{SAVE_DOC} VALUES (?, ?, ?, ?, ?) {SAVE_DOC_CONFLICT}"),
+            &[],
+            Self::doc_rows(recs),
+        )?;
         Ok(())
     }
 
@@ -631,19 +627,18 @@ impl<'a> Store<'a> {
     }
 
     /// Document rows as [`DOC_ROWS`] reads them.
-    fn doc_rows(recs: &[DocRecord]) -> Vec<(String, usize)> {
-        let mut rows = JsonRows::new();
-        for rec in recs {
-            let (winner, tree) = (rec.winner.to_string(), rec.tree.to_bytes());
-            rows.push(&[
-                rec.id.as_str().into(),
-                rec.seq.into(),
-                winner.as_str().into(),
-                rec.deleted.into(),
-                tree.as_slice().into(),
-            ]);
-        }
-        rows.finish()
+    fn doc_rows(recs: &[DocRecord]) -> Vec<Vec<Value>> {
+        recs.iter()
+            .map(|rec| {
+                vec![
+                    rec.id.as_str().into(),
+                    rec.seq.into(),
+                    rec.winner.to_string().into(),
+                    rec.deleted.into(),
+                    rec.tree.to_bytes().into(),
+                ]
+            })
+            .collect()
     }
 
     /// Removes a document's row (its bodies are the caller's to delete).
@@ -1132,7 +1127,7 @@ impl<'a> Store<'a> {
                 idx,
                 &ids,
                 "DELETE FROM mango_rows INDEXED BY mango_rows_by_doc \
-                 WHERE idx = ? AND doc_id IN (SELECT value FROM json_each(?))",
+                 WHERE idx = ? AND doc_id IN {ids}",
             )?;
         }
         let kept: Vec<(&str, &Vec<u8>)> = rows
@@ -1146,17 +1141,15 @@ impl<'a> Store<'a> {
                 fits
             })
             .collect();
-        let mut batch = JsonRows::new();
-        for (id, key) in kept {
-            batch.push(&[key.as_slice().into(), id.into()]);
-        }
-        for (rows, _) in batch.finish() {
-            self.sql.exec(
-                "INSERT OR IGNORE INTO mango_rows (idx, key, doc_id) \
-                 SELECT ?, unhex(j.value ->> 0), j.value ->> 1 FROM json_each(?) j",
-                &[idx.into(), rows.into()],
-            )?;
-        }
+        self.exec_json_rows(
+            "INSERT OR IGNORE INTO mango_rows (idx, key, doc_id) \
+             SELECT ?, unhex(j.value ->> 0), j.value ->> 1 FROM json_each(?) j",
+            "INSERT OR IGNORE INTO mango_rows (idx, key, doc_id) VALUES (?, ?, ?)",
+            &[idx.into()],
+            kept.into_iter()
+                .map(|(id, key)| vec![key.clone().into(), id.into()])
+                .collect(),
+        )?;
         Ok(())
     }
 
@@ -1299,7 +1292,7 @@ impl<'a> Store<'a> {
             idx,
             doc_ids,
             "DELETE FROM view_rows INDEXED BY view_rows_by_doc \
-             WHERE idx = ? AND doc_id IN (SELECT value FROM json_each(?)) RETURNING 1",
+             WHERE idx = ? AND doc_id IN {ids} RETURNING 1",
         )?;
         self.add_view_count(idx, -(gone as i64))
     }
@@ -1315,16 +1308,51 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Runs a statement on `idx` and documents `doc_ids`: `sql` binds
-    /// the index, then a list of ids (see [`id_list`]), once per list.
-    /// Returns how many rows the statements returned (for one with
-    /// `RETURNING`).
+    /// Runs a statement on `idx` and documents `doc_ids` (see
+    /// [`Self::exec_per_ids`]). Returns how many rows the statements
+    /// returned (for one with `RETURNING`).
     fn exec_per_docs(&self, idx: i64, doc_ids: &[&str], sql: &str) -> CouchResult<u64> {
-        let mut returned = 0;
-        for (list, _) in id_list(doc_ids) {
-            returned += self.sql.query(sql, &[idx.into(), list.into()])?.len() as u64;
+        Ok(self.exec_per_ids(&[idx.into()], doc_ids, sql)?.len() as u64)
+    }
+
+    /// Runs `template` over `ids`, whose `{ids}` becomes a list of them
+    /// read from one JSON parameter (after `head`), or one bound id for an
+    /// id too long for that.
+    fn exec_per_ids(&self, head: &[Value], ids: &[&str], template: &str) -> CouchResult<Vec<Row>> {
+        self.exec_json_rows(
+            &template.replace("{ids}", "(SELECT value FROM json_each(?))"),
+            &template.replace("{ids}", "(?)"),
+            head,
+            ids.iter().map(|&id| vec![id.into()]).collect(),
+        )
+    }
+
+    /// Runs `batched` once per JSON batch of `rows` (see
+    /// [`shared::sql::json_rows`]), bound after `head`, and `single` for
+    /// each row too long for one batch, its cells bound after `head`: the
+    /// rows every statement returned.
+    fn exec_json_rows(
+        &self,
+        batched: &str,
+        single: &str,
+        head: &[Value],
+        rows: Vec<Vec<Value>>,
+    ) -> CouchResult<Vec<Row>> {
+        let mut out = Vec::new();
+        let mut batch = JsonRows::new();
+        for row in rows {
+            let cells: Vec<JsonCell<'_>> = row.iter().map(JsonCell::from).collect();
+            if !batch.push(&cells) {
+                let params: Vec<Value> = head.iter().cloned().chain(row).collect();
+                out.extend(self.sql.query(single, &params)?);
+            }
         }
-        Ok(returned)
+        for (text, _) in batch.finish() {
+            let mut params = head.to_vec();
+            params.push(text.into());
+            out.extend(self.sql.query(batched, &params)?);
+        }
+        Ok(out)
     }
 
     /// Adds rows to a view index: `(n, row)` with `n` the emit's position
@@ -1343,24 +1371,26 @@ impl<'a> Store<'a> {
                 size <= INDEX_ROW_BYTES
             })
             .collect();
-        let mut batch = JsonRows::new();
-        for (n, r) in &kept {
-            batch.push(&[
-                r.sort_key.as_slice().into(),
-                r.doc_id.as_str().into(),
-                (*n).into(),
-                r.key.as_str().into(),
-                r.value.as_str().into(),
-            ]);
-        }
-        for (rows, _) in batch.finish() {
-            self.sql.exec(
-                "INSERT OR IGNORE INTO view_rows (idx, key, doc_id, n, key_json, value_json) \
-                 SELECT ?, unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, j.value ->> 3, \
-                 j.value ->> 4 FROM json_each(?) j",
-                &[idx.into(), rows.into()],
-            )?;
-        }
+        let insert = "INSERT OR IGNORE INTO view_rows (idx, key, doc_id, n, key_json, value_json)";
+        self.exec_json_rows(
+            &format!(
+                "{insert} SELECT ?, unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2, \
+                 j.value ->> 3, j.value ->> 4 FROM json_each(?) j"
+            ),
+            &format!("{insert} VALUES (?, ?, ?, ?, ?, ?)"),
+            &[idx.into()],
+            kept.iter()
+                .map(|(n, r)| {
+                    vec![
+                        r.sort_key.clone().into(),
+                        r.doc_id.as_str().into(),
+                        (*n).into(),
+                        r.key.as_str().into(),
+                        r.value.as_str().into(),
+                    ]
+                })
+                .collect(),
+        )?;
         self.add_view_count(idx, kept.len() as i64)?;
         if !kept.is_empty() && !self.reduction_trees(idx)?.is_empty() {
             let mut ids: Vec<&str> = kept.iter().map(|(_, r)| r.doc_id.as_str()).collect();
@@ -1606,7 +1636,7 @@ impl Store<'_> {
             "INSERT OR IGNORE INTO reductions_dirty (tree, key, doc_id, n) \
              SELECT t.id, r.key, r.doc_id, r.n FROM reduction_trees t \
              JOIN view_rows r INDEXED BY view_rows_by_doc ON r.idx = t.idx \
-             WHERE t.idx = ? AND r.doc_id IN (SELECT value FROM json_each(?))",
+             WHERE t.idx = ? AND r.doc_id IN {ids}",
         )?;
         Ok(())
     }
@@ -1635,26 +1665,17 @@ impl Store<'_> {
 
     /// Which of `positions` are rows of the index now.
     pub fn view_rows_exist(&self, idx: i64, positions: &[ViewPos]) -> CouchResult<Vec<ViewPos>> {
-        let mut batch = JsonRows::new();
-        for p in positions {
-            batch.push(&pos_cells(p));
-        }
-        let mut out = Vec::new();
-        for (rows, _) in batch.finish() {
-            out.extend(
-                self.sql
-                    .query(
-                        &format!(
-                            "SELECT key, doc_id, n FROM view_rows WHERE idx = ? \
-                             AND (key, doc_id, n) IN (SELECT {POS_CELLS} FROM json_each(?) j)"
-                        ),
-                        &[idx.into(), rows.into()],
-                    )?
-                    .into_iter()
-                    .map(pos_from_row),
-            );
-        }
-        Ok(out)
+        let select = "SELECT key, doc_id, n FROM view_rows WHERE idx = ? AND (key, doc_id, n)";
+        Ok(self
+            .exec_json_rows(
+                &format!("{select} IN (SELECT {POS_CELLS} FROM json_each(?) j)"),
+                &format!("{select} = (?, ?, ?)"),
+                &[idx.into()],
+                positions.iter().map(|p| pos_params(p).to_vec()).collect(),
+            )?
+            .into_iter()
+            .map(pos_from_row)
+            .collect())
     }
 
     /// How many blocks a tree has at a level.
@@ -1670,20 +1691,23 @@ impl Store<'_> {
 
     /// Writes block reductions: `(level, start, reduction JSON)`.
     pub fn put_reductions(&self, tree: i64, blocks: &[(i64, ViewPos, String)]) -> CouchResult<()> {
-        let mut batch = JsonRows::new();
-        for (level, p, red) in blocks {
-            let [key, id, n] = pos_cells(p);
-            batch.push(&[key, id, n, (*level).into(), red.as_str().into()]);
-        }
-        for (rows, _) in batch.finish() {
-            self.sql.exec(
-                &format!(
-                    "INSERT OR REPLACE INTO reductions (key, doc_id, n, tree, level, red) \
-                     SELECT {POS_CELLS}, ?, j.value ->> 3, j.value ->> 4 FROM json_each(?) j"
-                ),
-                &[tree.into(), rows.into()],
-            )?;
-        }
+        self.exec_json_rows(
+            &format!(
+                "INSERT OR REPLACE INTO reductions (key, doc_id, n, tree, level, red) \
+                 SELECT {POS_CELLS}, ?, j.value ->> 3, j.value ->> 4 FROM json_each(?) j"
+            ),
+            "INSERT OR REPLACE INTO reductions (tree, key, doc_id, n, level, red) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+            &[tree.into()],
+            blocks
+                .iter()
+                .map(|(level, p, red)| {
+                    let mut row = pos_params(p).to_vec();
+                    row.extend([(*level).into(), red.as_str().into()]);
+                    row
+                })
+                .collect(),
+        )?;
         Ok(())
     }
 
@@ -1829,26 +1853,8 @@ impl Store<'_> {
     }
 }
 
-/// A position as the first cells of a [`JsonRows`] row, which
-/// [`POS_CELLS`] reads back.
-fn pos_cells(p: &ViewPos) -> [JsonCell<'_>; 3] {
-    [
-        p.key.as_slice().into(),
-        p.doc_id.as_str().into(),
-        p.n.into(),
-    ]
-}
-
+/// A position as [`pos_params`] writes it, read from a [`JsonRows`] row.
 const POS_CELLS: &str = "unhex(j.value ->> 0), j.value ->> 1, j.value ->> 2";
-
-/// Document ids as lists for `IN (SELECT value FROM json_each(?))`.
-fn id_list(ids: &[&str]) -> Vec<(String, usize)> {
-    let mut list = JsonRows::new();
-    for &id in ids {
-        list.push(&[id.into()]);
-    }
-    list.finish()
-}
 
 fn pos_params(p: &ViewPos) -> [Value; 3] {
     [p.key.clone().into(), p.doc_id.as_str().into(), p.n.into()]

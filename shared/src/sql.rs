@@ -363,8 +363,21 @@ pub mod json_rows {
     pub enum Cell<'a> {
         Null,
         Int(i64),
+        Real(f64),
         Text(&'a str),
         Blob(&'a [u8]),
+    }
+
+    impl<'a> From<&'a super::Value> for Cell<'a> {
+        fn from(v: &'a super::Value) -> Self {
+            match v {
+                super::Value::Null => Cell::Null,
+                super::Value::Integer(i) => Cell::Int(*i),
+                super::Value::Real(f) => Cell::Real(*f),
+                super::Value::Text(s) => Cell::Text(s),
+                super::Value::Blob(b) => Cell::Blob(b),
+            }
+        }
     }
 
     impl<'a> From<&'a str> for Cell<'a> {
@@ -403,6 +416,18 @@ pub mod json_rows {
         }
     }
 
+    impl From<Cell<'_>> for super::Value {
+        fn from(c: Cell<'_>) -> Self {
+            match c {
+                Cell::Null => super::Value::Null,
+                Cell::Int(i) => super::Value::Integer(i),
+                Cell::Real(f) => super::Value::Real(f),
+                Cell::Text(s) => super::Value::Text(s.to_string()),
+                Cell::Blob(b) => super::Value::Blob(b.to_vec()),
+            }
+        }
+    }
+
     /// Batches of rows, each a JSON array of at most [`BATCH_BYTES`].
     #[derive(Debug, Default)]
     pub struct JsonRows {
@@ -417,8 +442,10 @@ pub mod json_rows {
         }
 
         /// Adds a row; a batch that would grow past the limit is closed
-        /// first, and the row starts the next.
-        pub fn push(&mut self, cells: &[Cell<'_>]) {
+        /// first, and the row starts the next. False, and left out, for a
+        /// row whose text alone would be more than one value may hold:
+        /// the caller binds its cells instead.
+        pub fn push(&mut self, cells: &[Cell<'_>]) -> bool {
             let start = self.text.len();
             self.text.push(if self.rows == 0 { b'[' } else { b',' });
             let bare = cells.len() == 1;
@@ -434,6 +461,10 @@ pub mod json_rows {
             if !bare {
                 self.text.push(b']');
             }
+            if self.text.len() - start + 2 > super::MAX_VALUE_BYTES {
+                self.text.truncate(start);
+                return false;
+            }
             if self.rows > 0 && self.text.len() + 1 > BATCH_BYTES {
                 let row = self.text.split_off(start + 1);
                 self.text.truncate(start);
@@ -442,6 +473,7 @@ pub mod json_rows {
                 self.text.extend(row);
             }
             self.rows += 1;
+            true
         }
 
         fn close(&mut self) {
@@ -465,6 +497,8 @@ pub mod json_rows {
         match cell {
             Cell::Null => out.extend_from_slice(b"null"),
             Cell::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            Cell::Real(f) if f.is_finite() => out.extend_from_slice(format!("{f:?}").as_bytes()),
+            Cell::Real(_) => out.extend_from_slice(b"null"),
             Cell::Text(s) => serde_json::to_writer(&mut *out, s).expect("a string encodes"),
             Cell::Blob(b) => {
                 out.reserve(b.len() * 2 + 2);
@@ -523,6 +557,16 @@ pub mod json_rows {
                 }
             }
             assert_eq!(seen, 3000);
+        }
+
+        #[test]
+        fn a_row_too_long_for_one_value_is_left_to_the_caller() {
+            let huge = vec![7u8; crate::sql::MAX_VALUE_BYTES / 2 + 1];
+            let mut rows = JsonRows::new();
+            assert!(rows.push(&[Cell::Int(1)]));
+            assert!(!rows.push(&[Cell::Blob(&huge), Cell::Int(2)]));
+            assert!(rows.push(&[Cell::Int(3)]));
+            assert_eq!(rows.finish(), vec![("[1,3]".to_string(), 2)]);
         }
     }
 }
